@@ -1,0 +1,132 @@
+//! What travels through a queue: the job plus what the runtime needs to know about it.
+
+use std::any::Any;
+use std::fmt;
+
+/// A job's identity within one pool (in-memory backends) or one queue (Redis).
+///
+/// In-memory pools number jobs from 1 in submission order; durable backends assign
+/// their own ids. `JobId(0)` means "no id was assigned".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A job in a queue, with its id, its attempt number and, for in-process queues, the
+/// place its result goes.
+///
+/// Backends carry envelopes untouched: what was pushed is what a consumer receives
+/// (same `job`, `id`, `attempt` and `reply`). Durable backends cannot carry a
+/// [`Reply`] across processes: they drop it on push, so the submitter's handle reports
+/// that the result is not available here, and they assign `id` and `attempt` from
+/// their own records.
+#[derive(Debug)]
+pub struct Envelope<J> {
+    /// The job itself.
+    pub job: J,
+    /// The job's id.
+    pub id: JobId,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// Where the job's result goes, if someone is waiting for it.
+    pub reply: Option<Reply>,
+}
+
+impl<J> Envelope<J> {
+    /// An envelope for a first attempt, with no id and no reply.
+    pub fn new(job: J) -> Self {
+        Envelope {
+            job,
+            id: JobId::default(),
+            attempt: 1,
+            reply: None,
+        }
+    }
+
+    /// Sets the id.
+    #[must_use]
+    pub fn with_id(mut self, id: JobId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets the reply.
+    #[must_use]
+    pub fn with_reply(mut self, reply: Reply) -> Self {
+        self.reply = Some(reply);
+        self
+    }
+}
+
+/// A one-shot, type-erased place to put a job's result.
+///
+/// The runtime creates it with the receiving end of its own channel inside; queues only
+/// carry it. Dropping a `Reply` without sending tells the waiting side that no result
+/// will come.
+pub struct Reply(Box<dyn FnOnce(&mut dyn Any) + Send>);
+
+impl Reply {
+    /// Creates a reply from a function that receives the value as `&mut Option<T>`
+    /// behind `&mut dyn Any` (see [`Reply::send`]).
+    pub fn new(deliver: impl FnOnce(&mut dyn Any) + Send + 'static) -> Self {
+        Reply(Box::new(deliver))
+    }
+
+    /// Sends `value`. The function given to [`Reply::new`] sees `&mut Option<T>` and
+    /// takes the value out of it; a function expecting another type leaves it, and
+    /// the value is dropped.
+    pub fn send<T: 'static>(self, value: T) {
+        let mut slot = Some(value);
+        (self.0)(&mut slot);
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn reply_delivers_a_value_of_the_expected_type() {
+        let got = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&got);
+        let reply = Reply::new(move |value: &mut dyn Any| {
+            if let Some(slot) = value.downcast_mut::<Option<u32>>() {
+                *sink.lock().unwrap() = slot.take();
+            }
+        });
+        reply.send(7_u32);
+        assert_eq!(*got.lock().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn reply_ignores_a_value_of_another_type() {
+        let got = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&got);
+        let reply = Reply::new(move |value: &mut dyn Any| {
+            if let Some(slot) = value.downcast_mut::<Option<u32>>() {
+                *sink.lock().unwrap() = slot.take();
+            }
+        });
+        reply.send("not a u32");
+        assert_eq!(*got.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn envelope_defaults_to_first_attempt() {
+        let envelope = Envelope::new("job").with_id(JobId(3));
+        assert_eq!(envelope.attempt, 1);
+        assert_eq!(envelope.id.to_string(), "#3");
+        assert!(envelope.reply.is_none());
+    }
+}

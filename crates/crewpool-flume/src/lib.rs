@@ -1,0 +1,198 @@
+//! A crewpool queue on a [flume](https://docs.rs/flume) channel.
+//!
+//! The simple, predictable backend: one multi-producer, multi-consumer channel, FIFO,
+//! bounded (backpressure: producers wait for room) or unbounded. Every worker's
+//! [`Consumer`] is a clone of the channel's receiver, so an idle worker takes the next
+//! job as soon as one is pushed; there is no stealing and no local state to lose.
+//!
+//! # Example
+//!
+//! ```
+//! use crewpool_core::{Consumer, Envelope, Queue, TryPush};
+//! use crewpool_flume::FlumeQueue;
+//!
+//! # tokio_test_block_on(async {
+//! let queue = FlumeQueue::bounded(2);
+//! queue.push(Envelope::new("a")).await.unwrap();
+//! queue.try_push(Envelope::new("b")).unwrap();
+//! assert!(queue.try_push(Envelope::new("c")).unwrap_err().is_full());
+//!
+//! queue.close();
+//! let mut consumer = queue.consumer().unwrap();
+//! assert_eq!(consumer.next().await.unwrap().envelope.job, "a");
+//! assert_eq!(consumer.next().await.unwrap().envelope.job, "b");
+//! assert!(consumer.next().await.is_none());
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! # Closing
+//!
+//! flume has no explicit close; a channel disconnects when its last sender goes. The
+//! queue keeps the one sender that pushes clone, and [`close`](Queue::close) drops it.
+//! A push that was already waiting for room holds its own clone, so it completes (the
+//! job is accepted, and the channel stays open until it lands), and consumers see the
+//! end only once the channel is disconnected *and* empty: nothing accepted is lost.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crewpool_core::{
+    Consumer, Envelope, Handover, PushError, Queue, QueueError, Received, TryPush, TryPushError,
+};
+use flume::{Receiver, Sender};
+
+/// A queue on a flume channel. See the [crate docs](crate).
+pub struct FlumeQueue<J> {
+    /// The sender pushes go through; `None` once closed.
+    sender: Mutex<Option<Sender<Envelope<J>>>>,
+    receiver: Receiver<Envelope<J>>,
+    /// Mirrors `sender.is_none()` for a lock-free `is_closed`.
+    closed: AtomicBool,
+}
+
+impl<J: Send + 'static> FlumeQueue<J> {
+    /// A queue holding at most `capacity` jobs; pushes wait for room beyond that.
+    ///
+    /// A capacity of 0 makes a rendezvous queue: a push completes only when a
+    /// consumer takes the job.
+    pub fn bounded(capacity: usize) -> Self {
+        Self::from_channel(flume::bounded(capacity))
+    }
+
+    /// A queue with no bound: pushes never wait (memory is the limit).
+    pub fn unbounded() -> Self {
+        Self::from_channel(flume::unbounded())
+    }
+
+    fn from_channel((sender, receiver): (Sender<Envelope<J>>, Receiver<Envelope<J>>)) -> Self {
+        FlumeQueue {
+            sender: Mutex::new(Some(sender)),
+            receiver,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn sender(&self) -> MutexGuard<'_, Option<Sender<Envelope<J>>>> {
+        // A panic while holding this lock cannot leave the Option half-written.
+        self.sender.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<J: Send + 'static> Queue for FlumeQueue<J> {
+    type Job = J;
+    type Consumer = FlumeConsumer<J>;
+
+    fn push(
+        &self,
+        envelope: Envelope<J>,
+    ) -> impl Future<Output = Result<(), PushError<Envelope<J>>>> + Send {
+        // Fast path under the lock without cloning the sender; only a push that has to
+        // wait takes its own clone (see "Closing" in the crate docs).
+        let waiting = match self.sender().as_ref() {
+            None => Err(PushError::Closed(envelope)),
+            Some(sender) => match sender.try_send(envelope) {
+                Ok(()) => Ok(None),
+                Err(flume::TrySendError::Full(envelope)) => Ok(Some((sender.clone(), envelope))),
+                Err(flume::TrySendError::Disconnected(envelope)) => {
+                    Err(PushError::Closed(envelope))
+                }
+            },
+        };
+        async move {
+            match waiting? {
+                None => Ok(()),
+                Some((sender, envelope)) => sender
+                    .send_async(envelope)
+                    .await
+                    .map_err(|error| PushError::Closed(error.into_inner())),
+            }
+        }
+    }
+
+    fn consumer(&self) -> Result<FlumeConsumer<J>, QueueError> {
+        Ok(FlumeConsumer {
+            receiver: self.receiver.clone(),
+        })
+    }
+
+    fn depth(&self) -> usize {
+        self.receiver.len()
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        self.receiver.capacity()
+    }
+
+    fn close(&self) {
+        let sender = self.sender().take();
+        self.closed.store(true, Ordering::Release);
+        drop(sender);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<J: Send + 'static> TryPush for FlumeQueue<J> {
+    fn try_push(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
+        match self.sender().as_ref() {
+            None => Err(TryPushError::Closed(envelope)),
+            Some(sender) => sender.try_send(envelope).map_err(|error| match error {
+                flume::TrySendError::Full(envelope) => TryPushError::Full(envelope),
+                flume::TrySendError::Disconnected(envelope) => TryPushError::Closed(envelope),
+            }),
+        }
+    }
+}
+
+impl<J> fmt::Debug for FlumeQueue<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlumeQueue")
+            .field("depth", &self.receiver.len())
+            .field("capacity", &self.receiver.capacity())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// One worker's end of a [`FlumeQueue`]: a clone of the channel's receiver.
+pub struct FlumeConsumer<J> {
+    receiver: Receiver<Envelope<J>>,
+}
+
+impl<J: Send + 'static> Consumer for FlumeConsumer<J> {
+    type Job = J;
+    type Delivery = Handover;
+
+    fn next(&mut self) -> impl Future<Output = Option<Received<J, Handover>>> + Send {
+        // flume's receive future is cancel safe: its waker registration carries no
+        // message, and dropping it passes a pending wake-up on to another receiver.
+        let receive = self.receiver.recv_async();
+        async move { receive.await.ok().map(received) }
+    }
+
+    fn try_next(&mut self) -> Option<Received<J, Handover>> {
+        self.receiver.try_recv().ok().map(received)
+    }
+}
+
+fn received<J>(envelope: Envelope<J>) -> Received<J, Handover> {
+    Received {
+        envelope,
+        delivery: Handover,
+    }
+}
+
+impl<J> fmt::Debug for FlumeConsumer<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlumeConsumer")
+            .field("depth", &self.receiver.len())
+            .finish()
+    }
+}

@@ -1,0 +1,63 @@
+//! The backend conformance suite on flume queues, bounded and unbounded.
+
+use crewpool_core::testkit;
+use crewpool_flume::FlumeQueue;
+
+#[tokio::test]
+async fn delivers_what_was_pushed() {
+    testkit::delivers_what_was_pushed(FlumeQueue::bounded(4)).await;
+    testkit::delivers_what_was_pushed(FlumeQueue::unbounded()).await;
+}
+
+#[test]
+fn backpressure_by_hand() {
+    testkit::backpressure_by_hand(FlumeQueue::bounded(1));
+    testkit::backpressure_by_hand(FlumeQueue::bounded(3));
+}
+
+#[test]
+fn try_push_gives_job_back() {
+    testkit::try_push_gives_job_back(FlumeQueue::bounded(3));
+    testkit::try_push_gives_job_back(FlumeQueue::unbounded());
+}
+
+#[tokio::test]
+async fn close_and_drain() {
+    testkit::close_and_drain(FlumeQueue::bounded(16)).await;
+    testkit::close_and_drain(FlumeQueue::unbounded()).await;
+}
+
+#[test]
+fn wakes_waiting_consumers_by_hand() {
+    testkit::wakes_waiting_consumers_by_hand(FlumeQueue::bounded(2));
+    testkit::wakes_waiting_consumers_by_hand(FlumeQueue::unbounded());
+}
+
+#[tokio::test]
+async fn next_is_cancel_safe() {
+    testkit::next_is_cancel_safe(FlumeQueue::bounded(2)).await;
+    testkit::next_is_cancel_safe(FlumeQueue::unbounded()).await;
+}
+
+#[tokio::test]
+async fn dropping_a_consumer_loses_nothing() {
+    testkit::dropping_a_consumer_loses_nothing(FlumeQueue::bounded(8)).await;
+    testkit::dropping_a_consumer_loses_nothing(FlumeQueue::unbounded()).await;
+}
+
+#[tokio::test]
+async fn nothing_lost_or_duplicated() {
+    testkit::nothing_lost_or_duplicated(FlumeQueue::bounded(4), 3, 4, 500).await;
+    testkit::nothing_lost_or_duplicated(FlumeQueue::unbounded(), 3, 4, 500).await;
+}
+
+#[test]
+fn nothing_lost_or_duplicated_threaded() {
+    testkit::nothing_lost_or_duplicated_threaded(FlumeQueue::bounded(8), 2, 3, 20_000);
+    testkit::nothing_lost_or_duplicated_threaded(FlumeQueue::unbounded(), 2, 3, 20_000);
+}
+
+#[tokio::test]
+async fn settle() {
+    testkit::settle(FlumeQueue::bounded(4)).await;
+}
