@@ -1,2 +1,64 @@
-//! crewpool: placeholder facade, filled in below.
-pub use crewpool_core as core;
+//! crewpool: a worker pool with pluggable queues.
+//!
+//! A fixed crew of workers takes jobs from a queue, with bounded buffering
+//! (backpressure), per-job results, panic isolation, queue-depth statistics and a
+//! graceful shutdown that loses nothing. The queue is pluggable; pick a backend by
+//! feature:
+//!
+//! | feature | module | queue |
+//! |---|---|---|
+//! | `flume` (default) | [`flume`] | a bounded or unbounded flume channel |
+//!
+//! This crate only re-exports: the traits from `crewpool-core`, the [`Pool`] from
+//! `crewpool-runtime`, and one module per backend.
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "flume")]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use crewpool::PoolBuilder;
+//! use crewpool::flume::FlumeQueue;
+//!
+//! let pool = PoolBuilder::new()
+//!     .workers(10)
+//!     .queue(FlumeQueue::bounded(100))
+//!     .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n * n) })?;
+//!
+//! let mut handles = Vec::new();
+//! for n in 0..1000 {
+//!     handles.push(pool.submit(n).await?); // waits while the queue is full
+//! }
+//! let mut sum = 0;
+//! for handle in handles {
+//!     sum += handle.await?;
+//! }
+//! let report = pool.shutdown().await; // graceful: every accepted job has run
+//! assert!(report.is_complete());
+//! assert_eq!(sum, (0..1000).map(|n| n * n).sum());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "flume"))]
+//! # fn main() {}
+//! ```
+//!
+//! See the [`PoolBuilder`] for where workers run (tokio tasks, or dedicated threads for
+//! CPU-bound jobs) and [`Pool`] for submitting and shutting down.
+
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub use crewpool_core::{
+    BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, JobContext, JobId, PushError,
+    Queue, QueueError, Received, Reply, Spawn, SpawnError, TryPush, TryPushError, WithContext,
+    Worker, with_context,
+};
+pub use crewpool_runtime::{
+    BuildError, JobError, JobHandle, JobResult, Outcome, Pool, PoolBuilder, Results,
+    ShutdownReport, Stats, SubmitError, SubmitTimeoutError, TrySubmitError,
+};
+
+/// The flume channel backend (`crewpool-flume`).
+#[cfg(feature = "flume")]
+pub mod flume {
+    pub use crewpool_flume::{FlumeConsumer, FlumeQueue};
+}

@@ -1,8 +1,9 @@
 //! One worker's view of a queue.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use crate::{Delivery, Envelope};
+use crate::{Delivery, Envelope, TryPushError};
 
 /// A job received from a queue: the envelope, and the [`Delivery`] that settles its fate.
 #[derive(Debug)]
@@ -42,10 +43,27 @@ pub trait Consumer: Send + 'static {
     /// # Cancel safety
     ///
     /// Cancel safe: see the trait contract.
-    fn next(
-        &mut self,
-    ) -> impl Future<Output = Option<Received<Self::Job, Self::Delivery>>> + Send;
+    fn next(&mut self) -> impl Future<Output = Option<Received<Self::Job, Self::Delivery>>> + Send;
 
     /// Takes a job that is available right now, without waiting.
     fn try_next(&mut self) -> Option<Received<Self::Job, Self::Delivery>>;
+
+    /// Where jobs running on this consumer's worker put the sub-jobs they spawn
+    /// (fork-join), if this backend supports spawning. Backends with per-worker queues
+    /// return a spawner onto this consumer's own queue, where idle peers steal from;
+    /// the default is `None` (spawning is refused as unsupported).
+    fn spawner(&self) -> Option<Arc<dyn Spawn<Self::Job>>> {
+        None
+    }
+}
+
+/// Adds sub-jobs from a running job without waiting; see [`Consumer::spawner`].
+pub trait Spawn<J>: Send + Sync + 'static {
+    /// Adds `envelope` if there is room right now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPushError::Full`] when the backend has no room, [`TryPushError::Closed`]
+    /// when it no longer accepts jobs from running ones; the envelope comes back.
+    fn spawn(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>>;
 }

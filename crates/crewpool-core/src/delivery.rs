@@ -70,7 +70,11 @@ impl Delivery for Handover {
         ready(Ok(()))
     }
 
-    fn retry(self, _delay: Duration, _reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
+    fn retry(
+        self,
+        _delay: Duration,
+        _reason: &str,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
         ready(Ok(()))
     }
 

@@ -67,7 +67,10 @@ impl<J> Envelope<J> {
 /// The runtime creates it with the receiving end of its own channel inside; queues only
 /// carry it. Dropping a `Reply` without sending tells the waiting side that no result
 /// will come.
-pub struct Reply(Box<dyn FnOnce(&mut dyn Any) + Send>);
+pub struct Reply(Box<Deliver>);
+
+/// The function inside a [`Reply`].
+type Deliver = dyn FnOnce(&mut dyn Any) + Send;
 
 impl Reply {
     /// Creates a reply from a function that receives the value as `&mut Option<T>`

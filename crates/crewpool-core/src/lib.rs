@@ -73,6 +73,8 @@
 //! functions that check a queue keeps the contract written on [`Queue`], [`Consumer`]
 //! and [`Delivery`]. Every backend in this workspace runs it.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod consumer;
 mod delivery;
 mod envelope;
@@ -83,7 +85,7 @@ mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use consumer::{Consumer, Received};
+pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
 pub use envelope::{Envelope, JobId, Reply};
 pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};

@@ -102,4 +102,15 @@ pub trait TryPush: Queue {
         &self,
         envelope: Envelope<Self::Job>,
     ) -> Result<(), TryPushError<Envelope<Self::Job>>>;
+
+    /// Completes when the queue has room or is closed; pending while it is full.
+    ///
+    /// Room is a hint: another producer may take it first, so callers loop on
+    /// [`try_push`](TryPush::try_push). This is how a push with a timeout gets its job
+    /// back: the job never enters a future that might be dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it holds no job.
+    fn ready(&self) -> impl Future<Output = ()> + Send;
 }

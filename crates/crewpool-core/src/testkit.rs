@@ -19,6 +19,9 @@
 //! }
 //! ```
 
+// The suite's job is to panic with a message when a backend breaks a promise.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::pin::pin;
 use std::sync::Mutex;
@@ -139,6 +142,12 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
         "push on a full queue must wait"
     );
     assert_eq!(counter.wakes(), 0, "nothing freed room yet");
+    let (ready_counter, ready_waker) = CountingWaker::new();
+    let mut ready = pin!(queue.ready());
+    assert!(
+        poll_once(ready.as_mut(), &ready_waker).is_pending(),
+        "ready() on a full queue must wait"
+    );
 
     let mut consumer = consumer(&queue);
     let first = consumer.try_next().expect("a full queue has a job to take");
@@ -152,11 +161,65 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
         Poll::Pending => panic!("the waiting push did not complete once there was room"),
     }
     let mut jobs = vec![first.envelope.job];
+    let second = consumer.try_next().expect("the queue is full again");
+    jobs.push(second.envelope.job);
+    assert!(
+        ready_counter.wakes() >= 1,
+        "taking a job from a full queue must wake a waiting ready()"
+    );
+    assert!(
+        poll_once(ready.as_mut(), &ready_waker).is_ready(),
+        "ready() once there is room"
+    );
     while let Some(received) = consumer.try_next() {
         jobs.push(received.envelope.job);
     }
     jobs.sort_unstable();
-    assert_eq!(jobs, (0..=cap).collect::<Vec<_>>(), "every accepted job comes out once");
+    assert_eq!(
+        jobs,
+        (0..=cap).collect::<Vec<_>>(),
+        "every accepted job comes out once"
+    );
+
+    for job in 0..cap {
+        if let Err(error) = queue.try_push(envelope(job)) {
+            panic!("try_push {job} below capacity failed: {error}");
+        }
+    }
+    let (closed_counter, closed_waker) = CountingWaker::new();
+    let mut ready = pin!(queue.ready());
+    assert!(poll_once(ready.as_mut(), &closed_waker).is_pending());
+    queue.close();
+    assert!(
+        closed_counter.wakes() >= 1,
+        "close must wake a waiting ready()"
+    );
+    assert!(
+        poll_once(ready.as_mut(), &closed_waker).is_ready(),
+        "ready() on a closed queue"
+    );
+}
+
+/// When a consumer offers a [`Spawn`](crate::Spawn)er, what it spawns is delivered
+/// like any pushed job (exactly once, in-memory). Backends without one pass trivially.
+pub async fn spawned_jobs_are_delivered<Q: Queue<Job = u64>>(queue: Q) {
+    let mut consumer = consumer(&queue);
+    let Some(spawner) = consumer.spawner() else {
+        return;
+    };
+    for job in 0..10 {
+        if let Err(error) = spawner.spawn(envelope(job)) {
+            panic!("spawn {job} failed: {error}");
+        }
+    }
+    let jobs = take(&mut consumer, 10).await;
+    assert_eq!(
+        jobs,
+        (0..10).collect::<Vec<_>>(),
+        "spawned jobs are delivered"
+    );
+    queue.close();
+    assert!(consumer.next().await.is_none());
 }
 
 /// `try_push` hands the job back when the queue is closed (and when it is full, for
@@ -464,7 +527,10 @@ pub async fn settle<Q: Queue<Job = u64>>(queue: Q) {
     }
     push(&queue, 2).await;
     let received = consumer.next().await.expect("pushed");
-    assert_eq!(received.envelope.job, 2, "ack/dead-letter leave nothing behind");
+    assert_eq!(
+        received.envelope.job, 2,
+        "ack/dead-letter leave nothing behind"
+    );
     ack(received.delivery).await;
     queue.close();
     assert!(

@@ -58,7 +58,7 @@ pub trait Worker<J>: Send + Sync + 'static {
     /// What a successful job produces.
     type Output: Send + 'static;
     /// What a failed job produces.
-    type Error: fmt::Display + Send + 'static;
+    type Error: fmt::Display + fmt::Debug + Send + 'static;
 
     /// Runs one job.
     fn run(
@@ -73,7 +73,7 @@ where
     F: Fn(J) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send,
     T: Send + 'static,
-    E: fmt::Display + Send + 'static,
+    E: fmt::Display + fmt::Debug + Send + 'static,
 {
     type Output = T;
     type Error = E;
@@ -103,7 +103,7 @@ where
     F: Fn(J, JobContext<J>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send,
     T: Send + 'static,
-    E: fmt::Display + Send + 'static,
+    E: fmt::Display + fmt::Debug + Send + 'static,
 {
     type Output = T;
     type Error = E;

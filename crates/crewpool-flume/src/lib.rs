@@ -36,15 +36,19 @@
 //! job is accepted, and the channel stays open until it lands), and consumers see the
 //! end only once the channel is disconnected *and* empty: nothing accepted is lost.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crewpool_core::{
-    Consumer, Envelope, Handover, PushError, Queue, QueueError, Received, TryPush, TryPushError,
+    Consumer, Envelope, Handover, PushError, Queue, QueueError, Received, Spawn, TryPush,
+    TryPushError,
 };
-use flume::{Receiver, Sender};
+use event_listener::Event;
+use flume::{Receiver, Sender, WeakSender};
 
 /// A queue on a flume channel. See the [crate docs](crate).
 pub struct FlumeQueue<J> {
@@ -53,6 +57,9 @@ pub struct FlumeQueue<J> {
     receiver: Receiver<Envelope<J>>,
     /// Mirrors `sender.is_none()` for a lock-free `is_closed`.
     closed: AtomicBool,
+    /// Notified when a consumer takes a job or the queue closes, for
+    /// [`TryPush::ready`]; flume itself only wakes its own waiting senders.
+    room: Arc<Event>,
 }
 
 impl<J: Send + 'static> FlumeQueue<J> {
@@ -74,7 +81,12 @@ impl<J: Send + 'static> FlumeQueue<J> {
             sender: Mutex::new(Some(sender)),
             receiver,
             closed: AtomicBool::new(false),
+            room: Arc::new(Event::new()),
         }
+    }
+
+    fn has_room(&self) -> bool {
+        self.is_closed() || !self.receiver.is_full()
     }
 
     fn sender(&self) -> MutexGuard<'_, Option<Sender<Envelope<J>>>> {
@@ -117,6 +129,12 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
     fn consumer(&self) -> Result<FlumeConsumer<J>, QueueError> {
         Ok(FlumeConsumer {
             receiver: self.receiver.clone(),
+            room: Arc::clone(&self.room),
+            spawn: self.sender().as_ref().map(|sender| {
+                Arc::new(FlumeSpawner {
+                    sender: sender.downgrade(),
+                }) as Arc<dyn Spawn<J>>
+            }),
         })
     }
 
@@ -132,6 +150,7 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
         let sender = self.sender().take();
         self.closed.store(true, Ordering::Release);
         drop(sender);
+        self.room.notify(usize::MAX);
     }
 
     fn is_closed(&self) -> bool {
@@ -149,6 +168,18 @@ impl<J: Send + 'static> TryPush for FlumeQueue<J> {
             }),
         }
     }
+
+    async fn ready(&self) {
+        while !self.has_room() {
+            let listener = self.room.listen();
+            // Checked again after listening: a take between the check above and
+            // `listen` would otherwise be missed.
+            if self.has_room() {
+                return;
+            }
+            listener.await;
+        }
+    }
 }
 
 impl<J> fmt::Debug for FlumeQueue<J> {
@@ -164,6 +195,8 @@ impl<J> fmt::Debug for FlumeQueue<J> {
 /// One worker's end of a [`FlumeQueue`]: a clone of the channel's receiver.
 pub struct FlumeConsumer<J> {
     receiver: Receiver<Envelope<J>>,
+    room: Arc<Event>,
+    spawn: Option<Arc<dyn Spawn<J>>>,
 }
 
 impl<J: Send + 'static> Consumer for FlumeConsumer<J> {
@@ -174,18 +207,45 @@ impl<J: Send + 'static> Consumer for FlumeConsumer<J> {
         // flume's receive future is cancel safe: its waker registration carries no
         // message, and dropping it passes a pending wake-up on to another receiver.
         let receive = self.receiver.recv_async();
-        async move { receive.await.ok().map(received) }
+        let room = &self.room;
+        async move { receive.await.ok().map(|envelope| received(room, envelope)) }
     }
 
     fn try_next(&mut self) -> Option<Received<J, Handover>> {
-        self.receiver.try_recv().ok().map(received)
+        let envelope = self.receiver.try_recv().ok()?;
+        Some(received(&self.room, envelope))
+    }
+
+    fn spawner(&self) -> Option<Arc<dyn Spawn<J>>> {
+        self.spawn.clone()
     }
 }
 
-fn received<J>(envelope: Envelope<J>) -> Received<J, Handover> {
+fn received<J>(room: &Event, envelope: Envelope<J>) -> Received<J, Handover> {
+    // Cheap when nobody waits in `ready()`: a fence and a load.
+    room.notify(usize::MAX);
     Received {
         envelope,
         delivery: Handover,
+    }
+}
+
+/// Spawns sub-jobs onto the shared channel. It holds a weak sender so it never keeps a
+/// closed queue open: once the queue is closed and no push is in flight, spawning
+/// fails with `Closed`.
+struct FlumeSpawner<J> {
+    sender: WeakSender<Envelope<J>>,
+}
+
+impl<J: Send + 'static> Spawn<J> for FlumeSpawner<J> {
+    fn spawn(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
+        let Some(sender) = self.sender.upgrade() else {
+            return Err(TryPushError::Closed(envelope));
+        };
+        sender.try_send(envelope).map_err(|error| match error {
+            flume::TrySendError::Full(envelope) => TryPushError::Full(envelope),
+            flume::TrySendError::Disconnected(envelope) => TryPushError::Closed(envelope),
+        })
     }
 }
 

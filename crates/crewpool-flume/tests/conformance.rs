@@ -61,3 +61,9 @@ fn nothing_lost_or_duplicated_threaded() {
 async fn settle() {
     testkit::settle(FlumeQueue::bounded(4)).await;
 }
+
+#[tokio::test]
+async fn spawned_jobs_are_delivered() {
+    testkit::spawned_jobs_are_delivered(FlumeQueue::bounded(16)).await;
+    testkit::spawned_jobs_are_delivered(FlumeQueue::unbounded()).await;
+}

@@ -1,0 +1,187 @@
+//! How a job's result reaches whoever waits for it: a per-job [`JobHandle`], or the
+//! pool-wide [`Results`] stream.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crewpool_core::{JobId, Reply};
+use tokio::sync::oneshot;
+
+/// Why a job produced no output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError<E> {
+    /// The worker returned `Err`.
+    #[error("job failed: {0}")]
+    Failed(E),
+    /// The job panicked; the message is the panic's, when it was a string.
+    #[error("job panicked: {0}")]
+    Panicked(String),
+    /// The job was running when the pool was aborted or a shutdown deadline passed, and
+    /// was stopped.
+    #[error("job was interrupted by shutdown")]
+    Interrupted,
+    /// The job never ran: it was handed back by a shutdown (see
+    /// [`ShutdownReport::returned`](crate::ShutdownReport::returned)), or the pool's
+    /// runtime went away with it still queued.
+    #[error("job did not run")]
+    NotRun,
+    /// The queue is durable and shared: the job runs in whichever process takes it, and
+    /// its result stays there (see that pool's [`Results`]).
+    #[error("the result is not available to the submitter of a job on a durable queue")]
+    Unavailable,
+}
+
+impl<E> JobError<E> {
+    /// The worker's error, if the job failed with one.
+    pub fn into_failure(self) -> Option<E> {
+        match self {
+            JobError::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What a job came to.
+pub type Outcome<T, E> = Result<T, JobError<E>>;
+
+/// A handle to one submitted job: await it for the job's result.
+///
+/// Dropping the handle does not cancel the job; its result is then discarded.
+#[must_use = "a job handle does nothing unless awaited; use `spawn` for fire-and-forget jobs"]
+pub struct JobHandle<T, E> {
+    id: JobId,
+    state: HandleState<T, E>,
+}
+
+enum HandleState<T, E> {
+    Waiting(oneshot::Receiver<Outcome<T, E>>),
+    Unavailable,
+    Done,
+}
+
+impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
+    /// A handle and the [`Reply`] that completes it.
+    pub(crate) fn new(id: JobId) -> (Reply, Self) {
+        let (sender, receiver) = oneshot::channel::<Outcome<T, E>>();
+        let reply = Reply::new(move |value: &mut dyn Any| {
+            if let Some(outcome) = value
+                .downcast_mut::<Option<Outcome<T, E>>>()
+                .and_then(Option::take)
+            {
+                // The handle may have been dropped: then nobody wants the result.
+                let _ = sender.send(outcome);
+            }
+        });
+        let handle = JobHandle {
+            id,
+            state: HandleState::Waiting(receiver),
+        };
+        (reply, handle)
+    }
+
+    /// A handle for a job on a durable queue, whose result stays where it runs.
+    pub(crate) fn unavailable(id: JobId) -> Self {
+        JobHandle {
+            id,
+            state: HandleState::Unavailable,
+        }
+    }
+}
+
+impl<T, E> JobHandle<T, E> {
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+}
+
+impl<T, E> Future for JobHandle<T, E> {
+    type Output = Outcome<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
+        let outcome = match &mut self.state {
+            HandleState::Waiting(receiver) => match Pin::new(receiver).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(outcome)) => outcome,
+                // The reply was dropped unsent: the job was handed back or lost with
+                // its runtime.
+                Poll::Ready(Err(_)) => Err(JobError::NotRun),
+            },
+            HandleState::Unavailable => Err(JobError::Unavailable),
+            HandleState::Done => panic!("JobHandle polled after it completed"),
+        };
+        self.state = HandleState::Done;
+        Poll::Ready(outcome)
+    }
+}
+
+impl<T, E> fmt::Debug for JobHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").field("id", &self.id).finish()
+    }
+}
+
+/// One job's result, as the [`Results`] stream yields it.
+#[derive(Debug)]
+pub struct JobResult<T, E> {
+    /// Which job.
+    pub id: JobId,
+    /// What it came to.
+    pub outcome: Outcome<T, E>,
+}
+
+/// The pool-wide stream of results: the seed's "result queue".
+///
+/// It receives the outcome of every job that has no [`JobHandle`] waiting for it (jobs
+/// started with [`Pool::spawn`](crate::Pool::spawn), sub-jobs, and jobs from other
+/// producers of a durable queue). It is unbounded, so workers never wait on it, and
+/// it ends once every worker has stopped. Enable it with
+/// [`PoolBuilder::results`](crate::PoolBuilder::results).
+pub struct Results<T: 'static, E: 'static> {
+    stream: flume::r#async::RecvStream<'static, JobResult<T, E>>,
+}
+
+impl<T: 'static, E: 'static> Results<T, E> {
+    pub(crate) fn new(receiver: flume::Receiver<JobResult<T, E>>) -> Self {
+        Results {
+            stream: receiver.into_stream(),
+        }
+    }
+
+    /// Waits for the next result; `None` once every worker has stopped and all
+    /// results were read.
+    pub async fn recv(&mut self) -> Option<JobResult<T, E>> {
+        use futures_core::Stream;
+        std::future::poll_fn(|cx| Pin::new(&mut self.stream).poll_next(cx)).await
+    }
+
+    /// The number of results waiting to be read.
+    pub fn len(&self) -> usize {
+        self.stream.len()
+    }
+
+    /// Whether no result is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.stream.is_empty()
+    }
+}
+
+impl<T: 'static, E: 'static> futures_core::Stream for Results<T, E> {
+    type Item = JobResult<T, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+impl<T: 'static, E: 'static> fmt::Debug for Results<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Results")
+            .field("waiting", &self.stream.len())
+            .finish()
+    }
+}

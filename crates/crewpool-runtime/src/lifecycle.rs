@@ -1,0 +1,80 @@
+//! The pool's shutdown state machine.
+//!
+//! # States
+//!
+//! ```text
+//!   Open ──shutdown──▶ Draining ──deadline / abort──▶ Stopping
+//!     └───────────────────abort───────────────────────────▲
+//! ```
+//!
+//! - **Open**: submits are accepted; workers take jobs until the queue is closed.
+//! - **Draining**: the queue is closed (the caller closes it right after the
+//!   transition); workers finish everything accepted and leave when their consumer
+//!   says the queue is drained.
+//! - **Stopping**: the `stop` signal has fired. Workers start nothing new: a job they
+//!   receive is handed back unstarted, a running job is interrupted (its future
+//!   dropped) and reported, and they leave. What is still queued is collected by the
+//!   shutdown caller once every worker has left.
+//!
+//! The state only moves forward (`fetch_max`). `live` counts workers still in their
+//! loop; shutdown waits for it to reach zero, which it always does: a worker leaves
+//! when its consumer returns `None` (closed and drained) or when `stop` fires, and it
+//! waits on both at once.
+//!
+//! # Races
+//!
+//! - *Submit vs. shutdown*: a submit checks `is_open` and then pushes; the queue's own
+//!   close decides the race (a push either is accepted before close, and so delivered,
+//!   or fails with `Closed` and hands the job back). The state check only makes the
+//!   common case fail fast.
+//! - *A job finishing vs. stop*: the worker polls the job before the stop signal, so a
+//!   job that completes in the same poll as `stop` fires is reported done, never both
+//!   done and interrupted; one that does not is interrupted. Each job ends up in exactly
+//!   one of: finished, interrupted, handed back.
+
+use crate::loom::{AtomicU8, Ordering};
+use crate::signal::{Latch, Signal};
+
+const OPEN: u8 = 0;
+const DRAINING: u8 = 1;
+const STOPPING: u8 = 2;
+
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    state: AtomicU8,
+    /// Fired on entering Stopping.
+    pub(crate) stop: Signal,
+    /// Workers still in their loop.
+    pub(crate) live: Latch,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(workers: usize) -> Self {
+        Lifecycle {
+            state: AtomicU8::new(OPEN),
+            stop: Signal::new(),
+            live: Latch::new(workers),
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == OPEN
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == STOPPING
+    }
+
+    /// Open → Draining. Returns whether this call made the move (so closes the queue).
+    pub(crate) fn begin_drain(&self) -> bool {
+        self.state
+            .compare_exchange(OPEN, DRAINING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Any → Stopping, then fires `stop`.
+    pub(crate) fn begin_stop(&self) {
+        self.state.fetch_max(STOPPING, Ordering::SeqCst);
+        self.stop.fire();
+    }
+}

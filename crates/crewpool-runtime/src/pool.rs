@@ -1,0 +1,317 @@
+//! The pool handle: submit jobs, watch statistics, shut down.
+
+use std::fmt;
+use std::time::Duration;
+
+use crewpool_core::{Envelope, JobId, Queue, TryPush, Worker};
+
+use crate::Stats;
+use crate::error::{SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::handle::{JobHandle, Results};
+use crate::loom::{Arc, Mutex, lock};
+use crate::report::ShutdownReport;
+use crate::shared::{Shared, is_durable};
+
+/// A fixed crew of workers running jobs from a queue.
+///
+/// Build one with [`PoolBuilder`]. Methods take `&self`; share a pool between tasks
+/// with an `Arc`.
+///
+/// # Shutdown
+///
+/// - [`shutdown`](Pool::shutdown) stops accepting jobs and waits until every accepted
+///   job has run.
+/// - [`shutdown_timeout`](Pool::shutdown_timeout) does the same until a deadline, then
+///   stops: jobs that have not started come back in the report, running ones are
+///   interrupted and listed.
+/// - [`abort`](Pool::abort) stops at once, with the same report.
+///
+/// Submitting after shutdown began fails and hands the job back. No accepted job is
+/// lost silently: it finishes, comes back in a [`ShutdownReport`], or is listed as
+/// interrupted.
+///
+/// # Dropping
+///
+/// Dropping a pool without shutting it down closes its queue and returns at once; the
+/// workers finish the jobs already accepted in the background, then exit. Nothing waits
+/// for them, so jobs still queued when the program (or, for tokio workers, the
+/// runtime) exits are lost: call [`shutdown`](Pool::shutdown) to wait.
+pub struct Pool<Q: Queue, W: Worker<Q::Job>> {
+    shared: Arc<Shared<Q, W>>,
+    results: Mutex<Option<Results<W::Output, W::Error>>>,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
+    pub(crate) fn new(
+        shared: Arc<Shared<Q, W>>,
+        results: Option<Results<W::Output, W::Error>>,
+    ) -> Self {
+        Pool {
+            shared,
+            results: Mutex::new(results),
+        }
+    }
+
+    /// Submits a job, waiting while a bounded queue is full; returns a handle to await
+    /// its result.
+    ///
+    /// On a durable queue the job runs in whichever process takes it, so the handle
+    /// resolves to [`JobError::Unavailable`](crate::JobError::Unavailable); prefer
+    /// [`spawn`](Pool::spawn) there.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Closed`] once shutdown has begun; [`SubmitError::Backend`] when a
+    /// durable queue cannot store the job. The job comes back either way.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the job was not accepted and is
+    /// dropped with it. Use [`submit_timeout`](Pool::submit_timeout) to bound the wait
+    /// and keep the job.
+    pub async fn submit(
+        &self,
+        job: Q::Job,
+    ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
+        let id = self.shared.next_id();
+        if is_durable::<Q>() {
+            self.push(Envelope::new(job).with_id(id)).await?;
+            return Ok(JobHandle::unavailable(id));
+        }
+        let (reply, handle) = JobHandle::new(id);
+        self.push(Envelope::new(job).with_id(id).with_reply(reply))
+            .await?;
+        Ok(handle)
+    }
+
+    /// Submits a job without a handle (fire and forget), waiting while a bounded queue
+    /// is full. Its result goes to the [`Results`] stream, if the pool has one.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Pool::submit).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`submit`](Pool::submit).
+    pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
+        let id = self.shared.next_id();
+        self.push(Envelope::new(job).with_id(id)).await?;
+        Ok(id)
+    }
+
+    async fn push(&self, envelope: Envelope<Q::Job>) -> Result<(), SubmitError<Q::Job>> {
+        if !self.shared.lifecycle.is_open() {
+            return Err(SubmitError::Closed(envelope.job));
+        }
+        self.shared
+            .queue
+            .push(envelope)
+            .await
+            .map_err(|error| error.map(|envelope| envelope.job))?;
+        self.shared.counters.submitted(1);
+        Ok(())
+    }
+
+    /// Takes the pool-wide results stream, once. `None` if the pool was built without
+    /// [`PoolBuilder::results`] or the stream was already taken.
+    pub fn take_results(&self) -> Option<Results<W::Output, W::Error>> {
+        lock(&self.results).take()
+    }
+
+    /// A snapshot of the pool's state and counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(
+            self.shared.lifecycle.live.count(),
+            self.shared.queue.depth(),
+        )
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The queue the pool runs on.
+    pub fn queue(&self) -> &Q {
+        &self.shared.queue
+    }
+
+    /// Whether the pool still accepts jobs.
+    pub fn is_open(&self) -> bool {
+        self.shared.lifecycle.is_open()
+    }
+
+    /// Stops accepting jobs and waits until every accepted job has run and every
+    /// worker has stopped.
+    ///
+    /// Calling it again, or concurrently, waits for the same end; the first call to
+    /// finish gets whatever the report holds.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not undo the shutdown: the queue stays closed and the
+    /// workers drain it in the background. Call it again to wait.
+    pub async fn shutdown(&self) -> ShutdownReport<Q::Job> {
+        self.shared.begin_drain();
+        self.shared.lifecycle.live.wait().await;
+        self.report().await
+    }
+
+    /// Like [`shutdown`](Pool::shutdown), but waits at most `grace`; then stops: jobs
+    /// not yet started come back in the report, running jobs are interrupted (their
+    /// futures dropped) and listed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`shutdown`](Pool::shutdown).
+    pub async fn shutdown_timeout(&self, grace: Duration) -> ShutdownReport<Q::Job> {
+        self.shared.begin_drain();
+        let drained = tokio::time::timeout(grace, self.shared.lifecycle.live.wait()).await;
+        if drained.is_err() {
+            self.shared.begin_stop();
+            self.shared.lifecycle.live.wait().await;
+        }
+        self.report().await
+    }
+
+    /// Stops now: nothing new starts, running jobs are interrupted, queued jobs come
+    /// back in the report.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`shutdown`](Pool::shutdown).
+    pub async fn abort(&self) -> ShutdownReport<Q::Job> {
+        self.shared.begin_stop();
+        self.shared.lifecycle.live.wait().await;
+        self.report().await
+    }
+
+    /// Once every worker has left: collects what is still queued (if the pool
+    /// stopped) and reports.
+    async fn report(&self) -> ShutdownReport<Q::Job> {
+        if self.shared.lifecycle.is_stopping() && !is_durable::<Q>() {
+            self.collect_queued().await;
+        }
+        let returned = self
+            .shared
+            .take_returned()
+            .into_iter()
+            .map(|envelope| envelope.job)
+            .collect();
+        ShutdownReport {
+            returned,
+            interrupted: self.shared.take_interrupted(),
+            stats: self.stats(),
+        }
+    }
+
+    /// Moves every job left in the (closed) queue into the returned list. `next`, not
+    /// `try_next`: a push that was already waiting for room when the queue closed may
+    /// still land, and `next` returns `None` only once nothing more can arrive.
+    async fn collect_queued(&self) {
+        let mut consumer = match self.shared.queue.consumer() {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(pool = %self.shared.name, %error, "could not collect queued jobs at shutdown");
+                return;
+            }
+        };
+        while let Some(received) = crewpool_core::Consumer::next(&mut consumer).await {
+            self.shared.hand_back(received).await;
+        }
+    }
+}
+
+impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
+    /// Submits a job if the queue has room right now; returns a handle to await its
+    /// result.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] when a bounded queue is full, [`TrySubmitError::Closed`]
+    /// once shutdown has begun. The job comes back either way.
+    pub fn try_submit(
+        &self,
+        job: Q::Job,
+    ) -> Result<JobHandle<W::Output, W::Error>, TrySubmitError<Q::Job>> {
+        let id = self.shared.next_id();
+        let (reply, handle) = JobHandle::new(id);
+        self.try_push(Envelope::new(job).with_id(id).with_reply(reply))
+            .map_err(|error| error.map(|envelope| envelope.job))?;
+        Ok(handle)
+    }
+
+    /// Submits a job without a handle if the queue has room right now.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_submit`](Pool::try_submit).
+    pub fn try_spawn(&self, job: Q::Job) -> Result<JobId, TrySubmitError<Q::Job>> {
+        let id = self.shared.next_id();
+        self.try_push(Envelope::new(job).with_id(id))
+            .map_err(|error| error.map(|envelope| envelope.job))?;
+        Ok(id)
+    }
+
+    /// Submits a job, waiting at most `timeout` for room; returns a handle to await its
+    /// result.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitTimeoutError::Timeout`] when the queue stayed full,
+    /// [`SubmitTimeoutError::Closed`] once shutdown has begun. The job comes back
+    /// either way.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future drops the job.
+    pub async fn submit_timeout(
+        &self,
+        job: Q::Job,
+        timeout: Duration,
+    ) -> Result<JobHandle<W::Output, W::Error>, SubmitTimeoutError<Q::Job>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let id = self.shared.next_id();
+        let (reply, handle) = JobHandle::new(id);
+        let mut envelope = Envelope::new(job).with_id(id).with_reply(reply);
+        loop {
+            match self.try_push(envelope) {
+                Ok(()) => return Ok(handle),
+                Err(TrySubmitError::Closed(envelope)) => {
+                    return Err(SubmitTimeoutError::Closed(envelope.job));
+                }
+                Err(TrySubmitError::Full(back)) => envelope = back,
+            }
+            let room = self.shared.queue.ready();
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(SubmitTimeoutError::Timeout(envelope.job));
+            }
+        }
+    }
+
+    fn try_push(&self, envelope: Envelope<Q::Job>) -> Result<(), TrySubmitError<Envelope<Q::Job>>> {
+        if !self.shared.lifecycle.is_open() {
+            return Err(TrySubmitError::Closed(envelope));
+        }
+        self.shared.queue.try_push(envelope)?;
+        self.shared.counters.submitted(1);
+        Ok(())
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Pool<Q, W> {
+    fn drop(&mut self) {
+        // Close the queue; the workers drain it and exit on their own. See "Dropping".
+        self.shared.begin_drain();
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Pool<Q, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.shared.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,156 @@
+//! Pool statistics: per-worker counters, summed on demand.
+//!
+//! Each worker writes only its own counters, on their own cache line, so the hot path
+//! costs a plain load and store per job instead of a contended read-modify-write. All
+//! orderings are `Relaxed`: a snapshot is a statistic, not a synchronisation point,
+//! and may lag by the jobs in flight.
+
+use std::fmt;
+
+use crate::loom::{AtomicBool, AtomicU64, Ordering};
+
+/// A snapshot of a pool's state and lifetime counters.
+///
+/// Taken with [`Pool::stats`](crate::Pool::stats). Counters are read one by one while
+/// workers keep running, so they may disagree by the jobs in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Workers still running their loop.
+    pub workers: usize,
+    /// Jobs accepted by the queue and not yet taken by a worker (the queue depth).
+    pub queued: usize,
+    /// Workers running a job right now.
+    pub running: usize,
+    /// Workers waiting for a job.
+    pub idle: usize,
+    /// Jobs accepted, including sub-jobs spawned by running jobs.
+    pub submitted: u64,
+    /// Jobs that finished with `Ok`.
+    pub completed: u64,
+    /// Jobs that finished with `Err`.
+    pub failed: u64,
+    /// Jobs that panicked.
+    pub panicked: u64,
+    /// Jobs stopped while running by an abort or a shutdown deadline.
+    pub interrupted: u64,
+}
+
+impl Stats {
+    /// Jobs that ran to an end: completed, failed or panicked.
+    pub fn finished(&self) -> u64 {
+        self.completed + self.failed + self.panicked
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "queued={} running={} idle={} submitted={} completed={} failed={} panicked={}",
+            self.queued,
+            self.running,
+            self.idle,
+            self.submitted,
+            self.completed,
+            self.failed,
+            self.panicked
+        )?;
+        if self.interrupted > 0 {
+            write!(f, " interrupted={}", self.interrupted)?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a value on its own cache line (128 bytes covers adjacent-line prefetch).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One worker's counters. Written only by that worker.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounters {
+    running: AtomicBool,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    interrupted: AtomicU64,
+}
+
+/// What became of a job, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    Completed,
+    Failed,
+    Panicked,
+    Interrupted,
+}
+
+impl WorkerCounters {
+    pub(crate) fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record(&self, finish: Finish) {
+        let counter = match finish {
+            Finish::Completed => &self.completed,
+            Finish::Failed => &self.failed,
+            Finish::Panicked => &self.panicked,
+            Finish::Interrupted => &self.interrupted,
+        };
+        // Single writer: a load and a store, no read-modify-write needed.
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
+/// All workers' counters plus the producers' one.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    workers: Box<[Padded<WorkerCounters>]>,
+    submitted: Padded<AtomicU64>,
+}
+
+impl Counters {
+    pub(crate) fn new(workers: usize) -> Self {
+        Counters {
+            workers: (0..workers).map(|_| Padded::default()).collect(),
+            submitted: Padded::default(),
+        }
+    }
+
+    pub(crate) fn worker(&self, index: usize) -> &WorkerCounters {
+        &self.workers[index]
+    }
+
+    pub(crate) fn submitted(&self, count: u64) {
+        self.submitted.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Sums the counters; `live` and `queued` come from the caller.
+    pub(crate) fn snapshot(&self, live: usize, queued: usize) -> Stats {
+        let mut stats = Stats {
+            workers: live,
+            queued,
+            submitted: self.submitted.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        for worker in self.workers.iter() {
+            stats.running += usize::from(worker.running.load(Ordering::Relaxed));
+            stats.completed += worker.completed.load(Ordering::Relaxed);
+            stats.failed += worker.failed.load(Ordering::Relaxed);
+            stats.panicked += worker.panicked.load(Ordering::Relaxed);
+            stats.interrupted += worker.interrupted.load(Ordering::Relaxed);
+        }
+        stats.idle = live.saturating_sub(stats.running);
+        stats
+    }
+}

@@ -1,0 +1,56 @@
+//! CPU-bound jobs on dedicated threads do not starve the caller's runtime.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crewpool_flume::FlumeQueue;
+use crewpool_runtime::PoolBuilder;
+
+/// The job blocks its thread until the test's own task, on a single-threaded runtime,
+/// answers. Were the job running on that runtime's only thread, the task could never
+/// run: the job would give up after a minute and the test would fail (not hang).
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_jobs_on_dedicated_threads_leave_the_caller_runtime_free() {
+    let (to_job, from_test) = mpsc::channel::<u64>();
+    let from_test = std::sync::Mutex::new(from_test);
+    let pool = PoolBuilder::new()
+        .workers(1)
+        .dedicated_threads()
+        .queue(FlumeQueue::bounded(1))
+        .build(move |n: u64| {
+            let answer = from_test
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| "starved: the test task never ran");
+            std::future::ready(answer.map(|answer| answer + n))
+        })
+        .unwrap();
+    let handle = pool.submit(1).await.unwrap();
+    // This task runs while the job blocks, because the job is not on this runtime.
+    tokio::task::yield_now().await;
+    to_job.send(41).unwrap();
+    assert_eq!(handle.await.unwrap(), 42);
+    let report = pool.shutdown().await;
+    assert!(report.is_complete());
+}
+
+#[test]
+fn a_dedicated_thread_pool_needs_no_runtime_to_build() {
+    let pool = PoolBuilder::new()
+        .workers(2)
+        .dedicated_threads()
+        .queue(FlumeQueue::unbounded())
+        .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n + 1) })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let handle = pool.submit(1).await.unwrap();
+        assert_eq!(handle.await.unwrap(), 2);
+        let report = pool.shutdown().await;
+        assert_eq!(report.stats.completed, 1);
+    });
+}
