@@ -1,0 +1,37 @@
+//! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites.
+
+use crate::util::{Result, run, workspace_root};
+
+/// The test command the README's set-up section gives a new user; `ci` checks the
+/// README still says so, then runs it.
+const TEST_COMMAND: &str = "cargo test --workspace";
+
+pub(crate) fn task(args: &[String]) -> Result {
+    if let Some(extra) = args.first() {
+        return Err(format!("`ci` takes no arguments (got `{extra}`)"));
+    }
+    let readme = std::fs::read_to_string(workspace_root()?.join("README.md"))
+        .map_err(|e| format!("reading README.md: {e}"))?;
+    if !readme.contains(TEST_COMMAND) {
+        return Err(format!(
+            "README.md no longer shows `{TEST_COMMAND}`; update xtask's TEST_COMMAND with it"
+        ));
+    }
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let words: Vec<&str> = TEST_COMMAND.split_whitespace().collect();
+    run(words[0], &words[1..])?;
+    println!("xtask ci: all green");
+    Ok(())
+}
