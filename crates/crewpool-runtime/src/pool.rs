@@ -75,11 +75,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
         if is_durable::<Q>() {
-            self.push(Envelope::new(job).with_id(id)).await?;
+            self.shared.push(Envelope::new(job).with_id(id)).await?;
             return Ok(JobHandle::unavailable(id));
         }
         let (reply, handle) = JobHandle::new(id);
-        self.push(Envelope::new(job).with_id(id).with_reply(reply))
+        self.shared
+            .push(Envelope::new(job).with_id(id).with_reply(reply))
             .await?;
         Ok(handle)
     }
@@ -96,21 +97,8 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// As for [`submit`](Pool::submit).
     pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
-        self.push(Envelope::new(job).with_id(id)).await?;
+        self.shared.push(Envelope::new(job).with_id(id)).await?;
         Ok(id)
-    }
-
-    async fn push(&self, envelope: Envelope<Q::Job>) -> Result<(), SubmitError<Q::Job>> {
-        if !self.shared.lifecycle.is_open() {
-            return Err(SubmitError::Closed(envelope.job));
-        }
-        self.shared
-            .queue
-            .push(envelope)
-            .await
-            .map_err(|error| error.map(|envelope| envelope.job))?;
-        self.shared.counters.submitted(1);
-        Ok(())
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
@@ -121,10 +109,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
 
     /// A snapshot of the pool's state and counters.
     pub fn stats(&self) -> Stats {
-        self.shared.counters.snapshot(
-            self.shared.lifecycle.live.count(),
-            self.shared.queue.depth(),
-        )
+        self.shared.stats()
     }
 
     /// The pool's name.
@@ -155,7 +140,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     pub async fn shutdown(&self) -> ShutdownReport<Q::Job> {
         self.shared.begin_drain();
         self.shared.lifecycle.live.wait().await;
-        self.report().await
+        self.shared.finish().await
     }
 
     /// Like [`shutdown`](Pool::shutdown), but waits at most `grace`; then stops: jobs
@@ -172,7 +157,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
             self.shared.begin_stop();
             self.shared.lifecycle.live.wait().await;
         }
-        self.report().await
+        self.shared.finish().await
     }
 
     /// Stops now: nothing new starts, running jobs are interrupted, queued jobs come
@@ -184,42 +169,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     pub async fn abort(&self) -> ShutdownReport<Q::Job> {
         self.shared.begin_stop();
         self.shared.lifecycle.live.wait().await;
-        self.report().await
-    }
-
-    /// Once every worker has left: collects what is still queued (if the pool
-    /// stopped) and reports.
-    async fn report(&self) -> ShutdownReport<Q::Job> {
-        if self.shared.lifecycle.is_stopping() && !is_durable::<Q>() {
-            self.collect_queued().await;
-        }
-        let returned = self
-            .shared
-            .take_returned()
-            .into_iter()
-            .map(|envelope| envelope.job)
-            .collect();
-        ShutdownReport {
-            returned,
-            interrupted: self.shared.take_interrupted(),
-            stats: self.stats(),
-        }
-    }
-
-    /// Moves every job left in the (closed) queue into the returned list. `next`, not
-    /// `try_next`: a push that was already waiting for room when the queue closed may
-    /// still land, and `next` returns `None` only once nothing more can arrive.
-    async fn collect_queued(&self) {
-        let mut consumer = match self.shared.queue.consumer() {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::error!(pool = %self.shared.name, %error, "could not collect queued jobs at shutdown");
-                return;
-            }
-        };
-        while let Some(received) = crewpool_core::Consumer::next(&mut consumer).await {
-            self.shared.hand_back(received).await;
-        }
+        self.shared.finish().await
     }
 }
 
@@ -237,7 +187,8 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     ) -> Result<JobHandle<W::Output, W::Error>, TrySubmitError<Q::Job>> {
         let id = self.shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        self.try_push(Envelope::new(job).with_id(id).with_reply(reply))
+        self.shared
+            .try_push(Envelope::new(job).with_id(id).with_reply(reply))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(handle)
     }
@@ -249,7 +200,8 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     /// As for [`try_submit`](Pool::try_submit).
     pub fn try_spawn(&self, job: Q::Job) -> Result<JobId, TrySubmitError<Q::Job>> {
         let id = self.shared.next_id();
-        self.try_push(Envelope::new(job).with_id(id))
+        self.shared
+            .try_push(Envelope::new(job).with_id(id))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(id)
     }
@@ -276,7 +228,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         let (reply, handle) = JobHandle::new(id);
         let mut envelope = Envelope::new(job).with_id(id).with_reply(reply);
         loop {
-            match self.try_push(envelope) {
+            match self.shared.try_push(envelope) {
                 Ok(()) => return Ok(handle),
                 Err(TrySubmitError::Closed(envelope)) => {
                     return Err(SubmitTimeoutError::Closed(envelope.job));
@@ -288,15 +240,6 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
                 return Err(SubmitTimeoutError::Timeout(envelope.job));
             }
         }
-    }
-
-    fn try_push(&self, envelope: Envelope<Q::Job>) -> Result<(), TrySubmitError<Envelope<Q::Job>>> {
-        if !self.shared.lifecycle.is_open() {
-            return Err(TrySubmitError::Closed(envelope));
-        }
-        self.shared.queue.try_push(envelope)?;
-        self.shared.counters.submitted(1);
-        Ok(())
     }
 }
 

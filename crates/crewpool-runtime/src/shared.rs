@@ -3,12 +3,14 @@
 use std::fmt;
 
 use crewpool_core::{
-    Consumer, ContextSupport, Delivery, Envelope, JobId, Queue, Received, Spawn, SpawnError, Worker,
+    Consumer, ContextSupport, Delivery, Envelope, JobId, PushError, Queue, Received, Spawn,
+    SpawnError, TryPush, TryPushError, Worker,
 };
 
 use crate::lifecycle::Lifecycle;
 use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
-use crate::stats::Counters;
+use crate::report::ShutdownReport;
+use crate::stats::{Counters, Stats};
 
 /// The `Delivery` type of a queue's consumers.
 pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
@@ -79,12 +81,70 @@ impl<Q: Queue, W> Shared<Q, W> {
         lock(&self.interrupted).push(id);
     }
 
-    pub(crate) fn take_returned(&self) -> Vec<Envelope<Q::Job>> {
-        std::mem::take(&mut *lock(&self.returned))
+    /// Pushes a submitted envelope, if the pool is still open.
+    pub(crate) async fn push(&self, envelope: Envelope<Q::Job>) -> Result<(), PushError<Q::Job>> {
+        if !self.lifecycle.is_open() {
+            return Err(PushError::Closed(envelope.job));
+        }
+        self.queue
+            .push(envelope)
+            .await
+            .map_err(|error| error.map(|envelope| envelope.job))?;
+        self.counters.submitted(1);
+        Ok(())
     }
 
-    pub(crate) fn take_interrupted(&self) -> Vec<JobId> {
-        std::mem::take(&mut *lock(&self.interrupted))
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters
+            .snapshot(self.lifecycle.live.count(), self.queue.depth())
+    }
+
+    /// Once every worker has left: collects what is still queued (if the pool
+    /// stopped) and reports. The first caller gets the returned and interrupted jobs.
+    pub(crate) async fn finish(&self) -> ShutdownReport<Q::Job> {
+        if self.lifecycle.is_stopping() && !is_durable::<Q>() {
+            self.collect_queued().await;
+        }
+        let returned = std::mem::take(&mut *lock(&self.returned))
+            .into_iter()
+            .map(|envelope| envelope.job)
+            .collect();
+        ShutdownReport {
+            returned,
+            interrupted: std::mem::take(&mut *lock(&self.interrupted)),
+            stats: self.stats(),
+        }
+    }
+
+    /// Moves every job left in the (closed) queue into the returned list. `next`, not
+    /// `try_next`: a push that was already waiting for room when the queue closed may
+    /// still land, and `next` returns `None` only once nothing more can arrive.
+    async fn collect_queued(&self) {
+        let mut consumer = match self.queue.consumer() {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(pool = %self.name, %error, "could not collect queued jobs at shutdown");
+                return;
+            }
+        };
+        while let Some(received) = consumer.next().await {
+            self.hand_back(received).await;
+        }
+    }
+}
+
+impl<Q: TryPush, W> Shared<Q, W> {
+    /// Pushes a submitted envelope if there is room right now and the pool is open.
+    pub(crate) fn try_push(
+        &self,
+        envelope: Envelope<Q::Job>,
+    ) -> Result<(), TryPushError<Envelope<Q::Job>>> {
+        if !self.lifecycle.is_open() {
+            return Err(TryPushError::Closed(envelope));
+        }
+        self.queue.try_push(envelope)?;
+        self.counters.submitted(1);
+        Ok(())
     }
 }
 
