@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites.
+//! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
+//! formatting, clippy, the README's test command, and the loom models.
 
 use crate::util::{Result, run, workspace_root};
 
@@ -32,6 +33,7 @@ pub(crate) fn task(args: &[String]) -> Result {
     )?;
     let words: Vec<&str> = TEST_COMMAND.split_whitespace().collect();
     run(words[0], &words[1..])?;
+    crate::loom::task(&[])?;
     println!("xtask ci: all green");
     Ok(())
 }

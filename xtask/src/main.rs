@@ -2,13 +2,15 @@
 //! lives in the bench and example binaries this invokes.
 //!
 //! ```text
-//! cargo xtask ci      # what .ci/run runs: fmt, clippy, the README's test command
+//! cargo xtask ci      # what .ci/run runs: fmt, clippy, the README's test command, loom
+//! cargo xtask loom    # the loom models
 //! ```
 //!
 //! Each task lives in its own module with a `task(args)` entry point; `main` only
 //! dispatches.
 
 mod ci;
+mod loom;
 mod util;
 
 use std::env;
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "ci" => ci::task(rest),
+        "loom" => loom::task(rest),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -41,6 +44,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci      cargo fmt --check, cargo clippy (all targets, -D warnings), the README's test command"
+         ci      cargo fmt --check, cargo clippy (all targets, -D warnings), the README's test command, loom\n  \
+         loom    the loom models (release, --cfg crewpool_loom, LOOM_MAX_PREEMPTIONS=2)"
     );
 }

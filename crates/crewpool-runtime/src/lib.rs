@@ -64,6 +64,8 @@ mod report;
 mod shared;
 mod signal;
 mod stats;
+#[cfg(all(test, crewpool_loom))]
+mod tests;
 mod worker;
 
 pub use builder::PoolBuilder;

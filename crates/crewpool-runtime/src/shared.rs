@@ -86,12 +86,11 @@ impl<Q: Queue, W> Shared<Q, W> {
         if !self.lifecycle.is_open() {
             return Err(PushError::Closed(envelope.job));
         }
-        self.queue
-            .push(envelope)
-            .await
-            .map_err(|error| error.map(|envelope| envelope.job))?;
-        self.counters.submitted(1);
-        Ok(())
+        self.counters.submitted();
+        self.queue.push(envelope).await.map_err(|error| {
+            self.counters.unsubmitted();
+            error.map(|envelope| envelope.job)
+        })
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -142,9 +141,10 @@ impl<Q: TryPush, W> Shared<Q, W> {
         if !self.lifecycle.is_open() {
             return Err(TryPushError::Closed(envelope));
         }
-        self.queue.try_push(envelope)?;
-        self.counters.submitted(1);
-        Ok(())
+        self.counters.submitted();
+        self.queue.try_push(envelope).inspect_err(|_| {
+            self.counters.unsubmitted();
+        })
     }
 }
 
@@ -186,12 +186,13 @@ where
             return Err(SpawnError::Closed(job));
         }
         let id = self.shared.next_id();
+        self.shared.counters.submitted();
         match spawner.spawn(Envelope::new(job).with_id(id)) {
-            Ok(()) => {
-                self.shared.counters.submitted(1);
-                Ok(id)
+            Ok(()) => Ok(id),
+            Err(error) => {
+                self.shared.counters.unsubmitted();
+                Err(SpawnError::from(error.map(|envelope| envelope.job)))
             }
-            Err(error) => Err(SpawnError::from(error.map(|envelope| envelope.job))),
         }
     }
 

@@ -24,7 +24,9 @@ pub struct Stats {
     pub running: usize,
     /// Workers waiting for a job.
     pub idle: usize,
-    /// Jobs accepted, including sub-jobs spawned by running jobs.
+    /// Jobs accepted, including sub-jobs spawned by running jobs. Counted just before
+    /// the queue accepts them, so it is never below `finished()`; a submit racing a
+    /// snapshot may be in it before the queue answers.
     pub submitted: u64,
     /// Jobs that finished with `Ok`.
     pub completed: u64,
@@ -131,8 +133,16 @@ impl Counters {
         &self.workers[index]
     }
 
-    pub(crate) fn submitted(&self, count: u64) {
-        self.submitted.fetch_add(count, Ordering::Relaxed);
+    /// Counts a job about to be offered to the queue. Counted *before* the push, so
+    /// a job can never be seen finished before it is seen submitted; a push that is
+    /// refused takes it back with [`unsubmitted`](Counters::unsubmitted).
+    pub(crate) fn submitted(&self) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes back a [`submitted`](Counters::submitted) whose push was refused.
+    pub(crate) fn unsubmitted(&self) {
+        self.submitted.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Sums the counters; `live` and `queued` come from the caller.

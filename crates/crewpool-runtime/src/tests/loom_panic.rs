@@ -1,0 +1,52 @@
+//! Model 4: a job panicking while the pool shuts down.
+//!
+//! Guards against: a panic escaping the worker loop (the worker would die with jobs
+//! still queued, and shutdown would wait forever or lose them) and a panicked job that
+//! is not counted. Shutdown must complete and count the panic.
+
+use loom::future::block_on;
+use loom::thread;
+
+use super::model_queue::{ModelQueue, envelope};
+use crate::loom::Arc;
+use crate::shared::Shared;
+use crate::worker;
+use crewpool_core::Queue;
+
+#[test]
+fn a_job_panicking_during_shutdown_is_counted_and_shutdown_completes() {
+    // The job's panic is expected; keep every other panic (loom's findings) loud.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"job 1 exploded") {
+            default_hook(info);
+        }
+    }));
+    loom::model(|| {
+        let work = |job: u32| async move {
+            if job == 1 {
+                panic!("job 1 exploded");
+            }
+            Ok::<_, std::convert::Infallible>(job)
+        };
+        let shared = Arc::new(Shared::new("model".into(), ModelQueue::new(), work, 1));
+        for job in [1, 2] {
+            block_on(shared.push(envelope(job))).expect("open queue");
+        }
+        let consumer = shared.queue.consumer().expect("consumer");
+        let worker = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || block_on(worker::run(shared, consumer, 0, None)))
+        };
+
+        shared.begin_drain();
+        block_on(shared.lifecycle.live.wait());
+        let report = block_on(shared.finish());
+        worker.join().expect("the worker thread survives the panic");
+
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(report.stats.panicked, 1, "{report:?}");
+        assert_eq!(report.stats.completed, 1, "{report:?}");
+        assert_eq!(shared.queue.depth(), 0);
+    });
+}

@@ -1,0 +1,76 @@
+//! Model 1: submits racing a graceful shutdown.
+//!
+//! Guards against: a worker that leaves while an accepted job is still queued (for
+//! example one that stops at "the pool is draining" instead of at "the queue is
+//! drained"), a submit accepted after the queue closed, and a lost wake-up in the
+//! shutdown's wait for the workers. Every accepted job must run exactly once, every
+//! refused one must come back to the submitter, and shutdown must return.
+
+use loom::future::block_on;
+use loom::thread;
+
+use super::model_queue::{ModelQueue, envelope};
+use crate::loom::{Arc, Mutex, lock};
+use crate::shared::Shared;
+use crate::worker;
+use crewpool_core::Queue;
+
+#[test]
+fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
+    loom::model(|| {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&ran);
+        let work = move |job: u32| {
+            let log = Arc::clone(&log);
+            async move {
+                lock(&log).push(job);
+                Ok::<_, std::convert::Infallible>(job)
+            }
+        };
+        let shared = Arc::new(Shared::new("model".into(), ModelQueue::new(), work, 1));
+        let consumer = shared.queue.consumer().expect("consumer");
+        let worker = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || block_on(worker::run(shared, consumer, 0, None)))
+        };
+        let producer = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                [1, 2].map(|job| match block_on(shared.push(envelope(job))) {
+                    Ok(()) => true,
+                    Err(refused) => {
+                        assert_eq!(refused.into_inner(), job, "a refused job comes back");
+                        false
+                    }
+                })
+            })
+        };
+
+        shared.begin_drain();
+        block_on(shared.lifecycle.live.wait());
+        let report = block_on(shared.finish());
+
+        let accepted = producer.join().expect("producer");
+        worker.join().expect("worker");
+        let ran = lock(&ran).clone();
+        for (job, accepted) in [1, 2].into_iter().zip(accepted) {
+            let runs = ran.iter().filter(|&&r| r == job).count();
+            assert_eq!(
+                runs,
+                usize::from(accepted),
+                "job {job}: accepted={accepted} but ran {runs} times"
+            );
+        }
+        assert!(report.is_complete(), "graceful: nothing returned or interrupted");
+        assert_eq!(report.stats.completed, ran.len() as u64);
+        assert!(
+            report.stats.submitted >= report.stats.completed,
+            "a job is never seen finished before it is seen submitted"
+        );
+        assert_eq!(
+            shared.stats().submitted,
+            ran.len() as u64,
+            "once every submit has settled, refused ones are not counted"
+        );
+    });
+}

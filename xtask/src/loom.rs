@@ -1,0 +1,36 @@
+//! `cargo xtask loom`: the loom models of the runtime's shutdown and the deque's
+//! parking, in release mode under `--cfg crewpool_loom`.
+//!
+//! The models build in their own target directory (`target/loom`), so the cfg change
+//! does not invalidate the normal build.
+
+use crate::util::{Result, run_with_env, workspace_root};
+
+/// Crates with loom models (`src/tests/loom_*.rs`).
+const CRATES: &[&str] = &["crewpool-runtime", "crewpool-deque"];
+
+pub(crate) fn task(args: &[String]) -> Result {
+    if let Some(extra) = args.first() {
+        return Err(format!("`loom` takes no arguments (got `{extra}`)"));
+    }
+    let target_dir = workspace_root()?.join("target").join("loom");
+    let target_dir = target_dir
+        .to_str()
+        .ok_or("the workspace path is not valid UTF-8")?
+        .to_owned();
+    let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "2".to_owned());
+    let mut cargo_args = vec!["test", "--release", "--lib"];
+    for krate in CRATES {
+        cargo_args.extend(["-p", krate]);
+    }
+    cargo_args.push("loom_");
+    run_with_env(
+        "cargo",
+        &cargo_args,
+        &[
+            ("RUSTFLAGS", "--cfg crewpool_loom"),
+            ("LOOM_MAX_PREEMPTIONS", &preemptions),
+            ("CARGO_TARGET_DIR", &target_dir),
+        ],
+    )
+}
