@@ -1,0 +1,341 @@
+//! The consumer side: [`DequeConsumer`], its search for work, and parking.
+//!
+//! # Where a consumer looks, in order
+//!
+//! 1. its local deque (the hot path: jobs available means `next` is ready at once, with
+//!    no lock and no allocation);
+//! 2. its inbox, where jobs running on it spawned sub-jobs (moved into the local deque
+//!    in a batch);
+//! 3. the global injector (a batch: up to half of it, at most 33 jobs);
+//! 4. its peers' local deques and inboxes, starting at a pseudo-random peer so that
+//!    thieves spread over victims instead of all hitting the first one.
+//!
+//! One pass over these is the whole search; a consumer repeats it only while some
+//! source answered "retry" (it lost a race with another thief), a few times at most.
+//! Then it parks. No spinning, no sleeping in a loop: an idle worker costs nothing.
+//!
+//! # Parking
+//!
+//! A consumer that found nothing registers its waker in the sleepers list and searches
+//! once more before returning `Pending` (see [`crate::waiters`] for why that loses no
+//! wake-up). Whoever makes a job visible where a sleeper could find it wakes one:
+//! a push or spawn after landing, a consumer after moving a batch into its local deque
+//! (the rest of the batch is stealable), a dropped consumer after moving its jobs to the
+//! injector. Close, and the last take of a closed queue, wake all of them.
+//!
+//! A woken consumer that finds a job wakes one more sleeper if the ledger still counts
+//! jobs, so a wake-up spent on a job someone else took is passed along; a `next` future
+//! dropped after being woken passes its wake-up on as well.
+//!
+//! # States of `next`
+//!
+//! ```text
+//!   searching ──found──▶ Ready(job)
+//!       │ nothing, closed and count 0 ──▶ Ready(None), and the consumer is finished
+//!       │ nothing ──▶ registered ──search again──▶ Ready(job) / Ready(None) / Pending
+//!       │ contended (retry kept failing) ──▶ Pending after waking itself (a yield)
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+
+use crewpool_core::{Consumer, Envelope, Handover, Received, Spawn};
+
+use crate::deques::{Steal, Worker};
+use crate::loom::{Arc, Ordering, fence, lock};
+use crate::queue::Shared;
+use crate::registry::{Peers, Phase, Slot};
+use crate::spawner::DequeSpawner;
+
+/// How many passes a search makes while some source keeps answering "retry".
+const SEARCH_ROUNDS: usize = 4;
+
+/// One worker's end of a [`DequeQueue`](crate::DequeQueue): a local deque, an inbox
+/// for sub-jobs, and the means to steal from its peers.
+///
+/// Dropping it moves its local jobs and its inbox to the global injector, where the
+/// other consumers (or a consumer made later) find them.
+pub struct DequeConsumer<J> {
+    shared: Arc<Shared<J>>,
+    slot: Arc<Slot<Envelope<J>>>,
+    local: Worker<Envelope<J>>,
+    peers: Peers<Envelope<J>>,
+    spawner: StdArc<DequeSpawner<J>>,
+    /// State of the victim choice (xorshift).
+    seed: u32,
+    /// Set when `next` returned `None`; it keeps doing so.
+    finished: bool,
+}
+
+/// What a search found.
+enum Found<T> {
+    Job(T),
+    Nothing,
+    /// Some source kept losing races: there may be work, so do not park on it.
+    Contended,
+}
+
+impl<J: Send + 'static> DequeConsumer<J> {
+    pub(crate) fn new(shared: Arc<Shared<J>>) -> Self {
+        let local = Worker::new_fifo();
+        let slot = Arc::new(Slot::new(local.stealer()));
+        shared.registry.add(Arc::clone(&slot));
+        let peers = Peers::new(&shared.registry);
+        let spawner = StdArc::new(DequeSpawner::new(Arc::clone(&shared), Arc::clone(&slot)));
+        // Distinct, non-zero seeds per consumer: the registry's version differs for
+        // each consumer that joins.
+        let seed = (peers.version() as u32).wrapping_mul(0x9E37_79B9) | 1;
+        DequeConsumer {
+            shared,
+            slot,
+            local,
+            peers,
+            spawner,
+            seed,
+            finished: false,
+        }
+    }
+
+    /// Searches every source once (more while contended). `from_local` skips the local
+    /// deque on a re-check, where nobody but this consumer could have filled it.
+    fn find(&mut self, from_local: bool) -> Found<Envelope<J>> {
+        if from_local && let Some(envelope) = self.local.pop() {
+            return Found::Job(envelope);
+        }
+        for _ in 0..SEARCH_ROUNDS {
+            let mut contended = false;
+            if let Some(envelope) = self.steal_once(&mut contended) {
+                return self.stole(envelope);
+            }
+            if !contended {
+                return Found::Nothing;
+            }
+        }
+        Found::Contended
+    }
+
+    /// One pass over the inbox, the injector and the peers.
+    fn steal_once(&mut self, contended: &mut bool) -> Option<Envelope<J>> {
+        let DequeConsumer {
+            shared,
+            slot,
+            local,
+            peers,
+            seed,
+            ..
+        } = self;
+        let mut attempt = |steal: Steal<Envelope<J>>| match steal {
+            Steal::Success(envelope) => Some(envelope),
+            Steal::Retry => {
+                *contended = true;
+                None
+            }
+            Steal::Empty => None,
+        };
+        if let Some(envelope) = attempt(slot.inbox.steal_batch_and_pop(local)) {
+            return Some(envelope);
+        }
+        if let Some(envelope) = attempt(shared.injector.steal_batch_and_pop(local)) {
+            return Some(envelope);
+        }
+        let peers = peers.refresh(&shared.registry);
+        let n = peers.len();
+        if n < 2 {
+            return None;
+        }
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        let start = *seed as usize % n;
+        for i in 0..n {
+            let peer = &peers[(start + i) % n];
+            if Arc::ptr_eq(peer, slot) {
+                continue;
+            }
+            if let Some(envelope) = attempt(peer.stealer.steal_batch_and_pop(local)) {
+                return Some(envelope);
+            }
+            if let Some(envelope) = attempt(peer.inbox.steal_batch_and_pop(local)) {
+                return Some(envelope);
+            }
+        }
+        None
+    }
+
+    /// A steal succeeded. If it brought more jobs into the local deque, those are now
+    /// where a sleeping peer could steal them: wake one.
+    fn stole(&self, envelope: Envelope<J>) -> Found<Envelope<J>> {
+        if !self.local.is_empty() {
+            self.shared.sleepers.notify_one();
+        }
+        Found::Job(envelope)
+    }
+
+    /// Hands a found job out: counts it taken, wakes who must know.
+    fn take(&self, envelope: Envelope<J>) -> Received<J, Handover> {
+        let before = self.shared.ledger.take(1);
+        if before.is_closed() && before.count() == 1 {
+            // The last job of a closed queue: sleepers can now finish.
+            self.shared.sleepers.notify_all();
+        }
+        self.shared.room_freed();
+        Received {
+            envelope,
+            delivery: Handover,
+        }
+    }
+
+    /// Finishes the consumer if the queue is closed and nothing accepted is left
+    /// anywhere. Under the gate, so a spawn after close into this consumer's inbox is
+    /// either counted before the check or refused after it.
+    fn try_finish(&mut self) -> bool {
+        let entry = self.shared.ledger.load();
+        if !entry.is_closed() || entry.count() != 0 {
+            return false;
+        }
+        let mut phase = lock(&self.slot.gate);
+        if self.shared.ledger.load().count() != 0 {
+            return false;
+        }
+        *phase = Phase::Finished;
+        self.finished = true;
+        true
+    }
+
+    fn poll_next(
+        &mut self,
+        key: &mut Option<u64>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Received<J, Handover>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.find(true) {
+            Found::Job(envelope) => return Poll::Ready(Some(self.leave_with(key, envelope))),
+            Found::Contended => {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Found::Nothing => {}
+        }
+        if self.try_finish() {
+            self.shared.sleepers.cancel(key);
+            return Poll::Ready(None);
+        }
+        // Park: register, then search again (see "Parking").
+        self.shared.sleepers.register(key, cx.waker());
+        match self.find(false) {
+            Found::Job(envelope) => Poll::Ready(Some(self.leave_with(key, envelope))),
+            Found::Contended => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Found::Nothing => {
+                if self.try_finish() {
+                    self.shared.sleepers.cancel(key);
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    /// Leaves the sleepers list (if registered) with a job; a consumer that had been
+    /// woken passes the wake-up along while jobs remain.
+    fn leave_with(&self, key: &mut Option<u64>, envelope: Envelope<J>) -> Received<J, Handover> {
+        let woken = self.shared.sleepers.cancel(key);
+        let received = self.take(envelope);
+        if woken && self.shared.ledger.load().count() > 0 {
+            self.shared.sleepers.notify_one();
+        }
+        received
+    }
+}
+
+impl<J: Send + 'static> Consumer for DequeConsumer<J> {
+    type Job = J;
+    type Delivery = Handover;
+
+    fn next(&mut self) -> impl Future<Output = Option<Received<J, Handover>>> + Send {
+        Next {
+            consumer: self,
+            key: None,
+        }
+    }
+
+    fn try_next(&mut self) -> Option<Received<J, Handover>> {
+        if self.finished {
+            return None;
+        }
+        match self.find(true) {
+            Found::Job(envelope) => Some(self.take(envelope)),
+            Found::Nothing | Found::Contended => None,
+        }
+    }
+
+    fn spawner(&self) -> Option<StdArc<dyn Spawn<J>>> {
+        Some(StdArc::clone(&self.spawner) as StdArc<dyn Spawn<J>>)
+    }
+}
+
+/// The future of [`DequeConsumer::next`]: its registration in the sleepers list lives
+/// here, so dropping the future removes it (and passes on a wake-up it received).
+struct Next<'a, J: Send + 'static> {
+    consumer: &'a mut DequeConsumer<J>,
+    key: Option<u64>,
+}
+
+impl<J: Send + 'static> Future for Next<'_, J> {
+    type Output = Option<Received<J, Handover>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.consumer.poll_next(&mut this.key, cx)
+    }
+}
+
+impl<J: Send + 'static> Drop for Next<'_, J> {
+    fn drop(&mut self) {
+        let sleepers = &self.consumer.shared.sleepers;
+        if sleepers.cancel(&mut self.key) {
+            // Woken but never acted on: give the wake-up to another sleeper.
+            sleepers.notify_one();
+        }
+    }
+}
+
+impl<J> Drop for DequeConsumer<J> {
+    fn drop(&mut self) {
+        *lock(&self.slot.gate) = Phase::Gone;
+        self.slot.gone.store(true, Ordering::SeqCst);
+        // Pairs with the spawner's fence between landing in the inbox and checking
+        // `gone`: either it sees `gone` and moves its job itself, or the drain below
+        // sees the job.
+        fence(Ordering::SeqCst);
+        let mut moved = false;
+        while let Some(envelope) = self.local.pop() {
+            self.shared.injector.push(envelope);
+            moved = true;
+        }
+        moved |= self.slot.drain_inbox_into(&self.shared.injector);
+        self.shared.registry.remove(&self.slot);
+        if moved {
+            self.shared.sleepers.notify_all();
+        }
+    }
+}
+
+impl<J> fmt::Debug for DequeConsumer<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DequeConsumer")
+            .field("local", &self.local.len())
+            .field("inbox", &self.slot.inbox.len())
+            .field("peers", &self.peers)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}

@@ -1,0 +1,151 @@
+//! The deques the backend is built on: [crossbeam-deque]'s normally, and under
+//! `--cfg crewpool_loom` a stand-in with the same small interface made of loom types.
+//!
+//! crossbeam-deque is not loom-instrumented, so loom cannot see inside it. The models
+//! do not need to: crossbeam-deque is tested on its own, and what they check is the
+//! backend's protocol around it (sleeping and waking, the closed flag, the count of
+//! accepted jobs, capacity). The stand-in keeps the properties that protocol relies
+//! on and nothing more:
+//!
+//! - each deque is linearisable (one loom mutex per deque);
+//! - a batch steal takes jobs out of the source and puts all but one into the
+//!   thief's local deque in two separate steps, so, as in crossbeam, a stolen batch
+//!   is briefly in neither deque;
+//! - a thief that meets a busy deque gets [`Steal::Retry`], as crossbeam's does when
+//!   it loses a race.
+//!
+//! The backend uses only the items here, so swapping the implementation changes
+//! nothing else.
+//!
+//! [crossbeam-deque]: https://docs.rs/crossbeam-deque
+
+#[cfg(not(crewpool_loom))]
+pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+#[cfg(crewpool_loom)]
+pub(crate) use model::{Injector, Steal, Stealer, Worker};
+
+#[cfg(crewpool_loom)]
+mod model {
+    use std::collections::VecDeque;
+
+    use crate::loom::{Arc, Mutex, lock};
+
+    /// The most a batch steal takes, as in crossbeam (which takes half, up to 32).
+    const MAX_BATCH: usize = 32;
+
+    /// The outcome of a steal, like `crossbeam_deque::Steal`.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum Steal<T> {
+        Empty,
+        Success(T),
+        Retry,
+    }
+
+    /// A multi-producer, multi-consumer FIFO queue (`crossbeam_deque::Injector`).
+    #[derive(Debug)]
+    pub(crate) struct Injector<T> {
+        items: Mutex<VecDeque<T>>,
+    }
+
+    impl<T> Default for Injector<T> {
+        fn default() -> Self {
+            Injector {
+                items: Mutex::new(VecDeque::new()),
+            }
+        }
+    }
+
+    impl<T> Injector<T> {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+
+        pub(crate) fn push(&self, item: T) {
+            lock(&self.items).push_back(item);
+        }
+
+        pub(crate) fn steal(&self) -> Steal<T> {
+            match self.items.try_lock() {
+                Err(_) => Steal::Retry,
+                Ok(mut items) => items.pop_front().map_or(Steal::Empty, Steal::Success),
+            }
+        }
+
+        pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
+            steal_batch_and_pop(&self.items, dest)
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            lock(&self.items).len()
+        }
+
+    }
+
+    /// Takes half of `source` (at most [`MAX_BATCH`]), returns the first and moves the
+    /// rest into `dest` in a second step.
+    fn steal_batch_and_pop<T>(source: &Mutex<VecDeque<T>>, dest: &Worker<T>) -> Steal<T> {
+        let mut batch = match source.try_lock() {
+            Err(_) => return Steal::Retry,
+            Ok(mut items) => {
+                let take = items.len().div_ceil(2).min(MAX_BATCH);
+                items.drain(..take).collect::<VecDeque<T>>()
+            }
+        };
+        let Some(first) = batch.pop_front() else {
+            return Steal::Empty;
+        };
+        if !batch.is_empty() {
+            lock(&dest.items).extend(batch);
+        }
+        Steal::Success(first)
+    }
+
+    /// A consumer's own FIFO deque (`crossbeam_deque::Worker::new_fifo`).
+    #[derive(Debug)]
+    pub(crate) struct Worker<T> {
+        items: Arc<Mutex<VecDeque<T>>>,
+    }
+
+    impl<T> Worker<T> {
+        pub(crate) fn new_fifo() -> Self {
+            Worker {
+                items: Arc::new(Mutex::new(VecDeque::new())),
+            }
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            lock(&self.items).pop_front()
+        }
+
+        pub(crate) fn stealer(&self) -> Stealer<T> {
+            Stealer {
+                items: Arc::clone(&self.items),
+            }
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            lock(&self.items).len()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.items).is_empty()
+        }
+    }
+
+    /// Steals from another consumer's deque (`crossbeam_deque::Stealer`).
+    #[derive(Debug)]
+    pub(crate) struct Stealer<T> {
+        items: Arc<Mutex<VecDeque<T>>>,
+    }
+
+    impl<T> Stealer<T> {
+        pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
+            steal_batch_and_pop(&self.items, dest)
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            lock(&self.items).len()
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The producer side: [`DequeQueue`] and the state every consumer shares.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
+
+use crewpool_core::{Envelope, PushError, Queue, QueueError, TryPush, TryPushError};
+
+use crate::consumer::DequeConsumer;
+use crate::deques::Injector;
+use crate::ledger::{Ledger, Refused};
+use crate::loom::Arc;
+use crate::registry::Registry;
+use crate::waiters::{WaitList, Waiter};
+
+/// What the queue handle and its consumers share.
+pub(crate) struct Shared<J> {
+    pub(crate) ledger: Ledger,
+    /// Jobs pushed by producers, and the local jobs of dropped consumers.
+    pub(crate) injector: Injector<Envelope<J>>,
+    pub(crate) registry: Registry<Envelope<J>>,
+    /// Consumers parked in `next`.
+    pub(crate) sleepers: WaitList,
+    /// Producers waiting for room in `push` or `ready`.
+    pub(crate) room: WaitList,
+}
+
+impl<J> Shared<J> {
+    /// Wakes a producer waiting for room after jobs were taken. Unbounded queues have
+    /// none, so they skip the fence.
+    pub(crate) fn room_freed(&self) {
+        if self.ledger.capacity().is_some() {
+            self.room.notify_one();
+        }
+    }
+}
+
+/// A work-stealing queue: a global injector for pushed jobs, and one local deque per
+/// consumer that its peers steal from. See the [crate docs](crate).
+pub struct DequeQueue<J> {
+    shared: Arc<Shared<J>>,
+}
+
+impl<J: Send + 'static> DequeQueue<J> {
+    /// A queue holding at most `capacity` jobs; pushes wait for room beyond that.
+    ///
+    /// The bound covers every accepted job not yet handed to a worker, wherever it
+    /// waits: the global injector, consumers' local deques and inboxes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crewpool_core::{Envelope, Queue, TryPush};
+    /// use crewpool_deque::DequeQueue;
+    ///
+    /// let queue = DequeQueue::bounded(1);
+    /// queue.try_push(Envelope::new(1)).unwrap();
+    /// assert!(queue.try_push(Envelope::new(2)).unwrap_err().is_full());
+    /// assert_eq!(queue.capacity(), Some(1));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0: a deque cannot hand a job over without holding it.
+    pub fn bounded(capacity: usize) -> Self {
+        assert!(capacity > 0, "a DequeQueue needs a capacity of at least 1");
+        Self::with_capacity(Some(capacity))
+    }
+
+    /// A queue with no bound: pushes never wait (memory is the limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crewpool_core::Queue;
+    /// use crewpool_deque::DequeQueue;
+    ///
+    /// let queue = DequeQueue::<u64>::unbounded();
+    /// assert_eq!(queue.capacity(), None);
+    /// ```
+    pub fn unbounded() -> Self {
+        Self::with_capacity(None)
+    }
+
+    fn with_capacity(capacity: Option<usize>) -> Self {
+        DequeQueue {
+            shared: Arc::new(Shared {
+                ledger: Ledger::new(capacity),
+                injector: Injector::new(),
+                registry: Registry::new(),
+                sleepers: WaitList::new(),
+                room: WaitList::new(),
+            }),
+        }
+    }
+}
+
+impl<J: Send + 'static> Queue for DequeQueue<J> {
+    type Job = J;
+    type Consumer = DequeConsumer<J>;
+
+    fn push(
+        &self,
+        envelope: Envelope<J>,
+    ) -> impl Future<Output = Result<(), PushError<Envelope<J>>>> + Send {
+        let shared = &*self.shared;
+        async move {
+            let mut envelope = envelope;
+            // Dropping this future drops the registration too, passing on a wake-up it
+            // may have received (see `Waiter`).
+            let mut waiter = Waiter::new(&shared.room);
+            loop {
+                match try_push(shared, envelope) {
+                    Ok(()) => break,
+                    Err(TryPushError::Closed(back)) => {
+                        waiter.finish();
+                        return Err(PushError::Closed(back));
+                    }
+                    Err(TryPushError::Full(back)) => envelope = back,
+                }
+                wait_for_room(shared, &mut waiter).await;
+            }
+            waiter.finish();
+            Ok(())
+        }
+    }
+
+    fn consumer(&self) -> Result<DequeConsumer<J>, QueueError> {
+        Ok(DequeConsumer::new(Arc::clone(&self.shared)))
+    }
+
+    fn depth(&self) -> usize {
+        self.shared.ledger.load().count()
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        self.shared.ledger.capacity()
+    }
+
+    fn close(&self) {
+        if self.shared.ledger.close() {
+            self.shared.sleepers.notify_all();
+            self.shared.room.notify_all();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.ledger.load().is_closed()
+    }
+}
+
+/// Reserves a place, lands the job in the injector, and wakes a sleeping consumer.
+fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
+    match shared.ledger.reserve(false) {
+        Ok(()) => {}
+        Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
+        Err(Refused::Closed) => return Err(TryPushError::Closed(envelope)),
+    }
+    shared.injector.push(envelope);
+    shared.sleepers.notify_one();
+    Ok(())
+}
+
+/// Completes when the queue has room or is closed, registered with `waiter` meanwhile.
+async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
+    poll_fn(|cx| {
+        if shared.ledger.has_room() {
+            return Poll::Ready(());
+        }
+        waiter.register(cx.waker());
+        // Checked again after registering: a take in between would otherwise be missed.
+        if shared.ledger.has_room() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+impl<J: Send + 'static> TryPush for DequeQueue<J> {
+    fn try_push(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
+        try_push(&self.shared, envelope)
+    }
+
+    async fn ready(&self) {
+        let mut waiter = Waiter::new(&self.shared.room);
+        wait_for_room(&self.shared, &mut waiter).await;
+        waiter.finish();
+    }
+}
+
+impl<J> fmt::Debug for DequeQueue<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entry = self.shared.ledger.load();
+        f.debug_struct("DequeQueue")
+            .field("depth", &entry.count())
+            .field("capacity", &self.shared.ledger.capacity())
+            .field("closed", &entry.is_closed())
+            .field("consumers", &self.shared.registry)
+            .field("sleeping", &self.shared.sleepers.len())
+            .finish()
+    }
+}

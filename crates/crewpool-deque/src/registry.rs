@@ -1,0 +1,175 @@
+//! The registry of consumers: what each one shares with its peers (a [`Slot`]), and
+//! the list of slots thieves search.
+//!
+//! Consumers join at any time ([`Queue::consumer`](crewpool_core::Queue::consumer))
+//! and leave when dropped. The list is replaced, never edited in place, and carries a
+//! version number, so a consumer keeps its own snapshot and refreshes it with one load
+//! when the version moved, instead of locking on every search.
+
+use std::fmt;
+
+use crate::deques::{Injector, Steal, Stealer};
+use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock, spin};
+
+/// The phase of a consumer, as its spawner sees it.
+///
+/// ```text
+///   Live ──next returned None──▶ Finished ──dropped──▶ Gone
+///     └──────────────dropped──────────────────────────▲
+/// ```
+///
+/// Only `Live` consumers accept sub-jobs once the queue is closed (they will still
+/// drain them); the transitions happen under [`Slot::gate`], which a spawn after close
+/// also holds, so a consumer never finishes while such a spawn is landing in its inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Live,
+    Finished,
+    Gone,
+}
+
+/// What one consumer shares: the stealing end of its local deque, and its inbox,
+/// where jobs running on it spawn sub-jobs.
+pub(crate) struct Slot<T> {
+    pub(crate) stealer: Stealer<T>,
+    /// Sub-jobs spawned by jobs running on this consumer. An `Injector` because
+    /// spawners are shared with the running job (`Send + Sync`), which the local
+    /// deque is not; the owner drains it into its local deque before anything else.
+    pub(crate) inbox: Injector<T>,
+    /// Set (once, `SeqCst`) when the owner is dropped: a spawner that sees it sends
+    /// sub-jobs to the global injector instead. See the spawner for the race.
+    pub(crate) gone: AtomicBool,
+    pub(crate) gate: Mutex<Phase>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new(stealer: Stealer<T>) -> Self {
+        Slot {
+            stealer,
+            inbox: Injector::new(),
+            gone: AtomicBool::new(false),
+            gate: Mutex::new(Phase::Live),
+        }
+    }
+
+    /// Moves everything in the inbox to `injector`; returns whether it moved anything.
+    pub(crate) fn drain_inbox_into(&self, injector: &Injector<T>) -> bool {
+        let mut moved = false;
+        loop {
+            match self.inbox.steal() {
+                Steal::Success(item) => {
+                    injector.push(item);
+                    moved = true;
+                }
+                Steal::Empty => return moved,
+                // Another drainer (the spawner's or the owner's) is at it; go on until
+                // the inbox is seen empty, so nothing stays behind.
+                Steal::Retry => spin(),
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot")
+            .field("local", &self.stealer.len())
+            .field("inbox", &self.inbox.len())
+            .field("gone", &self.gone.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+pub(crate) type Slots<T> = Arc<Vec<Arc<Slot<T>>>>;
+
+/// The slots of every live consumer.
+pub(crate) struct Registry<T> {
+    /// Bumped (`Release`, under the lock) after each replacement of `slots`; a
+    /// consumer that loads it (`Acquire`) and sees a new value takes the lock for the
+    /// new list. Seeing an old value only means searching an older list for a while:
+    /// a newcomer's jobs reach others through the wake-ups of the protocol, which a
+    /// consumer answers with a fresh search (see `Peers::refresh`).
+    version: AtomicUsize,
+    slots: Mutex<Slots<T>>,
+}
+
+impl<T> Registry<T> {
+    pub(crate) fn new() -> Self {
+        Registry {
+            version: AtomicUsize::new(0),
+            slots: Mutex::new(Arc::new(Vec::new())),
+        }
+    }
+
+    pub(crate) fn add(&self, slot: Arc<Slot<T>>) {
+        let mut slots = lock(&self.slots);
+        let mut next: Vec<_> = slots.iter().cloned().collect();
+        next.push(slot);
+        *slots = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn remove(&self, slot: &Arc<Slot<T>>) {
+        let mut slots = lock(&self.slots);
+        let next: Vec<_> = slots
+            .iter()
+            .filter(|s| !Arc::ptr_eq(s, slot))
+            .cloned()
+            .collect();
+        *slots = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current list and its version.
+    fn snapshot(&self) -> (usize, Slots<T>) {
+        let slots = lock(&self.slots);
+        // Relaxed: read under the lock that every writer holds.
+        (self.version.load(Ordering::Relaxed), Arc::clone(&slots))
+    }
+}
+
+impl<T> fmt::Debug for Registry<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("consumers", &lock(&self.slots).len())
+            .finish()
+    }
+}
+
+/// A consumer's snapshot of the registry.
+pub(crate) struct Peers<T> {
+    version: usize,
+    slots: Slots<T>,
+}
+
+impl<T> Peers<T> {
+    pub(crate) fn new(registry: &Registry<T>) -> Self {
+        let (version, slots) = registry.snapshot();
+        Peers { version, slots }
+    }
+
+    /// The registry version this snapshot was taken at.
+    pub(crate) fn version(&self) -> usize {
+        self.version
+    }
+
+    /// The slots, refreshed first if the registry changed.
+    pub(crate) fn refresh(&mut self, registry: &Registry<T>) -> &[Arc<Slot<T>>] {
+        // Acquire: pairs with the Release bump, though `snapshot` locks anyway.
+        if registry.version.load(Ordering::Acquire) != self.version {
+            let (version, slots) = registry.snapshot();
+            self.version = version;
+            self.slots = slots;
+        }
+        &self.slots
+    }
+}
+
+impl<T> fmt::Debug for Peers<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peers")
+            .field("version", &self.version)
+            .field("peers", &self.slots.len())
+            .finish()
+    }
+}
