@@ -1,0 +1,4 @@
+//! w
+fn main() {
+    println!("hi");
+}

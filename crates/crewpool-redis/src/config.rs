@@ -1,0 +1,359 @@
+//! How a queue connects and behaves: URL, names, leases, batches, limits, retries.
+
+use std::time::Duration;
+
+use crate::{Error, RedisUrl};
+
+/// The configuration of a [`RedisQueue`](crate::RedisQueue): where Redis is, which
+/// queue, and the lease, batch, size and retry settings.
+///
+/// Producers and workers of one queue must agree on the URL's database, the
+/// [`prefix`](RedisConfig::prefix) and the queue name; the other settings are per
+/// process.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use crewpool_redis::{RedisConfig, RetryPolicy};
+///
+/// let config = RedisConfig::new("redis://worker:s3cret@10.0.0.5:6379/0", "emails")
+///     .prefix("myapp")
+///     .lease(Duration::from_secs(10))
+///     .batch_size(200)
+///     .retry(RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(600)).max_attempts(8));
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub(crate) url: RedisUrl,
+    pub(crate) queue: String,
+    pub(crate) prefix: String,
+    pub(crate) lease: Duration,
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) batch_size: usize,
+    pub(crate) prefetch: usize,
+    pub(crate) max_payload: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) dead_letter_limit: usize,
+    pub(crate) ack_mode: AckMode,
+    pub(crate) response_timeout: Duration,
+    pub(crate) max_block: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_root_cert: Option<Vec<u8>>,
+}
+
+/// When [`Delivery::ack`](crewpool_core::Delivery::ack) returns.
+///
+/// Acknowledgements are always grouped: every ack waiting when a flush starts goes to
+/// Redis in one script call (group commit), so a busy pool pays one round trip per
+/// batch, not per job. The mode decides whether `ack` waits for that flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// `ack` returns once Redis recorded it, and fails when the lease was lost.
+    #[default]
+    Confirmed,
+    /// `ack` returns once the acknowledgement is queued for the next flush. Faster for a
+    /// few workers running short jobs; a process that dies before the flush leaves those
+    /// jobs leased, so they run again after their lease expires (at-least-once), and a
+    /// lost lease is only logged and counted
+    /// ([`ClientCounters::stale`](crate::ClientCounters::stale)).
+    Queued,
+}
+
+/// How failed jobs are retried: how many attempts in all, and how long to wait before
+/// each retry.
+///
+/// Applied by [`RedisDelivery::fail`](crate::RedisDelivery::fail), by
+/// [`Delivery::retry`](crewpool_core::Delivery::retry) (which chooses its own delay but
+/// still dead-letters a job out of attempts), and to jobs whose worker died: a lease
+/// that expires counts as a failed attempt, so a job that crashes its worker every
+/// time ends up dead-lettered instead of looping.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use crewpool_redis::RetryPolicy;
+///
+/// let policy = RetryPolicy::exponential(Duration::from_millis(100), Duration::from_secs(1));
+/// assert_eq!(policy.delay(1), Duration::from_millis(100)); // before attempt 2
+/// assert_eq!(policy.delay(2), Duration::from_millis(200));
+/// assert_eq!(policy.delay(9), Duration::from_secs(1)); // capped
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    base: Duration,
+    max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// Exponential backoff: `base`, `2 × base`, `4 × base`, ... capped at `max_delay`;
+    /// 25 attempts in all.
+    pub fn exponential(base: Duration, max_delay: Duration) -> Self {
+        RetryPolicy {
+            max_attempts: 25,
+            base,
+            max_delay,
+        }
+    }
+
+    /// Sets how many attempts a job gets in all (the first run included); `0` means no
+    /// limit. With `1`, a failing job is dead-lettered at once.
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// The configured attempt limit (`0`: none).
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// How long to wait after failed attempt `attempt` (from 1) before the next one.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(63);
+        let factor = 1_u64 << doublings;
+        let base = u64::try_from(self.base.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(base.saturating_mul(factor)).min(self.max_delay)
+    }
+}
+
+impl Default for RetryPolicy {
+    /// 25 attempts, 1 s doubling to at most 1 hour.
+    fn default() -> Self {
+        RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+}
+
+impl RedisConfig {
+    /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
+    /// `crewpool`, 5 s leases extended every second, batches of up to 100 jobs, no
+    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], 10,000 dead letters,
+    /// [`AckMode::Confirmed`].
+    ///
+    /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
+    /// (feature `tls`).
+    pub fn new(url: impl Into<RedisUrl>, queue: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            queue: queue.into(),
+            prefix: "crewpool".to_owned(),
+            lease: Duration::from_secs(5),
+            heartbeat: None,
+            batch_size: 100,
+            prefetch: 0,
+            max_payload: 512 * 1024,
+            retry: RetryPolicy::default(),
+            dead_letter_limit: 10_000,
+            ack_mode: AckMode::Confirmed,
+            response_timeout: Duration::from_secs(5),
+            max_block: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls_root_cert: None,
+        }
+    }
+
+    /// The first part of every key (default `crewpool`): keys are
+    /// `<prefix>:{<queue>}:<name>`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a delivered job stays leased without a heartbeat (default 5 s). A worker
+    /// that dies has its jobs back in the queue about this long after its last
+    /// heartbeat.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How often this process extends the leases of the jobs it holds (default: a fifth
+    /// of the lease). Must be shorter than the lease.
+    #[must_use]
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// The most jobs one fetch takes, and one ack flush settles (default 100, at most
+    /// 1,000).
+    #[must_use]
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// How many jobs this process fetches ahead of its idle workers (default 0: only as
+    /// many as workers are waiting). Prefetched jobs are leased to this process, so
+    /// other processes cannot take them; raise it for many short jobs, keep it at 0 for
+    /// long ones.
+    #[must_use]
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// The largest encoded envelope [`enqueue`](crate::RedisQueue::enqueue) accepts
+    /// (default 512 KiB).
+    #[must_use]
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The retry policy (see [`RetryPolicy`]).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How many dead letters are kept (default 10,000); the oldest are deleted beyond
+    /// that.
+    #[must_use]
+    pub fn dead_letter_limit(mut self, limit: usize) -> Self {
+        self.dead_letter_limit = limit;
+        self
+    }
+
+    /// When `ack` returns (see [`AckMode`]).
+    #[must_use]
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = mode;
+        self
+    }
+
+    /// How long a command may take before it fails as a timeout (default 5 s).
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The longest one blocking wait for jobs lasts before it is renewed (default 10
+    /// s). Waits end earlier on their own when a job arrives, a delayed job is due or
+    /// a lease expires; this only bounds how long a silently broken connection can go
+    /// unnoticed.
+    #[must_use]
+    pub fn max_block(mut self, max_block: Duration) -> Self {
+        self.max_block = max_block;
+        self
+    }
+
+    /// Trusts the PEM-encoded CA certificate `pem` for `rediss://` connections, in
+    /// addition to the system's roots.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// The URL (its password hidden when printed).
+    pub fn url(&self) -> &RedisUrl {
+        &self.url
+    }
+
+    /// The queue name.
+    pub fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    /// The lease length.
+    pub fn lease_length(&self) -> Duration {
+        self.lease
+    }
+
+    /// The heartbeat interval in effect.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat.unwrap_or(self.lease / 5)
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(self.url.expose().starts_with("redis://") || self.url.is_tls()) {
+            return Err(Error::Config(format!(
+                "the URL must start with redis:// or rediss:// (got {})",
+                self.url
+            )));
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.url.is_tls() {
+            return Err(Error::Config(
+                "rediss:// needs the `tls` feature of crewpool-redis".to_owned(),
+            ));
+        }
+        if self.queue.is_empty() || self.queue.contains(['{', '}']) {
+            return Err(Error::Config(format!(
+                "the queue name must be non-empty and contain no braces (got {:?})",
+                self.queue
+            )));
+        }
+        if self.lease < Duration::from_millis(100) {
+            return Err(Error::Config(
+                "the lease must be at least 100 ms".to_owned(),
+            ));
+        }
+        let heartbeat = self.heartbeat_interval();
+        if heartbeat.is_zero() || heartbeat >= self.lease {
+            return Err(Error::Config(format!(
+                "the heartbeat ({heartbeat:?}) must be positive and shorter than the lease ({:?})",
+                self.lease
+            )));
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return Err(Error::Config("the batch size must be 1..=1000".to_owned()));
+        }
+        if self.dead_letter_limit == 0 {
+            return Err(Error::Config(
+                "the dead-letter limit must be at least 1".to_owned(),
+            ));
+        }
+        if self.max_block < Duration::from_millis(100) {
+            return Err(Error::Config(
+                "max_block must be at least 100 ms".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let policy = RetryPolicy::exponential(Duration::from_secs(2), Duration::from_secs(60));
+        let delays: Vec<u64> = (1..=7).map(|a| policy.delay(a).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(policy.delay(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let ok = RedisConfig::new("redis://127.0.0.1:1", "q");
+        assert!(ok.validate().is_ok());
+        for bad in [
+            RedisConfig::new("http://x", "q"),
+            RedisConfig::new("redis://x", "a{b}"),
+            RedisConfig::new("redis://x", ""),
+            ok.clone().heartbeat(Duration::from_secs(5)),
+            ok.clone().batch_size(0),
+            ok.clone().batch_size(1001),
+            ok.clone().dead_letter_limit(0),
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

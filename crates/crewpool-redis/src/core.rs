@@ -1,0 +1,280 @@
+//! What deliveries need after their consumer is gone: the link to Redis, the group
+//! commit of acknowledgements, and the heartbeat that keeps held leases alive.
+//!
+//! # Tasks and their lifetimes
+//!
+//! ```text
+//!   RedisQueue ─┐                 ┌─▶ fetcher task   (until the queue closes or is dropped)
+//!   consumers ──┴─▶ Arc<Front> ───┤
+//!                                 └─▶ Arc<Core> ──┬─▶ acker task     (until every Core is gone
+//!   deliveries ──────────────────────▶ Arc<Core> ─┘                   and its queue is flushed)
+//!                                                 └─▶ heartbeat task (until every Core is gone)
+//! ```
+//!
+//! Tasks hold an `Arc<Link>` (the connection), never the handles above them, so
+//! dropping the last handle stops them: the acker when the last sender goes (after
+//! flushing what was queued), the heartbeat when the watch sender in `Core` goes.
+//! A delivery keeps its `Core` alive, so its lease is extended for as long as it
+//! exists, even after the queue and its consumers were dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::link::{Counters, Link};
+use crate::{AckMode, Error, Result};
+
+/// The most acknowledgements one flush carries.
+const ACK_BATCH: usize = 1000;
+
+/// A request to the acker task.
+pub(crate) enum AckRequest {
+    /// Acknowledge one delivery; `reply` (in [`AckMode::Confirmed`]) hears the outcome.
+    Ack {
+        id: u64,
+        token: u64,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    /// Answer once every request queued before this one was flushed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The part of a queue deliveries keep alive.
+pub(crate) struct Core {
+    pub(crate) link: Arc<Link>,
+    acks: mpsc::UnboundedSender<AckRequest>,
+    /// Dropped with the last `Core`: stops the heartbeat task.
+    _heartbeat: watch::Sender<()>,
+}
+
+impl Core {
+    /// Starts the acker and heartbeat tasks on `runtime`.
+    pub(crate) fn start(link: Arc<Link>, runtime: &tokio::runtime::Handle) -> Arc<Self> {
+        let (acks, queue) = mpsc::unbounded_channel();
+        let (heartbeat, stop) = watch::channel(());
+        runtime.spawn(run_acker(Arc::clone(&link), queue));
+        runtime.spawn(run_heartbeat(Arc::clone(&link), stop));
+        Arc::new(Core {
+            link,
+            acks,
+            _heartbeat: heartbeat,
+        })
+    }
+
+    /// Queues an acknowledgement for the next flush.
+    pub(crate) fn queue_ack(&self, id: u64, token: u64) -> QueuedAck {
+        let (reply, outcome) = match self.link.config.ack_mode {
+            AckMode::Queued => (None, None),
+            AckMode::Confirmed => {
+                let (reply, outcome) = oneshot::channel();
+                (Some(reply), Some(outcome))
+            }
+        };
+        let sent = self.acks.send(AckRequest::Ack { id, token, reply });
+        QueuedAck {
+            sent: sent.is_ok(),
+            outcome,
+        }
+    }
+
+    /// Waits until every acknowledgement queued so far has been flushed (or given up).
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.acks.send(AckRequest::Flush(done)).is_ok() {
+            // An error means the acker is gone: nothing is left to wait for.
+            let _ = flushed.await;
+        }
+    }
+}
+
+/// An acknowledgement handed to the acker.
+pub(crate) struct QueuedAck {
+    sent: bool,
+    outcome: Option<oneshot::Receiver<Result<()>>>,
+}
+
+impl QueuedAck {
+    /// Waits for the flush in [`AckMode::Confirmed`]; at once in [`AckMode::Queued`].
+    pub(crate) async fn outcome(self) -> Result<()> {
+        if !self.sent {
+            return Err(Error::Closed);
+        }
+        match self.outcome {
+            None => Ok(()),
+            // The acker answers every request it takes; no answer means it stopped.
+            Some(outcome) => outcome.await.map_err(|_| Error::Closed)?,
+        }
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exponential backoff for the background tasks' retries: 10 ms doubling to 2 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(2);
+
+    pub(crate) fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.next == Self::FIRST
+    }
+}
+
+/// Group commit: takes every acknowledgement waiting, settles them in one script call,
+/// answers, repeats. Under load, acknowledgements pile up while a flush is in flight and
+/// the next flush carries them all.
+async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckRequest>) {
+    let mut acks = Vec::new();
+    let mut flushes = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut request = Some(first);
+        while let Some(next) = request.take() {
+            match next {
+                AckRequest::Ack { id, token, reply } => acks.push((id, token, reply)),
+                AckRequest::Flush(done) => flushes.push(done),
+            }
+            if acks.len() < ACK_BATCH {
+                request = queue.try_recv().ok();
+            }
+        }
+        if !acks.is_empty() {
+            flush(&link, &mut acks).await;
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+type PendingAck = (u64, u64, Option<oneshot::Sender<Result<()>>>);
+
+async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
+    let items: Vec<(u64, u64)> = acks.iter().map(|&(id, token, _)| (id, token)).collect();
+    let started = Instant::now();
+    let mut backoff = Backoff::new();
+    let mut repeated = false;
+    let outcome = loop {
+        match link.ack(&items).await {
+            Ok(codes) => break Ok(codes),
+            Err(error) => {
+                Counters::add(&link.counters.redis_errors, 1);
+                // Past a lease length the leases are gone anyway: stop holding the
+                // workers and let the jobs run again (at-least-once).
+                if started.elapsed() >= link.config.lease {
+                    break Err(error);
+                }
+                if backoff.is_fresh() {
+                    tracing::warn!(queue = %link.config.queue, %error, jobs = items.len(), "could not flush acknowledgements; retrying with backoff");
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+                repeated = true;
+            }
+        }
+    };
+    link.settled(items.iter().copied());
+    match outcome {
+        Ok(codes) => {
+            let mut acked = 0;
+            for ((id, _, reply), code) in acks.drain(..).zip(codes) {
+                // Code 2 (no lease, no data) after a repeated call is our own earlier
+                // call that landed unanswered; on a first call it is another worker's.
+                let result = if code == 1 || (code == 2 && repeated) {
+                    acked += 1;
+                    Ok(())
+                } else {
+                    Err(Error::LeaseLost(crewpool_core::JobId(id)))
+                };
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(result);
+                    }
+                    None => {
+                        if let Err(error) = result {
+                            tracing::warn!(queue = %link.config.queue, %error, "acknowledgement refused");
+                        }
+                    }
+                }
+            }
+            Counters::add(&link.counters.acked, acked);
+            Counters::add(&link.counters.stale, items.len() - acked);
+        }
+        Err(error) => {
+            tracing::error!(queue = %link.config.queue, %error, jobs = items.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");
+            let message = error.to_string();
+            for (_, _, reply) in acks.drain(..) {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(Error::Redis {
+                        message: message.clone(),
+                        connection: error.is_connection(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Every heartbeat interval, extends the lease of every job this process holds.
+async fn run_heartbeat(link: Arc<Link>, mut stop: watch::Receiver<()>) {
+    let mut ticker = tokio::time::interval(link.config.heartbeat_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            // Only an error is possible: the sender is never used to send.
+            _ = stop.changed() => return,
+        }
+        if let Err(error) = extend_leases(&link).await {
+            Counters::add(&link.counters.redis_errors, 1);
+            tracing::warn!(queue = %link.config.queue, %error, "heartbeat failed; retrying at the next tick");
+        }
+    }
+}
+
+/// One heartbeat round; returns how many leases were found lost.
+pub(crate) async fn extend_leases(link: &Link) -> Result<usize> {
+    let held = link.held_snapshot();
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let mut lost_count = 0;
+    for chunk in held.chunks(ACK_BATCH) {
+        let lost = link.extend(chunk).await?;
+        if !lost.is_empty() {
+            let tokens: std::collections::HashMap<u64, u64> = chunk.iter().copied().collect();
+            link.settled(
+                lost.iter()
+                    .filter_map(|id| tokens.get(id).map(|&token| (*id, token))),
+            );
+            tracing::warn!(queue = %link.config.queue, lost = lost.len(), "leases lost: their jobs were taken back; acknowledging them will fail");
+            lost_count += lost.len();
+        }
+    }
+    Counters::add(&link.counters.heartbeats, 1);
+    Counters::add(&link.counters.leases_lost, lost_count);
+    Ok(lost_count)
+}

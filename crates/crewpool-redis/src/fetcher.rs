@@ -1,0 +1,279 @@
+//! The fetcher: one task per process that leases batches of jobs for the workers
+//! waiting in this process, and blocks in Redis while the queue is empty.
+//!
+//! # States
+//!
+//! ```text
+//!            ┌──── demand (a worker waits, or prefetch is short) ───┐
+//!            ▼                                                      │
+//!   Idle ──▶ Fetch ──jobs──▶ hand them to the local buffer ─────────┘
+//!    ▲         │
+//!    │         └──nothing──▶ Block: until a push (BLMOVE returns), the next lease
+//!    │                       deadline or delayed job (local timer), a local retry
+//!    └────────────────────── (rescan), or max_block; then Fetch again if still wanted
+//!
+//!   any state ──close / drop──▶ Closing: release the buffered jobs, drop the sender
+//! ```
+//!
+//! # Races
+//!
+//! - *Worker arrives vs. fetcher goes idle*: a worker counts itself in `waiting` and
+//!   then calls `notify_one`, which leaves a permit if the fetcher is not waiting yet;
+//!   the fetcher reads `waiting` before awaiting `notified`, so either it sees the
+//!   count or it finds the permit. No lost wake-up.
+//! - *Push vs. block*: `BLMOVE` returns at once if the list is non-empty, so a push
+//!   that lands between the empty fetch and the block is not missed.
+//! - *The block outlives its select*: a `BLMOVE` in flight is kept (boxed) across
+//!   iterations, never dropped and reissued, because a dropped blocking call would
+//!   still hold the blocking connection server-side. Timers shorter than the block run
+//!   locally beside it.
+//! - *Close vs. a worker taking a job*: the fetcher drains the buffer with `try_recv`;
+//!   each job goes to exactly one of a worker or the release.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crewpool_core::{Envelope, JobId};
+use redis::aio::ConnectionManager;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::core::Backoff;
+use crate::link::{Counters, Link};
+use crate::{Result, wire};
+
+/// A leased job waiting in the local buffer for a worker.
+pub(crate) struct Leased<J> {
+    pub(crate) envelope: Envelope<J>,
+    pub(crate) token: u64,
+}
+
+/// How many workers of this process wait for a job.
+#[derive(Debug, Default)]
+pub(crate) struct Demand {
+    waiting: AtomicUsize,
+    notify: Notify,
+}
+
+impl Demand {
+    /// Counts a waiting worker until the guard drops.
+    pub(crate) fn wait(&self) -> Waiting<'_> {
+        // SeqCst: ordered before the fetcher's load of `waiting` or its wake-up (see
+        // "Races" above); cheap next to a Redis round trip.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+        Waiting(self)
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// A worker counted in [`Demand`].
+pub(crate) struct Waiting<'a>(&'a Demand);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Block = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// The fetcher's inputs.
+pub(crate) struct Fetcher<J> {
+    pub(crate) link: Arc<Link>,
+    pub(crate) buffer: flume::Sender<Leased<J>>,
+    /// The fetcher's own receiver, to take back what no worker took when closing.
+    pub(crate) unclaimed: flume::Receiver<Leased<J>>,
+    pub(crate) demand: Arc<Demand>,
+    pub(crate) closed: watch::Receiver<bool>,
+}
+
+impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
+    pub(crate) async fn run(mut self) {
+        let mut blocking: Option<ConnectionManager> = None;
+        let mut in_flight: Option<Block> = None;
+        let mut backoff = Backoff::new();
+        let config = &self.link.config;
+        let batch = config.batch_size;
+        let prefetch = config.prefetch;
+        'run: loop {
+            // Idle: wait until someone wants a job.
+            let want = loop {
+                if self.is_closed() {
+                    break 'run;
+                }
+                let wanted = self.demand.waiting() + prefetch;
+                let want = wanted.saturating_sub(self.buffer.len()).min(batch);
+                if want > 0 {
+                    break want;
+                }
+                tokio::select! {
+                    () = self.demand.notify.notified() => {}
+                    _ = self.closed.changed() => {}
+                }
+            };
+
+            // Fetch. Never cancelled: a reply dropped on the floor would leave jobs
+            // leased to nobody until their lease expires.
+            let fetched = match self.link.fetch(want).await {
+                Ok(fetched) => {
+                    backoff.reset();
+                    fetched
+                }
+                Err(error) => {
+                    if self.pause_after(&error, &mut backoff).await {
+                        break 'run;
+                    }
+                    continue;
+                }
+            };
+            if !fetched.jobs.is_empty() {
+                self.dispatch(fetched.jobs).await;
+                continue;
+            }
+
+            // Block until a push, a due time, a local retry, or max_block.
+            if blocking.is_none() {
+                match self.link.blocking_connection().await {
+                    Ok(conn) => blocking = Some(conn),
+                    Err(error) => {
+                        if self.pause_after(&error, &mut backoff).await {
+                            break 'run;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = &blocking else { continue };
+            if in_flight.is_none() {
+                let link = Arc::clone(&self.link);
+                let mut conn = conn.clone();
+                let max_block = link.config.max_block;
+                in_flight = Some(Box::pin(async move {
+                    link.wait_for_jobs(&mut conn, max_block).await
+                }));
+            }
+            let woken = async {
+                match in_flight.as_mut() {
+                    Some(block) => Some(block.await),
+                    None => None,
+                }
+            };
+            let due = fetched.next_due.map(|delay| Instant::now() + delay);
+            let timer = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(woke) = woken => {
+                    in_flight = None;
+                    if let Err(error) = woke {
+                        // Reconnect the blocking connection on the next round.
+                        blocking = None;
+                        if self.pause_after(&error, &mut backoff).await {
+                            break 'run;
+                        }
+                    }
+                }
+                () = timer => {}
+                () = self.link.rescan.notified() => {}
+                _ = self.closed.changed() => {}
+            }
+        }
+        self.close().await;
+    }
+
+    fn is_closed(&self) -> bool {
+        // A dropped sender (the queue and its consumers are gone) closes too.
+        *self.closed.borrow() || self.closed.has_changed().is_err()
+    }
+
+    /// Logs, counts and backs off after a failed call; returns whether the queue
+    /// closed meanwhile.
+    async fn pause_after(&mut self, error: &crate::Error, backoff: &mut Backoff) -> bool {
+        Counters::add(&self.link.counters.redis_errors, 1);
+        if backoff.is_fresh() {
+            tracing::warn!(queue = %self.link.config.queue, %error, "fetching failed; retrying with backoff");
+        } else {
+            tracing::debug!(queue = %self.link.config.queue, %error, "fetching failed again");
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = self.closed.changed() => {}
+        }
+        self.is_closed()
+    }
+
+    /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode.
+    async fn dispatch(&mut self, jobs: Vec<crate::link::RawJob>) {
+        let mut undecodable = Vec::new();
+        for raw in jobs {
+            match wire::decode::<J>(&raw.data) {
+                Ok(job) => {
+                    let envelope = Envelope {
+                        job,
+                        id: JobId(raw.id),
+                        attempt: raw.attempt,
+                        reply: None,
+                    };
+                    // The fetcher holds a receiver itself, so the channel never
+                    // disconnects while this sender exists.
+                    let _ = self.buffer.send(Leased {
+                        envelope,
+                        token: raw.token,
+                    });
+                }
+                Err(reason) => {
+                    tracing::warn!(queue = %self.link.config.queue, job = raw.id, %reason, "dead-lettering a job that does not decode");
+                    undecodable.push((raw.id, raw.token, reason));
+                }
+            }
+        }
+        if !undecodable.is_empty() {
+            Counters::add(&self.link.counters.undecodable, undecodable.len());
+            if let Err(error) = self.link.bury(&undecodable).await {
+                Counters::add(&self.link.counters.redis_errors, 1);
+                tracing::warn!(queue = %self.link.config.queue, %error, "could not dead-letter undecodable jobs; their leases will bring them back");
+            }
+        }
+    }
+
+    /// Takes back what no worker took and releases it to the queue.
+    async fn close(self) {
+        let mut leftover = Vec::new();
+        while let Ok(leased) = self.unclaimed.try_recv() {
+            leftover.push((leased.envelope.id.0, leased.token));
+        }
+        // Workers waiting in `next` see the end once both ends held here are gone.
+        drop(self.buffer);
+        drop(self.unclaimed);
+        if leftover.is_empty() {
+            return;
+        }
+        let mut backoff = Backoff::new();
+        for attempt in 1..=3 {
+            match self.link.release(&leftover).await {
+                Ok(_) => {
+                    tracing::debug!(queue = %self.link.config.queue, jobs = leftover.len(), "released prefetched jobs");
+                    return;
+                }
+                Err(error) if attempt < 3 => {
+                    tracing::debug!(%error, "release failed; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(error) => {
+                    tracing::warn!(queue = %self.link.config.queue, %error, jobs = leftover.len(), "could not release prefetched jobs; their leases will bring them back");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The queue handle: producer API, consumer factory, inspection.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError};
+use redis::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::consumer::RedisConsumer;
+use crate::core::{self, Core};
+use crate::fetcher::{Demand, Fetcher, Leased};
+use crate::link::{ClientCounters, Link, ServerInfo};
+use crate::wire;
+use crate::{Error, RedisConfig, Result};
+
+/// The most envelopes one enqueue script call carries.
+const ENQUEUE_CHUNK: usize = 1000;
+/// How many enqueue calls a bulk enqueue keeps in flight on the connection.
+const ENQUEUE_WINDOW: usize = 8;
+
+/// A queue of `J` jobs in Redis, shared by every process that connects to it with the
+/// same URL, prefix and name.
+///
+/// It is the producer ([`enqueue`](RedisQueue::enqueue),
+/// [`enqueue_bulk`](RedisQueue::enqueue_bulk), [`Queue::push`]), the factory of this
+/// process's [`RedisConsumer`]s, and the inspector ([`stats`](RedisQueue::stats),
+/// [`dead_letters`](RedisQueue::dead_letters)). See the [crate docs](crate) for the
+/// semantics and the wire format.
+pub struct RedisQueue<J> {
+    front: Arc<Front<J>>,
+}
+
+/// What the queue handle and its consumers share.
+pub(crate) struct Front<J> {
+    pub(crate) core: Arc<Core>,
+    runtime: tokio::runtime::Handle,
+    server: ServerInfo,
+    closed: AtomicBool,
+    close_signal: watch::Sender<bool>,
+    buffer: OnceLock<Buffer<J>>,
+    _job: PhantomData<fn() -> J>,
+}
+
+/// The local buffer the fetcher fills and consumers take from.
+pub(crate) struct Buffer<J> {
+    pub(crate) jobs: flume::Receiver<Leased<J>>,
+    pub(crate) demand: Arc<Demand>,
+}
+
+impl<J> Front<J> {
+    pub(crate) fn link(&self) -> &Link {
+        &self.core.link
+    }
+}
+
+impl<J> Drop for Front<J> {
+    fn drop(&mut self) {
+        // The last handle is gone: the fetcher stops and releases what it prefetched.
+        self.close_signal.send_replace(true);
+    }
+}
+
+impl<J> RedisQueue<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Connects to Redis and checks the server: version 6.2 or newer (an error
+    /// otherwise), and `maxmemory-policy noeviction` (a warning otherwise, since an
+    /// evicting Redis may silently delete queued jobs; see
+    /// [`server`](RedisQueue::server)).
+    ///
+    /// Must be called within a tokio runtime: the background tasks (acknowledgement
+    /// flushes, heartbeats, and once a consumer exists the fetcher) run on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid configuration, [`Error::Redis`] when Redis
+    /// cannot be reached or refuses the credentials (the message never contains the
+    /// password), [`Error::Unsupported`] for a server older than 6.2.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("RedisQueue::connect must run within a tokio runtime".to_owned())
+        })?;
+        let link = Arc::new(Link::connect(config).await?);
+        let server = link.server_info().await?;
+        if !server.at_least(6, 2) {
+            return Err(Error::Unsupported(format!(
+                "Redis {} is older than 6.2 (RPOP with a count and BLMOVE are needed)",
+                server.version
+            )));
+        }
+        if !server.is_noeviction() {
+            tracing::warn!(
+                queue = %link.config.queue,
+                maxmemory_policy = %server.maxmemory_policy,
+                "Redis may evict keys when memory runs out, which deletes queued jobs silently; \
+                 set `maxmemory-policy noeviction` on this server"
+            );
+        }
+        let (close_signal, _) = watch::channel(false);
+        let core = Core::start(link, &runtime);
+        Ok(RedisQueue {
+            front: Arc::new(Front {
+                core,
+                runtime,
+                server,
+                closed: AtomicBool::new(false),
+                close_signal,
+                buffer: OnceLock::new(),
+                _job: PhantomData,
+            }),
+        })
+    }
+
+    /// Adds one job; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] when the encoded envelope is over
+    /// [`RedisConfig::max_payload`] (nothing is stored), [`Error::Encode`] when the job
+    /// does not serialise, [`Error::Redis`] when the call failed. After a connection
+    /// error the job may or may not have been stored; enqueueing it again may make a
+    /// duplicate (at-least-once).
+    pub fn enqueue(&self, job: &J) -> impl Future<Output = Result<JobId>> + Send + '_ {
+        // Encoded before the future starts, so the future holds bytes, not `&J` (and
+        // needs no `J: Sync`).
+        let envelope = wire::encode(job, self.link().config.max_payload);
+        async move {
+            let first = self
+                .link()
+                .enqueue(std::slice::from_ref(&envelope?))
+                .await?;
+            Ok(JobId(first))
+        }
+    }
+
+    /// Adds many jobs in batched script calls (up to 1,000 jobs each, several in flight
+    /// at once); returns their ids in order.
+    ///
+    /// Every job is encoded and checked against the size limit before anything is
+    /// sent, so an oversized job fails the whole call with nothing stored.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](RedisQueue::enqueue). When a Redis call fails midway, the
+    /// batches before it are stored and the error is returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops sending; batches already sent may be stored.
+    pub fn enqueue_bulk<I>(&self, jobs: I) -> impl Future<Output = Result<Vec<JobId>>> + Send + '_
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<J>,
+    {
+        use std::borrow::Borrow;
+        let max = self.link().config.max_payload;
+        let envelopes = jobs
+            .into_iter()
+            .map(|job| wire::encode(job.borrow(), max))
+            .collect::<Result<Vec<_>>>();
+        self.enqueue_encoded(envelopes)
+    }
+
+    async fn enqueue_encoded(&self, envelopes: Result<Vec<Vec<u8>>>) -> Result<Vec<JobId>> {
+        let envelopes = envelopes?;
+        let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut envelopes = envelopes.into_iter().peekable();
+        while envelopes.peek().is_some() {
+            chunks.push(envelopes.by_ref().take(ENQUEUE_CHUNK).collect());
+        }
+        let mut ids = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+        let mut window = tokio::task::JoinSet::new();
+        let mut firsts = vec![0_u64; chunks.len()];
+        let mut lens = Vec::with_capacity(chunks.len());
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            lens.push(chunk.len());
+            if window.len() == ENQUEUE_WINDOW {
+                collect(&mut window, &mut firsts).await?;
+            }
+            let link = Arc::clone(&self.front.core.link);
+            window.spawn_on(
+                async move { (index, link.enqueue(&chunk).await) },
+                &self.front.runtime,
+            );
+        }
+        while !window.is_empty() {
+            collect(&mut window, &mut firsts).await?;
+        }
+        for (first, len) in firsts.into_iter().zip(lens) {
+            ids.extend((first..first + len as u64).map(JobId));
+        }
+        Ok(ids)
+    }
+}
+
+/// Waits for one enqueue call of a bulk enqueue.
+async fn collect(
+    window: &mut tokio::task::JoinSet<(usize, Result<u64>)>,
+    firsts: &mut [u64],
+) -> Result<()> {
+    match window.join_next().await {
+        Some(Ok((index, Ok(first)))) => {
+            firsts[index] = first;
+            Ok(())
+        }
+        Some(Ok((_, Err(error)))) => Err(error),
+        Some(Err(join)) => Err(Error::Protocol(format!("an enqueue task failed: {join}"))),
+        None => Ok(()),
+    }
+}
+
+/// The state of a queue in Redis, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Jobs waiting to be fetched.
+    pub pending: u64,
+    /// Jobs leased to a worker (running, or prefetched).
+    pub active: u64,
+    /// Jobs waiting for a retry or a scheduled time.
+    pub delayed: u64,
+    /// Dead letters kept.
+    pub dead: u64,
+}
+
+/// A dead-lettered job: what it was, why it died, and on which attempt.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeadLetter<J> {
+    /// The job's id.
+    pub id: JobId,
+    /// The job, or why its envelope does not decode (the raw envelope is kept in Redis).
+    pub job: std::result::Result<J, String>,
+    /// The error of the last attempt.
+    pub reason: String,
+    /// The attempt that failed last.
+    pub attempt: u32,
+    /// When it was dead-lettered, in milliseconds since the Unix epoch (Redis clock).
+    pub at_ms: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct DeadInfo {
+    reason: String,
+    attempt: u32,
+    at: u64,
+}
+
+impl<J> RedisQueue<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn link(&self) -> &Link {
+        self.front.link()
+    }
+
+    /// What the server said at connect: its version and eviction policy.
+    pub fn server(&self) -> &ServerInfo {
+        &self.front.server
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.link().config
+    }
+
+    /// The number of jobs waiting in Redis now (one `LLEN`). [`Queue::depth`] is the
+    /// synchronous, possibly stale version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn len(&self) -> Result<u64> {
+        let link = self.link();
+        let len: u64 = redis::cmd("LLEN")
+            .arg(&link.keys.pending)
+            .query_async(&mut link.conn())
+            .await
+            .map_err(|e| link.error(&e))?;
+        Ok(len)
+    }
+
+    /// Whether no job waits in Redis now.
+    ///
+    /// # Errors
+    ///
+    /// As for [`len`](RedisQueue::len).
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// Counts pending, active, delayed and dead jobs (one pipelined round trip).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn stats(&self) -> Result<QueueStats> {
+        let link = self.link();
+        let keys = &link.keys;
+        let (pending, active, delayed, dead): (u64, u64, u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(&keys.pending)
+            .cmd("ZCARD")
+            .arg(&keys.active)
+            .cmd("ZCARD")
+            .arg(&keys.delayed)
+            .cmd("LLEN")
+            .arg(&keys.dead)
+            .query_async(&mut link.conn())
+            .await
+            .map_err(|e| link.error(&e))?;
+        Ok(QueueStats {
+            pending,
+            active,
+            delayed,
+            dead,
+        })
+    }
+
+    /// What this process's handle did so far (fetches, acks, recoveries, errors).
+    pub fn counters(&self) -> ClientCounters {
+        self.link().counters.snapshot()
+    }
+
+    /// The newest `limit` dead letters, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when a call fails, [`Error::Protocol`] for an entry this
+    /// crate did not write.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter<J>>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let link = self.link();
+        let keys = &link.keys;
+        let mut conn = link.conn();
+        let ids: Vec<u64> = redis::cmd("LRANGE")
+            .arg(&keys.dead)
+            .arg(0)
+            .arg(limit - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| link.error(&e))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (infos, envelopes): (Vec<Option<Vec<u8>>>, Vec<Option<Vec<u8>>>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&keys.dead_info)
+            .arg(&ids)
+            .cmd("HMGET")
+            .arg(&keys.jobs)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| link.error(&e))?;
+        let mut letters = Vec::with_capacity(ids.len());
+        for ((id, info), envelope) in ids.into_iter().zip(infos).zip(envelopes) {
+            // Requeued or trimmed between the two calls: skip it.
+            let Some(info) = info else { continue };
+            let info: DeadInfo = serde_json::from_slice(&info)
+                .map_err(|e| Error::Protocol(format!("dead-letter entry {id}: {e}")))?;
+            let job = match envelope {
+                Some(envelope) => wire::decode(&envelope),
+                None => Err("the envelope is gone".to_owned()),
+            };
+            letters.push(DeadLetter {
+                id: JobId(id),
+                job,
+                reason: info.reason,
+                attempt: info.attempt,
+                at_ms: info.at,
+            });
+        }
+        Ok(letters)
+    }
+
+    /// Moves the given dead letters back to the queue as fresh jobs (attempt 1);
+    /// returns how many went back (ids that are not dead letters are skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn requeue_dead(&self, ids: &[JobId]) -> Result<u64> {
+        let ids: Vec<u64> = ids.iter().map(|id| id.0).collect();
+        self.link().requeue(Some(&ids)).await
+    }
+
+    /// Moves every dead letter back to the queue, oldest first; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn requeue_all_dead(&self) -> Result<u64> {
+        self.link().requeue(None).await
+    }
+
+    /// Extends the leases of every job this process holds now, as the heartbeat does
+    /// on its own; returns how many leases were found lost.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn extend_leases(&self) -> Result<usize> {
+        core::extend_leases(self.link()).await
+    }
+
+    /// How many jobs this process holds (fetched and not yet settled).
+    pub fn held(&self) -> usize {
+        self.link().held_count()
+    }
+
+    /// Deletes every key of this queue: pending, running, delayed and dead jobs and the
+    /// counters. For tests and tear-down; running workers' settlements then fail.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn purge(&self) -> Result<()> {
+        let link = self.link();
+        let keys = &link.keys;
+        let _: Value = redis::cmd("DEL")
+            .arg(&keys.seq)
+            .arg(&keys.pending)
+            .arg(&keys.jobs)
+            .arg(&keys.active)
+            .arg(&keys.lease)
+            .arg(&keys.attempts)
+            .arg(&keys.delayed)
+            .arg(&keys.fence)
+            .arg(&keys.dead)
+            .arg(&keys.dead_info)
+            .query_async(&mut link.conn())
+            .await
+            .map_err(|e| link.error(&e))?;
+        Ok(())
+    }
+
+    fn start_fetcher(&self) -> &Buffer<J> {
+        self.front.buffer.get_or_init(|| {
+            let (sender, receiver) = flume::unbounded();
+            let demand = Arc::new(Demand::default());
+            if self.is_closed() {
+                // Nothing will be fetched: consumers see the end at once.
+                drop(sender);
+            } else {
+                let fetcher = Fetcher {
+                    link: Arc::clone(&self.front.core.link),
+                    buffer: sender,
+                    unclaimed: receiver.clone(),
+                    demand: Arc::clone(&demand),
+                    closed: self.front.close_signal.subscribe(),
+                };
+                self.front.runtime.spawn(fetcher.run());
+            }
+            Buffer {
+                jobs: receiver,
+                demand,
+            }
+        })
+    }
+}
+
+impl<J> Queue for RedisQueue<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Job = J;
+    type Consumer = RedisConsumer<J>;
+
+    /// Enqueues the job with an id Redis assigns; the envelope's `id`, `attempt` and
+    /// `reply` are not sent (a reply cannot cross processes: it is dropped).
+    fn push(
+        &self,
+        envelope: Envelope<J>,
+    ) -> impl Future<Output = std::result::Result<(), PushError<Envelope<J>>>> + Send {
+        let closed = self.is_closed();
+        let encoded = wire::encode(&envelope.job, self.link().config.max_payload);
+        async move {
+            if closed {
+                return Err(PushError::Closed(envelope));
+            }
+            let stored = match encoded {
+                Ok(encoded) => self.link().enqueue(std::slice::from_ref(&encoded)).await,
+                Err(error) => Err(error),
+            };
+            match stored {
+                Ok(_) => Ok(()),
+                Err(error) => Err(PushError::Backend {
+                    item: envelope,
+                    source: error.into(),
+                }),
+            }
+        }
+    }
+
+    fn consumer(&self) -> std::result::Result<RedisConsumer<J>, QueueError> {
+        let buffer = self.start_fetcher();
+        Ok(RedisConsumer::new(
+            Arc::clone(&self.front),
+            buffer.jobs.clone(),
+            Arc::clone(&buffer.demand),
+        ))
+    }
+
+    /// The pending count Redis reported on this process's last push or fetch, plus
+    /// the jobs fetched into this process and not yet taken. Exact only while this
+    /// process is the queue's only user; [`len`](RedisQueue::len) asks Redis.
+    fn depth(&self) -> usize {
+        let buffered = self.front.buffer.get().map_or(0, |b| b.jobs.len());
+        self.link().observed_pending() + buffered
+    }
+
+    /// `None`: Redis queues are unbounded (Redis memory is the limit).
+    fn capacity(&self) -> Option<usize> {
+        None
+    }
+
+    /// Stops this process from pushing and fetching: jobs in Redis stay there for
+    /// other workers, prefetched ones are released, and consumers return `None` once
+    /// their local work is done. See "Closing" in the crate docs.
+    fn close(&self) {
+        self.front.closed.store(true, Ordering::SeqCst);
+        self.front.close_signal.send_replace(true);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.front.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl<J> fmt::Debug for RedisQueue<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let link = self.front.link();
+        f.debug_struct("RedisQueue")
+            .field("url", &link.config.url)
+            .field("queue", &link.config.queue)
+            .field("closed", &self.front.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,47 @@
+//! The Lua scripts, one per state transition (sources in `lua/`).
+//!
+//! Each script declares every key it touches in `KEYS`, so it runs on Redis Cluster
+//! (all keys of a queue share the `{queue}` hash tag). They are called by SHA
+//! (`EVALSHA`); when Redis answers `NOSCRIPT` (a restarted or failed-over server has an
+//! empty script cache) the source is loaded and the call repeated.
+
+use redis::Script;
+
+/// The source of `enqueue.lua`, for producers in other languages: see "Wire format" in
+/// the crate docs.
+pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
+const FETCH_LUA: &str = include_str!("../lua/fetch.lua");
+const ACK_LUA: &str = include_str!("../lua/ack.lua");
+const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
+const RELEASE_LUA: &str = include_str!("../lua/release.lua");
+const RETRY_LUA: &str = include_str!("../lua/retry.lua");
+const BURY_LUA: &str = include_str!("../lua/bury.lua");
+const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
+
+/// The compiled-in scripts with their SHA1s.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) enqueue: Script,
+    pub(crate) fetch: Script,
+    pub(crate) ack: Script,
+    pub(crate) extend: Script,
+    pub(crate) release: Script,
+    pub(crate) retry: Script,
+    pub(crate) bury: Script,
+    pub(crate) requeue: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            enqueue: Script::new(ENQUEUE_LUA),
+            fetch: Script::new(FETCH_LUA),
+            ack: Script::new(ACK_LUA),
+            extend: Script::new(EXTEND_LUA),
+            release: Script::new(RELEASE_LUA),
+            retry: Script::new(RETRY_LUA),
+            bury: Script::new(BURY_LUA),
+            requeue: Script::new(REQUEUE_LUA),
+        }
+    }
+}

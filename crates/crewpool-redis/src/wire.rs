@@ -1,0 +1,143 @@
+//! The envelope on the wire, and reading script replies.
+
+use redis::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The envelope version this crate writes and reads.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Outgoing<'a, J> {
+    v: u32,
+    job: &'a J,
+}
+
+#[derive(Deserialize)]
+struct Incoming<J> {
+    v: u32,
+    job: J,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// Encodes `job` as a version-1 envelope: `{"v":1,"job":<job as JSON>}`.
+pub(crate) fn encode<J: Serialize>(job: &J, max: usize) -> Result<Vec<u8>, Error> {
+    let bytes = serde_json::to_vec(&Outgoing {
+        v: ENVELOPE_VERSION,
+        job,
+    })
+    .map_err(Error::Encode)?;
+    if bytes.len() > max {
+        return Err(Error::PayloadTooLarge {
+            size: bytes.len(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes an envelope, or says why it cannot be (the dead-letter reason).
+pub(crate) fn decode<J: DeserializeOwned>(bytes: &[u8]) -> Result<J, String> {
+    match serde_json::from_slice::<Incoming<J>>(bytes) {
+        Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope.job),
+        Ok(envelope) => Err(unsupported(envelope.v)),
+        Err(error) => match serde_json::from_slice::<VersionOnly>(bytes) {
+            Ok(envelope) if envelope.v != ENVELOPE_VERSION => Err(unsupported(envelope.v)),
+            _ => Err(format!("undecodable envelope: {error}")),
+        },
+    }
+}
+
+fn unsupported(version: u32) -> String {
+    format!("unsupported envelope version {version} (this worker reads version {ENVELOPE_VERSION})")
+}
+
+/// Reads an integer reply (Redis may send numbers as strings).
+pub(crate) fn int(value: &Value) -> Result<i64, Error> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| Error::Protocol(format!("expected an integer, got {value:?}"))),
+        Value::SimpleString(text) => text
+            .parse()
+            .map_err(|_| Error::Protocol(format!("expected an integer, got {text:?}"))),
+        other => Err(Error::Protocol(format!(
+            "expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+/// Reads a non-negative integer reply.
+pub(crate) fn uint(value: &Value) -> Result<u64, Error> {
+    let n = int(value)?;
+    u64::try_from(n)
+        .map_err(|_| Error::Protocol(format!("expected a non-negative integer, got {n}")))
+}
+
+/// Reads an array reply.
+pub(crate) fn array(value: Value) -> Result<Vec<Value>, Error> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(Error::Protocol(format!("expected an array, got {other:?}"))),
+    }
+}
+
+/// Reads a bulk-string reply.
+pub(crate) fn bytes(value: Value) -> Result<Vec<u8>, Error> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(text) => Ok(text.into_bytes()),
+        other => Err(Error::Protocol(format!("expected a string, got {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_explains_failures() {
+        let bytes = encode(&vec![1_u64, 2], 100).unwrap();
+        assert_eq!(bytes, br#"{"v":1,"job":[1,2]}"#);
+        assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), vec![1, 2]);
+        assert!(
+            decode::<u64>(b"not json")
+                .unwrap_err()
+                .contains("undecodable")
+        );
+        assert!(
+            decode::<u64>(br#"{"v":1,"job":"x"}"#)
+                .unwrap_err()
+                .contains("undecodable")
+        );
+        assert!(
+            decode::<u64>(br#"{"v":2,"job":"x"}"#)
+                .unwrap_err()
+                .contains("version 2")
+        );
+        assert!(
+            decode::<u64>(br#"{"v":2,"job":5}"#)
+                .unwrap_err()
+                .contains("version 2")
+        );
+        // Unknown fields are for later versions of producers: ignored.
+        assert_eq!(decode::<u64>(br#"{"v":1,"job":5,"trace":"x"}"#).unwrap(), 5);
+    }
+
+    #[test]
+    fn enforces_the_size_limit() {
+        match encode(&"x".repeat(100), 50) {
+            Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 115),
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+    }
+}
