@@ -12,12 +12,12 @@ use loom::thread;
 use crate::DequeQueue;
 use crate::loom::Arc;
 
-fn envelope(job: u32) -> Envelope<u32> {
+pub(super) fn envelope(job: u32) -> Envelope<u32> {
     Envelope::new(job).with_id(JobId(u64::from(job)))
 }
 
 /// Drains `consumer` until `None`, returning the jobs it took.
-fn drain(mut consumer: crate::DequeConsumer<u32>) -> Vec<u32> {
+pub(super) fn drain(mut consumer: crate::DequeConsumer<u32>) -> Vec<u32> {
     let mut jobs = Vec::new();
     while let Some(received) = block_on(consumer.next()) {
         jobs.push(received.envelope.job);
@@ -26,7 +26,7 @@ fn drain(mut consumer: crate::DequeConsumer<u32>) -> Vec<u32> {
 }
 
 /// Checks that the consumers took exactly the accepted jobs, once each.
-fn check(accepted: &[u32], takers: Vec<thread::JoinHandle<Vec<u32>>>) {
+pub(super) fn check(accepted: &[u32], takers: Vec<thread::JoinHandle<Vec<u32>>>) {
     let mut taken: Vec<u32> = takers
         .into_iter()
         .flat_map(|taker| taker.join().expect("consumer thread"))
@@ -68,33 +68,5 @@ fn loom_steal_push_pop_steal_close_lose_and_duplicate_nothing() {
         }
         check(&accepted, takers);
         assert_eq!(queue.depth(), 0);
-    });
-}
-
-/// A bounded queue of one: the second push waits for room while a consumer takes, and
-/// a close from a third thread races both: the push either completes, and its job is
-/// delivered, or fails with `Closed`; it never waits forever.
-#[test]
-fn loom_steal_waiting_push_vs_take_and_close() {
-    loom::model(|| {
-        let queue = Arc::new(DequeQueue::bounded(1));
-        let taker = {
-            let consumer = queue.consumer().expect("consumer");
-            thread::spawn(move || drain(consumer))
-        };
-        let closer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || queue.close())
-        };
-        let mut accepted = Vec::new();
-        for job in [1, 2] {
-            match block_on(queue.push(envelope(job))) {
-                Ok(()) => accepted.push(job),
-                Err(PushError::Closed(back)) => assert_eq!(back.job, job, "the job comes back"),
-                Err(other) => panic!("unexpected push error {other}"),
-            }
-        }
-        closer.join().expect("closer thread");
-        check(&accepted, vec![taker]);
     });
 }
