@@ -32,6 +32,10 @@ pub(crate) struct Fetched {
     pub(crate) jobs: Vec<RawJob>,
     /// How long until the next lease deadline or delayed job, when nothing was taken.
     pub(crate) next_due: Option<Duration>,
+    /// Expired leases put back in the queue by this call.
+    pub(crate) recovered: u64,
+    /// Expired leases dead-lettered by this call (out of attempts).
+    pub(crate) buried: u64,
 }
 
 /// Counters of what this process did; see [`ClientCounters`].
@@ -252,6 +256,60 @@ impl Link {
         uint(first)
     }
 
+    /// Enqueues several chunks of envelopes in one pipeline (one script call per
+    /// chunk, run by Redis in order); returns each chunk's first id.
+    pub(crate) async fn enqueue_chunks(&self, chunks: &[Vec<Vec<u8>>]) -> Result<Vec<u64>> {
+        let invocations: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                let mut invocation = self.scripts.enqueue.prepare_invoke();
+                invocation
+                    .key(&self.keys.seq)
+                    .key(&self.keys.jobs)
+                    .key(&self.keys.pending);
+                for envelope in chunk {
+                    invocation.arg(envelope.as_slice());
+                }
+                invocation
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        let mut conn = self.conn();
+        let replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+            Ok(replies) => replies,
+            // A pipeline does not load scripts: an empty script cache (a restarted
+            // server) fails every call in it, so loading and repeating is safe.
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                self.scripts
+                    .enqueue
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(&e))?;
+                pipe.query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(&e))?
+            }
+            Err(error) => return Err(self.error(&error)),
+        };
+        let mut firsts = Vec::with_capacity(replies.len());
+        let mut pending = 0;
+        for reply in replies {
+            let reply = array(reply)?;
+            let [first, len] = reply.as_slice() else {
+                return Err(Error::Protocol("enqueue returned a short reply".to_owned()));
+            };
+            firsts.push(uint(first)?);
+            pending = uint(len)?;
+        }
+        self.observe_pending(pending);
+        Ok(firsts)
+    }
+
     /// Leases up to `count` jobs (0: housekeeping only) and records them as held.
     pub(crate) async fn fetch(&self, count: usize) -> Result<Fetched> {
         let config = &self.config;
@@ -284,7 +342,14 @@ impl Link {
         let [pending, next_due, recovered, buried, missing] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
         if recovered > 0 || buried > 0 {
-            Counters::add(&self.counters.recovered, recovered as usize);
+            Counters::add(
+                &self.counters.recovered,
+                usize::try_from(recovered).unwrap_or(0),
+            );
+            Counters::add(
+                &self.counters.dead_lettered,
+                usize::try_from(buried).unwrap_or(0),
+            );
             tracing::info!(queue = %config.queue, recovered, dead_lettered = buried, "took back jobs whose lease expired");
         }
         if missing > 0 {
@@ -313,7 +378,12 @@ impl Link {
         Counters::add(&self.counters.fetched, jobs.len());
         let next_due = (jobs.is_empty() && next_due >= 0)
             .then(|| Duration::from_millis(u64::try_from(next_due).unwrap_or(0)));
-        Ok(Fetched { jobs, next_due })
+        Ok(Fetched {
+            jobs,
+            next_due,
+            recovered: u64::try_from(recovered).unwrap_or(0),
+            buried: u64::try_from(buried).unwrap_or(0),
+        })
     }
 
     /// Waits (on the blocking connection) until `pending` is non-empty, or `timeout`

@@ -21,7 +21,7 @@ use crate::{Error, RedisConfig, Result};
 
 /// The most envelopes one enqueue script call carries.
 const ENQUEUE_CHUNK: usize = 1000;
-/// How many enqueue calls a bulk enqueue keeps in flight on the connection.
+/// How many enqueue calls a bulk enqueue sends in one pipeline.
 const ENQUEUE_WINDOW: usize = 8;
 
 /// A queue of `J` jobs in Redis, shared by every process that connects to it with the
@@ -176,43 +176,24 @@ where
             chunks.push(envelopes.by_ref().take(ENQUEUE_CHUNK).collect());
         }
         let mut ids = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-        let mut window = tokio::task::JoinSet::new();
-        let mut firsts = vec![0_u64; chunks.len()];
-        let mut lens = Vec::with_capacity(chunks.len());
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            lens.push(chunk.len());
-            if window.len() == ENQUEUE_WINDOW {
-                collect(&mut window, &mut firsts).await?;
+        // The first chunk alone (it loads the script if Redis lacks it), then
+        // pipelines of several chunks: one round trip per window, in order.
+        let mut rest: &[Vec<Vec<u8>>] = &chunks;
+        let mut window = 1;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(window.min(rest.len()));
+            let firsts = if now.len() == 1 {
+                vec![self.link().enqueue(&now[0]).await?]
+            } else {
+                self.link().enqueue_chunks(now).await?
+            };
+            for (first, chunk) in firsts.into_iter().zip(now) {
+                ids.extend((first..first + chunk.len() as u64).map(JobId));
             }
-            let link = Arc::clone(&self.front.core.link);
-            window.spawn_on(
-                async move { (index, link.enqueue(&chunk).await) },
-                &self.front.runtime,
-            );
-        }
-        while !window.is_empty() {
-            collect(&mut window, &mut firsts).await?;
-        }
-        for (first, len) in firsts.into_iter().zip(lens) {
-            ids.extend((first..first + len as u64).map(JobId));
+            rest = later;
+            window = ENQUEUE_WINDOW;
         }
         Ok(ids)
-    }
-}
-
-/// Waits for one enqueue call of a bulk enqueue.
-async fn collect(
-    window: &mut tokio::task::JoinSet<(usize, Result<u64>)>,
-    firsts: &mut [u64],
-) -> Result<()> {
-    match window.join_next().await {
-        Some(Ok((index, Ok(first)))) => {
-            firsts[index] = first;
-            Ok(())
-        }
-        Some(Ok((_, Err(error)))) => Err(error),
-        Some(Err(join)) => Err(Error::Protocol(format!("an enqueue task failed: {join}"))),
-        None => Ok(()),
     }
 }
 
@@ -411,6 +392,20 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn extend_leases(&self) -> Result<usize> {
         core::extend_leases(self.link()).await
+    }
+
+    /// Runs the housekeeping every fetch does, without taking a job: jobs whose lease
+    /// expired go back to the queue (or to dead-letter when out of attempts), delayed
+    /// jobs that are due move to the queue. Returns `(recovered, dead_lettered)`.
+    ///
+    /// Workers do this on their own; this is for tools and tests.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn recover_expired(&self) -> Result<(u64, u64)> {
+        let fetched = self.link().fetch(0).await?;
+        Ok((fetched.recovered, fetched.buried))
     }
 
     /// How many jobs this process holds (fetched and not yet settled).

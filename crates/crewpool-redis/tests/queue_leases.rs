@@ -1,0 +1,193 @@
+//! Leases, heartbeats and fencing tokens, against a private redis-server.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use crewpool_core::{Consumer, Delivery, Queue, QueueError};
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{Error, RedisConfig, RedisQueue};
+use support::HANG_GUARD;
+
+async fn connect(server: &RedisServer, lease: Duration, heartbeat: Duration) -> RedisQueue<u64> {
+    let config = RedisConfig::new(server.url(), "leases")
+        .lease(lease)
+        .heartbeat(heartbeat);
+    RedisQueue::connect(config).await.expect("connect")
+}
+
+fn lease_lost(error: &QueueError) -> bool {
+    matches!(error, QueueError::Backend(source)
+        if matches!(source.downcast_ref::<Error>(), Some(Error::LeaseLost(_))))
+}
+
+/// Makes a job's lease expire now, as if its holder had stalled for the whole lease.
+fn expire(server: &RedisServer, id: u64) {
+    server.cli(&[
+        "ZADD",
+        "crewpool:{leases}:active",
+        "XX",
+        "0",
+        &id.to_string(),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_cannot_settle_or_extend_a_job_someone_else_took() {
+    let server = RedisServer::start();
+    // Heartbeats far apart: the zombie's own heartbeat must not run during the test.
+    let zombie = connect(&server, Duration::from_secs(60), Duration::from_secs(50)).await;
+    let rescuer = connect(&server, Duration::from_secs(60), Duration::from_secs(50)).await;
+    let id = zombie.enqueue(&5).await.unwrap();
+
+    let mut zombie_consumer = zombie.consumer().unwrap();
+    let stale = zombie_consumer.next().await.unwrap();
+    assert_eq!((stale.envelope.id, stale.envelope.attempt), (id, 1));
+    expire(&server, id.0);
+
+    let mut rescuer_consumer = rescuer.consumer().unwrap();
+    let fresh = rescuer_consumer.next().await.unwrap();
+    assert_eq!((fresh.envelope.id, fresh.envelope.attempt), (id, 2));
+    assert_ne!(stale.delivery.token(), fresh.delivery.token());
+
+    // The zombie's heartbeat finds the lease lost and does not extend the new one.
+    let before = server.cli(&["ZSCORE", "crewpool:{leases}:active", &id.0.to_string()]);
+    assert_eq!(zombie.extend_leases().await.unwrap(), 1, "one lease lost");
+    let after = server.cli(&["ZSCORE", "crewpool:{leases}:active", &id.0.to_string()]);
+    assert_eq!(
+        before, after,
+        "a zombie's heartbeat must not move the new lease"
+    );
+
+    // Its ack is refused, and the job is still the rescuer's.
+    let refused = stale.delivery.ack().await.unwrap_err();
+    assert!(lease_lost(&refused), "expected LeaseLost, got {refused}");
+    assert_eq!(rescuer.stats().await.unwrap().active, 1);
+    assert_eq!(zombie.counters().stale, 1);
+
+    fresh.delivery.ack().await.unwrap();
+    let stats = rescuer.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.active, stats.dead), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_cannot_retry_dead_letter_or_release() {
+    let server = RedisServer::start();
+    let queue = connect(&server, Duration::from_secs(60), Duration::from_secs(50)).await;
+    for job in 0..3 {
+        queue.enqueue(&job).await.unwrap();
+    }
+    let mut consumer = queue.consumer().unwrap();
+    let mut stale = Vec::new();
+    for _ in 0..3 {
+        stale.push(consumer.next().await.unwrap());
+    }
+    for received in &stale {
+        expire(&server, received.envelope.id.0);
+    }
+    let stale: Vec<_> = stale
+        .into_iter()
+        .map(|received| received.delivery)
+        .collect();
+    // Taking the jobs back (another fetch) hands them out under new tokens.
+    let mut fresh = Vec::new();
+    for _ in 0..3 {
+        fresh.push(consumer.next().await.unwrap());
+    }
+    let mut stale = stale.into_iter();
+    let retry = stale.next().unwrap().retry(Duration::ZERO, "zombie").await;
+    let dead = stale.next().unwrap().dead_letter("zombie").await;
+    let release = stale.next().unwrap().release().await;
+    for outcome in [retry, dead, release] {
+        let error = outcome.unwrap_err();
+        assert!(lease_lost(&error), "expected LeaseLost, got {error}");
+    }
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.active, stats.delayed, stats.dead),
+        (0, 3, 0, 0),
+        "the zombie changed nothing"
+    );
+    for received in fresh {
+        assert_eq!(received.envelope.attempt, 2);
+        received.delivery.ack().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_long_job_leased() {
+    let server = RedisServer::start();
+    let lease = Duration::from_millis(300);
+    let holder = connect(&server, lease, Duration::from_millis(60)).await;
+    let other = connect(&server, lease, Duration::from_millis(60)).await;
+    holder.enqueue(&1).await.unwrap();
+    let mut consumer = holder.consumer().unwrap();
+    let received = consumer.next().await.unwrap();
+
+    // The other process is idle and would take the job back the moment its lease
+    // expired; the job "runs" for four lease lengths.
+    let mut other_consumer = other.consumer().unwrap();
+    let raced = tokio::time::timeout(lease * 4, other_consumer.next()).await;
+    assert!(
+        raced.is_err(),
+        "the job was taken from a live holder: {raced:?}"
+    );
+
+    received.delivery.ack().await.unwrap();
+    assert!(holder.counters().heartbeats >= 3);
+    assert_eq!(other.counters().recovered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_delivery_comes_back_after_its_lease_as_the_next_attempt() {
+    let server = RedisServer::start();
+    let lease = Duration::from_millis(400);
+    let queue = connect(&server, lease, Duration::from_millis(80)).await;
+    let id = queue.enqueue(&9).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let received = consumer.next().await.unwrap();
+    let dropped = Instant::now();
+    drop(received);
+
+    let again = tokio::time::timeout(HANG_GUARD, consumer.next())
+        .await
+        .expect("hang guard")
+        .unwrap();
+    let waited = dropped.elapsed();
+    assert_eq!((again.envelope.id, again.envelope.attempt), (id, 2));
+    assert!(
+        waited >= lease - Duration::from_millis(100),
+        "back after {waited:?}"
+    );
+    println!("dropped delivery back after {waited:?} (lease {lease:?})");
+    again.delivery.ack().await.unwrap();
+    assert_eq!(queue.counters().recovered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_killing_its_worker_is_dead_lettered() {
+    let server = RedisServer::start();
+    let config = RedisConfig::new(server.url(), "leases")
+        .lease(Duration::from_secs(60))
+        .retry(crewpool_redis::RetryPolicy::default().max_attempts(2));
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    let id = queue.enqueue(&3).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    for attempt in 1..=2 {
+        let received = consumer.next().await.unwrap();
+        assert_eq!(received.envelope.attempt, attempt);
+        // The worker "dies": its lease expires unsettled.
+        expire(&server, id.0);
+        drop(received);
+    }
+    assert_eq!(queue.recover_expired().await.unwrap(), (0, 1));
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].attempt), (id, 2));
+    assert!(
+        dead[0].reason.contains("lease expired"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].job.as_ref().ok(), Some(&3));
+}

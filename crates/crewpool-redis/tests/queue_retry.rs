@@ -1,0 +1,142 @@
+//! Retries with exponential backoff through the delayed set, the bounded dead-letter
+//! list, and requeueing dead letters.
+
+use std::time::{Duration, Instant};
+
+use crewpool_core::{Consumer, Delivery, Queue};
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{RedisConfig, RedisQueue, RetryPolicy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_back_off_exponentially_then_dead_letter_with_the_last_error() {
+    let server = RedisServer::start();
+    let policy = RetryPolicy::exponential(Duration::from_millis(150), Duration::from_secs(5))
+        .max_attempts(3);
+    let queue =
+        RedisQueue::<String>::connect(RedisConfig::new(server.url(), "retry").retry(policy))
+            .await
+            .unwrap();
+    let id = queue.enqueue(&"flaky".to_owned()).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+
+    let mut failed_at = None;
+    for attempt in 1..=3_u32 {
+        let received = consumer.next().await.unwrap();
+        assert_eq!(
+            (received.envelope.id, received.envelope.attempt),
+            (id, attempt)
+        );
+        if let Some((when, backoff)) = failed_at {
+            // A retry never runs before its backoff (scheduled by Redis's clock).
+            let waited = Instant::now().duration_since(when);
+            assert!(
+                waited >= backoff,
+                "attempt {attempt} after {waited:?} < {backoff:?}"
+            );
+            println!("attempt {attempt} ran {waited:?} after the failure (backoff {backoff:?})");
+        }
+        if attempt < 3 {
+            let stats = queue.stats().await.unwrap();
+            assert_eq!(stats.active, 1);
+        }
+        received
+            .delivery
+            .fail(&format!("boom {attempt}"))
+            .await
+            .unwrap();
+        failed_at = Some((Instant::now(), policy.delay(attempt)));
+        if attempt < 3 {
+            assert_eq!(
+                queue.stats().await.unwrap().delayed,
+                1,
+                "waits in the delayed set"
+            );
+        }
+    }
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.active, stats.delayed, stats.dead),
+        (0, 0, 0, 1)
+    );
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, id);
+    assert_eq!(dead[0].attempt, 3);
+    assert_eq!(dead[0].reason, "boom 3");
+    assert_eq!(dead[0].job.as_deref(), Ok("flaky"));
+    assert!(dead[0].at_ms > 1_600_000_000_000);
+
+    // Requeued, it starts over as attempt 1.
+    assert_eq!(queue.requeue_dead(&[id]).await.unwrap(), 1);
+    let again = consumer.next().await.unwrap();
+    assert_eq!((again.envelope.id, again.envelope.attempt), (id, 1));
+    again.delivery.ack().await.unwrap();
+    assert_eq!(queue.stats().await.unwrap(), Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_retry_uses_the_given_delay() {
+    let server = RedisServer::start();
+    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "retry"))
+        .await
+        .unwrap();
+    queue.enqueue(&1).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let received = consumer.next().await.unwrap();
+    let delay = Duration::from_millis(300);
+    let retried = Instant::now();
+    received.delivery.retry(delay, "later").await.unwrap();
+    let again = consumer.next().await.unwrap();
+    let waited = retried.elapsed();
+    assert_eq!(again.envelope.attempt, 2);
+    assert!(waited >= delay, "ran after {waited:?}");
+    println!("retry with delay {delay:?} ran after {waited:?}");
+    again.delivery.ack().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_list_is_bounded_and_requeue_all_works() {
+    let server = RedisServer::start();
+    let queue =
+        RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "dead").dead_letter_limit(3))
+            .await
+            .unwrap();
+    let ids = queue.enqueue_bulk(0..5_u64).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    for n in 0..5 {
+        let received = consumer.next().await.unwrap();
+        assert_eq!(received.envelope.id, ids[n]);
+        received
+            .delivery
+            .dead_letter(&format!("reason {n}"))
+            .await
+            .unwrap();
+    }
+    let dead = queue.dead_letters(100).await.unwrap();
+    let kept: Vec<_> = dead.iter().map(|d| (d.id, d.reason.as_str())).collect();
+    assert_eq!(
+        kept,
+        [
+            (ids[4], "reason 4"),
+            (ids[3], "reason 3"),
+            (ids[2], "reason 2")
+        ],
+        "newest first, oldest trimmed"
+    );
+    // The trimmed ones' envelopes are gone too: nothing leaks.
+    assert_eq!(server.cli(&["HLEN", "crewpool:{dead}:jobs"]).trim(), "3");
+    assert_eq!(
+        server.cli(&["HLEN", "crewpool:{dead}:dead_info"]).trim(),
+        "3"
+    );
+
+    assert_eq!(queue.requeue_all_dead().await.unwrap(), 3);
+    let mut back = Vec::new();
+    for _ in 0..3 {
+        let received = consumer.next().await.unwrap();
+        back.push(received.envelope.job);
+        received.delivery.ack().await.unwrap();
+    }
+    assert_eq!(back, [2, 3, 4], "oldest dead letter first");
+    assert_eq!(queue.stats().await.unwrap(), Default::default());
+}
