@@ -2,10 +2,12 @@
 --
 -- KEYS[1] active  ZSET  id -> lease deadline
 -- KEYS[2] lease   HASH  id -> fencing token
+-- KEYS[3] jobs    HASH  id -> envelope
 -- ARGV[1] lease length (ms); then id1, token1, id2, token2, ...
 --
--- Returns the ids whose token no longer matches: their lease was lost (it expired and
--- the job went back to the queue, or another worker holds it now).
+-- Returns the ids whose lease was lost: another delivery's token guards them, or they
+-- have no lease but still exist (they went back to the queue). A job with neither
+-- lease nor data was just acknowledged (a heartbeat racing its ack): not lost.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now + tonumber(ARGV[1])
@@ -18,7 +20,7 @@ for i = 1, n do
   if current[i] == ARGV[2 * i + 1] then
     scores[#scores + 1] = deadline
     scores[#scores + 1] = ids[i]
-  else
+  elseif current[i] or redis.call('HEXISTS', KEYS[3], ids[i]) == 1 then
     lost[#lost + 1] = ids[i]
   end
 end

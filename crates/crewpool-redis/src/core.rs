@@ -264,14 +264,10 @@ pub(crate) async fn extend_leases(link: &Link) -> Result<usize> {
     let mut lost_count = 0;
     for chunk in held.chunks(ACK_BATCH) {
         let lost = link.extend(chunk).await?;
-        if !lost.is_empty() {
-            let tokens: std::collections::HashMap<u64, u64> = chunk.iter().copied().collect();
-            link.settled(
-                lost.iter()
-                    .filter_map(|id| tokens.get(id).map(|&token| (*id, token))),
-            );
-            tracing::warn!(queue = %link.config.queue, lost = lost.len(), "leases lost: their jobs were taken back; acknowledging them will fail");
-            lost_count += lost.len();
+        let lost = link.drop_lost(chunk, &lost);
+        if lost > 0 {
+            tracing::warn!(queue = %link.config.queue, lost, "leases lost: their jobs were taken back; settling them will fail");
+            lost_count += lost;
         }
     }
     Counters::add(&link.counters.heartbeats, 1);

@@ -220,6 +220,24 @@ impl Link {
         }
     }
 
+    /// Stops heartbeating the deliveries in `lost` that are still held under the token
+    /// `items` lists for them; returns how many were (the others were settled
+    /// meanwhile, racing the heartbeat).
+    pub(crate) fn drop_lost(&self, items: &[(u64, u64)], lost: &[u64]) -> usize {
+        let tokens: HashMap<u64, u64> = items.iter().copied().collect();
+        let mut held = self.held();
+        let mut dropped = 0;
+        for id in lost {
+            if let Some(token) = tokens.get(id)
+                && held.get(id) == Some(token)
+            {
+                held.remove(id);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     pub(crate) fn held_count(&self) -> usize {
         self.held().len()
     }
@@ -433,6 +451,7 @@ impl Link {
         invocation
             .key(&self.keys.active)
             .key(&self.keys.lease)
+            .key(&self.keys.jobs)
             .arg(millis(self.config.lease));
         for &(id, token) in items {
             invocation.arg(id).arg(token);

@@ -1,0 +1,145 @@
+//! Idle workers block in Redis (no polling loop) and pick a new job up within
+//! milliseconds; fetches and acknowledgements are batched.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crewpool_core::{Consumer, Delivery, Queue};
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{RedisConfig, RedisQueue};
+use crewpool_runtime::PoolBuilder;
+use support::HANG_GUARD;
+
+fn info_field(server: &RedisServer, section: &str, field: &str) -> u64 {
+    let info = server.cli(&["INFO", section]);
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_block_without_polling_and_wake_within_milliseconds() {
+    let server = RedisServer::start();
+    // A blocking wait of a minute and no lease or delayed job to wake for: a pickup
+    // that needed a timeout would trip the hang guard.
+    let config = RedisConfig::new(server.url(), "idle").max_block(Duration::from_secs(60));
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    let producer = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "idle"))
+        .await
+        .unwrap();
+    let mut consumer = queue.consumer().unwrap();
+
+    let mut latencies = Vec::new();
+    for round in 0..20_u64 {
+        let waiting = tokio::spawn(async move {
+            let received = consumer.next().await.expect("a job");
+            let got = Instant::now();
+            received.delivery.ack().await.expect("ack");
+            (consumer, received.envelope.job, got)
+        });
+        if round == 0 {
+            // An observation window, not a synchronisation: while idle, the worker
+            // must send (next to) nothing. A polling loop would send a command every
+            // few milliseconds.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            assert_eq!(
+                info_field(&server, "clients", "blocked_clients"),
+                1,
+                "one blocked fetcher"
+            );
+            let before = info_field(&server, "stats", "total_commands_processed");
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let after = info_field(&server, "stats", "total_commands_processed");
+            // Only the INFO call itself.
+            assert!(
+                after - before <= 2,
+                "{} commands while idle",
+                after - before
+            );
+        }
+        let pushed = Instant::now();
+        producer.enqueue(&round).await.unwrap();
+        let (back, job, got) = tokio::time::timeout(HANG_GUARD, waiting)
+            .await
+            .expect("hang guard")
+            .unwrap();
+        consumer = back;
+        assert_eq!(job, round);
+        latencies.push(got.duration_since(pushed));
+    }
+    latencies.sort();
+    println!(
+        "idle pickup latency over {} jobs: p50 {:?}, max {:?}",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_and_acks_are_batched() {
+    let server = RedisServer::start();
+    let queue = RedisQueue::<u64>::connect(
+        RedisConfig::new(server.url(), "batched")
+            .batch_size(200)
+            .prefetch(200),
+    )
+    .await
+    .unwrap();
+    let jobs = 10_000_u64;
+    queue.enqueue_bulk(0..jobs).await.unwrap();
+    let sum = Arc::new(AtomicU64::new(0));
+    let total = Arc::clone(&sum);
+    let done = Arc::new((AtomicU64::new(0), tokio::sync::Notify::new()));
+    let finished = Arc::clone(&done);
+    let pool = PoolBuilder::new()
+        .workers(16)
+        .queue(queue)
+        .build(move |n: u64| {
+            let total = Arc::clone(&total);
+            let finished = Arc::clone(&finished);
+            async move {
+                total.fetch_add(n, Ordering::Relaxed);
+                if finished.0.fetch_add(1, Ordering::SeqCst) + 1 == jobs {
+                    finished.1.notify_one();
+                }
+                Ok::<_, std::convert::Infallible>(())
+            }
+        })
+        .unwrap();
+    let started = Instant::now();
+    // Wait until Redis holds nothing more (every job acknowledged).
+    let watcher = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "batched"))
+        .await
+        .unwrap();
+    tokio::time::timeout(HANG_GUARD, done.1.notified())
+        .await
+        .unwrap_or_else(|_| panic!("hang guard: {:?}", pool.stats()));
+    // Graceful shutdown returns once the workers' acknowledgements are flushed.
+    pool.shutdown().await;
+    let elapsed = started.elapsed();
+    let counters = pool.queue().counters();
+    println!("{jobs} jobs in {elapsed:?} (debug build); {counters:?}");
+    assert_eq!(sum.load(Ordering::Relaxed), (0..jobs).sum::<u64>());
+    assert_eq!(counters.fetched, jobs);
+    assert_eq!(counters.acked, jobs);
+    assert_eq!(
+        counters.leases_lost, 0,
+        "heartbeats racing acks are not lost leases"
+    );
+    assert!(
+        counters.fetch_calls * 20 < jobs,
+        "{} fetch calls for {jobs} jobs",
+        counters.fetch_calls
+    );
+    assert!(
+        counters.ack_flushes * 5 < jobs,
+        "{} ack flushes for {jobs} jobs",
+        counters.ack_flushes
+    );
+    assert_eq!(watcher.stats().await.unwrap(), Default::default());
+}
