@@ -7,6 +7,7 @@
 //!
 //! | feature | module | queue |
 //! |---|---|---|
+//! | `deque` (default) | [`deque`] | work stealing: a global injector, a local deque per worker, fork-join sub-jobs; the fastest in-process backend, for CPU-bound jobs |
 //! | `flume` (default) | [`flume`] | a bounded or unbounded flume channel |
 //!
 //! This crate only re-exports: the traits from `crewpool-core`, the [`Pool`] from
@@ -56,6 +57,12 @@ pub use crewpool_runtime::{
     BuildError, JobError, JobHandle, JobResult, Outcome, Pool, PoolBuilder, Results,
     ShutdownReport, Stats, SubmitError, SubmitTimeoutError, TrySubmitError,
 };
+
+/// The work-stealing backend (`crewpool-deque`).
+#[cfg(feature = "deque")]
+pub mod deque {
+    pub use crewpool_deque::{DequeConsumer, DequeQueue};
+}
 
 /// The flume channel backend (`crewpool-flume`).
 #[cfg(feature = "flume")]
