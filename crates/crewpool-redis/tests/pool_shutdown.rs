@@ -1,0 +1,130 @@
+//! Graceful shutdown of a pool on a Redis queue: fetching stops, running jobs finish and
+//! are acknowledged, prefetched ones go back to Redis unstarted; with a deadline,
+//! interrupted jobs go back too, without counting an attempt.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crewpool_core::testkit::{CountingWaker, poll_once};
+use crewpool_core::{Consumer, Queue};
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{RedisConfig, RedisQueue};
+use crewpool_runtime::PoolBuilder;
+use support::HANG_GUARD;
+use tokio::sync::{Notify, Semaphore};
+
+const WORKERS: usize = 4;
+const JOBS: u64 = 40;
+
+struct Gate {
+    started: AtomicUsize,
+    all_started: Notify,
+    open: Semaphore,
+}
+
+async fn setup(server: &RedisServer) -> (RedisQueue<u64>, RedisConfig) {
+    let config = RedisConfig::new(server.url(), "shutdown").prefetch(10);
+    let queue = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
+    queue.enqueue_bulk(0..JOBS).await.unwrap();
+    (queue, config)
+}
+
+fn gated_worker(
+    gate: &Arc<Gate>,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Send
++ Sync
++ 'static {
+    let gate = Arc::clone(gate);
+    move |_n: u64| {
+        let gate = Arc::clone(&gate);
+        Box::pin(async move {
+            if gate.started.fetch_add(1, Ordering::SeqCst) + 1 == WORKERS {
+                gate.all_started.notify_one();
+            }
+            let _permit = gate.open.acquire().await.map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
+    let server = RedisServer::start();
+    let (queue, config) = setup(&server).await;
+    let gate = Arc::new(Gate {
+        started: AtomicUsize::new(0),
+        all_started: Notify::new(),
+        open: Semaphore::new(0),
+    });
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .queue(queue)
+        .build(gated_worker(&gate))
+        .unwrap();
+    tokio::time::timeout(HANG_GUARD, gate.all_started.notified())
+        .await
+        .expect("hang guard");
+    // The first poll of `shutdown` closes the queue; then the running jobs may finish.
+    let mut stopping = std::pin::pin!(pool.shutdown());
+    let (_, waker) = CountingWaker::new();
+    assert!(poll_once(stopping.as_mut(), &waker).is_pending());
+    assert!(!pool.is_open());
+    gate.open.add_permits(WORKERS);
+    let report = tokio::time::timeout(HANG_GUARD, stopping)
+        .await
+        .expect("hang guard");
+    assert_eq!(report.stats.completed, WORKERS as u64);
+    assert_eq!(
+        gate.started.load(Ordering::SeqCst),
+        WORKERS,
+        "nothing new started"
+    );
+
+    let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
+    let stats = inspector.stats().await.unwrap();
+    assert_eq!(stats.active, 0, "prefetched jobs were released");
+    assert_eq!(stats.pending, JOBS - WORKERS as u64);
+    // Released jobs are unstarted: their next delivery is still attempt 1.
+    let mut consumer = inspector.consumer().unwrap();
+    let next = consumer.next().await.unwrap();
+    assert_eq!(next.envelope.attempt, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_deadline_returns_interrupted_jobs_unstarted() {
+    let server = RedisServer::start();
+    let (queue, config) = setup(&server).await;
+    let gate = Arc::new(Gate {
+        started: AtomicUsize::new(0),
+        all_started: Notify::new(),
+        open: Semaphore::new(0),
+    });
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .queue(queue)
+        .build(gated_worker(&gate))
+        .unwrap();
+    tokio::time::timeout(HANG_GUARD, gate.all_started.notified())
+        .await
+        .expect("hang guard");
+    // The jobs never finish: the deadline interrupts them.
+    let report = pool.shutdown_timeout(Duration::from_millis(200)).await;
+    assert_eq!(report.interrupted.len(), WORKERS);
+
+    let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
+    let stats = inspector.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.active),
+        (JOBS, 0),
+        "everything is back"
+    );
+    let mut consumer = inspector.consumer().unwrap();
+    for _ in 0..JOBS {
+        let received = consumer.next().await.unwrap();
+        assert_eq!(received.envelope.attempt, 1, "release counts no attempt");
+    }
+}

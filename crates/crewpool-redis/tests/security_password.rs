@@ -1,0 +1,122 @@
+//! ACL user name and password from the URL; the password never appears in `Debug`,
+//! `Display`, errors or logs.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crewpool_core::{Consumer, Delivery, Queue};
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{RedisConfig, RedisQueue};
+
+const PASSWORD: &str = "Sup3r-s3cret-pa55word";
+const WRONG: &str = "Wr0ng-guess-pa55word";
+
+/// Everything logged, and a notification for each warning.
+#[derive(Clone, Default)]
+struct Captured(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.0.lock().unwrap().extend_from_slice(bytes);
+        if String::from_utf8_lossy(bytes).contains("WARN") {
+            self.0.1.notify_one();
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn assert_hidden(what: &str, text: &str) {
+    assert!(
+        !text.contains(PASSWORD),
+        "{what} shows the password: {text}"
+    );
+    assert!(
+        !text.contains(WRONG),
+        "{what} shows the (wrong) password: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_never_shows() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let mut server = RedisServer::builder()
+        .user("crew", PASSWORD)
+        .default_user_off()
+        .start();
+    let url = server.url_for("crew", PASSWORD);
+    let config = RedisConfig::new(url.as_str(), "secure").lease(Duration::from_millis(500));
+    assert_hidden("RedisConfig Debug", &format!("{config:?}"));
+    assert_hidden("RedisUrl Display", &config.url().to_string());
+    assert!(config.url().to_string().contains("crew:***@"));
+
+    // The ACL user from the URL works.
+    let queue = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
+    queue.enqueue(&1).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let received = consumer.next().await.unwrap();
+    assert_hidden("RedisQueue Debug", &format!("{queue:?}"));
+    assert_hidden("RedisConsumer Debug", &format!("{consumer:?}"));
+    assert_hidden("Delivery Debug", &format!("{:?}", received.delivery));
+    received.delivery.ack().await.unwrap();
+
+    // A wrong password is refused without echoing it.
+    let wrong = RedisConfig::new(server.url_for("crew", WRONG), "secure");
+    let error = RedisQueue::<u64>::connect(wrong).await.unwrap_err();
+    assert_hidden("auth error Display", &error.to_string());
+    assert_hidden("auth error Debug", &format!("{error:?}"));
+    println!("wrong password: {error}");
+
+    // Without the URL's user, the default user is off: refused.
+    let anonymous = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "secure")).await;
+    assert!(anonymous.is_err());
+
+    // Redis going away: errors and the background tasks' logs stay clean.
+    server.kill();
+    let error = queue.enqueue(&2).await.unwrap_err();
+    assert_hidden("connection error Display", &error.to_string());
+    assert_hidden("connection error Debug", &format!("{error:?}"));
+    // A fetch attempt while Redis is down (the consumer's demand starts one) logs a
+    // warning, which must not carry the password either.
+    tokio::select! {
+        _ = consumer.next() => panic!("a job while Redis is down"),
+        () = logs.0.1.notified() => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => panic!("hang guard: no warning"),
+    }
+    server.restart();
+    queue.enqueue(&3).await.unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+        .await
+        .expect("hang guard")
+        .unwrap();
+    received.delivery.ack().await.unwrap();
+
+    // A refused connection to a closed port, with the password in the URL.
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let refused = RedisQueue::<u64>::connect(RedisConfig::new(
+        format!("redis://crew:{PASSWORD}@127.0.0.1:{closed_port}"),
+        "secure",
+    ))
+    .await
+    .unwrap_err();
+    assert_hidden("refused error", &format!("{refused} {refused:?}"));
+
+    drop(consumer);
+    drop(queue);
+    let logs = String::from_utf8(logs.0.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("WARN"), "the outage was logged:\n{logs}");
+    assert_hidden("logs", &logs);
+}
