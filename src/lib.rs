@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `deque` (default) | [`deque`] | work stealing: a global injector, a local deque per worker, fork-join sub-jobs; the fastest in-process backend, for CPU-bound jobs |
 //! | `flume` (default) | [`flume`] | a bounded or unbounded flume channel |
+//! | `redis` | `redis` | a Redis queue shared by worker processes on many machines: at-least-once, leased and fenced (`redis-tls` adds `rediss://`) |
 //!
 //! This crate only re-exports: the traits from `crewpool-core`, the [`Pool`] from
 //! `crewpool-runtime`, and one module per backend.
@@ -68,4 +69,14 @@ pub mod deque {
 #[cfg(feature = "flume")]
 pub mod flume {
     pub use crewpool_flume::{FlumeConsumer, FlumeQueue};
+}
+
+/// The Redis backend (`crewpool-redis`): one queue shared by worker processes on many
+/// machines, at-least-once, with leases, fencing tokens, retries and dead letters.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use crewpool_redis::{
+        AckMode, ClientCounters, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error, QueueStats,
+        RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy, ServerInfo,
+    };
 }

@@ -1,7 +1,6 @@
 //! One worker's view of a Redis queue.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use crewpool_core::{Consumer, Received};
@@ -70,25 +69,23 @@ where
     /// Cancel safe: the wait is on the local buffer (flume's receive is cancel safe)
     /// and the worker's demand is withdrawn when the future is dropped. A fetch the
     /// demand started completes in the background and its jobs wait in the buffer.
-    fn next(&mut self) -> impl Future<Output = Option<Received<J, RedisDelivery>>> + Send {
-        async move {
-            if self.done {
-                return None;
-            }
-            if let Ok(leased) = self.jobs.try_recv() {
-                return Some(self.received(leased));
-            }
-            let taken = {
-                let _waiting = self.demand.wait();
-                self.jobs.recv_async().await
-            };
-            match taken {
-                Ok(leased) => Some(self.received(leased)),
-                Err(_) => {
-                    self.front.core.flush().await;
-                    self.done = true;
-                    None
-                }
+    async fn next(&mut self) -> Option<Received<J, RedisDelivery>> {
+        if self.done {
+            return None;
+        }
+        if let Ok(leased) = self.jobs.try_recv() {
+            return Some(self.received(leased));
+        }
+        let taken = {
+            let _waiting = self.demand.wait();
+            self.jobs.recv_async().await
+        };
+        match taken {
+            Ok(leased) => Some(self.received(leased)),
+            Err(_) => {
+                self.front.core.flush().await;
+                self.done = true;
+                None
             }
         }
     }

@@ -173,11 +173,9 @@ impl Delivery for RedisDelivery {
     }
 
     /// Puts the job back at the front of the queue, attempt count unchanged.
-    fn release(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
-        async move {
-            let result = self.put_back().await;
-            Ok(self.finish(result)?)
-        }
+    async fn release(mut self) -> Result<(), QueueError> {
+        let result = self.put_back().await;
+        Ok(self.finish(result)?)
     }
 }
 

@@ -1,4 +1,194 @@
-//! A crewpool queue on Redis (docs to come).
+//! A crewpool queue on Redis: at-least-once, leased and fenced, shared by worker
+//! processes on many machines.
+//!
+//! Producers [`enqueue`](RedisQueue::enqueue) serde jobs into a Redis list; every
+//! process that connects to the same queue runs a crewpool pool whose workers take
+//! jobs from it. A job is never deleted before it finishes: a fetch moves it atomically
+//! into an in-flight set under a **lease** that the process's heartbeat extends; a
+//! worker that dies stops extending it, and the job goes back to the queue when the
+//! lease runs out. Every delivery carries a **fencing token**, checked by Redis on
+//! every settlement and extension, so a stalled ("zombie") worker that wakes up after
+//! its lease expired cannot complete a job someone else took.
+//!
+//! # Roles
+//!
+//! - [`RedisConfig`]: URL, queue name, key prefix, lease, heartbeat, batch, prefetch,
+//!   payload limit, [`RetryPolicy`], dead-letter bound, [`AckMode`].
+//! - [`RedisQueue`]: the producer ([`enqueue`](RedisQueue::enqueue),
+//!   [`enqueue_bulk`](RedisQueue::enqueue_bulk)), the inspector
+//!   ([`stats`](RedisQueue::stats), [`dead_letters`](RedisQueue::dead_letters),
+//!   [`requeue_dead`](RedisQueue::requeue_dead)), and a [`Queue`] for a crewpool pool.
+//! - [`RedisConsumer`]: one worker's view; the consumers of a process share one
+//!   fetcher that leases jobs in batches for the workers that wait.
+//! - [`RedisDelivery`]: the lease on one job; `ack`, `retry`, `dead_letter`, `release`
+//!   (and [`fail`](RedisDelivery::fail), which applies the retry policy).
+//!
+//! # Example
+//!
+//! ```
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize { image: String, width: u32 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! // Producer and workers agree on the URL and the queue name.
+//! let config = RedisConfig::new(url.as_str(), "thumbnails");
+//! let queue = RedisQueue::<Resize>::connect(config).await?;
+//! queue.enqueue(&Resize { image: "cat.png".into(), width: 200 }).await?;
+//!
+//! // A worker (a crewpool pool does this loop for each of its workers).
+//! let mut consumer = queue.consumer()?;
+//! let received = consumer.next().await.expect("a job");
+//! assert_eq!(received.envelope.job.image, "cat.png");
+//! assert_eq!(received.envelope.attempt, 1);
+//! received.delivery.ack().await?; // deleted from Redis only now
+//! # Ok(()) }
+//! ```
+//!
+//! With a pool (`crewpool_runtime::PoolBuilder`), pass the queue to `.queue(...)`:
+//! the pool acknowledges a job that returns `Ok`, dead-letters one that fails or
+//! panics, and releases unstarted ones when it stops.
+//!
+//! # Guarantees
+//!
+//! - **At-least-once.** A job accepted by Redis is run until a worker acknowledges
+//!   it. It may run more than once: when a worker dies after finishing the job but
+//!   before its acknowledgement reached Redis, when a worker stalls longer than the
+//!   lease (its job is given to another; the stalled one's acknowledgement is then
+//!   refused), or when a call's reply is lost to a broken connection. Make jobs
+//!   idempotent, or deduplicate on [`JobId`](crewpool_core::JobId).
+//! - **Nothing lost that Redis kept.** The queue is only as durable as Redis: with no
+//!   persistence, a Redis restart loses every job; with `appendonly yes` and
+//!   `appendfsync everysec` (the default) up to about a second of writes
+//!   (enqueues, acknowledgements) can be lost; `appendfsync always` loses nothing
+//!   Redis acknowledged. RDB snapshots lose everything since the last snapshot. A
+//!   replica promoted by failover may lack the last writes (replication is
+//!   asynchronous). A lost acknowledgement only reruns a job; a lost enqueue loses it.
+//! - **`maxmemory-policy noeviction` is required.** Any other policy lets Redis
+//!   delete queue keys when memory runs out. [`RedisQueue::connect`] checks and logs a
+//!   warning otherwise ([`ServerInfo::is_noeviction`]).
+//! - **Leases.** A fetched job is leased for [`RedisConfig::lease`] (default 5 s) by
+//!   Redis's clock; the process extends all its leases every
+//!   [`heartbeat`](RedisConfig::heartbeat) (default a fifth of the lease) in one call.
+//!   A process that dies has its jobs back in the queue one lease after its last
+//!   heartbeat; an idle worker elsewhere wakes at that deadline and takes them. An
+//!   expired lease counts as a failed attempt, so a job that kills its worker every
+//!   time is dead-lettered once out of attempts.
+//! - **Fencing.** Each delivery's token is checked by Redis on `ack`, `retry`,
+//!   `dead_letter`, `release` and on heartbeats; a stale token changes nothing and the
+//!   call fails with [`Error::LeaseLost`].
+//! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
+//!   next attempt through a delayed set (exponential backoff from the
+//!   [`RetryPolicy`]); after the last attempt the job goes to a bounded dead-letter
+//!   list with its last error ([`dead_letters`](RedisQueue::dead_letters),
+//!   [`requeue_dead`](RedisQueue::requeue_dead)). An envelope that does not decode is
+//!   dead-lettered with the reason and the worker goes on.
+//! - **Order.** FIFO from one producer: jobs are fetched oldest first. Retries go to
+//!   the back when due; jobs of dead workers and released jobs go to the front.
+//! - **Connection loss** (a Redis restart, a dropped connection) is survived: the
+//!   connections reconnect with exponential backoff (50 ms to 2 s), and every
+//!   background task backs off between failed calls (10 ms doubling to 2 s), so an
+//!   outage costs a handful of calls, not a tight loop. Scripts are called by SHA and
+//!   reloaded when Redis answers `NOSCRIPT`.
+//!
+//! # The hot path
+//!
+//! - **Blocking, not polling.** When the queue is empty, the process's fetcher blocks
+//!   in Redis on `BLMOVE pending pending LEFT LEFT <timeout>`, which returns as soon
+//!   as a job is pushed and moves nothing (it pops the newest id and pushes it back
+//!   in place), so a wait that is abandoned, or a process that dies waiting, strands
+//!   no job. Lease deadlines and delayed jobs wake it by a local timer set from the
+//!   earliest deadline Redis reports. An idle pool sends no command at all.
+//! - **Batches.** One fetch script call leases as many jobs as workers wait (plus
+//!   [`prefetch`](RedisConfig::prefetch), up to [`batch_size`](RedisConfig::batch_size))
+//!   and does the housekeeping (expired leases, due retries) in the same call.
+//!   Acknowledgements are grouped: every ack waiting when a flush starts goes in one
+//!   call (group commit); [`AckMode::Queued`] lets `ack` return before the flush.
+//!   [`enqueue_bulk`](RedisQueue::enqueue_bulk) sends 1,000 jobs per call, 8 calls per
+//!   round trip. The heartbeat is one call per process per interval, not per job.
+//!
+//! # Closing
+//!
+//! Closing a Redis queue ([`Queue::close`], which a pool's `shutdown` does) means
+//! **this process stops fetching**: jobs still in Redis stay there for other workers
+//! (or a later run), jobs fetched ahead and not started are released to the front of
+//! the queue, and [`Consumer::next`](crewpool_core::Consumer::next) returns `None`
+//! once this process's local work is done (after flushing its queued
+//! acknowledgements). This differs from the in-memory queues, where close-and-drain
+//! runs every accepted job. [`Queue::depth`] is the pending count Redis reported on
+//! this process's last push or fetch (plus the jobs fetched into this process and not
+//! yet taken); [`RedisQueue::len`] asks Redis.
+//!
+//! # Wire format
+//!
+//! All keys of queue `<queue>` under prefix `<prefix>` (default `crewpool`) are
+//! `<prefix>:{<queue>}:<name>`; the braces are a Redis Cluster hash tag, so every key
+//! of a queue is in one slot and the scripts work on Cluster.
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `seq` | string | the last job id given (`INCR`) |
+//! | `pending` | list | ids waiting; producers `LPUSH`, workers take from the right |
+//! | `jobs` | hash | id → envelope (JSON), until the job is acknowledged |
+//! | `active` | sorted set | id → lease deadline (ms since the epoch, Redis clock) |
+//! | `lease` | hash | id → fencing token of the current delivery |
+//! | `attempts` | hash | id → attempt number of the next delivery (absent: 1) |
+//! | `delayed` | sorted set | id → due time (ms): retries waiting for their backoff |
+//! | `fence` | string | the last fencing token given |
+//! | `dead` | list | dead-lettered ids, newest first, at most the dead-letter bound |
+//! | `dead_info` | hash | id → `{"reason":…,"attempt":…,"at":ms}` |
+//!
+//! The **envelope** (version 1) is a JSON object `{"v":1,"job":<the job>}`; `job` is
+//! the serde JSON form of the job type. Readers ignore fields they do not know, so
+//! later versions may add some; an envelope with another `v`, or a `job` that does not
+//! decode, is dead-lettered with the reason.
+//!
+//! **Enqueueing from another language**, either with one script call (atomic; returns
+//! the first id and the queue length) — the script is [`ENQUEUE_LUA`], shipped as
+//! `lua/enqueue.lua` — taking any number of envelopes:
+//!
+//! ```text
+//! EVAL <enqueue.lua> 3 crewpool:{emails}:seq crewpool:{emails}:jobs crewpool:{emails}:pending '{"v":1,"job":{"to":"a@example.com"}}'
+//! ```
+//!
+//! or with plain commands: take an id, then store the envelope and push the id in one
+//! transaction (a crash between the two steps only wastes an id):
+//!
+//! ```text
+//! INCR crewpool:{emails}:seq                      → 42
+//! MULTI
+//! HSET crewpool:{emails}:jobs 42 '{"v":1,"job":{"to":"a@example.com"}}'
+//! LPUSH crewpool:{emails}:pending 42
+//! EXEC
+//! ```
+//!
+//! Ids must be unique positive integers below 2^53. Every other transition (fetch,
+//! ack, extend, retry, dead-letter, release, requeue) is one of the scripts in `lua/`,
+//! each declaring the keys it touches.
+//!
+//! # Security
+//!
+//! URLs are `redis://[user[:password]@]host[:port][/db]`; the ACL user and password
+//! are sent on connect. `rediss://` (TLS, through rustls with the ring provider,
+//! needing no system library) needs the `tls` feature; a private CA is trusted with
+//! [`RedisConfig::tls_root_cert`](RedisConfig). The password never appears in `Debug`,
+//! `Display`, errors or logs ([`RedisUrl`]).
+//!
+//! # Testing
+//!
+//! The `testing` feature adds [`testing::RedisServer`] (a private `redis-server` on a
+//! free loopback port that tests can kill and restart) and the
+//! `crewpool-redis-test-worker` binary the fault tests SIGKILL.
+//!
+//! [`Queue`]: crewpool_core::Queue
+//! [`Queue::close`]: crewpool_core::Queue::close
+//! [`Queue::depth`]: crewpool_core::Queue::depth
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 

@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn enforces_the_size_limit() {
         match encode(&"x".repeat(100), 50) {
-            Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 115),
+            Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 116),
             other => panic!("expected PayloadTooLarge, got {other:?}"),
         }
     }

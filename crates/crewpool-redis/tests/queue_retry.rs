@@ -103,9 +103,9 @@ async fn the_dead_letter_list_is_bounded_and_requeue_all_works() {
             .unwrap();
     let ids = queue.enqueue_bulk(0..5_u64).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
-    for n in 0..5 {
+    for (n, id) in ids.iter().enumerate() {
         let received = consumer.next().await.unwrap();
-        assert_eq!(received.envelope.id, ids[n]);
+        assert_eq!(received.envelope.id, *id);
         received
             .delivery
             .dead_letter(&format!("reason {n}"))
