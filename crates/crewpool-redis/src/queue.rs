@@ -21,7 +21,7 @@ use crate::{Error, RedisConfig, Result};
 
 /// The most envelopes one enqueue script call carries.
 const ENQUEUE_CHUNK: usize = 1000;
-/// How many enqueue calls a bulk enqueue sends in one pipeline.
+/// How many chunks a bulk enqueue sends in one transaction (one round trip).
 const ENQUEUE_WINDOW: usize = 8;
 
 /// A queue of `J` jobs in Redis, shared by every process that connects to it with the
@@ -140,8 +140,9 @@ where
         }
     }
 
-    /// Adds many jobs in batched script calls (up to 1,000 jobs each, several in flight
-    /// at once); returns their ids in order.
+    /// Adds many jobs in batches (one `INCRBY` for their ids, then `HSET` + `LPUSH` of
+    /// up to 8,000 jobs in one `MULTI`/`EXEC` per round trip); returns their ids, in
+    /// order.
     ///
     /// Every job is encoded and checked against the size limit before anything is
     /// sent, so an oversized job fails the whole call with nothing stored.
@@ -176,22 +177,10 @@ where
             chunks.push(envelopes.by_ref().take(ENQUEUE_CHUNK).collect());
         }
         let mut ids = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-        // The first chunk alone (it loads the script if Redis lacks it), then
-        // pipelines of several chunks: one round trip per window, in order.
-        let mut rest: &[Vec<Vec<u8>>] = &chunks;
-        let mut window = 1;
-        while !rest.is_empty() {
-            let (now, later) = rest.split_at(window.min(rest.len()));
-            let firsts = if now.len() == 1 {
-                vec![self.link().enqueue(&now[0]).await?]
-            } else {
-                self.link().enqueue_chunks(now).await?
-            };
-            for (first, chunk) in firsts.into_iter().zip(now) {
-                ids.extend((first..first + chunk.len() as u64).map(JobId));
-            }
-            rest = later;
-            window = ENQUEUE_WINDOW;
+        for window in chunks.chunks(ENQUEUE_WINDOW) {
+            let first = self.link().enqueue_chunks(window).await?;
+            let count: usize = window.iter().map(Vec::len).sum();
+            ids.extend((first..first + count as u64).map(JobId));
         }
         Ok(ids)
     }

@@ -56,6 +56,10 @@ async fn drain_backlog(jobs: u64, ack_mode: AckMode) {
     pool.shutdown().await;
     let counters = pool.queue().counters();
 
+    if std::env::var_os("CREWPOOL_REDIS_COMMANDSTATS").is_some() {
+        println!("{}", server.cli(&["INFO", "commandstats"]));
+        println!("{}", server.cli(&["INFO", "cpu"]));
+    }
     let missing = runs
         .iter()
         .filter(|r| r.load(Ordering::Relaxed) == 0)
@@ -91,5 +95,10 @@ async fn a_backlog_of_100_000_jobs_drains() {
 #[ignore = "a minute or more in debug builds; run in release: see the file's docs"]
 async fn a_backlog_of_1_000_000_jobs_drains() {
     drain_backlog(1_000_000, AckMode::Confirmed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a minute or more in debug builds; run in release: see the file's docs"]
+async fn a_backlog_of_1_000_000_jobs_drains_with_queued_acks() {
     drain_backlog(1_000_000, AckMode::Queued).await;
 }
