@@ -108,10 +108,17 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 if self.is_closed() {
                     break 'run;
                 }
-                let wanted = self.demand.waiting() + prefetch;
-                let want = wanted.saturating_sub(self.buffer.len()).min(batch);
-                if want > 0 {
-                    break want;
+                // Fetch when a worker waits with nothing buffered for it, or when the
+                // prefetch fell to half: then fill up in one batch (hysteresis, so a
+                // busy pool does not trickle one small fetch per finished job).
+                let (waiting, buffered) = (self.demand.waiting(), self.buffer.len());
+                let starving = waiting > buffered;
+                let low = prefetch > 0 && buffered <= prefetch / 2;
+                if starving || low {
+                    let want = (waiting + prefetch).saturating_sub(buffered).min(batch);
+                    if want > 0 {
+                        break want;
+                    }
                 }
                 tokio::select! {
                     () = self.demand.notify.notified() => {}
