@@ -10,9 +10,10 @@
 //! 4. its peers' local deques and inboxes, starting at a pseudo-random peer so that
 //!    thieves spread over victims instead of all hitting the first one.
 //!
-//! One pass over these is the whole search; a consumer repeats it only while some
-//! source answered "retry" (it lost a race with another thief), a few times at most.
-//! Then it parks. No spinning, no sleeping in a loop: an idle worker costs nothing.
+//! One pass over these is a search; a consumer repeats it while some source answered
+//! "retry" (it lost a race with another thief), a few times at most, and then a few
+//! more times with backoff (microseconds: see `linger`) before it parks. Nothing
+//! repeats without bound, and a parked worker costs nothing.
 //!
 //! # Parking
 //!
@@ -23,9 +24,10 @@
 //! (the rest of the batch is stealable), a dropped consumer after moving its jobs to the
 //! injector. Close, and the last take of a closed queue, wake all of them.
 //!
-//! A woken consumer that finds a job wakes one more sleeper if the ledger still counts
-//! jobs, so a wake-up spent on a job someone else took is passed along; a `next` future
-//! dropped after being woken passes its wake-up on as well.
+//! A woken consumer that finds a job wakes one more sleeper if jobs are visibly left
+//! (in the injector or its local deque), so a wake-up spent on a job someone else took
+//! is passed along; a `next` future dropped after being woken passes its wake-up on as
+//! well.
 //!
 //! # States of `next`
 //!
@@ -176,10 +178,12 @@ impl<J: Send + 'static> DequeConsumer<J> {
 
     /// Hands a found job out: counts it taken, wakes who must know.
     fn take(&self, envelope: Envelope<J>) -> Received<J, Handover> {
-        let before = self.shared.ledger.take(1);
-        if before.is_closed() && before.count() == 1 {
-            // The last job of a closed queue: sleepers can now finish.
-            self.shared.sleepers.notify_all();
+        // Counts and fences: the checks below are plain loads.
+        self.slot.count_taken();
+        if self.shared.ledger.closed_hint() {
+            // Maybe the last job of a closed queue: sleepers may be able to finish.
+            // (See the ledger's "Races" for why the hint is enough.)
+            self.shared.sleepers.notify_all_fenced();
         }
         self.shared.room_freed();
         Received {
@@ -192,17 +196,40 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// anywhere. Under the gate, so a spawn after close into this consumer's inbox is
     /// either counted before the check or refused after it.
     fn try_finish(&mut self) -> bool {
-        let entry = self.shared.ledger.load();
-        if !entry.is_closed() || entry.count() != 0 {
+        let ledger = &self.shared.ledger;
+        if !ledger.closed_hint() || !ledger.drained(&self.shared.registry) {
             return false;
         }
         let mut phase = lock(&self.slot.gate);
-        if self.shared.ledger.load().count() != 0 {
+        if !ledger.drained(&self.shared.registry) {
             return false;
         }
         *phase = Phase::Finished;
         self.finished = true;
         true
+    }
+
+    /// The short, bounded search before parking: a few more passes with exponential
+    /// backoff between them (spinning 1 to 64 iterations, then yielding the thread
+    /// four times; microseconds in all, as crossbeam-channel does before it blocks).
+    /// A producer pushing steadily refills the queue within that time, and a job found
+    /// here saves a sleep and a wake-up, which cost a system call each. It never
+    /// repeats without bound: then the consumer parks and uses no CPU.
+    ///
+    /// Not under loom: it only adds searches before the same parking protocol, and
+    /// spinning would multiply the interleavings to explore.
+    fn linger(&mut self) -> Option<Envelope<J>> {
+        #[cfg(not(crewpool_loom))]
+        {
+            let backoff = crossbeam_utils::Backoff::new();
+            while !backoff.is_completed() {
+                backoff.snooze();
+                if let Found::Job(envelope) = self.find(false) {
+                    return Some(envelope);
+                }
+            }
+        }
+        None
     }
 
     fn poll_next(
@@ -220,6 +247,9 @@ impl<J: Send + 'static> DequeConsumer<J> {
                 return Poll::Pending;
             }
             Found::Nothing => {}
+        }
+        if let Some(envelope) = self.linger() {
+            return Poll::Ready(Some(self.leave_with(key, envelope)));
         }
         if self.try_finish() {
             self.shared.sleepers.cancel(key);
@@ -245,11 +275,12 @@ impl<J: Send + 'static> DequeConsumer<J> {
     }
 
     /// Leaves the sleepers list (if registered) with a job; a consumer that had been
-    /// woken passes the wake-up along while jobs remain.
+    /// woken passes the wake-up along while jobs are visibly left (in the injector or
+    /// its own local deque).
     fn leave_with(&self, key: &mut Option<u64>, envelope: Envelope<J>) -> Received<J, Handover> {
         let woken = self.shared.sleepers.cancel(key);
         let received = self.take(envelope);
-        if woken && self.shared.ledger.load().count() > 0 {
+        if woken && !(self.shared.injector.is_empty() && self.local.is_empty()) {
             self.shared.sleepers.notify_one();
         }
         received

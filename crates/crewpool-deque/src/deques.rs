@@ -80,6 +80,9 @@ mod model {
             lock(&self.items).len()
         }
 
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.items).is_empty()
+        }
     }
 
     /// Takes half of `source` (at most [`MAX_BATCH`]), returns the first and moves the

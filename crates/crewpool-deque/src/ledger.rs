@@ -1,39 +1,57 @@
-//! The ledger: how many jobs are accepted and not yet taken, and whether the queue is
-//! closed, in one atomic word.
+//! The ledger: how many jobs were accepted, how many were handed out, and whether the
+//! queue is closed; the count of waiting jobs (depth, and the bound of a bounded
+//! queue) is the difference.
+//!
+//! # Why two sides
+//!
+//! One shared counter, incremented by every push and decremented by every take, costs
+//! a read-modify-write per job on a cache line that producers and consumers fight
+//! over. Instead the two sides write apart:
+//!
+//! - producers reserve on `head`, `pushed << 1 | CLOSED`, which only they modify;
+//! - each consumer counts what it handed out in its own slot's `taken`, which only it
+//!   writes (a store, not a read-modify-write); a dropped consumer's count moves into
+//!   the registry's `retired` total, under the registry lock that
+//!   [`Registry::taken`] also holds, so nothing is counted twice or lost.
+//!
+//! `count = pushed - taken`. A producer needs `taken` only to check the bound, so it
+//! keeps a lower bound of it in `seen_taken` and sums the consumers' counters only
+//! when the queue looks full by that bound.
 //!
 //! # States
 //!
-//! The word is `count << 1 | CLOSED`. `count` covers every accepted job not yet handed
-//! out by a consumer: those in the global injector, in consumers' local deques and
-//! inboxes, in a stolen batch on its way between two deques, and those whose push has
-//! reserved its place but not yet landed in a deque. `CLOSED` is set once and never
-//! cleared.
-//!
 //! ```text
-//!   open, count n ──reserve──▶ open, n+1        (push, spawn: refused when full)
-//!   open, count n ──close────▶ closed, n
-//!   closed, n ─────reserve───▶ closed, n+1      (only a spawn from a live consumer)
-//!   any, n > 0 ────take──────▶ same flag, n-1
+//!   open, pushed n ──reserve──▶ open, n+1       (push, spawn: refused when full)
+//!   open, pushed n ──close────▶ closed, n
+//!   closed, n ─────reserve───▶ closed, n+1     (only a spawn from a live consumer)
+//!   taken t ───────take──────▶ t+1             (a consumer hands a job out)
 //! ```
 //!
 //! # Races
 //!
-//! - *Push vs. close*: both are read-modify-writes of this word, so one comes first. A
+//! - *Push vs. close*: both are read-modify-writes of `head`, so one comes first. A
 //!   push that reserved before the close is accepted and its job will be delivered; one
-//!   after it is refused and gets its envelope back. There is no window where a push
-//!   passed a closed check but is not yet counted.
-//! - *A consumer deciding it is done vs. a landing push*: a consumer returns `None` only
-//!   when it reads `closed` and `count == 0`. A push's reservation precedes its landing,
-//!   so while a job is landing the count is not zero and consumers wait (the landing
-//!   then wakes one).
-//! - *Reserve vs. capacity*: the check and the increment are one compare-and-swap, so
-//!   concurrent producers never overshoot the capacity.
-//!
-//! All operations on the word are `SeqCst`: they take part in the wake-up protocols of
-//! [`crate::waiters`] (a take is the state change that frees room; close and the last
-//! take of a closed queue let sleeping consumers finish).
+//!   after it is refused and gets its envelope back.
+//! - *A consumer deciding it is done vs. a landing push*: [`Ledger::drained`] reads
+//!   `taken` first and `head` second. `taken` only grows and never passes `pushed`, so
+//!   if the two are equal then every job reserved by the time `head` was read had been
+//!   handed out by then: nothing is still landing. A push's reservation precedes its
+//!   landing, so a landing job keeps `pushed` ahead of `taken`.
+//! - *Reserve vs. capacity*: `seen_taken` and a fresh sum are lower bounds of `taken`
+//!   at the time of the compare-and-swap on `head`, so `pushed - bound` is an upper
+//!   bound of the count; admitting only below the capacity never overshoots it, with
+//!   any number of producers.
+//! - *The last take of a closed queue vs. a consumer going to sleep*: close stores
+//!   `closed_hint` and then wakes every sleeper (its `notify_all` begins with a `SeqCst`
+//!   fence); a take stores its count, fences (`SeqCst`) and then loads `closed_hint`.
+//!   If the take misses the hint, its fence came before close's, so every consumer
+//!   woken by close, or parking later (it registers and fences before re-checking),
+//!   sees the count. If it sees the hint, it wakes the sleepers itself.
 
-use crate::loom::{AtomicUsize, Ordering};
+use std::fmt;
+
+use crate::loom::{AtomicBool, AtomicUsize, Ordering};
+use crate::registry::Registry;
 
 const CLOSED: usize = 1;
 const ONE: usize = 2;
@@ -45,31 +63,25 @@ pub(crate) enum Refused {
     Closed,
 }
 
-/// A snapshot of the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry(usize);
-
-impl Entry {
-    pub(crate) fn count(self) -> usize {
-        self.0 >> 1
-    }
-
-    pub(crate) fn is_closed(self) -> bool {
-        self.0 & CLOSED != 0
-    }
-}
-
 /// See the [module docs](self).
-#[derive(Debug)]
 pub(crate) struct Ledger {
-    word: AtomicUsize,
+    /// `pushed << 1 | CLOSED`, modified only by producers and close.
+    head: AtomicUsize,
+    /// Mirrors `CLOSED` on a line consumers can read on every take without fighting
+    /// producers for it.
+    closed_hint: AtomicBool,
+    /// A lower bound of the total taken, raised (`fetch_max`) by producers that had
+    /// to sum it. Relaxed: any stale value is still a lower bound.
+    seen_taken: AtomicUsize,
     capacity: Option<usize>,
 }
 
 impl Ledger {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         Ledger {
-            word: AtomicUsize::new(0),
+            head: AtomicUsize::new(0),
+            closed_hint: AtomicBool::new(false),
+            seen_taken: AtomicUsize::new(0),
             capacity,
         }
     }
@@ -80,17 +92,29 @@ impl Ledger {
 
     /// Reserves a place for one job. `even_if_closed` is for sub-jobs spawned by a job
     /// still running on a live consumer (see the spawner).
-    pub(crate) fn reserve(&self, even_if_closed: bool) -> Result<(), Refused> {
-        let mut word = self.word.load(Ordering::SeqCst);
+    pub(crate) fn reserve<T>(
+        &self,
+        even_if_closed: bool,
+        registry: &Registry<T>,
+    ) -> Result<(), Refused> {
+        let mut word = self.head.load(Ordering::SeqCst);
         loop {
-            let entry = Entry(word);
-            if entry.is_closed() && !even_if_closed {
+            if word & CLOSED != 0 && !even_if_closed {
                 return Err(Refused::Closed);
             }
-            if self.capacity.is_some_and(|cap| entry.count() >= cap) {
-                return Err(Refused::Full);
+            if let Some(capacity) = self.capacity {
+                let pushed = word >> 1;
+                // Relaxed: a stale bound is a smaller one, which is still safe.
+                let seen = self.seen_taken.load(Ordering::Relaxed);
+                if pushed.saturating_sub(seen) >= capacity {
+                    let taken = registry.taken();
+                    self.seen_taken.fetch_max(taken, Ordering::Relaxed);
+                    if pushed.saturating_sub(taken) >= capacity {
+                        return Err(Refused::Full);
+                    }
+                }
             }
-            match self.word.compare_exchange_weak(
+            match self.head.compare_exchange_weak(
                 word,
                 word + ONE,
                 Ordering::SeqCst,
@@ -102,24 +126,57 @@ impl Ledger {
         }
     }
 
-    /// Records `n` jobs handed out; returns the entry before.
-    pub(crate) fn take(&self, n: usize) -> Entry {
-        Entry(self.word.fetch_sub(n * ONE, Ordering::SeqCst))
-    }
-
     /// Sets the closed flag; returns whether this call set it.
     pub(crate) fn close(&self) -> bool {
-        self.word.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
+        let first = self.head.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0;
+        self.closed_hint.store(true, Ordering::SeqCst);
+        first
     }
 
-    pub(crate) fn load(&self) -> Entry {
-        Entry(self.word.load(Ordering::SeqCst))
+    pub(crate) fn is_closed(&self) -> bool {
+        self.head.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// The cheap check a take makes after its fence (see "Races").
+    pub(crate) fn closed_hint(&self) -> bool {
+        // Relaxed: a take reads it after a `SeqCst` fence; close stores it before the
+        // fence of its `notify_all`. See "Races".
+        self.closed_hint.load(Ordering::Relaxed)
+    }
+
+    /// Accepted jobs not yet handed out (may lag concurrent operations).
+    pub(crate) fn count<T>(&self, registry: &Registry<T>) -> usize {
+        let taken = registry.taken();
+        (self.head.load(Ordering::SeqCst) >> 1).saturating_sub(taken)
+    }
+
+    /// Whether the queue is closed and every accepted job was handed out.
+    pub(crate) fn drained<T>(&self, registry: &Registry<T>) -> bool {
+        // `taken` first, `head` second: see "Races".
+        let taken = registry.taken();
+        let word = self.head.load(Ordering::SeqCst);
+        word & CLOSED != 0 && word >> 1 == taken
     }
 
     /// Whether a push could reserve a place now (or is refused for being closed,
     /// which also ends a wait for room).
-    pub(crate) fn has_room(&self) -> bool {
-        let entry = self.load();
-        entry.is_closed() || self.capacity.is_none_or(|cap| entry.count() < cap)
+    pub(crate) fn has_room<T>(&self, registry: &Registry<T>) -> bool {
+        let Some(capacity) = self.capacity else {
+            return true;
+        };
+        let taken = registry.taken();
+        let word = self.head.load(Ordering::SeqCst);
+        word & CLOSED != 0 || (word >> 1).saturating_sub(taken) < capacity
+    }
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = self.head.load(Ordering::Relaxed);
+        f.debug_struct("Ledger")
+            .field("pushed", &(word >> 1))
+            .field("closed", &(word & CLOSED != 0))
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }

@@ -26,12 +26,16 @@ pub(crate) struct Shared<J> {
 }
 
 impl<J> Shared<J> {
-    /// Wakes a producer waiting for room after jobs were taken. Unbounded queues have
-    /// none, so they skip the fence.
+    /// Wakes a producer waiting for room after a take, which fenced after counting
+    /// itself (`Slot::count_taken`). Unbounded queues have no such producers.
     pub(crate) fn room_freed(&self) {
         if self.ledger.capacity().is_some() {
-            self.room.notify_one();
+            self.room.notify_one_fenced();
         }
+    }
+
+    fn has_room(&self) -> bool {
+        self.ledger.has_room(&self.registry)
     }
 }
 
@@ -130,7 +134,7 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
     }
 
     fn depth(&self) -> usize {
-        self.shared.ledger.load().count()
+        self.shared.ledger.count(&self.shared.registry)
     }
 
     fn capacity(&self) -> Option<usize> {
@@ -145,13 +149,13 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
     }
 
     fn is_closed(&self) -> bool {
-        self.shared.ledger.load().is_closed()
+        self.shared.ledger.is_closed()
     }
 }
 
 /// Reserves a place, lands the job in the injector, and wakes a sleeping consumer.
 fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
-    match shared.ledger.reserve(false) {
+    match shared.ledger.reserve(false, &shared.registry) {
         Ok(()) => {}
         Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
         Err(Refused::Closed) => return Err(TryPushError::Closed(envelope)),
@@ -164,12 +168,12 @@ fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushE
 /// Completes when the queue has room or is closed, registered with `waiter` meanwhile.
 async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
     poll_fn(|cx| {
-        if shared.ledger.has_room() {
+        if shared.has_room() {
             return Poll::Ready(());
         }
         waiter.register(cx.waker());
         // Checked again after registering: a take in between would otherwise be missed.
-        if shared.ledger.has_room() {
+        if shared.has_room() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -192,11 +196,8 @@ impl<J: Send + 'static> TryPush for DequeQueue<J> {
 
 impl<J> fmt::Debug for DequeQueue<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entry = self.shared.ledger.load();
         f.debug_struct("DequeQueue")
-            .field("depth", &entry.count())
-            .field("capacity", &self.shared.ledger.capacity())
-            .field("closed", &entry.is_closed())
+            .field("ledger", &self.shared.ledger)
             .field("consumers", &self.shared.registry)
             .field("sleeping", &self.shared.sleepers.len())
             .finish()

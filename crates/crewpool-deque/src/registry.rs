@@ -8,8 +8,10 @@
 
 use std::fmt;
 
+use crossbeam_utils::CachePadded;
+
 use crate::deques::{Injector, Steal, Stealer};
-use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock, spin};
+use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, fence, lock, spin};
 
 /// The phase of a consumer, as its spawner sees it.
 ///
@@ -40,6 +42,9 @@ pub(crate) struct Slot<T> {
     /// sub-jobs to the global injector instead. See the spawner for the race.
     pub(crate) gone: AtomicBool,
     pub(crate) gate: Mutex<Phase>,
+    /// Jobs the owner handed out, written only by the owner (see the ledger). On a
+    /// line of its own: the owner writes it per job, thieves read the fields above.
+    pub(crate) taken: CachePadded<AtomicUsize>,
 }
 
 impl<T> Slot<T> {
@@ -49,7 +54,21 @@ impl<T> Slot<T> {
             inbox: Injector::new(),
             gone: AtomicBool::new(false),
             gate: Mutex::new(Phase::Live),
+            taken: CachePadded::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Counts one more job handed out by the owner, then fences (`SeqCst`): the take is
+    /// the state change of two wake-up protocols, so the caller goes on to check, with
+    /// plain loads, for a closed queue's sleepers and for producers waiting for room
+    /// (see the ledger's "Races" and [`crate::waiters`]).
+    pub(crate) fn count_taken(&self) {
+        // Only the owner writes, so load and store need no read-modify-write; relaxed,
+        // because the fence orders the store for those protocols, and readers need
+        // nothing else from it.
+        let taken = self.taken.load(Ordering::Relaxed);
+        self.taken.store(taken + 1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Moves everything in the inbox to `injector`; returns whether it moved anything.
@@ -84,54 +103,83 @@ pub(crate) type Slots<T> = Arc<Vec<Arc<Slot<T>>>>;
 
 /// The slots of every live consumer.
 pub(crate) struct Registry<T> {
-    /// Bumped (`Release`, under the lock) after each replacement of `slots`; a
+    /// Bumped (`Release`, under the lock) after each replacement of the slots; a
     /// consumer that loads it (`Acquire`) and sees a new value takes the lock for the
     /// new list. Seeing an old value only means searching an older list for a while:
     /// a newcomer's jobs reach others through the wake-ups of the protocol, which a
     /// consumer answers with a fresh search (see `Peers::refresh`).
     version: AtomicUsize,
-    slots: Mutex<Slots<T>>,
+    members: Mutex<Members<T>>,
+}
+
+struct Members<T> {
+    slots: Slots<T>,
+    /// The `taken` counts of dropped consumers.
+    retired_taken: usize,
 }
 
 impl<T> Registry<T> {
     pub(crate) fn new() -> Self {
         Registry {
             version: AtomicUsize::new(0),
-            slots: Mutex::new(Arc::new(Vec::new())),
+            members: Mutex::new(Members {
+                slots: Arc::new(Vec::new()),
+                retired_taken: 0,
+            }),
         }
     }
 
     pub(crate) fn add(&self, slot: Arc<Slot<T>>) {
-        let mut slots = lock(&self.slots);
-        let mut next: Vec<_> = slots.iter().cloned().collect();
+        let mut members = lock(&self.members);
+        let mut next: Vec<_> = members.slots.iter().cloned().collect();
         next.push(slot);
-        *slots = Arc::new(next);
+        members.slots = Arc::new(next);
         self.version.fetch_add(1, Ordering::Release);
     }
 
+    /// Removes a dropped consumer's slot, keeping its count of jobs handed out.
     pub(crate) fn remove(&self, slot: &Arc<Slot<T>>) {
-        let mut slots = lock(&self.slots);
-        let next: Vec<_> = slots
+        let mut members = lock(&self.members);
+        let next: Vec<_> = members
+            .slots
             .iter()
             .filter(|s| !Arc::ptr_eq(s, slot))
             .cloned()
             .collect();
-        *slots = Arc::new(next);
+        members.slots = Arc::new(next);
+        members.retired_taken += slot.taken.load(Ordering::SeqCst);
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many jobs consumers handed out, dropped ones included. Each count is read
+    /// once; under the lock, so a consumer being dropped is counted either in its slot
+    /// or in the retired total, never in both. `SeqCst` loads: callers read these after
+    /// a fence of their own (a registration) or before `head`, see the ledger.
+    pub(crate) fn taken(&self) -> usize {
+        let members = lock(&self.members);
+        members.retired_taken
+            + members
+                .slots
+                .iter()
+                .map(|slot| slot.taken.load(Ordering::SeqCst))
+                .sum::<usize>()
     }
 
     /// The current list and its version.
     fn snapshot(&self) -> (usize, Slots<T>) {
-        let slots = lock(&self.slots);
+        let members = lock(&self.members);
         // Relaxed: read under the lock that every writer holds.
-        (self.version.load(Ordering::Relaxed), Arc::clone(&slots))
+        (
+            self.version.load(Ordering::Relaxed),
+            Arc::clone(&members.slots),
+        )
     }
 }
 
 impl<T> fmt::Debug for Registry<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("consumers", &lock(&self.slots).len())
+            .field("consumers", &lock(&self.members).slots.len())
             .finish()
     }
 }

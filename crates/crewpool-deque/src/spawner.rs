@@ -59,7 +59,7 @@ impl<J> DequeSpawner<J> {
 
 impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
     fn spawn(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
-        match self.shared.ledger.reserve(false) {
+        match self.shared.ledger.reserve(false, &self.shared.registry) {
             Ok(()) => self.land(envelope),
             Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
             Err(Refused::Closed) => {
@@ -67,7 +67,9 @@ impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
                 if *phase != Phase::Live {
                     return Err(TryPushError::Closed(envelope));
                 }
-                if let Err(Refused::Full | Refused::Closed) = self.shared.ledger.reserve(true) {
+                if let Err(Refused::Full | Refused::Closed) =
+                    self.shared.ledger.reserve(true, &self.shared.registry)
+                {
                     return Err(TryPushError::Full(envelope));
                 }
                 // Under the gate: the owner is live and cannot finish or go meanwhile.

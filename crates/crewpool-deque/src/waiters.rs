@@ -105,10 +105,37 @@ impl WaitList {
     /// Wakes the oldest waiter, if any. Returns whether it woke one.
     pub(crate) fn notify_one(&self) -> bool {
         fence(Ordering::SeqCst);
-        // Relaxed after the fence: see "Protocol".
+        self.notify_one_fenced()
+    }
+
+    /// Like [`notify_one`](WaitList::notify_one), for a notifier that issued the
+    /// `SeqCst` fence itself, after its state change.
+    pub(crate) fn notify_one_fenced(&self) -> bool {
+        // Relaxed after the caller's fence: see "Protocol".
         if self.waiting.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        self.wake_one()
+    }
+
+    /// Like [`notify_all`](WaitList::notify_all), for a notifier that issued the
+    /// `SeqCst` fence itself, after its state change.
+    pub(crate) fn notify_all_fenced(&self) {
+        // Relaxed after the caller's fence: see "Protocol".
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let woken = {
+            let mut entries = lock(&self.entries);
+            self.waiting.store(0, Ordering::Relaxed);
+            std::mem::take(&mut entries.list)
+        };
+        for (_, waker) in woken {
+            waker.wake();
+        }
+    }
+
+    fn wake_one(&self) -> bool {
         let woken = {
             let mut entries = lock(&self.entries);
             let woken = entries.list.pop_front();
@@ -127,18 +154,7 @@ impl WaitList {
     /// Wakes every waiter.
     pub(crate) fn notify_all(&self) {
         fence(Ordering::SeqCst);
-        // Relaxed after the fence: see "Protocol".
-        if self.waiting.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let woken = {
-            let mut entries = lock(&self.entries);
-            self.waiting.store(0, Ordering::Relaxed);
-            std::mem::take(&mut entries.list)
-        };
-        for (_, waker) in woken {
-            waker.wake();
-        }
+        self.notify_all_fenced();
     }
 
     /// How many wait now (a hint: it may change at once).

@@ -24,6 +24,8 @@ pub(crate) const SYSTEMS: &[&str] = &[
     "crossbeam-channel by hand",
     "crewpool-deque (tokio tasks)",
     "crewpool-deque (unbounded)",
+    "crewpool-deque (Queue only)",
+    "crewpool-flume (Queue only)",
 ];
 
 /// The job: 50 rounds of xorshift64.
@@ -44,6 +46,8 @@ pub(crate) fn run(system: &str, jobs: u64, capacity: usize) -> Duration {
         "crewpool-deque (unbounded)" => crewpool_threads(DequeQueue::unbounded(), jobs),
         "crewpool-deque (tokio tasks)" => crewpool_tasks(DequeQueue::bounded(capacity), jobs),
         "crewpool-flume" => crewpool_threads(FlumeQueue::bounded(capacity), jobs),
+        "crewpool-deque (Queue only)" => queue_only(DequeQueue::bounded(capacity), jobs),
+        "crewpool-flume (Queue only)" => queue_only(FlumeQueue::bounded(capacity), jobs),
         "rayon::spawn" => rayon_spawn(jobs),
         "tokio::spawn" => tokio_spawn(jobs),
         "crossbeam-channel by hand" => crossbeam_by_hand(jobs, capacity),
@@ -110,6 +114,37 @@ fn crewpool_tasks<Q: crewpool_core::Queue<Job = u64>>(queue: Q, jobs: u64) -> Du
         assert_eq!(report.stats.completed, jobs);
         elapsed
     })
+}
+
+/// The backend alone, without the runtime: 2 threads loop on their consumer's
+/// `next`, the main thread pushes envelopes. This separates the queue's cost from the
+/// Pool's (ids, statistics, results, panic isolation, shutdown).
+fn queue_only<Q: crewpool_core::Queue<Job = u64>>(queue: Q, jobs: u64) -> Duration {
+    use crewpool_core::testkit::block_on;
+    use crewpool_core::{Consumer, Envelope};
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let mut consumer = queue.consumer().unwrap();
+            std::thread::spawn(move || {
+                block_on(async {
+                    while let Some(received) = consumer.next().await {
+                        black_box(work(received.envelope.job));
+                    }
+                })
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    block_on(async {
+        for x in 1..=jobs {
+            queue.push(Envelope::new(x)).await.unwrap();
+        }
+    });
+    queue.close();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    start.elapsed()
 }
 
 /// Counts completions; the last one opens the latch the producer waits on.
