@@ -50,6 +50,8 @@
 
 use std::fmt;
 
+use crossbeam_utils::CachePadded;
+
 use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 use crate::registry::Registry;
 
@@ -65,13 +67,16 @@ pub(crate) enum Refused {
 
 /// See the [module docs](self).
 pub(crate) struct Ledger {
-    /// `pushed << 1 | CLOSED`, modified only by producers and close.
-    head: AtomicUsize,
+    /// `pushed << 1 | CLOSED`, modified only by producers and close. On a line of its
+    /// own, with what only producers read: consumers never touch it per job.
+    head: CachePadded<AtomicUsize>,
     /// Mirrors `CLOSED` on a line consumers can read on every take without fighting
     /// producers for it.
-    closed_hint: AtomicBool,
+    closed_hint: CachePadded<AtomicBool>,
     /// A lower bound of the total taken, raised (`fetch_max`) by producers that had
     /// to sum it. Relaxed: any stale value is still a lower bound.
+    /// (With `capacity`, off the padded lines: producers write it only when the queue
+    /// looks full, and takes read `capacity`.)
     seen_taken: AtomicUsize,
     capacity: Option<usize>,
 }
@@ -79,8 +84,8 @@ pub(crate) struct Ledger {
 impl Ledger {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         Ledger {
-            head: AtomicUsize::new(0),
-            closed_hint: AtomicBool::new(false),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            closed_hint: CachePadded::new(AtomicBool::new(false)),
             seen_taken: AtomicUsize::new(0),
             capacity,
         }

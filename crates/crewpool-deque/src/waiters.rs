@@ -85,10 +85,17 @@ impl WaitList {
 
     /// Removes the registration under `key`, if any. Returns `true` when a notifier
     /// had already removed it, that is, when this waiter was woken.
+    #[inline]
     pub(crate) fn cancel(&self, key: &mut Option<u64>) -> bool {
-        let Some(k) = key.take() else {
-            return false;
-        };
+        // Inlined: most callers (every `next` that found a job at once, every push
+        // that had room) never registered.
+        match key.take() {
+            None => false,
+            Some(k) => self.cancel_entry(k),
+        }
+    }
+
+    fn cancel_entry(&self, k: u64) -> bool {
         let mut entries = lock(&self.entries);
         match entries.list.iter().position(|(e, _)| *e == k) {
             Some(at) => {
