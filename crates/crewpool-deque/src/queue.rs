@@ -5,6 +5,7 @@ use std::future::{Future, poll_fn};
 use std::task::Poll;
 
 use crewpool_core::{Envelope, PushError, Queue, QueueError, TryPush, TryPushError};
+use crossbeam_utils::CachePadded;
 
 use crate::consumer::DequeConsumer;
 use crate::deques::Injector;
@@ -18,11 +19,15 @@ pub(crate) struct Shared<J> {
     pub(crate) ledger: Ledger,
     /// Jobs pushed by producers, and the local jobs of dropped consumers.
     pub(crate) injector: Injector<Envelope<J>>,
-    pub(crate) registry: Registry<Envelope<J>>,
+    // Padded: producers read `sleepers` per push, takes read `room` per job and
+    // searches read the registry's version, while each is written by the other side
+    // now and then (a consumer parking, a producer waiting for room, a producer
+    // summing the counts under the registry lock).
+    pub(crate) registry: CachePadded<Registry<Envelope<J>>>,
     /// Consumers parked in `next`.
-    pub(crate) sleepers: WaitList,
+    pub(crate) sleepers: CachePadded<WaitList>,
     /// Producers waiting for room in `push` or `ready`.
-    pub(crate) room: WaitList,
+    pub(crate) room: CachePadded<WaitList>,
 }
 
 impl<J> Shared<J> {
@@ -91,9 +96,9 @@ impl<J: Send + 'static> DequeQueue<J> {
             shared: Arc::new(Shared {
                 ledger: Ledger::new(capacity),
                 injector: Injector::new(),
-                registry: Registry::new(),
-                sleepers: WaitList::new(),
-                room: WaitList::new(),
+                registry: CachePadded::new(Registry::new()),
+                sleepers: CachePadded::new(WaitList::new()),
+                room: CachePadded::new(WaitList::new()),
             }),
         }
     }
