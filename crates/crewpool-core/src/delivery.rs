@@ -42,6 +42,21 @@ pub trait Delivery: Send + 'static {
         reason: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
+    /// The job failed and the caller has no retry policy of its own: the backend
+    /// applies its own (a durable queue may schedule a retry with its configured
+    /// backoff, or dead-letter the job once its attempts are used up). The default
+    /// dead-letters.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ack`](Delivery::ack).
+    fn fail(self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send
+    where
+        Self: Sized,
+    {
+        self.dead_letter(reason)
+    }
+
     /// The job failed for good; keep it aside with `reason` for inspection.
     ///
     /// # Errors

@@ -2,6 +2,8 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// A job's identity within one pool (in-memory backends) or one queue (Redis).
 ///
@@ -24,7 +26,10 @@ impl fmt::Display for JobId {
 /// [`Reply`] across processes: they drop it on push, so the submitter's handle reports
 /// that the result is not available here, and they assign `id` and `attempt` from
 /// their own records.
+///
+/// Build one with [`Envelope::new`] and the `with_*` methods; new fields may be added.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Envelope<J> {
     /// The job itself.
     pub job: J,
@@ -34,6 +39,10 @@ pub struct Envelope<J> {
     pub attempt: u32,
     /// Where the job's result goes, if someone is waiting for it.
     pub reply: Option<Reply>,
+    /// When the job was pushed, if known, for wait-time metrics. In-process pools
+    /// stamp it on submit; durable backends derive it from their own records when they
+    /// can.
+    pub enqueued_at: Option<Instant>,
 }
 
 impl<J> Envelope<J> {
@@ -44,7 +53,22 @@ impl<J> Envelope<J> {
             id: JobId::default(),
             attempt: 1,
             reply: None,
+            enqueued_at: None,
         }
+    }
+
+    /// Sets the attempt number (1 for a first attempt).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Sets when the job was pushed.
+    #[must_use]
+    pub fn with_enqueued_at(mut self, at: Instant) -> Self {
+        self.enqueued_at = Some(at);
+        self
     }
 
     /// Sets the id.
@@ -64,10 +88,17 @@ impl<J> Envelope<J> {
 
 /// A one-shot, type-erased place to put a job's result.
 ///
-/// The runtime creates it with the receiving end of its own channel inside; queues only
+/// The runtime creates it with the sending end of its own channel inside; queues only
 /// carry it. Dropping a `Reply` without sending tells the waiting side that no result
-/// will come.
-pub struct Reply(Box<Deliver>);
+/// will come. It may carry an attachment the runtime reads back when the job is
+/// received (a per-job cancellation token, say); queues never look inside.
+pub struct Reply {
+    deliver: Box<Deliver>,
+    attachment: Option<Attachment>,
+}
+
+/// Runtime data carried with a [`Reply`].
+pub type Attachment = Arc<dyn Any + Send + Sync>;
 
 /// The function inside a [`Reply`].
 type Deliver = dyn FnOnce(&mut dyn Any) + Send;
@@ -76,7 +107,22 @@ impl Reply {
     /// Creates a reply from a function that receives the value as `&mut Option<T>`
     /// behind `&mut dyn Any` (see [`Reply::send`]).
     pub fn new(deliver: impl FnOnce(&mut dyn Any) + Send + 'static) -> Self {
-        Reply(Box::new(deliver))
+        Reply {
+            deliver: Box::new(deliver),
+            attachment: None,
+        }
+    }
+
+    /// Attaches runtime data that travels with the reply.
+    #[must_use]
+    pub fn with_attachment(mut self, attachment: Attachment) -> Self {
+        self.attachment = Some(attachment);
+        self
+    }
+
+    /// The attached runtime data, if any.
+    pub fn attachment(&self) -> Option<&Attachment> {
+        self.attachment.as_ref()
     }
 
     /// Sends `value`. The function given to [`Reply::new`] sees `&mut Option<T>` and
@@ -84,13 +130,15 @@ impl Reply {
     /// the value is dropped.
     pub fn send<T: 'static>(self, value: T) {
         let mut slot = Some(value);
-        (self.0)(&mut slot);
+        (self.deliver)(&mut slot);
     }
 }
 
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Reply(..)")
+        f.debug_struct("Reply")
+            .field("attachment", &self.attachment.is_some())
+            .finish_non_exhaustive()
     }
 }
 

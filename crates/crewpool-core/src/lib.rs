@@ -87,7 +87,7 @@ pub mod testkit;
 
 pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
-pub use envelope::{Envelope, JobId, Reply};
+pub use envelope::{Attachment, Envelope, JobId, Reply};
 pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};
 pub use queue::{Queue, TryPush};
 pub use worker::{ContextSupport, JobContext, WithContext, Worker, with_context};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::{JobId, SpawnError};
+use crate::{Attachment, JobId, SpawnError};
 
 /// The code that runs jobs: an async function from a job to `Result<Output, Error>`.
 ///
@@ -120,6 +120,7 @@ pub struct JobContext<J> {
     id: JobId,
     attempt: u32,
     support: Option<Arc<dyn ContextSupport<J>>>,
+    extension: Option<Attachment>,
 }
 
 impl<J: 'static> JobContext<J> {
@@ -129,6 +130,7 @@ impl<J: 'static> JobContext<J> {
             id,
             attempt,
             support: None,
+            extension: None,
         }
     }
 
@@ -138,7 +140,21 @@ impl<J: 'static> JobContext<J> {
             id,
             attempt,
             support: Some(support),
+            extension: None,
         }
+    }
+
+    /// Attaches per-job runtime data (a cancellation token, say); the runtime's own
+    /// extension traits read it back with [`extension`](JobContext::extension).
+    #[must_use]
+    pub fn with_extension(mut self, extension: Attachment) -> Self {
+        self.extension = Some(extension);
+        self
+    }
+
+    /// The per-job runtime data, if any.
+    pub fn extension(&self) -> Option<&Attachment> {
+        self.extension.as_ref()
     }
 
     /// The job's id.
@@ -183,6 +199,7 @@ impl<J> Clone for JobContext<J> {
             id: self.id,
             attempt: self.attempt,
             support: self.support.clone(),
+            extension: self.extension.clone(),
         }
     }
 }

@@ -2,35 +2,39 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use crewpool_core::{Queue, Worker};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::BuildError;
 use crate::handle::Results;
 use crate::loom::Arc;
+use crate::policy::{Policies, RateLimit, RateLimiter, RetryPolicy};
 use crate::pool::Pool;
-use crate::shared::Shared;
-use crate::worker;
+use crate::shared::{Executor, Setup, Shared};
 
-/// Where a pool's workers run.
+/// Where a pool's workers run, as chosen on the builder.
 #[derive(Debug, Clone, Default)]
-enum Executor {
+enum Placement {
     /// Tasks on the tokio runtime current at `build`.
     #[default]
     Current,
     /// Tasks on the given tokio runtime.
     Handle(tokio::runtime::Handle),
-    /// One OS thread per worker, each with its own single-threaded tokio runtime.
+    /// One OS thread per worker.
     Threads,
 }
 
-/// Configures a [`Pool`]: how many workers, which queue, where they run.
+/// Configures a [`Pool`]: how many workers, which queue, where they run, and the
+/// policies applied to every job.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
 /// use crewpool_flume::FlumeQueue;
-/// use crewpool_runtime::PoolBuilder;
+/// use crewpool_runtime::{PoolBuilder, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +42,9 @@ enum Executor {
 ///     .name("thumbnails")
 ///     .workers(4)
 ///     .queue(FlumeQueue::bounded(64))
+///     .timeout(Duration::from_secs(30))
+///     .retry(RetryPolicy::exponential(3))
+///     .rate_limit(100, Duration::from_secs(1))
 ///     .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n * n) })?;
 ///
 /// let handle = pool.submit(7).await?;
@@ -56,24 +63,39 @@ enum Executor {
 /// and the caller's runtime is never starved. For a pool that is mostly async with an
 /// occasional heavy job, run that job's heavy part with
 /// `tokio::task::spawn_blocking` inside the worker instead.
+///
+/// Timeouts, retry delays and the rate limit use tokio's timer: a runtime given with
+/// [`runtime`](PoolBuilder::runtime) must have it enabled (`enable_time`).
 pub struct PoolBuilder<Q = ()> {
     queue: Q,
     name: String,
     workers: Option<usize>,
-    executor: Executor,
+    placement: Placement,
     results: bool,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    rate: Option<(usize, Duration)>,
+    metrics: bool,
+    token: Option<CancellationToken>,
+    cloner: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl PoolBuilder<()> {
     /// A builder with defaults: named `crewpool`, one worker per available CPU,
-    /// workers as tasks on the current tokio runtime, no results stream.
+    /// workers as tasks on the current tokio runtime, no results stream, no policies.
     pub fn new() -> Self {
         PoolBuilder {
             queue: (),
             name: "crewpool".to_owned(),
             workers: None,
-            executor: Executor::Current,
+            placement: Placement::Current,
             results: false,
+            timeout: None,
+            retry: None,
+            rate: None,
+            metrics: false,
+            token: None,
+            cloner: None,
         }
     }
 }
@@ -85,7 +107,7 @@ impl Default for PoolBuilder<()> {
 }
 
 impl<Q> PoolBuilder<Q> {
-    /// Names the pool (thread names, logs, metrics).
+    /// Names the pool (thread names, logs, metric labels).
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -93,7 +115,7 @@ impl<Q> PoolBuilder<Q> {
     }
 
     /// Sets the number of workers. Zero makes [`build`](PoolBuilder::build) fail
-    /// with [`BuildError::ZeroWorkers`].
+    /// with [`BuildError::ZeroWorkers`]. [`Pool::resize`] changes it later.
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
@@ -107,15 +129,21 @@ impl<Q> PoolBuilder<Q> {
             queue,
             name: self.name,
             workers: self.workers,
-            executor: self.executor,
+            placement: self.placement,
             results: self.results,
+            timeout: self.timeout,
+            retry: None,
+            rate: self.rate,
+            metrics: self.metrics,
+            token: self.token,
+            cloner: None,
         }
     }
 
     /// Runs the workers as tasks on `handle`'s runtime instead of the current one.
     #[must_use]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
-        self.executor = Executor::Handle(handle);
+        self.placement = Placement::Handle(handle);
         self
     }
 
@@ -124,7 +152,7 @@ impl<Q> PoolBuilder<Q> {
     /// pool.
     #[must_use]
     pub fn dedicated_threads(mut self) -> Self {
-        self.executor = Executor::Threads;
+        self.placement = Placement::Threads;
         self
     }
 
@@ -136,6 +164,56 @@ impl<Q> PoolBuilder<Q> {
         self.results = true;
         self
     }
+
+    /// Stops any attempt that runs longer than `timeout`: its future is dropped and it
+    /// fails with [`JobError::TimedOut`](crate::JobError::TimedOut) (or is retried,
+    /// with a retry policy).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Lets at most `starts` jobs start in any window of `period`, pool-wide. Workers
+    /// wait for their turn before starting a job. Zero for either makes
+    /// [`build`](PoolBuilder::build) fail with [`BuildError::RateLimit`].
+    #[must_use]
+    pub fn rate_limit(mut self, starts: usize, period: Duration) -> Self {
+        self.rate = Some((starts, period));
+        self
+    }
+
+    /// Records the pool's metrics through the [`metrics`](https://docs.rs/metrics)
+    /// facade, labelled with the pool's name; see the crate docs for the list.
+    #[must_use]
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
+    /// Shares `token` with every job as the pool-wide cancellation token (see
+    /// [`ContextExt`](crate::ContextExt)); by default the pool makes its own, which
+    /// [`Pool::cancellation_token`] returns.
+    #[must_use]
+    pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.token = Some(token);
+        self
+    }
+}
+
+impl<Q: Queue> PoolBuilder<Q>
+where
+    Q::Job: Clone,
+{
+    /// Retries failed attempts (errors, panics, timeouts) under `policy`. The pool
+    /// keeps a copy of each job of an in-memory queue to run it again, hence `Clone`.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        let cloner: fn(&Q::Job) -> Q::Job = Clone::clone;
+        self.cloner = Some(Box::new(cloner));
+        self
+    }
 }
 
 impl<Q: Queue> PoolBuilder<Q> {
@@ -144,66 +222,60 @@ impl<Q: Queue> PoolBuilder<Q> {
     /// # Errors
     ///
     /// [`BuildError::ZeroWorkers`] for a worker count of 0; [`BuildError::NoRuntime`]
-    /// when workers are tokio tasks and there is no runtime; [`BuildError::Queue`] when
-    /// the queue cannot create a consumer; [`BuildError::Thread`] when a worker thread
-    /// cannot start.
+    /// when workers are tokio tasks and there is no runtime; [`BuildError::RateLimit`]
+    /// for a rate limit of zero; [`BuildError::Queue`] when the queue cannot create a
+    /// consumer; [`BuildError::Thread`] when a worker thread cannot start.
     pub fn build<W: Worker<Q::Job>>(self, worker: W) -> Result<Pool<Q, W>, BuildError> {
         let workers = match self.workers {
             Some(0) => return Err(BuildError::ZeroWorkers),
             Some(workers) => workers,
             None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         };
-        let runtime = match &self.executor {
-            Executor::Current => {
-                Some(tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?)
-            }
-            Executor::Handle(handle) => Some(handle.clone()),
-            Executor::Threads => None,
+        let executor = match self.placement {
+            Placement::Current => Executor::Tokio(
+                tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
+            ),
+            Placement::Handle(handle) => Executor::Tokio(handle),
+            Placement::Threads => Executor::Threads,
         };
-        let consumers = (0..workers)
-            .map(|_| self.queue.consumer())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(BuildError::Queue)?;
+        let rate = match self.rate {
+            Some((starts, period)) => Some(RateLimiter::new(
+                RateLimit::new(starts, period).ok_or(BuildError::RateLimit)?,
+            )),
+            None => None,
+        };
+        let cloner = self
+            .cloner
+            .and_then(|cloner| cloner.downcast::<fn(&Q::Job) -> Q::Job>().ok())
+            .map(|cloner| *cloner);
         let (sink, results) = if self.results {
             let (sender, receiver) = flume::unbounded();
             (Some(sender), Some(Results::new(receiver)))
         } else {
             (None, None)
         };
-        let shared = Arc::new(Shared::new(self.name, self.queue, worker, workers));
-        for (index, consumer) in consumers.into_iter().enumerate() {
-            let work = worker::run(Arc::clone(&shared), consumer, index, sink.clone());
-            match &runtime {
-                Some(handle) => {
-                    handle.spawn(work);
-                }
-                None => {
-                    if let Err(error) = spawn_thread(&shared.name, index, work) {
-                        // The workers already started see the stop and exit.
-                        shared.begin_stop();
-                        return Err(BuildError::Thread(error));
-                    }
-                }
+        let setup = Setup {
+            name: self.name,
+            executor,
+            policies: Policies {
+                timeout: self.timeout,
+                retry: self.retry,
+                rate,
+                metrics: self.metrics,
+            },
+            cloner,
+            token: self.token.unwrap_or_default(),
+        };
+        let shared = Arc::new(Shared::new(setup, self.queue, worker, workers, sink));
+        for _ in 0..workers {
+            if let Err(error) = Shared::start_worker(&shared) {
+                // The workers already started see the stop and exit.
+                shared.begin_stop();
+                return Err(error.into());
             }
         }
         Ok(Pool::new(shared, results))
     }
-}
-
-/// Starts one worker on a thread of its own, with a single-threaded tokio runtime so
-/// jobs can use timers, I/O and `tokio::spawn`.
-fn spawn_thread(
-    name: &str,
-    index: usize,
-    work: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name(format!("{name}-{index}"))
-        .spawn(move || runtime.block_on(work))?;
-    Ok(())
 }
 
 impl<Q> fmt::Debug for PoolBuilder<Q> {
@@ -211,8 +283,12 @@ impl<Q> fmt::Debug for PoolBuilder<Q> {
         f.debug_struct("PoolBuilder")
             .field("name", &self.name)
             .field("workers", &self.workers)
-            .field("executor", &self.executor)
+            .field("placement", &self.placement)
             .field("results", &self.results)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("rate", &self.rate)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }

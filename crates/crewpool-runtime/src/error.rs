@@ -25,6 +25,19 @@ pub enum BuildError {
     /// A worker thread could not be started.
     #[error("could not start worker thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The rate limit allows no job at all.
+    #[error("a rate limit needs at least one start in a non-zero period")]
+    RateLimit,
+}
+
+impl From<ResizeError> for BuildError {
+    fn from(error: ResizeError) -> Self {
+        match error {
+            ResizeError::Queue(error) => BuildError::Queue(error),
+            ResizeError::Thread(error) => BuildError::Thread(error),
+            ResizeError::ZeroWorkers | ResizeError::Closed => BuildError::ZeroWorkers,
+        }
+    }
 }
 
 /// [`Pool::submit_timeout`](crate::Pool::submit_timeout) did not accept the job; it
@@ -56,4 +69,22 @@ impl<J> fmt::Debug for SubmitTimeoutError<J> {
             SubmitTimeoutError::Closed(_) => f.write_str("Closed(..)"),
         }
     }
+}
+
+/// [`Pool::resize`](crate::Pool::resize) could not apply the new worker count.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResizeError {
+    /// A pool needs at least one worker.
+    #[error("a pool needs at least one worker, but the worker count is 0")]
+    ZeroWorkers,
+    /// The pool is shutting down or shut down.
+    #[error("the pool is shut down")]
+    Closed,
+    /// The queue could not create a consumer for a new worker.
+    #[error("the queue could not create a consumer: {0}")]
+    Queue(#[source] QueueError),
+    /// A new worker thread could not be started.
+    #[error("could not start worker thread: {0}")]
+    Thread(#[source] std::io::Error),
 }

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use crewpool_core::{JobId, Reply};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// Why a job produced no output.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,13 @@ pub enum JobError<E> {
     /// was stopped.
     #[error("job was interrupted by shutdown")]
     Interrupted,
+    /// The job ran past the pool's per-job timeout (on its last attempt) and was
+    /// stopped.
+    #[error("job timed out")]
+    TimedOut,
+    /// The job was cancelled through its handle, before or while it ran.
+    #[error("job was cancelled")]
+    Cancelled,
     /// The job never ran: it was handed back by a shutdown (see
     /// [`ShutdownReport::returned`](crate::ShutdownReport::returned)), or the pool's
     /// runtime went away with it still queued.
@@ -48,13 +56,14 @@ impl<E> JobError<E> {
 /// What a job came to.
 pub type Outcome<T, E> = Result<T, JobError<E>>;
 
-/// A handle to one submitted job: await it for the job's result.
+/// A handle to one submitted job: await it for the job's result, or cancel it.
 ///
 /// Dropping the handle does not cancel the job; its result is then discarded.
 #[must_use = "a job handle does nothing unless awaited; use `spawn` for fire-and-forget jobs"]
 pub struct JobHandle<T, E> {
     id: JobId,
     state: HandleState<T, E>,
+    cancel: Option<CancellationToken>,
 }
 
 enum HandleState<T, E> {
@@ -64,9 +73,11 @@ enum HandleState<T, E> {
 }
 
 impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
-    /// A handle and the [`Reply`] that completes it.
+    /// A handle and the [`Reply`] that completes it. The reply carries the job's
+    /// cancellation token as its attachment, for the worker that takes the job.
     pub(crate) fn new(id: JobId) -> (Reply, Self) {
         let (sender, receiver) = oneshot::channel::<Outcome<T, E>>();
+        let cancel = CancellationToken::new();
         let reply = Reply::new(move |value: &mut dyn Any| {
             if let Some(outcome) = value
                 .downcast_mut::<Option<Outcome<T, E>>>()
@@ -75,10 +86,12 @@ impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
                 // The handle may have been dropped: then nobody wants the result.
                 let _ = sender.send(outcome);
             }
-        });
+        })
+        .with_attachment(std::sync::Arc::new(cancel.clone()));
         let handle = JobHandle {
             id,
             state: HandleState::Waiting(receiver),
+            cancel: Some(cancel),
         };
         (reply, handle)
     }
@@ -88,6 +101,7 @@ impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
         JobHandle {
             id,
             state: HandleState::Unavailable,
+            cancel: None,
         }
     }
 }
@@ -96,6 +110,19 @@ impl<T, E> JobHandle<T, E> {
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.id
+    }
+
+    /// Asks the job to stop: a queued job is skipped when a worker reaches it, a
+    /// running one has its future dropped at its next await. The handle then resolves
+    /// to [`JobError::Cancelled`], unless the job finished first. Jobs can also watch
+    /// for it cooperatively ([`ContextExt`](crate::ContextExt)).
+    ///
+    /// A job on a durable queue cannot be cancelled from here (it may be running in
+    /// another process); this does nothing for it.
+    pub fn cancel(&self) {
+        if let Some(cancel) = &self.cancel {
+            cancel.cancel();
+        }
     }
 }
 

@@ -54,11 +54,15 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod builder;
+mod context;
 mod error;
 mod future;
 mod handle;
+mod lane;
 mod lifecycle;
 mod loom;
+mod metrics;
+mod policy;
 mod pool;
 mod report;
 mod shared;
@@ -69,8 +73,11 @@ mod tests;
 mod worker;
 
 pub use builder::PoolBuilder;
-pub use error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use context::ContextExt;
+pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use handle::{JobError, JobHandle, JobResult, Outcome, Results};
+pub use policy::{Failure, FailureKind, RetryPolicy};
 pub use pool::Pool;
 pub use report::ShutdownReport;
 pub use stats::Stats;
+pub use tokio_util::sync::CancellationToken;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crewpool_core::{Envelope, JobId, Queue, TryPush, Worker};
 
 use crate::Stats;
-use crate::error::{SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::handle::{JobHandle, Results};
 use crate::loom::{Arc, Mutex, lock};
 use crate::report::ShutdownReport;
@@ -75,12 +75,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
         if is_durable::<Q>() {
-            self.shared.push(Envelope::new(job).with_id(id)).await?;
+            self.shared.push(self.envelope(job, id)).await?;
             return Ok(JobHandle::unavailable(id));
         }
         let (reply, handle) = JobHandle::new(id);
         self.shared
-            .push(Envelope::new(job).with_id(id).with_reply(reply))
+            .push(self.envelope(job, id).with_reply(reply))
             .await?;
         Ok(handle)
     }
@@ -97,8 +97,18 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// As for [`submit`](Pool::submit).
     pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
-        self.shared.push(Envelope::new(job).with_id(id)).await?;
+        self.shared.push(self.envelope(job, id)).await?;
         Ok(id)
+    }
+
+    /// A new envelope for a submitted job, stamped for wait-time metrics if they are on.
+    fn envelope(&self, job: Q::Job, id: JobId) -> Envelope<Q::Job> {
+        let envelope = Envelope::new(job).with_id(id);
+        if self.shared.metrics.is_some() {
+            envelope.with_enqueued_at(std::time::Instant::now())
+        } else {
+            envelope
+        }
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
@@ -125,6 +135,33 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// Whether the pool still accepts jobs.
     pub fn is_open(&self) -> bool {
         self.shared.lifecycle.is_open()
+    }
+
+    /// The number of workers asked for (at build, or by the last
+    /// [`resize`](Pool::resize)). [`Stats::workers`] counts those actually running.
+    pub fn workers(&self) -> usize {
+        self.shared.target()
+    }
+
+    /// Changes the number of workers while the pool runs, like ants' `Tune` or pond's
+    /// `Resize`. Growing starts new workers at once. Shrinking asks workers to leave
+    /// after their current job: running jobs finish, nothing queued is lost (a leaving
+    /// worker's local jobs go back to the queue).
+    ///
+    /// # Errors
+    ///
+    /// [`ResizeError::ZeroWorkers`] for 0; [`ResizeError::Closed`] once shutdown has
+    /// begun; [`ResizeError::Queue`] or [`ResizeError::Thread`] when a new worker
+    /// cannot start (the workers started before it keep running).
+    pub fn resize(&self, workers: usize) -> Result<(), ResizeError> {
+        Shared::resize(&self.shared, workers)
+    }
+
+    /// The pool-wide cancellation token every job sees through
+    /// [`ContextExt`](crate::ContextExt). Cancelling it asks running jobs to stop
+    /// cooperatively; it does not stop the pool (see [`abort`](Pool::abort)).
+    pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
+        self.shared.pool_tokens.pool.clone()
     }
 
     /// Stops accepting jobs and waits until every accepted job has run and every
@@ -188,7 +225,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         let id = self.shared.next_id();
         let (reply, handle) = JobHandle::new(id);
         self.shared
-            .try_push(Envelope::new(job).with_id(id).with_reply(reply))
+            .try_push(self.envelope(job, id).with_reply(reply))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(handle)
     }
@@ -201,7 +238,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     pub fn try_spawn(&self, job: Q::Job) -> Result<JobId, TrySubmitError<Q::Job>> {
         let id = self.shared.next_id();
         self.shared
-            .try_push(Envelope::new(job).with_id(id))
+            .try_push(self.envelope(job, id))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(id)
     }
@@ -226,7 +263,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         let deadline = tokio::time::Instant::now() + timeout;
         let id = self.shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        let mut envelope = Envelope::new(job).with_id(id).with_reply(reply);
+        let mut envelope = self.envelope(job, id).with_reply(reply);
         loop {
             match self.shared.try_push(envelope) {
                 Ok(()) => return Ok(handle),

@@ -6,11 +6,19 @@ use crewpool_core::{
     Consumer, ContextSupport, Delivery, Envelope, JobId, PushError, Queue, Received, Spawn,
     SpawnError, TryPush, TryPushError, Worker,
 };
+use tokio_util::sync::CancellationToken;
 
+use crate::context::JobTokens;
+use crate::error::ResizeError;
+use crate::lane::RetryLane;
 use crate::lifecycle::Lifecycle;
-use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::metrics::PoolMetrics;
+use crate::policy::Policies;
 use crate::report::ShutdownReport;
+use crate::signal::Event;
 use crate::stats::{Counters, Stats};
+use crate::worker::{self, ResultSink};
 
 /// The `Delivery` type of a queue's consumers.
 pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
@@ -20,12 +28,112 @@ pub(crate) fn is_durable<Q: Queue>() -> bool {
     <DeliveryOf<Q> as Delivery>::DURABLE
 }
 
-pub(crate) struct Shared<Q: Queue, W> {
+/// Where workers run.
+#[derive(Debug, Clone)]
+pub(crate) enum Executor {
+    /// Tasks on a tokio runtime.
+    Tokio(tokio::runtime::Handle),
+    /// One OS thread per worker, each with its own single-threaded tokio runtime.
+    Threads,
+    /// Started by the caller (the loom models drive `worker::run` themselves).
+    #[cfg_attr(not(crewpool_loom), allow(dead_code))]
+    Manual,
+}
+
+/// Everything configured at build time besides the queue and the worker.
+#[derive(Debug)]
+pub(crate) struct Setup<J> {
+    pub(crate) name: String,
+    pub(crate) executor: Executor,
+    pub(crate) policies: Policies,
+    pub(crate) cloner: Option<fn(&J) -> J>,
+    pub(crate) token: CancellationToken,
+}
+
+/// Resize-down bookkeeping: tokens workers claim to leave.
+///
+/// # States and races
+///
+/// `tokens` is how many workers should still leave. A worker creates a listener on
+/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
+/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
+/// exactly `tokens` workers leave, each after its current job.
+#[derive(Debug)]
+pub(crate) struct Retire {
+    tokens: AtomicUsize,
+    pub(crate) posted: Event,
+}
+
+impl Retire {
+    fn new() -> Self {
+        Retire {
+            tokens: AtomicUsize::new(0),
+            posted: Event::new(),
+        }
+    }
+
+    /// Claims one token if any is left.
+    pub(crate) fn try_claim(&self) -> bool {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        while tokens > 0 {
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => tokens = actual,
+            }
+        }
+        false
+    }
+
+    /// Takes back up to `count` unclaimed tokens; returns how many it took.
+    fn withdraw(&self, count: usize) -> usize {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        loop {
+            let taken = tokens.min(count);
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - taken,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return taken,
+                Err(actual) => tokens = actual,
+            }
+        }
+    }
+
+    fn post(&self, count: usize) {
+        self.tokens.fetch_add(count, Ordering::SeqCst);
+        self.posted.notify_all();
+    }
+}
+
+pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     pub(crate) name: String,
     pub(crate) queue: Q,
     pub(crate) worker: W,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) counters: Counters,
+    pub(crate) policies: Policies,
+    pub(crate) metrics: Option<PoolMetrics>,
+    /// Delayed retries of in-memory jobs (`None` without a retry policy, or durable).
+    pub(crate) lane: Option<RetryLane<Q::Job>>,
+    /// Copies a job before it runs, when it may have to run again.
+    pub(crate) cloner: Option<fn(&Q::Job) -> Q::Job>,
+    /// Context extension for jobs without their own token (shared, so no allocation).
+    pub(crate) pool_tokens: std::sync::Arc<JobTokens>,
+    pub(crate) retire: Retire,
+    executor: Executor,
+    /// The results stream's sender, for workers added later; dropped when the pool
+    /// stops accepting jobs, so the stream ends once the workers have left.
+    results: Mutex<Option<ResultSink<W, Q::Job>>>,
+    /// The worker count asked for (by build and resize).
+    target: Mutex<usize>,
+    next_worker: AtomicUsize,
     next_id: AtomicU64,
     /// Unstarted jobs handed back while stopping, for the shutdown report.
     returned: Mutex<Vec<Envelope<Q::Job>>>,
@@ -33,17 +141,42 @@ pub(crate) struct Shared<Q: Queue, W> {
     interrupted: Mutex<Vec<JobId>>,
 }
 
-impl<Q: Queue, W> Shared<Q, W> {
-    pub(crate) fn new(name: String, queue: Q, worker: W, workers: usize) -> Self {
+impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
+    pub(crate) fn new(
+        setup: Setup<Q::Job>,
+        queue: Q,
+        worker: W,
+        workers: usize,
+        results: Option<ResultSink<W, Q::Job>>,
+    ) -> Self {
+        let durable = is_durable::<Q>();
+        let lane = (setup.policies.retry.is_some() && !durable).then(RetryLane::new);
+        let metrics = setup
+            .policies
+            .metrics
+            .then(|| PoolMetrics::new(&setup.name));
         Shared {
-            name,
-            queue,
-            worker,
             lifecycle: Lifecycle::new(workers),
-            counters: Counters::new(workers),
+            counters: Counters::new(),
+            metrics,
+            lane,
+            cloner: setup.cloner,
+            pool_tokens: std::sync::Arc::new(JobTokens {
+                job: None,
+                pool: setup.token,
+            }),
+            retire: Retire::new(),
+            executor: setup.executor,
+            results: Mutex::new(results),
+            target: Mutex::new(workers),
+            next_worker: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             returned: Mutex::new(Vec::new()),
             interrupted: Mutex::new(Vec::new()),
+            policies: setup.policies,
+            name: setup.name,
+            queue,
+            worker,
         }
     }
 
@@ -52,10 +185,85 @@ impl<Q: Queue, W> Shared<Q, W> {
         JobId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Starts one worker on a new consumer. Its place in `live` must already be
+    /// counted.
+    ///
+    /// # Errors
+    ///
+    /// When the queue cannot make a consumer or a thread cannot start; the caller then
+    /// counts the worker out again.
+    pub(crate) fn start_worker(this: &Arc<Self>) -> Result<(), ResizeError> {
+        let shared = &**this;
+        let consumer = shared.queue.consumer().map_err(ResizeError::Queue)?;
+        let counters = shared.counters.add_worker();
+        let results = lock(&shared.results).clone();
+        let index = shared.next_worker.fetch_add(1, Ordering::Relaxed);
+        let work = worker::run(Arc::clone(this), consumer, counters, results);
+        match &shared.executor {
+            Executor::Tokio(handle) => {
+                handle.spawn(work);
+            }
+            Executor::Threads => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ResizeError::Thread)?;
+                std::thread::Builder::new()
+                    .name(format!("{}-{index}", shared.name))
+                    .spawn(move || runtime.block_on(work))
+                    .map_err(ResizeError::Thread)?;
+            }
+            Executor::Manual => {}
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.workers.increment(1.0);
+        }
+        Ok(())
+    }
+
+    /// Sets the number of workers: starts new ones, or asks some to leave after their
+    /// current job.
+    pub(crate) fn resize(this: &Arc<Self>, workers: usize) -> Result<(), ResizeError> {
+        let shared = &**this;
+        if workers == 0 {
+            return Err(ResizeError::ZeroWorkers);
+        }
+        let mut target = lock(&shared.target);
+        if !shared.lifecycle.is_open() {
+            return Err(ResizeError::Closed);
+        }
+        if workers < *target {
+            shared.retire.post(*target - workers);
+        } else {
+            // Cancel pending departures first, then start the rest.
+            let more = workers - *target;
+            let stay = shared.retire.withdraw(more);
+            for _ in 0..more - stay {
+                if !shared.lifecycle.live.try_count_up() {
+                    return Err(ResizeError::Closed);
+                }
+                if let Err(error) = Self::start_worker(this) {
+                    shared.lifecycle.live.count_down();
+                    return Err(error);
+                }
+                *target += 1;
+            }
+            *target -= more - stay;
+        }
+        *target = workers;
+        Ok(())
+    }
+
+    /// The worker count asked for.
+    pub(crate) fn target(&self) -> usize {
+        *lock(&self.target)
+    }
+
     /// Open → Draining, closing the queue. Idempotent.
     pub(crate) fn begin_drain(&self) {
         if self.lifecycle.begin_drain() {
             self.queue.close();
+            lock(&self.results).take();
         }
     }
 
@@ -73,8 +281,13 @@ impl<Q: Queue, W> Shared<Q, W> {
                 tracing::warn!(pool = %self.name, %error, "could not release an unstarted job; its lease will bring it back");
             }
         } else {
-            lock(&self.returned).push(received.envelope);
+            self.hand_back_envelope(received.envelope);
         }
+    }
+
+    /// Gives back an in-memory job that was not started.
+    pub(crate) fn hand_back_envelope(&self, envelope: Envelope<Q::Job>) {
+        lock(&self.returned).push(envelope);
     }
 
     pub(crate) fn record_interrupted(&self, id: JobId) {
@@ -87,10 +300,22 @@ impl<Q: Queue, W> Shared<Q, W> {
             return Err(PushError::Closed(envelope.job));
         }
         self.counters.submitted();
-        self.queue.push(envelope).await.map_err(|error| {
-            self.counters.unsubmitted();
-            error.map(|envelope| envelope.job)
-        })
+        match self.queue.push(envelope).await {
+            Ok(()) => {
+                self.count_submitted();
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.unsubmitted();
+                Err(error.map(|envelope| envelope.job))
+            }
+        }
+    }
+
+    fn count_submitted(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.submitted.increment(1);
+        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -98,11 +323,17 @@ impl<Q: Queue, W> Shared<Q, W> {
             .snapshot(self.lifecycle.live.count(), self.queue.depth())
     }
 
-    /// Once every worker has left: collects what is still queued (if the pool
-    /// stopped) and reports. The first caller gets the returned and interrupted jobs.
+    /// Once every worker has left: collects what is still queued or waiting to be
+    /// retried (if the pool stopped) and reports. The first caller gets the returned
+    /// and interrupted jobs.
     pub(crate) async fn finish(&self) -> ShutdownReport<Q::Job> {
-        if self.lifecycle.is_stopping() && !is_durable::<Q>() {
-            self.collect_queued().await;
+        if self.lifecycle.is_stopping() {
+            if !is_durable::<Q>() {
+                self.collect_queued().await;
+            }
+            if let Some(lane) = &self.lane {
+                lock(&self.returned).extend(lane.drain());
+            }
         }
         let returned = std::mem::take(&mut *lock(&self.returned))
             .into_iter()
@@ -132,7 +363,7 @@ impl<Q: Queue, W> Shared<Q, W> {
     }
 }
 
-impl<Q: TryPush, W> Shared<Q, W> {
+impl<Q: TryPush, W: Worker<Q::Job>> Shared<Q, W> {
     /// Pushes a submitted envelope if there is room right now and the pool is open.
     pub(crate) fn try_push(
         &self,
@@ -142,13 +373,20 @@ impl<Q: TryPush, W> Shared<Q, W> {
             return Err(TryPushError::Closed(envelope));
         }
         self.counters.submitted();
-        self.queue.try_push(envelope).inspect_err(|_| {
-            self.counters.unsubmitted();
-        })
+        match self.queue.try_push(envelope) {
+            Ok(()) => {
+                self.count_submitted();
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.unsubmitted();
+                Err(error)
+            }
+        }
     }
 }
 
-impl<Q: Queue, W> fmt::Debug for Shared<Q, W> {
+impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Shared<Q, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("name", &self.name)
@@ -159,12 +397,12 @@ impl<Q: Queue, W> fmt::Debug for Shared<Q, W> {
 
 /// What running jobs reach through their `JobContext`: spawning sub-jobs onto their
 /// worker's consumer, counted and numbered like submitted jobs.
-pub(crate) struct Support<Q: Queue, W> {
+pub(crate) struct Support<Q: Queue, W: Worker<Q::Job>> {
     shared: Arc<Shared<Q, W>>,
     spawner: Option<std::sync::Arc<dyn Spawn<Q::Job>>>,
 }
 
-impl<Q: Queue, W> Support<Q, W> {
+impl<Q: Queue, W: Worker<Q::Job>> Support<Q, W> {
     pub(crate) fn new(shared: Arc<Shared<Q, W>>, consumer: &Q::Consumer) -> Self {
         Support {
             shared,
@@ -187,8 +425,15 @@ where
         }
         let id = self.shared.next_id();
         self.shared.counters.submitted();
-        match spawner.spawn(Envelope::new(job).with_id(id)) {
-            Ok(()) => Ok(id),
+        let mut envelope = Envelope::new(job).with_id(id);
+        if self.shared.metrics.is_some() {
+            envelope = envelope.with_enqueued_at(std::time::Instant::now());
+        }
+        match spawner.spawn(envelope) {
+            Ok(()) => {
+                self.shared.count_submitted();
+                Ok(id)
+            }
             Err(error) => {
                 self.shared.counters.unsubmitted();
                 Err(SpawnError::from(error.map(|envelope| envelope.job)))

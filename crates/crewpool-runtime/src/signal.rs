@@ -1,4 +1,5 @@
-//! One-shot events the worker loops and shutdown wait on, without tokio.
+//! Events the worker loops and shutdown wait on, without tokio: the one-shot
+//! [`Signal`] and [`Latch`], and the repeatable [`Event`].
 //!
 //! # States and races
 //!
@@ -145,6 +146,26 @@ impl Latch {
         }
     }
 
+    /// One more, unless the count already reached zero (the latch has fired and stays
+    /// fired). Returns whether it counted.
+    pub(crate) fn try_count_up(&self) -> bool {
+        let mut count = self.count.load(Ordering::Acquire);
+        loop {
+            if count == 0 {
+                return false;
+            }
+            match self.count.compare_exchange_weak(
+                count,
+                count + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => count = actual,
+            }
+        }
+    }
+
     pub(crate) fn count(&self) -> usize {
         self.count.load(Ordering::Acquire)
     }
@@ -152,6 +173,74 @@ impl Latch {
     /// Completes when the count reaches zero.
     pub(crate) fn wait(&self) -> Wait<'_> {
         self.zero.wait()
+    }
+}
+
+/// A repeatable notification: [`listen`](Event::listen) returns a future that
+/// completes at the next [`notify_all`](Event::notify_all) after it was created.
+///
+/// # States and races
+///
+/// `epoch` counts notifications. A listener records the epoch when it is created;
+/// it is ready once `epoch` moved on. `notify_all` bumps `epoch` and then wakes the
+/// wakers registered under the lock; a listener checks the epoch again under the lock
+/// before registering, so a notification between its creation and its registration
+/// is seen, never lost. Callers create the listener *before* checking the condition
+/// they wait for, then wait on it only if the condition did not hold.
+#[derive(Debug)]
+pub(crate) struct Event {
+    epoch: AtomicUsize,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Event {
+    pub(crate) fn new() -> Self {
+        Event {
+            epoch: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Wakes every current listener.
+    pub(crate) fn notify_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+
+    /// A future that completes at the next `notify_all`.
+    pub(crate) fn listen(&self) -> Listen<'_> {
+        Listen {
+            event: self,
+            epoch: self.epoch.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// The future returned by [`Event::listen`].
+#[derive(Debug)]
+pub(crate) struct Listen<'a> {
+    event: &'a Event,
+    epoch: usize,
+}
+
+impl Future for Listen<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
+            return Poll::Ready(());
+        }
+        let mut waiters = lock(&self.event.waiters);
+        if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
+            return Poll::Ready(());
+        }
+        if !waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -188,6 +277,29 @@ mod tests {
             assert!(poll_once(wait.as_mut(), &waker).is_pending());
         }
         assert_eq!(lock(&signal.waiters).wakers.len(), 1);
+    }
+
+    #[test]
+    fn event_wakes_listeners_created_before_the_notification_only() {
+        let event = Event::new();
+        let (counter, waker) = CountingWaker::new();
+        let mut before = pin!(event.listen());
+        assert!(poll_once(before.as_mut(), &waker).is_pending());
+        event.notify_all();
+        assert_eq!(counter.wakes(), 1);
+        assert!(poll_once(before, &waker).is_ready());
+        let mut after = pin!(event.listen());
+        assert!(poll_once(after.as_mut(), &waker).is_pending());
+    }
+
+    #[test]
+    fn latch_counts_up_only_before_it_fired() {
+        let latch = Latch::new(1);
+        assert!(latch.try_count_up());
+        latch.count_down();
+        latch.count_down();
+        assert!(!latch.try_count_up(), "a fired latch stays fired");
+        assert_eq!(latch.count(), 0);
     }
 
     #[test]

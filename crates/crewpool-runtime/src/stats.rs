@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::loom::{AtomicBool, AtomicU64, Ordering};
+use crate::loom::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 
 /// A snapshot of a pool's state and lifetime counters.
 ///
@@ -36,12 +36,19 @@ pub struct Stats {
     pub panicked: u64,
     /// Jobs stopped while running by an abort or a shutdown deadline.
     pub interrupted: u64,
+    /// Jobs stopped by the pool's per-job timeout on their last attempt.
+    pub timed_out: u64,
+    /// Failed attempts that were scheduled to run again.
+    pub retried: u64,
+    /// Jobs cancelled through their handle (before or while running).
+    pub cancelled: u64,
 }
 
 impl Stats {
-    /// Jobs that ran to an end: completed, failed or panicked.
+    /// Jobs that reached a final outcome: completed, failed, panicked, timed out or
+    /// cancelled (not counting interrupted ones, which never finished).
     pub fn finished(&self) -> u64 {
-        self.completed + self.failed + self.panicked
+        self.completed + self.failed + self.panicked + self.timed_out + self.cancelled
     }
 }
 
@@ -58,8 +65,15 @@ impl fmt::Display for Stats {
             self.failed,
             self.panicked
         )?;
-        if self.interrupted > 0 {
-            write!(f, " interrupted={}", self.interrupted)?;
+        for (name, value) in [
+            ("timed_out", self.timed_out),
+            ("retried", self.retried),
+            ("cancelled", self.cancelled),
+            ("interrupted", self.interrupted),
+        ] {
+            if value > 0 {
+                write!(f, " {name}={value}")?;
+            }
         }
         Ok(())
     }
@@ -86,15 +100,21 @@ pub(crate) struct WorkerCounters {
     failed: AtomicU64,
     panicked: AtomicU64,
     interrupted: AtomicU64,
+    timed_out: AtomicU64,
+    retried: AtomicU64,
+    cancelled: AtomicU64,
 }
 
-/// What became of a job, for counting.
+/// What became of a job (or, for `Retried`, of one attempt), for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Finish {
     Completed,
     Failed,
     Panicked,
     Interrupted,
+    TimedOut,
+    Retried,
+    Cancelled,
 }
 
 impl WorkerCounters {
@@ -108,29 +128,36 @@ impl WorkerCounters {
             Finish::Failed => &self.failed,
             Finish::Panicked => &self.panicked,
             Finish::Interrupted => &self.interrupted,
+            Finish::TimedOut => &self.timed_out,
+            Finish::Retried => &self.retried,
+            Finish::Cancelled => &self.cancelled,
         };
         // Single writer: a load and a store, no read-modify-write needed.
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
 
-/// All workers' counters plus the producers' one.
+/// All workers' counters (including those of workers that have left, whose jobs
+/// still count) plus the producers' one.
 #[derive(Debug)]
 pub(crate) struct Counters {
-    workers: Box<[Padded<WorkerCounters>]>,
+    workers: Mutex<Vec<Arc<Padded<WorkerCounters>>>>,
     submitted: Padded<AtomicU64>,
 }
 
 impl Counters {
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new() -> Self {
         Counters {
-            workers: (0..workers).map(|_| Padded::default()).collect(),
+            workers: Mutex::new(Vec::new()),
             submitted: Padded::default(),
         }
     }
 
-    pub(crate) fn worker(&self, index: usize) -> &WorkerCounters {
-        &self.workers[index]
+    /// Counters for a new worker.
+    pub(crate) fn add_worker(&self) -> Arc<Padded<WorkerCounters>> {
+        let counters = Arc::new(Padded::default());
+        lock(&self.workers).push(Arc::clone(&counters));
+        counters
     }
 
     /// Counts a job about to be offered to the queue. Counted *before* the push, so
@@ -153,12 +180,15 @@ impl Counters {
             submitted: self.submitted.load(Ordering::Relaxed),
             ..Stats::default()
         };
-        for worker in self.workers.iter() {
+        for worker in lock(&self.workers).iter() {
             stats.running += usize::from(worker.running.load(Ordering::Relaxed));
             stats.completed += worker.completed.load(Ordering::Relaxed);
             stats.failed += worker.failed.load(Ordering::Relaxed);
             stats.panicked += worker.panicked.load(Ordering::Relaxed);
             stats.interrupted += worker.interrupted.load(Ordering::Relaxed);
+            stats.timed_out += worker.timed_out.load(Ordering::Relaxed);
+            stats.retried += worker.retried.load(Ordering::Relaxed);
+            stats.cancelled += worker.cancelled.load(Ordering::Relaxed);
         }
         stats.idle = live.saturating_sub(stats.running);
         stats

@@ -7,5 +7,39 @@
 
 mod loom_deadline;
 mod loom_panic;
+mod loom_resize;
 mod loom_shutdown;
 mod model_queue;
+
+use std::future::Future;
+
+use crewpool_core::{Queue, Worker};
+use tokio_util::sync::CancellationToken;
+
+use crate::loom::Arc;
+use crate::policy::Policies;
+use crate::shared::{Executor, Setup, Shared};
+use crate::worker;
+use model_queue::ModelQueue;
+
+/// A pool over a [`ModelQueue`] with `workers` places, no policies, whose workers the
+/// model starts itself with [`worker_loop`].
+fn model_pool<W: Worker<u32>>(work: W, workers: usize) -> Arc<Shared<ModelQueue, W>> {
+    let setup = Setup {
+        name: "model".into(),
+        executor: Executor::Manual,
+        policies: Policies::default(),
+        cloner: None,
+        token: CancellationToken::new(),
+    };
+    Arc::new(Shared::new(setup, ModelQueue::new(), work, workers, None))
+}
+
+/// One worker's loop, to run on a loom thread.
+fn worker_loop<W: Worker<u32>>(
+    shared: &Arc<Shared<ModelQueue, W>>,
+) -> impl Future<Output = ()> + use<W> {
+    let consumer = shared.queue.consumer().expect("consumer");
+    let counters = shared.counters.add_worker();
+    worker::run(Arc::clone(shared), consumer, counters, None)
+}

@@ -1,19 +1,33 @@
-//! One worker's loop: take a job, run it with its panic caught, report, settle, repeat.
+//! One worker's loop: take a job, run it under the pool's policies with its panic
+//! caught, report, settle, repeat.
 //!
-//! The loop uses no tokio type, so the loom models run it as it is. It leaves when its
-//! consumer says the queue is closed and drained, or when the pool stops (see
-//! [`lifecycle`](crate::lifecycle) for the states and races).
+//! The loop's synchronisation uses no tokio type, so the loom models run it as it is;
+//! tokio appears only in the optional policies (timeouts, delayed retries, the rate
+//! limiter), which the models leave off. The loop leaves when:
+//!
+//! - its consumer says the queue is closed and drained, and no retry is pending;
+//! - the pool stops (see [`lifecycle`](crate::lifecycle) for the states and races);
+//! - it claims a resize-down token (see [`Retire`](crate::shared::Retire)), after its
+//!   current job.
+
+use std::fmt;
+use std::future::{Future, pending};
+use std::time::{Duration, Instant};
 
 use crewpool_core::{
-    Consumer, ContextSupport, Delivery, Envelope, JobContext, Queue, Received, Reply, Worker,
+    Attachment, Consumer, ContextSupport, Delivery, Envelope, JobContext, JobId, Queue, Received,
+    Reply, Worker,
 };
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use crate::context::JobTokens;
 use crate::future::{Either, catch_panic, first_of, yield_now};
 use crate::handle::{JobError, JobResult, Outcome};
 use crate::loom::Arc;
+use crate::policy::{Failure, FailureKind};
 use crate::shared::{DeliveryOf, Shared, Support, is_durable};
-use crate::signal::Latch;
-use crate::stats::{Finish, WorkerCounters};
+use crate::stats::{Finish, Padded, WorkerCounters};
 
 /// Where the results of jobs nobody holds a handle for go.
 pub(crate) type ResultSink<W, J> =
@@ -24,39 +38,126 @@ pub(crate) type ResultSink<W, J> =
 const JOBS_PER_YIELD: u32 = 32;
 
 /// Counts the worker out of `live` however the loop ends, even by a panic in a backend.
-struct Exit<'a>(&'a Latch);
+struct Exit<'a, Q: Queue, W: Worker<Q::Job>>(&'a Shared<Q, W>);
 
-impl Drop for Exit<'_> {
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Exit<'_, Q, W> {
     fn drop(&mut self) {
-        self.0.count_down();
+        if let Some(metrics) = &self.0.metrics {
+            metrics.workers.decrement(1.0);
+        }
+        self.0.lifecycle.live.count_down();
     }
 }
 
-/// Runs worker `index` until the queue is drained or the pool stops.
+/// A job a worker took: from its consumer, or a due retry from the pool's lane.
+enum Taken<Q: Queue> {
+    Queue(Received<Q::Job, DeliveryOf<Q>>),
+    Retry(Envelope<Q::Job>),
+}
+
+/// What a wait for work ended with.
+enum Wake<Q: Queue> {
+    Job(Taken<Q>),
+    /// The consumer is closed and drained.
+    Exhausted,
+    /// The retry lane is empty and nothing is pending.
+    LaneIdle,
+    Stop,
+    Retire,
+}
+
+/// A future that never completes when there is nothing to wait for.
+async fn maybe<F: Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
+        None => pending().await,
+    }
+}
+
+/// Runs one worker until the queue is drained, the pool stops, or a resize retires it.
 pub(crate) async fn run<Q, W>(
     shared: Arc<Shared<Q, W>>,
     mut consumer: Q::Consumer,
-    index: usize,
+    counters: Arc<Padded<WorkerCounters>>,
     results: Option<ResultSink<W, Q::Job>>,
 ) where
     Q: Queue,
     W: Worker<Q::Job>,
 {
-    let _exit = Exit(&shared.lifecycle.live);
+    let _exit = Exit(&shared);
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> =
         std::sync::Arc::new(Support::new(Arc::clone(&shared), &consumer));
-    let counters = shared.counters.worker(index);
+    let mut exhausted = false;
     let mut streak = 0;
     loop {
-        let received = match first_of(consumer.next(), shared.lifecycle.stop.wait()).await {
-            Either::Left(Some(received)) => received,
-            Either::Left(None) | Either::Right(()) => break,
-        };
-        if shared.lifecycle.is_stopping() {
-            shared.hand_back(received).await;
+        // Listen before claiming: see `Retire`.
+        let retiring = shared.retire.posted.listen();
+        if shared.retire.try_claim() {
             break;
         }
-        run_one(&shared, counters, &support, received, results.as_ref()).await;
+        let lane_pending = shared.lane.as_ref().is_some_and(|lane| lane.pending() > 0);
+        if exhausted && !lane_pending {
+            break;
+        }
+        let from_queue = async {
+            if exhausted {
+                return pending().await;
+            }
+            match consumer.next().await {
+                Some(received) => Wake::Job(Taken::Queue(received)),
+                None => Wake::Exhausted,
+            }
+        };
+        let from_lane = async {
+            match maybe(shared.lane.as_ref().map(|lane| lane.next(exhausted))).await {
+                Some(envelope) => Wake::Job(Taken::Retry(envelope)),
+                None => Wake::LaneIdle,
+            }
+        };
+        let stop = async {
+            shared.lifecycle.stop.wait().await;
+            Wake::Stop
+        };
+        let retire = async {
+            retiring.await;
+            Wake::Retire
+        };
+        let woke = match first_of(from_queue, first_of(from_lane, first_of(stop, retire))).await {
+            Either::Left(woke) | Either::Right(Either::Left(woke)) => woke,
+            Either::Right(Either::Right(Either::Left(woke) | Either::Right(woke))) => woke,
+        };
+        let taken = match woke {
+            Wake::Job(taken) => taken,
+            Wake::Exhausted => {
+                exhausted = true;
+                continue;
+            }
+            Wake::LaneIdle | Wake::Retire => continue,
+            Wake::Stop => break,
+        };
+        if shared.lifecycle.is_stopping() {
+            give_back(&shared, taken).await;
+            break;
+        }
+        if let Some(rate) = &shared.policies.rate
+            && let Either::Right(()) = first_of(rate.acquire(), shared.lifecycle.stop.wait()).await
+        {
+            give_back(&shared, taken).await;
+            break;
+        }
+        let (envelope, delivery) = match taken {
+            Taken::Queue(received) => (received.envelope, Some(received.delivery)),
+            Taken::Retry(envelope) => (envelope, None),
+        };
+        run_one(
+            &shared,
+            &counters,
+            &support,
+            envelope,
+            delivery,
+            results.as_ref(),
+        )
+        .await;
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
@@ -72,9 +173,29 @@ pub(crate) async fn run<Q, W>(
     }
 }
 
+async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Taken<Q>) {
+    match taken {
+        Taken::Queue(received) => shared.hand_back(received).await,
+        Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
+    }
+}
+
+/// How one attempt ended.
+enum Ran<T, E> {
+    Ok(T),
+    Failed(E),
+    Panicked(String),
+    TimedOut,
+    Cancelled,
+    Interrupted,
+}
+
 /// How a finished job is settled with its queue.
 enum Settle {
     Ack,
+    /// Failed, and the pool has no retry policy: the queue applies its own.
+    Fail(String),
+    /// Failed, and the pool's retry policy gave up.
     DeadLetter(String),
     Release,
 }
@@ -83,69 +204,245 @@ async fn run_one<Q, W>(
     shared: &Shared<Q, W>,
     counters: &WorkerCounters,
     support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
-    received: Received<Q::Job, DeliveryOf<Q>>,
+    envelope: Envelope<Q::Job>,
+    delivery: Option<DeliveryOf<Q>>,
     results: Option<&ResultSink<W, Q::Job>>,
 ) where
     Q: Queue,
     W: Worker<Q::Job>,
 {
-    let Received { envelope, delivery } = received;
     let Envelope {
         job,
         id,
         attempt,
         reply,
+        enqueued_at,
+        ..
     } = envelope;
+    let job_token = reply
+        .as_ref()
+        .and_then(Reply::attachment)
+        .and_then(|attachment| attachment.downcast_ref::<CancellationToken>())
+        .cloned();
+    let started = shared.metrics.as_ref().map(|metrics| {
+        if let Some(at) = enqueued_at {
+            metrics.record_wait(at.elapsed());
+        }
+        metrics.queue_depth.set(shared.queue.depth() as f64);
+        Instant::now()
+    });
+    let ending = Ending {
+        shared,
+        counters,
+        id,
+        reply,
+        delivery,
+        results,
+        started,
+    };
+    if job_token
+        .as_ref()
+        .is_some_and(CancellationToken::is_cancelled)
+    {
+        ending
+            .finish(Finish::Cancelled, Err(JobError::Cancelled), Settle::Ack)
+            .await;
+        return;
+    }
+
+    // A copy for a retry, taken before the job moves into the worker.
+    let backup = match (&shared.lane, shared.cloner) {
+        (Some(_), Some(clone)) => Some(clone(&job)),
+        _ => None,
+    };
+    let extension: Attachment = match &job_token {
+        Some(token) => std::sync::Arc::new(JobTokens {
+            job: Some(token.clone()),
+            pool: shared.pool_tokens.pool.clone(),
+        }),
+        None => shared.pool_tokens.clone(),
+    };
+    let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support)).with_extension(extension);
+
     counters.set_running(true);
-    let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-    let run = catch_panic(|| shared.worker.run(job, cx));
-    // The job is polled before the stop signal: see "Races" in `lifecycle`.
-    let ran = first_of(run, shared.lifecycle.stop.wait()).await;
+    if let Some(metrics) = &shared.metrics {
+        metrics.running.increment(1.0);
+    }
+    let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
+    let attempt_run = catch_panic(|| shared.worker.run(job, cx)).instrument(span);
+    let timeout = maybe(shared.policies.timeout.map(tokio::time::sleep));
+    let cancelled = maybe(job_token.as_ref().map(CancellationToken::cancelled));
+    // Polled in this order: the job first, so a job that completes in the same poll
+    // as a stop, a timeout or a cancel counts as done (see "Races" in `lifecycle`).
+    let ran = match first_of(
+        first_of(first_of(attempt_run, timeout), cancelled),
+        shared.lifecycle.stop.wait(),
+    )
+    .await
+    {
+        Either::Left(Either::Left(Either::Left(Ok(Ok(output))))) => Ran::Ok(output),
+        Either::Left(Either::Left(Either::Left(Ok(Err(error))))) => Ran::Failed(error),
+        Either::Left(Either::Left(Either::Left(Err(message)))) => Ran::Panicked(message),
+        Either::Left(Either::Left(Either::Right(()))) => Ran::TimedOut,
+        Either::Left(Either::Right(())) => Ran::Cancelled,
+        Either::Right(()) => Ran::Interrupted,
+    };
     counters.set_running(false);
+    if let Some(metrics) = &shared.metrics {
+        metrics.running.decrement(1.0);
+    }
 
-    let durable = is_durable::<Q>();
-    let (finish, outcome, settle): (_, Outcome<W::Output, W::Error>, _) = match ran {
-        Either::Left(Ok(Ok(output))) => (Finish::Completed, Ok(output), Settle::Ack),
-        Either::Left(Ok(Err(error))) => {
-            let reason = if durable {
-                error.to_string()
-            } else {
-                String::new()
-            };
-            (
-                Finish::Failed,
-                Err(JobError::Failed(error)),
-                Settle::DeadLetter(reason),
-            )
+    let fail = match ran {
+        Ran::Ok(output) => {
+            ending
+                .finish(Finish::Completed, Ok(output), Settle::Ack)
+                .await;
+            return;
         }
-        Either::Left(Err(message)) => {
-            tracing::warn!(pool = %shared.name, job = %id, %message, "job panicked");
-            let reason = format!("panicked: {message}");
-            (
-                Finish::Panicked,
-                Err(JobError::Panicked(message)),
-                Settle::DeadLetter(reason),
-            )
+        Ran::Cancelled => {
+            ending
+                .finish(Finish::Cancelled, Err(JobError::Cancelled), Settle::Ack)
+                .await;
+            return;
         }
-        Either::Right(()) => {
+        Ran::Interrupted => {
             shared.record_interrupted(id);
-            (
-                Finish::Interrupted,
-                Err(JobError::Interrupted),
-                Settle::Release,
-            )
+            ending
+                .finish(
+                    Finish::Interrupted,
+                    Err(JobError::Interrupted),
+                    Settle::Release,
+                )
+                .await;
+            return;
         }
+        Ran::Failed(error) => Fail::Failed(error),
+        Ran::Panicked(message) => {
+            tracing::warn!(pool = %shared.name, job = %id, %message, "job panicked");
+            Fail::Panicked(message)
+        }
+        Ran::TimedOut => Fail::TimedOut(shared.policies.timeout.unwrap_or_default()),
     };
-    counters.record(finish);
-    deliver(reply, results, id, outcome);
 
-    let settled = match settle {
-        Settle::Ack => delivery.ack().await,
-        Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
-        Settle::Release => delivery.release().await,
+    if let Some(policy) = &shared.policies.retry
+        && policy.should_retry(&fail.view(attempt))
+    {
+        let delay = policy.delay_after(attempt);
+        counters.record(Finish::Retried);
+        if let Some(metrics) = &shared.metrics {
+            metrics.retried.increment(1);
+        }
+        tracing::debug!(pool = %shared.name, job = %id, attempt, ?delay, reason = %fail, "retrying");
+        if is_durable::<Q>() {
+            if let Some(delivery) = ending.delivery
+                && let Err(error) = delivery.retry(delay, &fail.to_string()).await
+            {
+                tracing::warn!(pool = %shared.name, job = %id, %error, "could not schedule a retry with the queue");
+            }
+            return;
+        }
+        if let (Some(lane), Some(job)) = (&shared.lane, backup) {
+            let mut again = Envelope::new(job).with_id(id).with_attempt(attempt + 1);
+            again.reply = ending.reply;
+            if shared.metrics.is_some() {
+                again = again.with_enqueued_at(Instant::now() + delay);
+            }
+            lane.schedule(again, tokio::time::Instant::now() + delay);
+            return;
+        }
+    }
+
+    // Only durable queues keep the reason; in memory the outcome carries it.
+    let reason = if is_durable::<Q>() {
+        fail.to_string()
+    } else {
+        String::new()
     };
-    if let Err(error) = settled {
-        tracing::warn!(pool = %shared.name, job = %id, %error, "could not settle a job with its queue");
+    let (finish, error) = match fail {
+        Fail::Failed(error) => (Finish::Failed, JobError::Failed(error)),
+        Fail::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
+        Fail::TimedOut(_) => (Finish::TimedOut, JobError::TimedOut),
+    };
+    let settle = if shared.policies.retry.is_some() {
+        Settle::DeadLetter(reason)
+    } else {
+        Settle::Fail(reason)
+    };
+    ending.finish(finish, Err(error), settle).await;
+}
+
+/// A failed attempt.
+enum Fail<E> {
+    Failed(E),
+    Panicked(String),
+    TimedOut(Duration),
+}
+
+impl<E: fmt::Display + Send + 'static> Fail<E> {
+    /// The attempt as a retry predicate sees it.
+    fn view(&self, attempt: u32) -> Failure<'_> {
+        match self {
+            Fail::Failed(error) => Failure::new(FailureKind::Failed, attempt, Some(error), self),
+            Fail::Panicked(_) => Failure::new(FailureKind::Panicked, attempt, None, self),
+            Fail::TimedOut(_) => Failure::new(FailureKind::TimedOut, attempt, None, self),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Fail<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fail::Failed(error) => error.fmt(f),
+            Fail::Panicked(message) => write!(f, "panicked: {message}"),
+            Fail::TimedOut(after) => write!(f, "timed out after {after:?}"),
+        }
+    }
+}
+
+/// Everything needed to close a job's books once its final outcome is known.
+struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
+    shared: &'a Shared<Q, W>,
+    counters: &'a WorkerCounters,
+    id: JobId,
+    reply: Option<Reply>,
+    delivery: Option<DeliveryOf<Q>>,
+    results: Option<&'a ResultSink<W, Q::Job>>,
+    started: Option<Instant>,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
+    /// Counts the outcome, delivers it, and settles the job with its queue.
+    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
+        self.counters.record(finish);
+        if let Some(metrics) = &self.shared.metrics {
+            let counter = match finish {
+                Finish::Completed => Some(&metrics.completed),
+                Finish::Failed => Some(&metrics.failed),
+                Finish::Panicked => Some(&metrics.panicked),
+                Finish::TimedOut => Some(&metrics.timed_out),
+                Finish::Cancelled => Some(&metrics.cancelled),
+                Finish::Interrupted | Finish::Retried => None,
+            };
+            if let Some(counter) = counter {
+                counter.increment(1);
+            }
+            if let Some(started) = self.started {
+                metrics.record_run(started.elapsed());
+            }
+        }
+        deliver(self.reply, self.results, self.id, outcome);
+        let Some(delivery) = self.delivery else {
+            return;
+        };
+        let settled = match settle {
+            Settle::Ack => delivery.ack().await,
+            Settle::Fail(reason) => delivery.fail(&reason).await,
+            Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
+            Settle::Release => delivery.release().await,
+        };
+        if let Err(error) = settled {
+            tracing::warn!(pool = %self.shared.name, job = %self.id, %error, "could not settle a job with its queue");
+        }
     }
 }
 
@@ -154,7 +451,7 @@ async fn run_one<Q, W>(
 fn deliver<T: Send + 'static, E: Send + 'static>(
     reply: Option<Reply>,
     results: Option<&flume::Sender<JobResult<T, E>>>,
-    id: crewpool_core::JobId,
+    id: JobId,
     outcome: Outcome<T, E>,
 ) {
     match (reply, results) {

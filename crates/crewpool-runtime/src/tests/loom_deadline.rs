@@ -8,11 +8,10 @@
 use loom::future::block_on;
 use loom::thread;
 
-use super::model_queue::{ModelQueue, envelope};
+use super::model_queue::envelope;
+use super::{model_pool, worker_loop};
 use crate::future::yield_now;
 use crate::loom::{Arc, Mutex, lock};
-use crate::shared::Shared;
-use crate::worker;
 use crewpool_core::{JobId, Queue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +35,13 @@ fn a_deadline_accounts_for_every_job_exactly_once() {
                 Ok::<_, std::convert::Infallible>(job)
             }
         };
-        let shared = Arc::new(Shared::new("model".into(), ModelQueue::new(), work, 1));
+        let shared = model_pool(work, 1);
         for job in [1, 2] {
             block_on(shared.push(envelope(job))).expect("open queue");
         }
-        let consumer = shared.queue.consumer().expect("consumer");
         let worker = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || block_on(worker::run(shared, consumer, 0, None)))
+            let work = worker_loop(&shared);
+            thread::spawn(move || block_on(work))
         };
         let deadline = {
             let shared = Arc::clone(&shared);

@@ -7,10 +7,8 @@
 use loom::future::block_on;
 use loom::thread;
 
-use super::model_queue::{ModelQueue, envelope};
-use crate::loom::Arc;
-use crate::shared::Shared;
-use crate::worker;
+use super::model_queue::envelope;
+use super::{model_pool, worker_loop};
 use crewpool_core::Queue;
 
 #[test]
@@ -29,14 +27,13 @@ fn a_job_panicking_during_shutdown_is_counted_and_shutdown_completes() {
             }
             Ok::<_, std::convert::Infallible>(job)
         };
-        let shared = Arc::new(Shared::new("model".into(), ModelQueue::new(), work, 1));
+        let shared = model_pool(work, 1);
         for job in [1, 2] {
             block_on(shared.push(envelope(job))).expect("open queue");
         }
-        let consumer = shared.queue.consumer().expect("consumer");
         let worker = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || block_on(worker::run(shared, consumer, 0, None)))
+            let work = worker_loop(&shared);
+            thread::spawn(move || block_on(work))
         };
 
         shared.begin_drain();

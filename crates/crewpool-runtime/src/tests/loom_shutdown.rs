@@ -9,11 +9,9 @@
 use loom::future::block_on;
 use loom::thread;
 
-use super::model_queue::{ModelQueue, envelope};
+use super::model_queue::envelope;
+use super::{model_pool, worker_loop};
 use crate::loom::{Arc, Mutex, lock};
-use crate::shared::Shared;
-use crate::worker;
-use crewpool_core::Queue;
 
 #[test]
 fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
@@ -27,11 +25,10 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
                 Ok::<_, std::convert::Infallible>(job)
             }
         };
-        let shared = Arc::new(Shared::new("model".into(), ModelQueue::new(), work, 1));
-        let consumer = shared.queue.consumer().expect("consumer");
+        let shared = model_pool(work, 1);
         let worker = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || block_on(worker::run(shared, consumer, 0, None)))
+            let work = worker_loop(&shared);
+            thread::spawn(move || block_on(work))
         };
         let producer = {
             let shared = Arc::clone(&shared);
@@ -61,7 +58,10 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
                 "job {job}: accepted={accepted} but ran {runs} times"
             );
         }
-        assert!(report.is_complete(), "graceful: nothing returned or interrupted");
+        assert!(
+            report.is_complete(),
+            "graceful: nothing returned or interrupted"
+        );
         assert_eq!(report.stats.completed, ran.len() as u64);
         assert!(
             report.stats.submitted >= report.stats.completed,

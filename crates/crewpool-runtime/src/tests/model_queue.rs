@@ -6,9 +6,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
-use crewpool_core::{
-    Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received,
-};
+use crewpool_core::{Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received};
 
 use crate::loom::{Arc, Mutex, lock};
 

@@ -1,0 +1,68 @@
+//! The pool's metrics through the [`metrics`] facade, labelled by pool name.
+//!
+//! Off unless [`PoolBuilder::metrics`](crate::PoolBuilder::metrics) turns them on;
+//! handles are registered once per pool, so recording is a lookup-free call into
+//! whatever recorder the application installed (none: a no-op).
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `crewpool_jobs_submitted_total` | counter | jobs accepted |
+//! | `crewpool_jobs_completed_total` | counter | jobs that returned `Ok` |
+//! | `crewpool_jobs_failed_total` | counter | jobs that returned `Err` (last attempt) |
+//! | `crewpool_jobs_panicked_total` | counter | jobs that panicked (last attempt) |
+//! | `crewpool_jobs_timed_out_total` | counter | jobs stopped by the timeout (last attempt) |
+//! | `crewpool_jobs_retried_total` | counter | failed attempts scheduled to run again |
+//! | `crewpool_jobs_cancelled_total` | counter | jobs cancelled through their handle |
+//! | `crewpool_queue_depth` | gauge | jobs waiting in the queue |
+//! | `crewpool_jobs_running` | gauge | jobs running |
+//! | `crewpool_workers` | gauge | live workers |
+//! | `crewpool_job_wait_seconds` | histogram | from push to start |
+//! | `crewpool_job_run_seconds` | histogram | from start to end |
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+#[derive(Debug)]
+pub(crate) struct PoolMetrics {
+    pub(crate) submitted: Counter,
+    pub(crate) completed: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) panicked: Counter,
+    pub(crate) timed_out: Counter,
+    pub(crate) retried: Counter,
+    pub(crate) cancelled: Counter,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) running: Gauge,
+    pub(crate) workers: Gauge,
+    pub(crate) wait: Histogram,
+    pub(crate) run: Histogram,
+}
+
+impl PoolMetrics {
+    pub(crate) fn new(pool: &str) -> Self {
+        let label = [("pool", pool.to_owned())];
+        PoolMetrics {
+            submitted: counter!("crewpool_jobs_submitted_total", &label),
+            completed: counter!("crewpool_jobs_completed_total", &label),
+            failed: counter!("crewpool_jobs_failed_total", &label),
+            panicked: counter!("crewpool_jobs_panicked_total", &label),
+            timed_out: counter!("crewpool_jobs_timed_out_total", &label),
+            retried: counter!("crewpool_jobs_retried_total", &label),
+            cancelled: counter!("crewpool_jobs_cancelled_total", &label),
+            queue_depth: gauge!("crewpool_queue_depth", &label),
+            running: gauge!("crewpool_jobs_running", &label),
+            workers: gauge!("crewpool_workers", &label),
+            wait: histogram!("crewpool_job_wait_seconds", &label),
+            run: histogram!("crewpool_job_run_seconds", &label),
+        }
+    }
+
+    pub(crate) fn record_wait(&self, wait: Duration) {
+        self.wait.record(wait.as_secs_f64());
+    }
+
+    pub(crate) fn record_run(&self, run: Duration) {
+        self.run.record(run.as_secs_f64());
+    }
+}

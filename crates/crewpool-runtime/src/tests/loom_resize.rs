@@ -1,0 +1,60 @@
+//! Model 5: resizing down racing a graceful shutdown.
+//!
+//! Guards against: two workers leaving for one departure asked (a retire token claimed
+//! twice), which strands queued jobs when the last worker leaves early; a departing
+//! worker that drops the job it holds; and a departure that keeps shutdown waiting.
+//! Every accepted job must run exactly once, exactly one worker must leave for the
+//! resize (or none, if the shutdown drained the pool first), and shutdown must return.
+
+use loom::future::block_on;
+use loom::thread;
+
+use super::model_queue::envelope;
+use super::{model_pool, worker_loop};
+use crate::loom::{Arc, Mutex, lock};
+
+#[test]
+fn resizing_down_while_shutting_down_loses_nothing() {
+    loom::model(|| {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&ran);
+        let work = move |job: u32| {
+            let log = Arc::clone(&log);
+            async move {
+                lock(&log).push(job);
+                Ok::<_, std::convert::Infallible>(job)
+            }
+        };
+        let shared = model_pool(work, 2);
+        for job in [1, 2] {
+            block_on(shared.push(envelope(job))).expect("open queue");
+        }
+        let first = {
+            let work = worker_loop(&shared);
+            thread::spawn(move || block_on(work))
+        };
+        let shutdown = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                shared.begin_drain();
+                block_on(shared.lifecycle.live.wait());
+                block_on(shared.finish())
+            })
+        };
+        // This thread asks for one worker fewer, then is the second worker.
+        let resized = crate::shared::Shared::resize(&shared, 1);
+        block_on(worker_loop(&shared));
+
+        let report = shutdown.join().expect("shutdown");
+        first.join().expect("first worker");
+        let mut ran = lock(&ran).clone();
+        ran.sort_unstable();
+        assert_eq!(ran, vec![1, 2], "every accepted job runs exactly once");
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(report.stats.completed, 2);
+        assert_eq!(report.stats.workers, 0, "every worker left");
+        if resized.is_ok() {
+            assert_eq!(shared.target(), 1);
+        }
+    });
+}
