@@ -163,6 +163,14 @@ impl Delivery for RedisDelivery {
         }
     }
 
+    /// Applies the queue's own [`RetryPolicy`](crate::RetryPolicy): see
+    /// [`RedisDelivery::fail`]. The runtime calls this when its pool has no retry policy
+    /// of its own.
+    fn fail(self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
+        let reason = reason.to_owned();
+        async move { Ok(RedisDelivery::fail(self, &reason).await?) }
+    }
+
     /// Moves the job to the bounded dead-letter list with `reason`.
     fn dead_letter(mut self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
         let reason = reason.to_owned();

@@ -226,12 +226,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         for raw in jobs {
             match wire::decode::<J>(&raw.data) {
                 Ok(job) => {
-                    let envelope = Envelope {
-                        job,
-                        id: JobId(raw.id),
-                        attempt: raw.attempt,
-                        reply: None,
-                    };
+                    let envelope = Envelope::new(job)
+                        .with_id(JobId(raw.id))
+                        .with_attempt(raw.attempt);
                     // The fetcher holds a receiver itself, so the channel never
                     // disconnects while this sender exists.
                     let _ = self.buffer.send(Leased {
