@@ -4,11 +4,13 @@
 //! ```text
 //! cargo xtask ci      # what .ci/run runs: fmt, clippy, the README's test command, loom
 //! cargo xtask loom    # the loom models
+//! cargo xtask bench   # backends vs baselines: target/crewpool-bench/report.md
 //! ```
 //!
 //! Each task lives in its own module with a `task(args)` entry point; `main` only
 //! dispatches.
 
+mod bench;
 mod ci;
 mod loom;
 mod util;
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "ci" => ci::task(rest),
+        "bench" => bench::task(rest),
         "loom" => loom::task(rest),
         "help" | "--help" | "-h" => {
             print_help();
@@ -45,6 +48,7 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          tasks:\n  \
          ci      cargo fmt --check, cargo clippy (all targets, -D warnings), the README's test command, loom\n  \
-         loom    the loom models (release, --cfg crewpool_loom, LOOM_MAX_PREEMPTIONS=2)"
+         loom    the loom models (release, --cfg crewpool_loom, LOOM_MAX_PREEMPTIONS=2)\n  \
+         bench   backends vs baselines; writes target/crewpool-bench/ (see `cargo xtask bench --help`)"
     );
 }

@@ -1,0 +1,295 @@
+//! The comparison report: every system on every workload, one fresh process per
+//! measurement, a table, `report.md`, `report.json` and an SVG chart.
+//!
+//! `cargo xtask bench` runs this; by hand:
+//!
+//! ```text
+//! cargo bench --bench compare -- [--quick] [--runs N] [--workload W[,W]] [--system S[,S]]
+//!                                [--out DIR] [--allocs FILE]
+//! ```
+//!
+//! Each measurement runs in a process of its own (this binary, re-executed with
+//! `--measure WORKLOAD SYSTEM`), because peak RSS (`VmHWM`) is a high-water mark of a
+//! whole process. A row runs `--runs` times (1 with `--quick`, else 5) and reports the
+//! median time and the highest peak RSS. `--allocs FILE` merges the allocation counts
+//! written by `cargo bench --bench allocs`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)] // shared by the bench targets; each uses its own part
+#[path = "../driver/mod.rs"]
+mod driver;
+mod machine;
+mod report;
+mod svg;
+
+use driver::select::Selection;
+use driver::{System, Workload};
+
+/// Runs per row without `--quick`.
+const FULL_RUNS: usize = 5;
+
+/// The line a `--measure` child prints, for the parent to parse.
+const RESULT_TAG: &str = "crewpool-bench-result";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("compare: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, String> {
+    // `cargo bench` passes `--bench` to harness-less bench binaries.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if let [flag, workload, system] = args.as_slice()
+        && flag == "--measure"
+    {
+        measure(Workload::parse(workload)?, System::parse(system)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (selection, rest) = Selection::parse(args)?;
+    let mut options = Options {
+        runs: FULL_RUNS,
+        quick: false,
+        out: default_out()?,
+        allocs: None,
+    };
+    let mut rest = rest.into_iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| rest.next().ok_or_else(|| format!("`{name}` needs a value"));
+        match arg.as_str() {
+            "--quick" => {
+                options.quick = true;
+                options.runs = 1;
+            }
+            "--runs" => {
+                options.runs = value("--runs")?
+                    .parse()
+                    .ok()
+                    .filter(|&runs| runs > 0)
+                    .ok_or("`--runs` needs a positive number")?;
+            }
+            "--out" => options.out = PathBuf::from(value("--out")?),
+            "--allocs" => options.allocs = Some(PathBuf::from(value("--allocs")?)),
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => return Err(format!("unknown argument `{other}`\n{}", usage())),
+        }
+    }
+    let plan = selection.plan()?;
+    let allocations = match &options.allocs {
+        Some(path) => report::read_allocations(path)?,
+        None => Vec::new(),
+    };
+    let machine = machine::describe();
+    eprintln!(
+        "compare: {} rows x {} run(s), one process each; {}",
+        plan.rows.len(),
+        options.runs,
+        machine::one_line(&machine)
+    );
+    let began = Instant::now();
+    let mut rows = Vec::new();
+    for (index, &(workload, system)) in plan.rows.iter().enumerate() {
+        let label = format!(
+            "[{:>2}/{}] {:<15} {:<15}",
+            index + 1,
+            plan.rows.len(),
+            workload.name(),
+            system.name()
+        );
+        rows.push(run_row(
+            &label,
+            workload,
+            system,
+            options.runs,
+            &allocations,
+        ));
+    }
+    let report = report::Report {
+        machine,
+        command: command_line(&options),
+        runs: options.runs,
+        rows,
+        not_built: plan.not_built,
+    };
+    std::fs::create_dir_all(&options.out)
+        .map_err(|e| format!("creating {}: {e}", options.out.display()))?;
+    let markdown = report.markdown();
+    write(&options.out.join("report.md"), &markdown)?;
+    write(&options.out.join("report.json"), &report.json())?;
+    write(&options.out.join("chart.svg"), &svg::chart(&report))?;
+    println!("{markdown}");
+    eprintln!(
+        "compare: done in {:.0?}; wrote report.md, report.json and chart.svg to {}",
+        began.elapsed(),
+        options.out.display()
+    );
+    let failed = report.rows.iter().filter(|row| row.error.is_some()).count();
+    if failed > 0 {
+        eprintln!("compare: {failed} row(s) failed; see the report");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Options {
+    runs: usize,
+    quick: bool,
+    out: PathBuf,
+    allocs: Option<PathBuf>,
+}
+
+fn usage() -> &'static str {
+    "usage: compare [--quick] [--runs N] [--workload W[,W]]... [--system S[,S]]... \
+     [--out DIR] [--allocs FILE]"
+}
+
+/// How to run this again, for the report.
+fn command_line(options: &Options) -> String {
+    let mut command = "cargo xtask bench".to_owned();
+    if options.quick {
+        command.push_str(" --quick");
+    }
+    command
+}
+
+/// `<target dir>/crewpool-bench`: this binary lives in `<target dir>/<profile>/deps/`.
+fn default_out() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+    exe.ancestors()
+        .nth(3)
+        .map(|target| target.join("crewpool-bench"))
+        .ok_or_else(|| format!("cannot find the target directory above {}", exe.display()))
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// The child: one measurement, one result line.
+fn measure(workload: Workload, system: System) -> Result<(), String> {
+    let measured = driver::run(workload, system)?;
+    let peak = driver::proc_status::peak_rss_kb().ok_or("cannot read VmHWM")?;
+    println!(
+        "{RESULT_TAG} jobs={} elapsed_ns={} peak_rss_kb={peak} held_kb={}",
+        measured.jobs,
+        measured.elapsed.as_nanos(),
+        measured
+            .held_kb
+            .map_or_else(|| "-".to_owned(), |kb| kb.to_string()),
+    );
+    Ok(())
+}
+
+/// One run's numbers, parsed from a child's result line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunResult {
+    jobs: u64,
+    elapsed: Duration,
+    peak_rss_kb: u64,
+    held_kb: Option<u64>,
+}
+
+fn parse_result(stdout: &str) -> Option<RunResult> {
+    let line = stdout.lines().find(|line| line.starts_with(RESULT_TAG))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    Some(RunResult {
+        jobs: field("jobs")?.parse().ok()?,
+        elapsed: Duration::from_nanos(field("elapsed_ns")?.parse().ok()?),
+        peak_rss_kb: field("peak_rss_kb")?.parse().ok()?,
+        held_kb: field("held_kb")?.parse().ok(),
+    })
+}
+
+/// Runs a row `runs` times, each in a fresh process, showing progress.
+fn run_row(
+    label: &str,
+    workload: Workload,
+    system: System,
+    runs: usize,
+    allocations: &[report::Allocations],
+) -> report::Row {
+    let mut results = Vec::with_capacity(runs);
+    let mut error = None;
+    let live = std::io::stderr().is_terminal();
+    for run in 1..=runs {
+        if live {
+            eprint!("\r{label} run {run}/{runs} ...");
+        }
+        match run_child(workload, system) {
+            Ok(result) => results.push(result),
+            Err(message) => {
+                error = Some(message);
+                break;
+            }
+        }
+    }
+    let row = report::Row::new(workload, system, &results, error, allocations);
+    match &row.error {
+        None => eprintln!(
+            "{}{label} {:>12} jobs/s {:>8} ns/job  peak RSS {:>9}",
+            report::si(row.jobs_per_s),
+            format!("{:.0}", row.ns_per_job),
+            report::kib(row.peak_rss_kb),
+            if live { "\r" } else { "" },
+        ),
+        Some(message) => eprintln!("{}{label} FAILED: {message}", if live { "\r" } else { "" }),
+    }
+    row
+}
+
+/// How long one measurement may run before it is killed. A hang guard only: the
+/// slowest healthy measurement takes a few seconds.
+const CHILD_LIMIT: Duration = Duration::from_secs(600);
+
+fn run_child(workload: Workload, system: System) -> Result<RunResult, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+    let child = Command::new(exe)
+        .args(["--measure", workload.name(), system.name()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting a measurement: {e}"))?;
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(CHILD_LIMIT) {
+        Ok(output) => output.map_err(|e| format!("waiting for a measurement: {e}"))?,
+        Err(_) => {
+            // Our own child, by its pid.
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            return Err(format!("killed after {CHILD_LIMIT:?} (hung?)"));
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        let why = stderr
+            .lines()
+            .last()
+            .unwrap_or("no message")
+            .trim()
+            .to_owned();
+        return Err(format!("measurement failed ({}): {why}", output.status));
+    }
+    parse_result(&stdout).ok_or_else(|| format!("no result line in the output: {stdout}"))
+}

@@ -1,0 +1,362 @@
+//! crewpool's backends, all through one generic driver over the `Queue` trait.
+//!
+//! Adding a backend: implement [`BenchQueue`] for its queue (how to make it bounded
+//! and unbounded) and add its arm to `driver::run`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use crewpool::{JobContext, Pool, PoolBuilder, Queue, Worker};
+
+use super::completion::{Gate, HANG_GUARD, Start};
+use super::proc_status;
+use super::workload::{
+    CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
+    Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
+};
+use super::{Completion, Measurement, Workload};
+
+/// An in-memory crewpool backend the driver can make queues of.
+pub(crate) trait BenchQueue: Queue<Job = u64> + Sized {
+    /// A queue of `shape`.
+    fn make(shape: Shape) -> Self;
+}
+
+#[cfg(feature = "deque")]
+impl BenchQueue for crewpool::deque::DequeQueue<u64> {
+    fn make(shape: Shape) -> Self {
+        match shape {
+            Shape::Bounded(capacity) => Self::bounded(capacity),
+            Shape::Unbounded => Self::unbounded(),
+        }
+    }
+}
+
+#[cfg(feature = "flume")]
+impl BenchQueue for crewpool::flume::FlumeQueue<u64> {
+    fn make(shape: Shape) -> Self {
+        match shape {
+            Shape::Bounded(capacity) => Self::bounded(capacity),
+            Shape::Unbounded => Self::unbounded(),
+        }
+    }
+}
+
+/// Runs `workload` on a pool over queues of type `Q`.
+pub(crate) fn run<Q: BenchQueue>(workload: Workload) -> Result<Measurement, String> {
+    match workload {
+        Workload::Tiny => cpu::<Q>(TINY_JOBS, 1),
+        Workload::MultiProducer => cpu::<Q>(TINY_JOBS, PRODUCERS),
+        Workload::Io => io::<Q>(),
+        Workload::ForkJoin => fork_join::<Q>(),
+        Workload::Queued => queued::<Q>(),
+        Workload::IdleWorkers => idle::<Q>(),
+        Workload::RedisNoop | Workload::RedisEnqueue => {
+            Err(format!("{workload} is not an in-memory workload"))
+        }
+    }
+}
+
+fn err(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
+/// A current-thread tokio runtime, to drive async submits from a plain thread.
+fn local_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)
+}
+
+/// The CPU job, then one completion.
+struct Spin {
+    done: Arc<Completion>,
+}
+
+impl Worker<u64> for Spin {
+    type Output = ();
+    type Error = Infallible;
+
+    async fn run(&self, seed: u64, _cx: JobContext<u64>) -> Result<(), Infallible> {
+        black_box(spin(black_box(seed)));
+        self.done.finish_one();
+        Ok(())
+    }
+}
+
+/// Shuts `pool` down and checks it ran exactly `jobs` jobs, all successfully.
+fn teardown<Q: Queue<Job = u64>, W: Worker<u64>>(
+    runtime: &tokio::runtime::Runtime,
+    pool: Pool<Q, W>,
+    jobs: u64,
+) -> Result<(), String> {
+    let report = runtime
+        .block_on(async { tokio::time::timeout(HANG_GUARD, pool.shutdown()).await })
+        .map_err(|_| {
+            format!("hung: every job finished, but shutdown did not return within {HANG_GUARD:?}")
+        })?;
+    let stats = report.stats;
+    if !report.is_complete() || stats.completed != jobs || stats.finished() != jobs {
+        return Err(format!(
+            "the pool did not run exactly {jobs} jobs successfully: {report}"
+        ));
+    }
+    Ok(())
+}
+
+/// `tiny` and `multi-producer`: CPU jobs on dedicated worker threads, a bounded queue.
+fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> {
+    let done = Arc::new(Completion::new(jobs));
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .dedicated_threads()
+        .queue(Q::make(Shape::Bounded(CAPACITY)))
+        .build(Spin {
+            done: Arc::clone(&done),
+        })
+        .map_err(err)?;
+    // Each producer thread drives its submits on a runtime of its own, built before
+    // the clock starts.
+    let runtimes = (0..producers)
+        .map(|_| local_runtime())
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = Start::now();
+    produce(producers, jobs, |producer, range| {
+        runtimes[producer].block_on(async {
+            for job in range {
+                pool.spawn(job).await.map_err(err)?;
+            }
+            Ok(())
+        })
+    })?;
+    let (elapsed, allocations) = done.wait(start)?;
+    teardown(&runtimes[0], pool, jobs)?;
+    Ok(Measurement {
+        jobs,
+        elapsed,
+        allocations,
+        held_kb: None,
+    })
+}
+
+/// Sleeps, then one completion.
+struct Sleep {
+    done: Arc<Completion>,
+}
+
+impl Worker<u64> for Sleep {
+    type Output = ();
+    type Error = Infallible;
+
+    async fn run(&self, _job: u64, _cx: JobContext<u64>) -> Result<(), Infallible> {
+        tokio::time::sleep(IO_SLEEP).await;
+        self.done.finish_one();
+        Ok(())
+    }
+}
+
+/// `io`: 100 worker tasks on a 2-thread tokio runtime, each job an async sleep.
+fn io<Q: BenchQueue>() -> Result<Measurement, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    let done = Arc::new(Completion::new(IO_JOBS));
+    let pool = PoolBuilder::new()
+        .workers(IO_CONCURRENCY)
+        .runtime(runtime.handle().clone())
+        .queue(Q::make(Shape::Bounded(CAPACITY)))
+        .build(Sleep {
+            done: Arc::clone(&done),
+        })
+        .map_err(err)?;
+    let start = Start::now();
+    runtime.block_on(async {
+        for job in 0..IO_JOBS {
+            pool.spawn(job).await.map_err(err)?;
+        }
+        Ok::<_, String>(())
+    })?;
+    let (elapsed, allocations) = done.wait(start)?;
+    teardown(&runtime, pool, IO_JOBS)?;
+    Ok(Measurement {
+        jobs: IO_JOBS,
+        elapsed,
+        allocations,
+        held_kb: None,
+    })
+}
+
+/// A fork-join tree node: spawns its two children, spins, one completion.
+struct Node {
+    done: Arc<Completion>,
+}
+
+impl Worker<u64> for Node {
+    type Output = ();
+    type Error = String;
+
+    async fn run(&self, depth: u64, cx: JobContext<u64>) -> Result<(), String> {
+        if depth > 0 {
+            for _ in 0..2 {
+                if let Err(error) = cx.spawn(depth - 1) {
+                    let why = format!("a sub-job was refused: {error}");
+                    self.done.fail(why.clone());
+                    return Err(why);
+                }
+            }
+        }
+        black_box(spin(black_box(depth ^ cx.id().0)));
+        self.done.finish_one();
+        Ok(())
+    }
+}
+
+/// `fork-join`: one root job; every job spawns its children through its context.
+fn fork_join<Q: BenchQueue>() -> Result<Measurement, String> {
+    let jobs = fork_join_jobs(FORK_DEPTH);
+    let done = Arc::new(Completion::new(jobs));
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .dedicated_threads()
+        .queue(Q::make(Shape::Unbounded))
+        .build(Node {
+            done: Arc::clone(&done),
+        })
+        .map_err(err)?;
+    let runtime = local_runtime()?;
+    let start = Start::now();
+    runtime.block_on(pool.spawn(FORK_DEPTH)).map_err(err)?;
+    let (elapsed, allocations) = done.wait(start)?;
+    teardown(&runtime, pool, jobs)?;
+    Ok(Measurement {
+        jobs,
+        elapsed,
+        allocations,
+        held_kb: None,
+    })
+}
+
+/// The job value that holds a worker at the gate in `queued-1m`.
+const GATE_JOB: u64 = u64::MAX;
+
+/// `Spin`, except that [`GATE_JOB`] waits at the gate (and is not counted).
+struct Gated {
+    done: Arc<Completion>,
+    gate: Arc<Gate>,
+}
+
+impl Worker<u64> for Gated {
+    type Output = ();
+    type Error = Infallible;
+
+    async fn run(&self, job: u64, _cx: JobContext<u64>) -> Result<(), Infallible> {
+        if job == GATE_JOB {
+            // Blocks this worker's own thread (dedicated threads): that is the point.
+            self.gate.enter();
+            return Ok(());
+        }
+        black_box(spin(black_box(job)));
+        self.done.finish_one();
+        Ok(())
+    }
+}
+
+/// `queued-1m`: hold both workers at a gate, queue a million jobs, measure, open.
+fn queued<Q: BenchQueue>() -> Result<Measurement, String> {
+    let done = Arc::new(Completion::new(QUEUED_JOBS));
+    let gate = Arc::new(Gate::default());
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .dedicated_threads()
+        .queue(Q::make(Shape::Unbounded))
+        .build(Gated {
+            done: Arc::clone(&done),
+            gate: Arc::clone(&gate),
+        })
+        .map_err(err)?;
+    let runtime = local_runtime()?;
+    runtime.block_on(async {
+        for _ in 0..WORKERS {
+            pool.spawn(GATE_JOB).await.map_err(err)?;
+        }
+        Ok::<_, String>(())
+    })?;
+    gate.wait_entered(WORKERS)?;
+    let before = proc_status::rss_kb();
+    let start = Start::now();
+    let submitted = runtime.block_on(async {
+        for job in 0..QUEUED_JOBS {
+            pool.spawn(job).await.map_err(err)?;
+        }
+        Ok::<_, String>(())
+    });
+    let queued = proc_status::rss_kb();
+    gate.open();
+    submitted?;
+    let (elapsed, allocations) = done.wait(start)?;
+    teardown(&runtime, pool, QUEUED_JOBS + WORKERS as u64)?;
+    Ok(Measurement {
+        jobs: QUEUED_JOBS,
+        elapsed,
+        allocations,
+        held_kb: before.zip(queued).map(|(b, q)| q.saturating_sub(b)),
+    })
+}
+
+/// Waits until every worker holds one job, then one completion.
+struct Meet {
+    done: Arc<Completion>,
+    all: Arc<tokio::sync::Barrier>,
+}
+
+impl Worker<u64> for Meet {
+    type Output = ();
+    type Error = Infallible;
+
+    async fn run(&self, _job: u64, _cx: JobContext<u64>) -> Result<(), Infallible> {
+        self.all.wait().await;
+        self.done.finish_one();
+        Ok(())
+    }
+}
+
+/// `idle-10k`: 10,000 worker tasks that all start, meet, and then sit idle.
+fn idle<Q: BenchQueue>() -> Result<Measurement, String> {
+    let before = proc_status::rss_kb();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    let jobs = IDLE_WORKERS as u64;
+    let done = Arc::new(Completion::new(jobs));
+    let pool = PoolBuilder::new()
+        .workers(IDLE_WORKERS)
+        .runtime(runtime.handle().clone())
+        .queue(Q::make(Shape::Bounded(CAPACITY)))
+        .build(Meet {
+            done: Arc::clone(&done),
+            all: Arc::new(tokio::sync::Barrier::new(IDLE_WORKERS)),
+        })
+        .map_err(err)?;
+    let start = Start::now();
+    runtime.block_on(async {
+        for job in 0..jobs {
+            pool.spawn(job).await.map_err(err)?;
+        }
+        Ok::<_, String>(())
+    })?;
+    let (elapsed, allocations) = done.wait(start)?;
+    let idle = proc_status::rss_kb();
+    teardown(&runtime, pool, jobs)?;
+    Ok(Measurement {
+        jobs,
+        elapsed,
+        allocations,
+        held_kb: before.zip(idle).map(|(b, i)| i.saturating_sub(b)),
+    })
+}

@@ -1,0 +1,122 @@
+//! The systems compared: crewpool's backends and the baselines.
+
+use std::fmt;
+
+/// A system that runs jobs: a crewpool backend, or a baseline written the way a
+/// programmer would without crewpool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum System {
+    /// crewpool's `Pool` on the work-stealing deque backend.
+    CrewpoolDeque,
+    /// crewpool's `Pool` on the flume channel backend.
+    CrewpoolFlume,
+    /// crewpool's `Pool` on the Redis backend.
+    CrewpoolRedis,
+    /// `rayon::spawn` on a rayon thread pool.
+    RayonSpawn,
+    /// `tokio::spawn` on a multi-threaded tokio runtime.
+    TokioSpawn,
+    /// The Rust book's pool: threads sharing an `Arc<Mutex<std::sync::mpsc::Receiver>>`.
+    StdMpscPool,
+    /// Threads sharing a bounded crossbeam-channel receiver.
+    CrossbeamPool,
+    /// One `std::thread::spawn` per job: "without a pool".
+    ThreadPerJob,
+}
+
+impl System {
+    /// Every system, crewpool's first.
+    pub(crate) const ALL: [System; 8] = [
+        System::CrewpoolDeque,
+        System::CrewpoolFlume,
+        System::CrewpoolRedis,
+        System::RayonSpawn,
+        System::TokioSpawn,
+        System::StdMpscPool,
+        System::CrossbeamPool,
+        System::ThreadPerJob,
+    ];
+
+    /// The name used in reports, on the command line and in criterion ids.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            System::CrewpoolDeque => "crewpool-deque",
+            System::CrewpoolFlume => "crewpool-flume",
+            System::CrewpoolRedis => "crewpool-redis",
+            System::RayonSpawn => "rayon-spawn",
+            System::TokioSpawn => "tokio-spawn",
+            System::StdMpscPool => "std-mpsc-pool",
+            System::CrossbeamPool => "crossbeam-pool",
+            System::ThreadPerJob => "thread-per-job",
+        }
+    }
+
+    /// Parses a [`name`](System::name).
+    ///
+    /// # Errors
+    ///
+    /// An unknown name, with the list of known ones.
+    pub(crate) fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|system| system.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown system `{name}`; known: {}", known.join(", "))
+            })
+    }
+
+    /// Whether this is one of crewpool's backends (as opposed to a baseline).
+    pub(crate) fn is_crewpool(self) -> bool {
+        matches!(
+            self,
+            System::CrewpoolDeque | System::CrewpoolFlume | System::CrewpoolRedis
+        )
+    }
+
+    /// The cargo feature of the `crewpool` package that builds this system in, if any.
+    pub(crate) fn feature(self) -> Option<&'static str> {
+        match self {
+            System::CrewpoolDeque => Some("deque"),
+            System::CrewpoolFlume => Some("flume"),
+            System::CrewpoolRedis => Some("redis"),
+            _ => None,
+        }
+    }
+
+    /// Whether this binary was built with the system in.
+    pub(crate) fn is_built(self) -> bool {
+        #[allow(clippy::match_like_matches_macro)] // which arms are true depends on features
+        match self {
+            System::CrewpoolDeque => cfg!(feature = "deque"),
+            System::CrewpoolFlume => cfg!(feature = "flume"),
+            System::CrewpoolRedis => false,
+            _ => true,
+        }
+    }
+
+    /// Checks the system is built in.
+    ///
+    /// # Errors
+    ///
+    /// Says which feature to turn on.
+    pub(crate) fn check_available(self) -> Result<(), String> {
+        if self.is_built() {
+            return Ok(());
+        }
+        match self.feature() {
+            Some(feature) => Err(format!(
+                "{} is not built in: its backend is missing or its feature is off \
+                 (run with `--features {feature}`)",
+                self.name()
+            )),
+            None => Err(format!("{} is not built in", self.name())),
+        }
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
