@@ -173,7 +173,7 @@ fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushE
 /// Completes when the queue has room or is closed, registered with `waiter` meanwhile.
 async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
     poll_fn(|cx| {
-        if shared.has_room() {
+        if shared.has_room() || linger_for_room(shared) {
             return Poll::Ready(());
         }
         waiter.register(cx.waker());
@@ -185,6 +185,28 @@ async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
         }
     })
     .await;
+}
+
+/// The short, bounded wait before a producer parks for room: a few checks with
+/// exponential backoff in between (spinning, then yielding the thread; microseconds),
+/// as crossbeam-channel's senders do. When consumers are taking jobs, room comes back
+/// within that time, and a producer that finds it here saves parking and a wake-up per
+/// freed place, which under CPU contention cost a context switch each. Not under loom
+/// (see `DequeConsumer::linger`).
+fn linger_for_room<J>(shared: &Shared<J>) -> bool {
+    #[cfg(not(crewpool_loom))]
+    {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            backoff.snooze();
+            if shared.has_room() {
+                return true;
+            }
+        }
+    }
+    #[cfg(crewpool_loom)]
+    let _ = shared;
+    false
 }
 
 impl<J: Send + 'static> TryPush for DequeQueue<J> {
