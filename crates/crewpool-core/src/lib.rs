@@ -69,7 +69,7 @@
 //!
 //! # Testing a backend
 //!
-//! With the `testkit` feature, [`testkit`] holds the conformance suite: generic
+//! With the `testkit` feature, the `testkit` module holds the conformance suite: generic
 //! functions that check a queue keeps the contract written on [`Queue`], [`Consumer`]
 //! and [`Delivery`]. Every backend in this workspace runs it.
 

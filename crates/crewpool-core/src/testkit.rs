@@ -12,7 +12,7 @@
 //! crewpool-core = { version = "0.1", features = ["testkit"] }
 //! ```
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn close_and_drain() {
 //!     crewpool_core::testkit::close_and_drain(MyQueue::bounded(8)).await;

@@ -14,7 +14,14 @@
 //!   failed, panicked;
 //! - **shutdown** — graceful ([`Pool::shutdown`]), graceful with a deadline
 //!   ([`Pool::shutdown_timeout`]), or immediate ([`Pool::abort`]), each returning a
-//!   [`ShutdownReport`] in which every accepted job is accounted for.
+//!   [`ShutdownReport`] in which every accepted job is accounted for;
+//! - **policies**, the same on every backend — a per-job timeout
+//!   ([`PoolBuilder::timeout`]), retries with exponential backoff and jitter
+//!   ([`RetryPolicy`]), cancellation of one job ([`JobHandle::cancel`]) or a pool-wide
+//!   token jobs can watch ([`ContextExt`]), resizing while running ([`Pool::resize`]),
+//!   a rate limit on job starts ([`PoolBuilder::rate_limit`]), metrics through the
+//!   `metrics` facade ([`PoolBuilder::metrics`], names below) and a tracing span per job
+//!   (`job`, with `pool`, `id` and `attempt`).
 //!
 //! # Example
 //!
@@ -44,6 +51,27 @@
 //! assert_eq!((report.stats.completed, report.stats.failed), (1, 1));
 //! # Ok(()) }
 //! ```
+//!
+//! # Metrics
+//!
+//! With [`PoolBuilder::metrics`], labelled `pool = <name>`:
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `crewpool_jobs_submitted_total` | counter | jobs accepted |
+//! | `crewpool_jobs_completed_total` | counter | jobs that returned `Ok` |
+//! | `crewpool_jobs_failed_total` | counter | jobs that returned `Err` (last attempt) |
+//! | `crewpool_jobs_panicked_total` | counter | jobs that panicked (last attempt) |
+//! | `crewpool_jobs_timed_out_total` | counter | jobs stopped by the timeout (last attempt) |
+//! | `crewpool_jobs_retried_total` | counter | failed attempts scheduled to run again |
+//! | `crewpool_jobs_cancelled_total` | counter | jobs cancelled through their handle |
+//! | `crewpool_queue_depth` | gauge | jobs waiting in the queue |
+//! | `crewpool_jobs_running` | gauge | jobs running |
+//! | `crewpool_workers` | gauge | live workers |
+//! | `crewpool_job_wait_seconds` | histogram | from push to the start of each attempt |
+//! | `crewpool_job_run_seconds` | histogram | the final attempt, from start to end |
+//!
+//! `examples/prometheus.rs` exports them as Prometheus text.
 //!
 //! # Where workers run
 //!

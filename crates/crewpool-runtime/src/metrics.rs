@@ -4,20 +4,7 @@
 //! handles are registered once per pool, so recording is a lookup-free call into
 //! whatever recorder the application installed (none: a no-op).
 //!
-//! | name | kind | meaning |
-//! |---|---|---|
-//! | `crewpool_jobs_submitted_total` | counter | jobs accepted |
-//! | `crewpool_jobs_completed_total` | counter | jobs that returned `Ok` |
-//! | `crewpool_jobs_failed_total` | counter | jobs that returned `Err` (last attempt) |
-//! | `crewpool_jobs_panicked_total` | counter | jobs that panicked (last attempt) |
-//! | `crewpool_jobs_timed_out_total` | counter | jobs stopped by the timeout (last attempt) |
-//! | `crewpool_jobs_retried_total` | counter | failed attempts scheduled to run again |
-//! | `crewpool_jobs_cancelled_total` | counter | jobs cancelled through their handle |
-//! | `crewpool_queue_depth` | gauge | jobs waiting in the queue |
-//! | `crewpool_jobs_running` | gauge | jobs running |
-//! | `crewpool_workers` | gauge | live workers |
-//! | `crewpool_job_wait_seconds` | histogram | from push to start |
-//! | `crewpool_job_run_seconds` | histogram | from start to end |
+//! The names and meanings are listed in the crate docs ("Metrics").
 
 use std::time::Duration;
 

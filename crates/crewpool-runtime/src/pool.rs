@@ -14,7 +14,7 @@ use crate::shared::{Shared, is_durable};
 
 /// A fixed crew of workers running jobs from a queue.
 ///
-/// Build one with [`PoolBuilder`]. Methods take `&self`; share a pool between tasks
+/// Build one with [`PoolBuilder`](crate::PoolBuilder). Methods take `&self`; share a pool between tasks
 /// with an `Arc`.
 ///
 /// # Shutdown
@@ -112,7 +112,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
-    /// [`PoolBuilder::results`] or the stream was already taken.
+    /// [`PoolBuilder::results`](crate::PoolBuilder::results) or the stream was already taken.
     pub fn take_results(&self) -> Option<Results<W::Output, W::Error>> {
         lock(&self.results).take()
     }
