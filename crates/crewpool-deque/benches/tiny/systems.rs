@@ -26,6 +26,7 @@ pub(crate) const SYSTEMS: &[&str] = &[
     "crewpool-deque (unbounded)",
     "crewpool-deque (Queue only)",
     "crewpool-flume (Queue only)",
+    "crewpool-deque (Queue only, tokio park)",
 ];
 
 /// The job: 50 rounds of xorshift64.
@@ -48,6 +49,9 @@ pub(crate) fn run(system: &str, jobs: u64, capacity: usize) -> Duration {
         "crewpool-flume" => crewpool_threads(FlumeQueue::bounded(capacity), jobs),
         "crewpool-deque (Queue only)" => queue_only(DequeQueue::bounded(capacity), jobs),
         "crewpool-flume (Queue only)" => queue_only(FlumeQueue::bounded(capacity), jobs),
+        "crewpool-deque (Queue only, tokio park)" => {
+            queue_only_tokio(DequeQueue::bounded(capacity), jobs)
+        }
         "rayon::spawn" => rayon_spawn(jobs),
         "tokio::spawn" => tokio_spawn(jobs),
         "crossbeam-channel by hand" => crossbeam_by_hand(jobs, capacity),
@@ -136,6 +140,36 @@ fn queue_only<Q: crewpool_core::Queue<Job = u64>>(queue: Q, jobs: u64) -> Durati
         .collect();
     let start = Instant::now();
     block_on(async {
+        for x in 1..=jobs {
+            queue.push(Envelope::new(x)).await.unwrap();
+        }
+    });
+    queue.close();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    start.elapsed()
+}
+
+/// Like [`queue_only`], but each consumer thread parks in a current-thread tokio
+/// runtime with its drivers enabled, as the Pool's dedicated threads do.
+fn queue_only_tokio<Q: crewpool_core::Queue<Job = u64>>(queue: Q, jobs: u64) -> Duration {
+    use crewpool_core::{Consumer, Envelope};
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let mut consumer = queue.consumer().unwrap();
+            let runtime = producer_runtime();
+            std::thread::spawn(move || {
+                runtime.block_on(async {
+                    while let Some(received) = consumer.next().await {
+                        black_box(work(received.envelope.job));
+                    }
+                })
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    producer_runtime().block_on(async {
         for x in 1..=jobs {
             queue.push(Envelope::new(x)).await.unwrap();
         }
