@@ -241,15 +241,15 @@ fn run_row(
         }
     }
     let row = report::Row::new(workload, system, &results, error, allocations);
+    let back = if live { "\r" } else { "" };
     match &row.error {
         None => eprintln!(
-            "{}{label} {:>12} jobs/s {:>8} ns/job  peak RSS {:>9}",
+            "{back}{label} {:>12} jobs/s {:>8.0} ns/job  peak RSS {:>9}",
             report::si(row.jobs_per_s),
-            format!("{:.0}", row.ns_per_job),
+            row.ns_per_job,
             report::kib(row.peak_rss_kb),
-            if live { "\r" } else { "" },
         ),
-        Some(message) => eprintln!("{}{label} FAILED: {message}", if live { "\r" } else { "" }),
+        Some(message) => eprintln!("{back}{label} FAILED: {message}"),
     }
     row
 }

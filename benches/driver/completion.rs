@@ -41,6 +41,17 @@ impl Start {
     }
 }
 
+impl Start {
+    /// Stops the clock now: the time and allocations since the start.
+    pub(crate) fn finish(self) -> (Duration, Option<u64>) {
+        let at = Instant::now();
+        let allocations = allocations_now()
+            .zip(self.allocations)
+            .map(|(after, before)| after.saturating_sub(before));
+        (at.duration_since(self.at), allocations)
+    }
+}
+
 /// The end of a timed window, recorded by the job that finished last.
 #[derive(Clone, Copy, Debug)]
 struct End {

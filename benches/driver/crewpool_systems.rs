@@ -63,7 +63,7 @@ fn err(error: impl std::fmt::Display) -> String {
 }
 
 /// A current-thread tokio runtime, to drive async submits from a plain thread.
-fn local_runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn local_runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,9 +87,9 @@ impl Worker<u64> for Spin {
 }
 
 /// Shuts `pool` down and checks it ran exactly `jobs` jobs, all successfully.
-fn teardown<Q: Queue<Job = u64>, W: Worker<u64>>(
+pub(crate) fn teardown<Q: Queue<Job = u64>, W: Worker<u64>>(
     runtime: &tokio::runtime::Runtime,
-    pool: Pool<Q, W>,
+    pool: &Pool<Q, W>,
     jobs: u64,
 ) -> Result<(), String> {
     let report = runtime
@@ -132,7 +132,7 @@ fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> 
         })
     })?;
     let (elapsed, allocations) = done.wait(start)?;
-    teardown(&runtimes[0], pool, jobs)?;
+    teardown(&runtimes[0], &pool, jobs)?;
     Ok(Measurement {
         jobs,
         elapsed,
@@ -181,7 +181,7 @@ fn io<Q: BenchQueue>() -> Result<Measurement, String> {
         Ok::<_, String>(())
     })?;
     let (elapsed, allocations) = done.wait(start)?;
-    teardown(&runtime, pool, IO_JOBS)?;
+    teardown(&runtime, &pool, IO_JOBS)?;
     Ok(Measurement {
         jobs: IO_JOBS,
         elapsed,
@@ -231,7 +231,7 @@ fn fork_join<Q: BenchQueue>() -> Result<Measurement, String> {
     let start = Start::now();
     runtime.block_on(pool.spawn(FORK_DEPTH)).map_err(err)?;
     let (elapsed, allocations) = done.wait(start)?;
-    teardown(&runtime, pool, jobs)?;
+    teardown(&runtime, &pool, jobs)?;
     Ok(Measurement {
         jobs,
         elapsed,
@@ -298,7 +298,7 @@ fn queued<Q: BenchQueue>() -> Result<Measurement, String> {
     gate.open();
     submitted?;
     let (elapsed, allocations) = done.wait(start)?;
-    teardown(&runtime, pool, QUEUED_JOBS + WORKERS as u64)?;
+    teardown(&runtime, &pool, QUEUED_JOBS + WORKERS as u64)?;
     Ok(Measurement {
         jobs: QUEUED_JOBS,
         elapsed,
@@ -352,7 +352,7 @@ fn idle<Q: BenchQueue>() -> Result<Measurement, String> {
     })?;
     let (elapsed, allocations) = done.wait(start)?;
     let idle = proc_status::rss_kb();
-    teardown(&runtime, pool, jobs)?;
+    teardown(&runtime, &pool, jobs)?;
     Ok(Measurement {
         jobs,
         elapsed,

@@ -23,6 +23,8 @@ pub(crate) mod baseline;
 pub(crate) mod completion;
 pub(crate) mod crewpool_systems;
 pub(crate) mod proc_status;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_systems;
 pub(crate) mod select;
 pub(crate) mod system;
 pub(crate) mod workload;
@@ -75,6 +77,8 @@ pub(crate) fn run(workload: Workload, system: System) -> Result<Measurement, Str
         System::CrewpoolFlume => {
             crewpool_systems::run::<crewpool::flume::FlumeQueue<u64>>(workload)
         }
+        #[cfg(feature = "redis")]
+        System::CrewpoolRedis => redis_systems::run(workload),
         System::RayonSpawn => baseline::rayon_spawn(workload),
         System::TokioSpawn => baseline::tokio_spawn(workload),
         System::StdMpscPool => baseline::hand_pool(baseline::Flavor::StdMpsc, workload),

@@ -90,7 +90,7 @@ impl System {
         match self {
             System::CrewpoolDeque => cfg!(feature = "deque"),
             System::CrewpoolFlume => cfg!(feature = "flume"),
-            System::CrewpoolRedis => false,
+            System::CrewpoolRedis => cfg!(feature = "redis"),
             _ => true,
         }
     }
