@@ -152,9 +152,14 @@ impl<J: 'static> JobContext<J> {
         self
     }
 
-    /// The per-job runtime data, if any.
+    /// The per-job runtime data if the runtime attached some to this job, else the
+    /// runtime's data shared by all jobs ([`ContextSupport::extension`]).
     pub fn extension(&self) -> Option<&Attachment> {
-        self.extension.as_ref()
+        self.extension.as_ref().or_else(|| {
+            self.support
+                .as_ref()
+                .and_then(|support| support.extension())
+        })
     }
 
     /// The job's id.
@@ -225,4 +230,11 @@ pub trait ContextSupport<J>: Send + Sync + 'static {
 
     /// The concrete support object, for runtime-specific extensions.
     fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Runtime data shared by every job this support serves, returned by
+    /// [`JobContext::extension`] for jobs without data of their own. Keeping it here
+    /// spares the runtime an allocation or a shared reference count per job.
+    fn extension(&self) -> Option<&Attachment> {
+        None
+    }
 }

@@ -2,7 +2,6 @@
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::task::Poll;
 
@@ -32,21 +31,6 @@ pub(crate) async fn first_of<A: Future, B: Future>(
         }
         Poll::Pending
     })
-    .await
-}
-
-/// Runs `make` and then the future it returns, turning a panic in either into
-/// `Err(message)`. The future is never polled again after it panicked.
-pub(crate) async fn catch_panic<F: Future>(make: impl FnOnce() -> F) -> Result<F::Output, String> {
-    let future = catch_unwind(AssertUnwindSafe(make)).map_err(panic_message)?;
-    let mut future = pin!(future);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(panic_message(payload))),
-        },
-    )
     .await
 }
 

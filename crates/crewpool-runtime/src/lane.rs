@@ -84,6 +84,23 @@ impl<J> RetryLane<J> {
         self.changed.notify_all();
     }
 
+    /// Takes the earliest job if it is due now, without waiting.
+    pub(crate) fn try_next(&self) -> Option<Envelope<J>> {
+        if self.pending() == 0 {
+            return None;
+        }
+        let mut heap = lock(&self.heap);
+        if heap.peek().is_none_or(|due| due.at > Instant::now()) {
+            return None;
+        }
+        let taken = heap.pop().map(|due| due.envelope);
+        if taken.is_some() && self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            drop(heap);
+            self.changed.notify_all();
+        }
+        taken
+    }
+
     /// Waits for the earliest job to be due and takes it. With `until_idle`, returns
     /// `None` instead of waiting once nothing is pending (a drained worker uses this
     /// to learn it may leave).

@@ -17,7 +17,7 @@ use crate::metrics::PoolMetrics;
 use crate::policy::Policies;
 use crate::report::ShutdownReport;
 use crate::signal::Event;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, Padded, Stats};
 use crate::worker::{self, ResultSink};
 
 /// The `Delivery` type of a queue's consumers.
@@ -124,8 +124,10 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     pub(crate) lane: Option<RetryLane<Q::Job>>,
     /// Copies a job before it runs, when it may have to run again.
     pub(crate) cloner: Option<fn(&Q::Job) -> Q::Job>,
-    /// Context extension for jobs without their own token (shared, so no allocation).
+    /// The pool-wide tokens every job sees (through each worker's `Support`).
     pub(crate) pool_tokens: std::sync::Arc<JobTokens>,
+    /// Ids are handed out by producers; kept off the lines workers read per job.
+    next_id: Padded<AtomicU64>,
     pub(crate) retire: Retire,
     executor: Executor,
     /// The results stream's sender, for workers added later; dropped when the pool
@@ -134,7 +136,6 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     /// The worker count asked for (by build and resize).
     target: Mutex<usize>,
     next_worker: AtomicUsize,
-    next_id: AtomicU64,
     /// Unstarted jobs handed back while stopping, for the shutdown report.
     returned: Mutex<Vec<Envelope<Q::Job>>>,
     /// Jobs interrupted while stopping.
@@ -170,7 +171,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             results: Mutex::new(results),
             target: Mutex::new(workers),
             next_worker: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
+            next_id: Padded(AtomicU64::new(1)),
             returned: Mutex::new(Vec::new()),
             interrupted: Mutex::new(Vec::new()),
             policies: setup.policies,
@@ -400,13 +401,18 @@ impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Shared<Q, W> {
 pub(crate) struct Support<Q: Queue, W: Worker<Q::Job>> {
     shared: Arc<Shared<Q, W>>,
     spawner: Option<std::sync::Arc<dyn Spawn<Q::Job>>>,
+    /// The pool-wide tokens, for jobs without a token of their own. One reference per
+    /// worker, so no job touches a reference count shared with other workers.
+    tokens: crewpool_core::Attachment,
 }
 
 impl<Q: Queue, W: Worker<Q::Job>> Support<Q, W> {
     pub(crate) fn new(shared: Arc<Shared<Q, W>>, consumer: &Q::Consumer) -> Self {
+        let tokens = std::sync::Arc::clone(&shared.pool_tokens) as crewpool_core::Attachment;
         Support {
-            shared,
             spawner: consumer.spawner(),
+            shared,
+            tokens,
         }
     }
 }
@@ -443,5 +449,9 @@ where
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn extension(&self) -> Option<&crewpool_core::Attachment> {
+        Some(&self.tokens)
     }
 }

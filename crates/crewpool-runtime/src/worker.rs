@@ -11,7 +11,10 @@
 //!   current job.
 
 use std::fmt;
-use std::future::{Future, pending};
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crewpool_core::{
@@ -19,14 +22,15 @@ use crewpool_core::{
     Reply, Worker,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::context::JobTokens;
-use crate::future::{Either, catch_panic, first_of, yield_now};
+use crate::future::{Either, first_of, panic_message, yield_now};
 use crate::handle::{JobError, JobResult, Outcome};
+use crate::lane::RetryLane;
 use crate::loom::Arc;
 use crate::policy::{Failure, FailureKind};
 use crate::shared::{DeliveryOf, Shared, Support, is_durable};
+use crate::signal::Listen;
 use crate::stats::{Finish, Padded, WorkerCounters};
 
 /// Where the results of jobs nobody holds a handle for go.
@@ -66,12 +70,49 @@ enum Wake<Q: Queue> {
     Retire,
 }
 
-/// A future that never completes when there is nothing to wait for.
-async fn maybe<F: Future>(future: Option<F>) -> F::Output {
-    match future {
-        Some(future) => future.await,
-        None => pending().await,
-    }
+/// Waits for the first of: a due retry, a job from the consumer (unless it is
+/// exhausted), the stop signal, a resize departure. Polled in that order, in place:
+/// the futures are pinned here once.
+async fn wait<Q, W>(
+    shared: &Shared<Q, W>,
+    consumer: &mut Q::Consumer,
+    exhausted: bool,
+    retiring: Listen<'_>,
+) -> Wake<Q>
+where
+    Q: Queue,
+    W: Worker<Q::Job>,
+{
+    let mut from_queue = pin!((!exhausted).then(|| consumer.next()));
+    let mut from_lane = pin!(shared.lane.as_ref().map(|lane| lane.next(exhausted)));
+    let mut stop = pin!(shared.lifecycle.stop.wait());
+    let mut retiring = pin!(retiring);
+    poll_fn(|cx| {
+        if let Some(next) = from_lane.as_mut().as_pin_mut()
+            && let Poll::Ready(due) = next.poll(cx)
+        {
+            return Poll::Ready(match due {
+                Some(envelope) => Wake::Job(Taken::Retry(envelope)),
+                None => Wake::LaneIdle,
+            });
+        }
+        if let Some(next) = from_queue.as_mut().as_pin_mut()
+            && let Poll::Ready(received) = next.poll(cx)
+        {
+            return Poll::Ready(match received {
+                Some(received) => Wake::Job(Taken::Queue(received)),
+                None => Wake::Exhausted,
+            });
+        }
+        if stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::Stop);
+        }
+        if retiring.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wake::Retire);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Runs one worker until the queue is drained, the pool stops, or a resize retires it.
@@ -99,41 +140,24 @@ pub(crate) async fn run<Q, W>(
         if exhausted && !lane_pending {
             break;
         }
-        let from_queue = async {
-            if exhausted {
-                return pending().await;
-            }
-            match consumer.next().await {
-                Some(received) => Wake::Job(Taken::Queue(received)),
-                None => Wake::Exhausted,
-            }
+        // Fast path, without building any future: a due retry (older work first),
+        // else a job the consumer has at hand.
+        let ready = match shared.lane.as_ref().and_then(RetryLane::try_next) {
+            Some(envelope) => Some(Taken::Retry(envelope)),
+            None if exhausted => None,
+            None => consumer.try_next().map(Taken::Queue),
         };
-        let from_lane = async {
-            match maybe(shared.lane.as_ref().map(|lane| lane.next(exhausted))).await {
-                Some(envelope) => Wake::Job(Taken::Retry(envelope)),
-                None => Wake::LaneIdle,
-            }
-        };
-        let stop = async {
-            shared.lifecycle.stop.wait().await;
-            Wake::Stop
-        };
-        let retire = async {
-            retiring.await;
-            Wake::Retire
-        };
-        let woke = match first_of(from_queue, first_of(from_lane, first_of(stop, retire))).await {
-            Either::Left(woke) | Either::Right(Either::Left(woke)) => woke,
-            Either::Right(Either::Right(Either::Left(woke) | Either::Right(woke))) => woke,
-        };
-        let taken = match woke {
-            Wake::Job(taken) => taken,
-            Wake::Exhausted => {
-                exhausted = true;
-                continue;
-            }
-            Wake::LaneIdle | Wake::Retire => continue,
-            Wake::Stop => break,
+        let taken = match ready {
+            Some(taken) => taken,
+            None => match wait(&shared, &mut consumer, exhausted, retiring).await {
+                Wake::Job(taken) => taken,
+                Wake::Exhausted => {
+                    exhausted = true;
+                    continue;
+                }
+                Wake::LaneIdle | Wake::Retire => continue,
+                Wake::Stop => break,
+            },
         };
         if shared.lifecycle.is_stopping() {
             give_back(&shared, taken).await;
@@ -255,37 +279,64 @@ async fn run_one<Q, W>(
         (Some(_), Some(clone)) => Some(clone(&job)),
         _ => None,
     };
-    let extension: Attachment = match &job_token {
-        Some(token) => std::sync::Arc::new(JobTokens {
+    let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+    if let Some(token) = &job_token {
+        let tokens: Attachment = std::sync::Arc::new(JobTokens {
             job: Some(token.clone()),
             pool: shared.pool_tokens.pool.clone(),
-        }),
-        None => shared.pool_tokens.clone(),
-    };
-    let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support)).with_extension(extension);
+        });
+        cx = cx.with_extension(tokens);
+    }
 
     counters.set_running(true);
     if let Some(metrics) = &shared.metrics {
         metrics.running.increment(1.0);
     }
     let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
-    let attempt_run = catch_panic(|| shared.worker.run(job, cx)).instrument(span);
-    let timeout = maybe(shared.policies.timeout.map(tokio::time::sleep));
-    let cancelled = maybe(job_token.as_ref().map(CancellationToken::cancelled));
-    // Polled in this order: the job first, so a job that completes in the same poll
-    // as a stop, a timeout or a cancel counts as done (see "Races" in `lifecycle`).
-    let ran = match first_of(
-        first_of(first_of(attempt_run, timeout), cancelled),
-        shared.lifecycle.stop.wait(),
-    )
-    .await
-    {
-        Either::Left(Either::Left(Either::Left(Ok(Ok(output))))) => Ran::Ok(output),
-        Either::Left(Either::Left(Either::Left(Ok(Err(error))))) => Ran::Failed(error),
-        Either::Left(Either::Left(Either::Left(Err(message)))) => Ran::Panicked(message),
-        Either::Left(Either::Left(Either::Right(()))) => Ran::TimedOut,
-        Either::Left(Either::Right(())) => Ran::Cancelled,
-        Either::Right(()) => Ran::Interrupted,
+    let ran = {
+        // Everything is pinned here once and polled in place, the job first, so a job
+        // that completes in the same poll as a stop, a timeout or a cancel counts as
+        // done (see "Races" in `lifecycle`).
+        let made = {
+            let _entered = span.enter();
+            catch_unwind(AssertUnwindSafe(|| shared.worker.run(job, cx)))
+        };
+        match made {
+            Err(payload) => Ran::Panicked(panic_message(payload)),
+            Ok(attempt_run) => {
+                let mut attempt_run = pin!(attempt_run);
+                let mut timeout = pin!(shared.policies.timeout.map(tokio::time::sleep));
+                let mut cancelled = pin!(job_token.as_ref().map(CancellationToken::cancelled));
+                let mut stop = pin!(shared.lifecycle.stop.wait());
+                poll_fn(|cx| {
+                    let polled = {
+                        let _entered = span.enter();
+                        catch_unwind(AssertUnwindSafe(|| attempt_run.as_mut().poll(cx)))
+                    };
+                    match polled {
+                        Ok(Poll::Ready(Ok(output))) => return Poll::Ready(Ran::Ok(output)),
+                        Ok(Poll::Ready(Err(error))) => return Poll::Ready(Ran::Failed(error)),
+                        Err(payload) => return Poll::Ready(Ran::Panicked(panic_message(payload))),
+                        Ok(Poll::Pending) => {}
+                    }
+                    if let Some(timeout) = timeout.as_mut().as_pin_mut()
+                        && timeout.poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Ran::TimedOut);
+                    }
+                    if let Some(cancelled) = cancelled.as_mut().as_pin_mut()
+                        && cancelled.poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Ran::Cancelled);
+                    }
+                    if stop.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Ran::Interrupted);
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
+        }
     };
     counters.set_running(false);
     if let Some(metrics) = &shared.metrics {
@@ -410,9 +461,16 @@ struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
     started: Option<Instant>,
 }
 
-impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
-    /// Counts the outcome, delivers it, and settles the job with its queue.
-    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
+impl<'a, Q: Queue, W: Worker<Q::Job>> Ending<'a, Q, W> {
+    /// Counts the outcome and delivers it; returns the delivery when the queue keeps
+    /// the job and so must be told its fate. In-memory deliveries have nothing to
+    /// settle (their methods are documented no-ops), so the common path stays
+    /// synchronous.
+    fn close(
+        self,
+        finish: Finish,
+        outcome: Outcome<W::Output, W::Error>,
+    ) -> Option<Unsettled<'a, Q, W>> {
         self.counters.record(finish);
         if let Some(metrics) = &self.shared.metrics {
             let counter = match finish {
@@ -431,9 +489,32 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
             }
         }
         deliver(self.reply, self.results, self.id, outcome);
-        let Some(delivery) = self.delivery else {
-            return;
-        };
+        let delivery = self.delivery.filter(|_| is_durable::<Q>())?;
+        Some(Unsettled {
+            shared: self.shared,
+            id: self.id,
+            delivery,
+        })
+    }
+
+    /// Closes the books and settles the job with its queue.
+    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
+        if let Some(unsettled) = self.close(finish, outcome) {
+            unsettled.settle(settle).await;
+        }
+    }
+}
+
+/// A durable queue's job whose fate its queue has not been told yet.
+struct Unsettled<'a, Q: Queue, W: Worker<Q::Job>> {
+    shared: &'a Shared<Q, W>,
+    id: JobId,
+    delivery: DeliveryOf<Q>,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Unsettled<'_, Q, W> {
+    async fn settle(self, settle: Settle) {
+        let delivery = self.delivery;
         let settled = match settle {
             Settle::Ack => delivery.ack().await,
             Settle::Fail(reason) => delivery.fail(&reason).await,
