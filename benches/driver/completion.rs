@@ -131,10 +131,24 @@ impl Completion {
     /// When a job called [`fail`](Completion::fail), or nothing finished within
     /// [`HANG_GUARD`].
     pub(crate) fn wait(&self, start: Start) -> Result<(Duration, Option<u64>), String> {
+        self.wait_for(start, HANG_GUARD)
+    }
+
+    /// Like [`wait`](Completion::wait), giving up after `limit` instead of
+    /// [`HANG_GUARD`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Completion::wait).
+    pub(crate) fn wait_for(
+        &self,
+        start: Start,
+        limit: Duration,
+    ) -> Result<(Duration, Option<u64>), String> {
         let guard = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         let (guard, timeout) = self
             .wake
-            .wait_timeout_while(guard, HANG_GUARD, |done| !*done)
+            .wait_timeout_while(guard, limit, |done| !*done)
             .unwrap_or_else(PoisonError::into_inner);
         drop(guard);
         if let Some(why) = self.failure.get() {
@@ -149,7 +163,7 @@ impl Completion {
                 Ok((end.at.duration_since(start.at), allocations))
             }
             None if timeout.timed_out() => Err(format!(
-                "hung: {} jobs still unfinished after {HANG_GUARD:?}",
+                "{} jobs still unfinished after {limit:?}",
                 self.remaining.load(Ordering::Relaxed)
             )),
             None => Err("woken without an end or a failure".to_owned()),

@@ -10,6 +10,11 @@ use std::sync::Arc;
 use crewpool::{JobContext, Pool, PoolBuilder, Queue, Worker};
 
 use super::completion::{Gate, HANG_GUARD, Start};
+
+/// How long `idle-10k` may take to start its workers and have them meet. Healthy
+/// runs take well under a second; some backends take minutes with 10,000 workers,
+/// and the report says so instead of waiting.
+const IDLE_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
 use super::proc_status;
 use super::workload::{
     CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
@@ -92,11 +97,19 @@ pub(crate) fn teardown<Q: Queue<Job = u64>, W: Worker<u64>>(
     pool: &Pool<Q, W>,
     jobs: u64,
 ) -> Result<(), String> {
+    teardown_within(runtime, pool, jobs, HANG_GUARD)
+}
+
+/// [`teardown`], giving up after `limit`.
+fn teardown_within<Q: Queue<Job = u64>, W: Worker<u64>>(
+    runtime: &tokio::runtime::Runtime,
+    pool: &Pool<Q, W>,
+    jobs: u64,
+    limit: std::time::Duration,
+) -> Result<(), String> {
     let report = runtime
-        .block_on(async { tokio::time::timeout(HANG_GUARD, pool.shutdown()).await })
-        .map_err(|_| {
-            format!("hung: every job finished, but shutdown did not return within {HANG_GUARD:?}")
-        })?;
+        .block_on(async { tokio::time::timeout(limit, pool.shutdown()).await })
+        .map_err(|_| format!("every job finished, but shutdown did not return within {limit:?}"))?;
     let stats = report.stats;
     if !report.is_complete() || stats.completed != jobs || stats.finished() != jobs {
         return Err(format!(
@@ -344,15 +357,34 @@ fn idle<Q: BenchQueue>() -> Result<Measurement, String> {
         })
         .map_err(err)?;
     let start = Start::now();
-    runtime.block_on(async {
-        for job in 0..jobs {
-            pool.spawn(job).await.map_err(err)?;
+    let met = runtime
+        .block_on(async {
+            tokio::time::timeout(IDLE_GUARD, async {
+                for job in 0..jobs {
+                    pool.spawn(job).await.map_err(err)?;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+        })
+        .map_err(|_| format!("could not even submit the jobs within {IDLE_GUARD:?}"))
+        .and_then(|submitted| submitted)
+        .and_then(|()| done.wait_for(start, IDLE_GUARD))
+        .and_then(|met| {
+            let idle = proc_status::rss_kb();
+            teardown_within(&runtime, &pool, jobs, IDLE_GUARD)?;
+            Ok((met, idle))
+        });
+    let ((elapsed, allocations), idle) = match met {
+        Ok(met) => met,
+        Err(why) => {
+            // Do not wait for workers that may take minutes more to stop: leave them
+            // to the process's exit.
+            std::mem::forget(pool);
+            runtime.shutdown_background();
+            return Err(format!("{IDLE_WORKERS} workers: {why}"));
         }
-        Ok::<_, String>(())
-    })?;
-    let (elapsed, allocations) = done.wait(start)?;
-    let idle = proc_status::rss_kb();
-    teardown(&runtime, &pool, jobs)?;
+    };
     Ok(Measurement {
         jobs,
         elapsed,
