@@ -1,33 +1,31 @@
--- ack.lua: forget finished jobs, each only if its fencing token still matches.
+-- ack.lua: forget finished jobs, each only if its delivery still owns it.
 --
--- KEYS[1] active    ZSET  id -> lease deadline
--- KEYS[2] lease     HASH  id -> fencing token
--- KEYS[3] jobs      HASH  id -> envelope
--- KEYS[4] attempts  HASH  id -> next attempt number
--- ARGV    id1, token1, id2, token2, ...
+-- KEYS[1] leased  HASH  '<lease>:<n>' -> job record
+-- KEYS[2] active  ZSET  lease -> deadline
+-- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- ARGV    groups, one per lease: lease, k, then its k fields '<lease>:<n>'
 --
--- Returns one code per job: 1 acknowledged; 0 lease lost (another delivery holds it,
--- or it went back to the queue); 2 gone (no lease and no data: already acknowledged,
--- by this delivery's earlier, unanswered call or by another worker).
-local n = #ARGV / 2
-local ids = {}
-for i = 1, n do ids[i] = ARGV[2 * i - 1] end
-local current = redis.call('HMGET', KEYS[2], unpack(ids))
-local done, codes = {}, {}
-for i = 1, n do
-  if current[i] == ARGV[2 * i] then
-    done[#done + 1] = ids[i]
-    codes[i] = 1
-  elseif not current[i] and redis.call('HEXISTS', KEYS[3], ids[i]) == 0 then
-    codes[i] = 2
+-- Returns one code per group: 1 the lease is live (its fields are deleted; a field
+-- already gone was settled by this process's earlier, unanswered call); 0 the lease
+-- is gone (its jobs were taken back after it expired, or all of them were settled
+-- before this call).
+--
+-- A lease's fields exist only while it is in `active`, so checking the lease is
+-- checking every field of it. The lease is forgotten with its last job.
+local codes = {}
+local i = 1
+while i <= #ARGV do
+  local lease, k = ARGV[i], tonumber(ARGV[i + 1])
+  if redis.call('ZSCORE', KEYS[2], lease) then
+    local n = redis.call('HDEL', KEYS[1], unpack(ARGV, i + 2, i + 1 + k))
+    if n > 0 and redis.call('HINCRBY', KEYS[3], lease, -n) <= 0 then
+      redis.call('ZREM', KEYS[2], lease)
+      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    end
+    codes[#codes + 1] = 1
   else
-    codes[i] = 0
+    codes[#codes + 1] = 0
   end
-end
-if #done > 0 then
-  redis.call('ZREM', KEYS[1], unpack(done))
-  redis.call('HDEL', KEYS[2], unpack(done))
-  redis.call('HDEL', KEYS[3], unpack(done))
-  redis.call('HDEL', KEYS[4], unpack(done))
+  i = i + 2 + k
 end
 return codes

@@ -1,37 +1,35 @@
 -- bury.lua: dead-letter leased jobs with a reason each.
 --
--- KEYS[1] active     ZSET  id -> lease deadline
--- KEYS[2] lease      HASH  id -> fencing token
--- KEYS[3] attempts   HASH  id -> next attempt number
--- KEYS[4] jobs       HASH  id -> envelope
--- KEYS[5] dead       LIST  dead-lettered ids, newest first (bounded)
--- KEYS[6] dead_info  HASH  id -> {"reason","attempt","at"} (JSON)
--- ARGV[1] dead-letter bound; then id1, token1, reason1, id2, token2, reason2, ...
+-- KEYS[1] leased  HASH  '<lease>:<n>' -> job record '<id>|<attempt>|<envelope>'
+-- KEYS[2] active  ZSET  lease -> deadline
+-- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- KEYS[4] dead    LIST  dead letters (JSON), newest first
+-- ARGV[1] dead-letter bound; then field1, reason1, field2, reason2, ...
 --
--- Returns one code per job: 1 dead-lettered; 0 lease lost. When the list outgrows its
--- bound the oldest entries and their envelopes are deleted.
+-- A dead letter is {"record":<the job record>,"attempt":n,"reason":...,"at":ms}.
+-- Returns one code per job: 1 dead-lettered; 0 lease lost. The list keeps the newest
+-- entries up to its bound.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local n = (#ARGV - 1) / 3
 local codes = {}
+local n = (#ARGV - 1) / 2
 for i = 1, n do
-  local id, token, reason = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
-  if redis.call('HGET', KEYS[2], id) == token then
-    local attempt = tonumber(redis.call('HGET', KEYS[3], id)) or 1
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('LPUSH', KEYS[5], id)
-    redis.call('HSET', KEYS[6], id, cjson.encode({reason = reason, attempt = attempt, at = now}))
+  local field, reason = ARGV[2 * i], ARGV[2 * i + 1]
+  local record = redis.call('HGET', KEYS[1], field)
+  if record then
+    redis.call('HDEL', KEYS[1], field)
+    local lease = string.match(field, '^(%d+):')
+    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
+      redis.call('ZREM', KEYS[2], lease)
+      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    end
+    local attempt = tonumber(string.match(record, '^%d+|(%d+)|')) or 1
+    redis.call('LPUSH', KEYS[4], cjson.encode({record = record, attempt = attempt,
+      reason = reason, at = now}))
     codes[i] = 1
   else
     codes[i] = 0
   end
 end
-while redis.call('LLEN', KEYS[5]) > limit do
-  local old = redis.call('RPOP', KEYS[5])
-  redis.call('HDEL', KEYS[4], old)
-  redis.call('HDEL', KEYS[6], old)
-end
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[1]) - 1)
 return codes

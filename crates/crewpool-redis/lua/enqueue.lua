@@ -1,26 +1,26 @@
 -- enqueue.lua: add jobs to the queue, numbering them.
 --
 -- KEYS[1] seq      STRING  the job-id counter
--- KEYS[2] jobs     HASH    id -> envelope (JSON)
--- KEYS[3] pending  LIST    ids waiting; producers LPUSH, consumers RPOP
+-- KEYS[2] pending  LIST    job records waiting; producers LPUSH, workers RPOP
 -- ARGV    one envelope per job, e.g. {"v":1,"job":{"to":"a@b.c"}}
 --
--- Returns {first id, pending length}; the jobs got ids first .. first + #ARGV - 1, in
--- ARGV order, and are delivered in that order (FIFO).
+-- Each job is pushed as the record '<id>|1|<envelope>' (attempt 1). Returns {first id,
+-- pending length}; the jobs got ids first .. first + #ARGV - 1, in ARGV order, and are
+-- delivered in that order (FIFO).
 local n = #ARGV
 if n == 0 then
-  return {0, redis.call('LLEN', KEYS[3])}
+  return {0, redis.call('LLEN', KEYS[2])}
 end
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
-local fields = {}
-local ids = {}
+local records = {}
+local len = 0
 for i = 1, n do
-  local id = string.format('%d', first + i - 1)
-  fields[2 * i - 1] = id
-  fields[2 * i] = ARGV[i]
-  ids[i] = id
+  records[#records + 1] = string.format('%d|1|', first + i - 1) .. ARGV[i]
+  -- Lua's unpack has a stack limit: push in slices.
+  if #records == 1000 or i == n then
+    len = redis.call('LPUSH', KEYS[2], unpack(records))
+    records = {}
+  end
 end
-redis.call('HSET', KEYS[2], unpack(fields))
-local len = redis.call('LPUSH', KEYS[3], unpack(ids))
 return {first, len}

@@ -1,75 +1,100 @@
--- fetch.lua: lease up to ARGV[1] jobs to one consumer, after housekeeping.
+-- fetch.lua: lease up to ARGV[1] jobs to one process, after housekeeping.
 --
--- KEYS[1] pending    LIST  ids waiting (RPOP end is the oldest)
--- KEYS[2] jobs       HASH  id -> envelope
--- KEYS[3] active     ZSET  id -> lease deadline (ms, Redis clock)
--- KEYS[4] lease      HASH  id -> fencing token of the current delivery
--- KEYS[5] attempts   HASH  id -> attempt number of the next delivery (absent: 1)
--- KEYS[6] delayed    ZSET  id -> due time (ms)
--- KEYS[7] fence      STRING the fencing-token counter
--- KEYS[8] dead       LIST  dead-lettered ids, newest first
--- KEYS[9] dead_info  HASH  id -> {"reason","attempt","at"} (JSON)
+-- KEYS[1] pending  LIST    job records '<id>|<attempt>|<envelope>' (RPOP end: oldest)
+-- KEYS[2] leased   HASH    '<lease>:<n>' -> record of the n-th job of a lease
+-- KEYS[3] active   ZSET    lease -> deadline (ms, Redis clock)
+-- KEYS[4] leases   HASH    '<lease>' -> jobs still leased under it; '<lease>:n' -> jobs
+--                          it took
+-- KEYS[5] fence    STRING  the lease counter (fencing tokens)
+-- KEYS[6] delayed  ZSET    record -> due time (ms)
+-- KEYS[7] dead     LIST    dead letters (JSON), newest first
 -- ARGV[1] how many jobs to take (may be 0: housekeeping only)
 -- ARGV[2] lease length (ms)
 -- ARGV[3] max attempts (0: no limit), applied to jobs whose lease expired
 -- ARGV[4] dead-letter bound
--- ARGV[5] housekeeping batch: at most this many expired leases and due jobs per call
+-- ARGV[5] at most this many due delayed jobs per call
+-- ARGV[6] at most this many expired leases per call
 --
--- Housekeeping first: jobs whose lease expired (their worker died or stalled) go back
--- to the front of pending as their next attempt, or to dead-letter once out of
+-- One fetch is one lease: its jobs are fields '<lease>:1' .. '<lease>:<count>' of
+-- `leased`, and the field name is the delivery's fencing token: it exists exactly
+-- while that delivery owns the job.
+--
+-- Housekeeping first: the jobs of expired leases (their process died or stalled) go
+-- back to the front of pending as their next attempt, or to dead-letter once out of
 -- attempts; delayed jobs that are due go to the back of pending.
 --
 -- Returns {pending length, next due (ms from now, -1: nothing scheduled; only computed
--- when no job was taken), recovered, buried, missing, then id, token, attempt,
--- envelope for each job taken}.
+-- when no job was taken), recovered, buried, lease (0: none), then the records taken,
+-- oldest first}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local count = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[3])
 local dead_limit = tonumber(ARGV[4])
-local chores = tonumber(ARGV[5])
+local due_bound = tonumber(ARGV[5])
+local lease_bound = tonumber(ARGV[6])
 
-local function bury(id, attempt, reason)
-  redis.call('LPUSH', KEYS[8], id)
-  redis.call('HSET', KEYS[9], id, cjson.encode({reason = reason, attempt = attempt, at = now}))
-  redis.call('HDEL', KEYS[5], id)
-  while redis.call('LLEN', KEYS[8]) > dead_limit do
-    local old = redis.call('RPOP', KEYS[8])
-    redis.call('HDEL', KEYS[2], old)
-    redis.call('HDEL', KEYS[9], old)
+-- Pushes a list through Lua's unpack stack limit in slices, keeping its order.
+local function push(command, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(command, key, unpack(list, i, math.min(i + 3999, #list)))
   end
 end
 
-local recovered, buried, missing = 0, 0, 0
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, chores)
+local recovered, buried = 0, 0
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, lease_bound)
 if #expired > 0 then
-  redis.call('ZREM', KEYS[3], unpack(expired))
-  redis.call('HDEL', KEYS[4], unpack(expired))
-  local seen = redis.call('HMGET', KEYS[5], unpack(expired))
   local back = {}
-  for i = 1, #expired do
-    local id = expired[i]
-    local attempt = tonumber(seen[i]) or 1
-    if max_attempts > 0 and attempt >= max_attempts then
-      bury(id, attempt, 'lease expired on attempt ' .. attempt .. ' of ' .. max_attempts ..
-        ' (the worker died or stalled)')
-      buried = buried + 1
-    else
-      redis.call('HSET', KEYS[5], id, attempt + 1)
-      back[#back + 1] = id
+  for _, lease in ipairs(expired) do
+    local size = tonumber(redis.call('HGET', KEYS[4], lease .. ':n')) or 0
+    if size > 0 then
+      local fields = {}
+      for i = 1, size do fields[i] = lease .. ':' .. i end
+      local records = redis.call('HMGET', KEYS[2], unpack(fields))
+      local gone = {}
+      for i = 1, size do
+        local record = records[i]
+        if record then
+          gone[#gone + 1] = fields[i]
+          local id, attempt, rest = string.match(record, '^(%d+)|(%d+)|()')
+          attempt = tonumber(attempt)
+          local reason
+          if not id then
+            reason = 'malformed job record (expected <id>|<attempt>|<envelope>)'
+          elseif max_attempts > 0 and attempt >= max_attempts then
+            reason = 'lease expired on attempt ' .. attempt .. ' of ' .. max_attempts ..
+              ' (the worker died or stalled)'
+          end
+          if reason then
+            redis.call('LPUSH', KEYS[7], cjson.encode({record = record, attempt = attempt or 1,
+              reason = reason, at = now}))
+            buried = buried + 1
+          else
+            back[#back + 1] = id .. '|' .. (attempt + 1) .. '|' .. string.sub(record, rest)
+          end
+        end
+      end
+      if #gone > 0 then
+        redis.call('HDEL', KEYS[2], unpack(gone))
+      end
     end
+    redis.call('ZREM', KEYS[3], lease)
+    redis.call('HDEL', KEYS[4], lease, lease .. ':n')
+  end
+  if buried > 0 then
+    redis.call('LTRIM', KEYS[7], 0, dead_limit - 1)
   end
   if #back > 0 then
-    -- Front of the queue (the RPOP end), oldest deadline served first.
+    -- To the front (the RPOP end), the earliest deadline's first job served first.
     local reversed = {}
     for i = #back, 1, -1 do reversed[#reversed + 1] = back[i] end
-    redis.call('RPUSH', KEYS[1], unpack(reversed))
+    push('RPUSH', KEYS[1], reversed)
     recovered = #back
   end
 end
 
-local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, chores)
+local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, due_bound)
 if #due > 0 then
   redis.call('ZREM', KEYS[6], unpack(due))
   redis.call('LPUSH', KEYS[1], unpack(due))
@@ -77,45 +102,24 @@ end
 
 local out = {0, -1, recovered, buried, 0}
 if count > 0 then
-  local ids = redis.call('RPOP', KEYS[1], count)
-  if ids then
-    local data = redis.call('HMGET', KEYS[2], unpack(ids))
-    local taken, envelopes = {}, {}
-    for i = 1, #ids do
-      if data[i] then
-        taken[#taken + 1] = ids[i]
-        envelopes[#envelopes + 1] = data[i]
-      else
-        -- An id without an envelope (pushed by hand without its data): nothing to run.
-        missing = missing + 1
-      end
+  local records = redis.call('RPOP', KEYS[1], count)
+  if records then
+    local lease = string.format('%d', redis.call('INCR', KEYS[5]))
+    local prefix = lease .. ':'
+    local pairs = {}
+    for i = 1, #records do
+      pairs[2 * i - 1] = prefix .. i
+      pairs[2 * i] = records[i]
+      out[5 + i] = records[i]
     end
-    if #taken > 0 then
-      local last = redis.call('INCRBY', KEYS[7], #taken)
-      local first = last - #taken + 1
-      local deadline = now + lease_ms
-      local scores, tokens = {}, {}
-      for i = 1, #taken do
-        scores[2 * i - 1] = deadline
-        scores[2 * i] = taken[i]
-        tokens[2 * i - 1] = taken[i]
-        tokens[2 * i] = string.format('%d', first + i - 1)
-      end
-      redis.call('ZADD', KEYS[3], unpack(scores))
-      redis.call('HSET', KEYS[4], unpack(tokens))
-      local seen = redis.call('HMGET', KEYS[5], unpack(taken))
-      for i = 1, #taken do
-        out[#out + 1] = taken[i]
-        out[#out + 1] = tokens[2 * i]
-        out[#out + 1] = tonumber(seen[i]) or 1
-        out[#out + 1] = envelopes[i]
-      end
-    end
+    push('HSET', KEYS[2], pairs)
+    redis.call('ZADD', KEYS[3], now + lease_ms, lease)
+    redis.call('HSET', KEYS[4], lease, #records, prefix .. 'n', #records)
+    out[5] = lease
   end
 end
 out[1] = redis.call('LLEN', KEYS[1])
-out[5] = missing
-if #out == 5 then
+if out[5] == 0 then
   local next_due = -1
   local a = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if #a > 0 then next_due = tonumber(a[2]) end

@@ -1,29 +1,31 @@
 -- release.lua: put leased jobs back, unstarted, at the front of the queue, without
 -- counting an attempt.
 --
--- KEYS[1] active   ZSET  id -> lease deadline
--- KEYS[2] lease    HASH  id -> fencing token
--- KEYS[3] pending  LIST  ids waiting
--- ARGV    id1, token1, id2, token2, ... in the order they were fetched
+-- KEYS[1] leased   HASH  '<lease>:<n>' -> job record
+-- KEYS[2] active   ZSET  lease -> deadline
+-- KEYS[3] leases   HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- KEYS[4] pending  LIST  job records waiting
+-- ARGV    fields '<lease>:<n>', in the order their jobs were fetched
 --
--- Returns one code per job: 1 released; 0 lease lost.
-local n = #ARGV / 2
-local ids = {}
-for i = 1, n do ids[i] = ARGV[2 * i - 1] end
-local current = redis.call('HMGET', KEYS[2], unpack(ids))
-local back, codes = {}, {}
-for i = n, 1, -1 do
-  if current[i] == ARGV[2 * i] then
-    back[#back + 1] = ids[i]
+-- Returns one code per field: 1 released; 0 lease lost.
+local codes, back = {}, {}
+for i = 1, #ARGV do
+  local record = redis.call('HGET', KEYS[1], ARGV[i])
+  if record then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    local lease = string.match(ARGV[i], '^(%d+):')
+    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
+      redis.call('ZREM', KEYS[2], lease)
+      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    end
+    back[#back + 1] = record
     codes[i] = 1
   else
     codes[i] = 0
   end
 end
-if #back > 0 then
-  redis.call('ZREM', KEYS[1], unpack(back))
-  redis.call('HDEL', KEYS[2], unpack(back))
-  -- Pushed last-fetched first, so the first-fetched is served first again.
-  redis.call('RPUSH', KEYS[3], unpack(back))
+-- Pushed last-fetched first, so the first-fetched is served first again.
+for i = #back, 1, -1 do
+  redis.call('RPUSH', KEYS[4], back[i])
 end
 return codes

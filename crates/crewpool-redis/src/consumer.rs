@@ -41,11 +41,16 @@ impl<J> RedisConsumer<J> {
     }
 
     fn received(&self, leased: Leased<J>) -> Received<J, RedisDelivery> {
-        let Leased { envelope, token } = leased;
+        let Leased {
+            envelope,
+            lease,
+            index,
+        } = leased;
         let delivery = RedisDelivery::new(
             Arc::clone(&self.front.core),
+            lease,
+            index,
             envelope.id.0,
-            token,
             envelope.attempt,
         );
         Received { envelope, delivery }

@@ -17,6 +17,7 @@
 //! A delivery keeps its `Core` alive, so its lease is extended for as long as it
 //! exists, even after the queue and its consumers were dropped.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,16 +27,22 @@ use crate::link::{Counters, Link};
 use crate::{AckMode, Error, Result};
 
 /// The most acknowledgements one flush carries.
-const ACK_BATCH: usize = 1000;
+const ACK_BATCH: usize = 4000;
+/// The most leases one heartbeat call extends.
+const EXTEND_BATCH: usize = 1000;
 
 /// A request to the acker task.
 pub(crate) enum AckRequest {
     /// Acknowledge one delivery; `reply` (in [`AckMode::Confirmed`]) hears the outcome.
     Ack {
         id: u64,
-        token: u64,
+        lease: u64,
+        index: u32,
         reply: Option<oneshot::Sender<Result<()>>>,
     },
+    /// A delivery was dropped unsettled while other deliveries of its lease are still
+    /// held (and so extended): give its job a lease of its own (see `abandon.lua`).
+    Abandon { lease: u64, index: u32 },
     /// Answer once every request queued before this one was flushed.
     Flush(oneshot::Sender<()>),
 }
@@ -63,7 +70,7 @@ impl Core {
     }
 
     /// Queues an acknowledgement for the next flush.
-    pub(crate) fn queue_ack(&self, id: u64, token: u64) -> QueuedAck {
+    pub(crate) fn queue_ack(&self, id: u64, lease: u64, index: u32) -> QueuedAck {
         let (reply, outcome) = match self.link.config.ack_mode {
             AckMode::Queued => (None, None),
             AckMode::Confirmed => {
@@ -71,11 +78,23 @@ impl Core {
                 (Some(reply), Some(outcome))
             }
         };
-        let sent = self.acks.send(AckRequest::Ack { id, token, reply });
+        let sent = self.acks.send(AckRequest::Ack {
+            id,
+            lease,
+            index,
+            reply,
+        });
         QueuedAck {
             sent: sent.is_ok(),
             outcome,
         }
+    }
+
+    /// Queues the abandonment of a delivery dropped unsettled (see
+    /// [`AckRequest::Abandon`]). Without an acker (the process is stopping) the job
+    /// comes back with its lease, which then nobody extends.
+    pub(crate) fn abandon(&self, lease: u64, index: u32) {
+        let _ = self.acks.send(AckRequest::Abandon { lease, index });
     }
 
     /// Waits until every acknowledgement queued so far has been flushed (or given up).
@@ -150,12 +169,24 @@ impl Backoff {
 /// the next flush carries them all.
 async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckRequest>) {
     let mut acks = Vec::new();
+    let mut abandoned = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut request = Some(first);
         while let Some(next) = request.take() {
             match next {
-                AckRequest::Ack { id, token, reply } => acks.push((id, token, reply)),
+                AckRequest::Ack {
+                    id,
+                    lease,
+                    index,
+                    reply,
+                } => acks.push(PendingAck {
+                    id,
+                    lease,
+                    index,
+                    reply,
+                }),
+                AckRequest::Abandon { lease, index } => abandoned.push((lease, index)),
                 AckRequest::Flush(done) => flushes.push(done),
             }
             if acks.len() < ACK_BATCH {
@@ -165,21 +196,46 @@ async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckReques
         if !acks.is_empty() {
             flush(&link, &mut acks).await;
         }
+        if !abandoned.is_empty() {
+            abandon(&link, &mut abandoned).await;
+        }
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
     }
 }
 
-type PendingAck = (u64, u64, Option<oneshot::Sender<Result<()>>>);
+struct PendingAck {
+    id: u64,
+    lease: u64,
+    index: u32,
+    reply: Option<oneshot::Sender<Result<()>>>,
+}
+
+/// Groups acknowledgements by lease, in order of first appearance; returns the groups
+/// and, for each acknowledgement, its group.
+fn group_by_lease(acks: &[PendingAck]) -> (Vec<(u64, Vec<u32>)>, Vec<usize>) {
+    let mut groups: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut positions: HashMap<u64, usize> = HashMap::new();
+    let mut group_of = Vec::with_capacity(acks.len());
+    for ack in acks {
+        let group = *positions.entry(ack.lease).or_insert_with(|| {
+            groups.push((ack.lease, Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].1.push(ack.index);
+        group_of.push(group);
+    }
+    (groups, group_of)
+}
 
 async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
-    let items: Vec<(u64, u64)> = acks.iter().map(|&(id, token, _)| (id, token)).collect();
+    let (groups, group_of) = group_by_lease(acks);
     let started = Instant::now();
     let mut backoff = Backoff::new();
     let mut repeated = false;
     let outcome = loop {
-        match link.ack(&items).await {
+        match link.ack(&groups).await {
             Ok(codes) => break Ok(codes),
             Err(error) => {
                 Counters::add(&link.counters.redis_errors, 1);
@@ -189,27 +245,28 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
                     break Err(error);
                 }
                 if backoff.is_fresh() {
-                    tracing::warn!(queue = %link.config.queue, %error, jobs = items.len(), "could not flush acknowledgements; retrying with backoff");
+                    tracing::warn!(queue = %link.config.queue, %error, jobs = acks.len(), "could not flush acknowledgements; retrying with backoff");
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
                 repeated = true;
             }
         }
     };
-    link.settled(items.iter().copied());
     match outcome {
         Ok(codes) => {
+            let total = acks.len();
             let mut acked = 0;
-            for ((id, _, reply), code) in acks.drain(..).zip(codes) {
-                // Code 2 (no lease, no data) after a repeated call is our own earlier
-                // call that landed unanswered; on a first call it is another worker's.
-                let result = if code == 1 || (code == 2 && repeated) {
+            for (ack, group) in acks.drain(..).zip(group_of) {
+                // A gone lease after a repeated call may be our own earlier call that
+                // landed unanswered (it settled the lease's last jobs); on a first
+                // call it means the lease expired and its jobs were taken back.
+                let result = if codes[group] == 1 || repeated {
                     acked += 1;
                     Ok(())
                 } else {
-                    Err(Error::LeaseLost(crewpool_core::JobId(id)))
+                    Err(Error::LeaseLost(crewpool_core::JobId(ack.id)))
                 };
-                match reply {
+                match ack.reply {
                     Some(reply) => {
                         let _ = reply.send(result);
                     }
@@ -221,13 +278,13 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
                 }
             }
             Counters::add(&link.counters.acked, acked);
-            Counters::add(&link.counters.stale, items.len() - acked);
+            Counters::add(&link.counters.stale, total - acked);
         }
         Err(error) => {
-            tracing::error!(queue = %link.config.queue, %error, jobs = items.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");
+            tracing::error!(queue = %link.config.queue, %error, jobs = acks.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");
             let message = error.to_string();
-            for (_, _, reply) in acks.drain(..) {
-                if let Some(reply) = reply {
+            for ack in acks.drain(..) {
+                if let Some(reply) = ack.reply {
                     let _ = reply.send(Err(Error::Redis {
                         message: message.clone(),
                         connection: error.is_connection(),
@@ -236,6 +293,21 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
             }
         }
     }
+}
+
+/// Moves the jobs of deliveries dropped unsettled to leases of their own; on failure
+/// they stay in their old lease and come back with it.
+async fn abandon(link: &Link, abandoned: &mut Vec<(u64, u32)>) {
+    match link.abandon(abandoned).await {
+        Ok(moved) => {
+            tracing::debug!(queue = %link.config.queue, moved, "deliveries dropped unsettled will come back when their own lease expires");
+        }
+        Err(error) => {
+            Counters::add(&link.counters.redis_errors, 1);
+            tracing::warn!(queue = %link.config.queue, %error, jobs = abandoned.len(), "could not give dropped deliveries their own lease; they come back when their fetch's lease expires");
+        }
+    }
+    abandoned.clear();
 }
 
 /// Every heartbeat interval, extends the lease of every job this process holds.
@@ -255,16 +327,22 @@ async fn run_heartbeat(link: Arc<Link>, mut stop: watch::Receiver<()>) {
     }
 }
 
-/// One heartbeat round; returns how many leases were found lost.
+/// One heartbeat round; returns how many held deliveries were found lost.
 pub(crate) async fn extend_leases(link: &Link) -> Result<usize> {
-    let held = link.held_snapshot();
+    let held = link.held_leases();
     if held.is_empty() {
         return Ok(0);
     }
     let mut lost_count = 0;
-    for chunk in held.chunks(ACK_BATCH) {
-        let lost = link.extend(chunk).await?;
-        let lost = link.drop_lost(chunk, &lost);
+    for chunk in held.chunks(EXTEND_BATCH) {
+        let ids: Vec<u64> = chunk.iter().map(|lease| lease.id).collect();
+        let lost = link.extend(&ids).await?;
+        if lost.is_empty() {
+            continue;
+        }
+        // A lease emptied by settlements that raced this heartbeat is gone too, but
+        // then none of its deliveries is held any more: only held ones count.
+        let lost = link.drop_lost(&lost);
         if lost > 0 {
             tracing::warn!(queue = %link.config.queue, lost, "leases lost: their jobs were taken back; settling them will fail");
             lost_count += lost;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crewpool_core::{Delivery, JobId, QueueError};
 
 use crate::core::Core;
+use crate::link::Lease;
 use crate::{Error, Result};
 
 /// One delivery of a job from a [`RedisQueue`](crate::RedisQueue): the lease this
@@ -15,8 +16,9 @@ use crate::{Error, Result};
 ///
 /// Every way of settling checks the token first: once the lease has expired and the
 /// job went back to the queue (or to another worker, under a new token), settling
-/// through this delivery fails with [`Error::LeaseLost`] and changes nothing. While the
-/// delivery exists its lease is extended by the process's heartbeat.
+/// through this delivery fails with [`Error::LeaseLost`] and changes nothing. Until
+/// the delivery is settled (its settlement handed to Redis) its lease is extended by
+/// the process's heartbeat.
 ///
 /// Dropping it unsettled stops the heartbeat for it: the job comes back when the lease
 /// runs out, counted as a failed attempt.
@@ -44,20 +46,40 @@ use crate::{Error, Result};
 /// ```
 pub struct RedisDelivery {
     core: Arc<Core>,
+    lease: Arc<Lease>,
+    /// The job's place in its lease: the field `<lease>:<index>` of `leased`.
+    index: u32,
     id: u64,
-    token: u64,
     attempt: u32,
-    settled: bool,
+    /// Handed to a settlement: no longer held, so no longer heartbeated.
+    handed: bool,
 }
 
 impl RedisDelivery {
-    pub(crate) fn new(core: Arc<Core>, id: u64, token: u64, attempt: u32) -> Self {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        lease: Arc<Lease>,
+        index: u32,
+        id: u64,
+        attempt: u32,
+    ) -> Self {
         RedisDelivery {
             core,
+            lease,
+            index,
             id,
-            token,
             attempt,
-            settled: false,
+            handed: false,
+        }
+    }
+
+    /// Stops the heartbeat for this delivery: its settlement is about to be sent.
+    /// Whatever the outcome, the job's fate is Redis's now (after a failed call its
+    /// lease brings it back).
+    fn hand_off(&mut self) {
+        if !self.handed {
+            self.handed = true;
+            self.lease.let_go();
         }
     }
 
@@ -71,10 +93,11 @@ impl RedisDelivery {
         self.attempt
     }
 
-    /// This delivery's fencing token: unique per delivery of the job, and checked by
-    /// Redis on every settlement and lease extension.
+    /// This delivery's fencing token: the lease (the fetch) it came with, unique per
+    /// delivery of the job. Redis checks it on every settlement and lease extension:
+    /// the job is the lease's field `<token>:<n>` exactly while this delivery owns it.
     pub fn token(&self) -> u64 {
-        self.token
+        self.lease.id
     }
 
     /// The job failed: schedule its next attempt after the backoff of the queue's
@@ -87,21 +110,15 @@ impl RedisDelivery {
     /// when the call failed (the job then comes back when its lease expires).
     pub async fn fail(mut self, reason: &str) -> Result<()> {
         let delay = self.core.link.config.retry.delay(self.attempt);
-        let result = self.retry_after(delay, reason).await;
-        self.finish(result)
+        self.retry_after(delay, reason).await
     }
 
-    /// Marks the delivery settled (for the log in `drop`) and passes `result` on.
-    fn finish<T>(&mut self, result: T) -> T {
-        self.settled = true;
-        result
-    }
-
-    async fn retry_after(&self, delay: Duration, reason: &str) -> Result<()> {
+    async fn retry_after(&mut self, delay: Duration, reason: &str) -> Result<()> {
+        self.hand_off();
         match self
             .core
             .link
-            .retry(self.id, self.token, delay, reason)
+            .retry(self.lease.id, self.index, delay, reason)
             .await?
         {
             0 => Err(Error::LeaseLost(self.id())),
@@ -109,11 +126,12 @@ impl RedisDelivery {
         }
     }
 
-    async fn bury(&self, reason: &str) -> Result<()> {
+    async fn bury(&mut self, reason: &str) -> Result<()> {
+        self.hand_off();
         let codes = self
             .core
             .link
-            .bury(&[(self.id, self.token, reason.to_owned())])
+            .bury(&[(self.lease.id, self.index, reason.to_owned())])
             .await?;
         match codes.first() {
             Some(1) => Ok(()),
@@ -121,8 +139,13 @@ impl RedisDelivery {
         }
     }
 
-    async fn put_back(&self) -> Result<()> {
-        let codes = self.core.link.release(&[(self.id, self.token)]).await?;
+    async fn put_back(&mut self) -> Result<()> {
+        self.hand_off();
+        let codes = self
+            .core
+            .link
+            .release(&[(self.lease.id, self.index)])
+            .await?;
         match codes.first() {
             Some(1) => Ok(()),
             _ => Err(Error::LeaseLost(self.id())),
@@ -140,12 +163,9 @@ impl Delivery for RedisDelivery {
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
         // take the acknowledgement back.
-        let queued = self.core.queue_ack(self.id, self.token);
-        self.settled = true;
-        async move {
-            let _holding = self;
-            Ok(queued.outcome().await?)
-        }
+        let queued = self.core.queue_ack(self.id, self.lease.id, self.index);
+        self.hand_off();
+        async move { Ok(queued.outcome().await?) }
     }
 
     /// Schedules the next attempt after `delay` (through the delayed set), or
@@ -157,10 +177,7 @@ impl Delivery for RedisDelivery {
         reason: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
         let reason = reason.to_owned();
-        async move {
-            let result = self.retry_after(delay, &reason).await;
-            Ok(self.finish(result)?)
-        }
+        async move { Ok(self.retry_after(delay, &reason).await?) }
     }
 
     /// Applies the queue's own [`RetryPolicy`](crate::RetryPolicy): see
@@ -174,31 +191,31 @@ impl Delivery for RedisDelivery {
     /// Moves the job to the bounded dead-letter list with `reason`.
     fn dead_letter(mut self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
         let reason = reason.to_owned();
-        async move {
-            let result = self.bury(&reason).await;
-            Ok(self.finish(result)?)
-        }
+        async move { Ok(self.bury(&reason).await?) }
     }
 
     /// Puts the job back at the front of the queue, attempt count unchanged.
     async fn release(mut self) -> Result<(), QueueError> {
-        let result = self.put_back().await;
-        Ok(self.finish(result)?)
+        Ok(self.put_back().await?)
     }
 }
 
 impl Drop for RedisDelivery {
     fn drop(&mut self) {
-        // Whatever happened, this process stops extending the lease (a no-op when the
-        // settlement already did, as the token is checked). A delivery dropped
-        // unsettled, or whose settling future was dropped mid-call, leaves the job to
-        // its lease.
-        self.core.link.forget(self.id, self.token);
-        if !self.settled {
-            tracing::debug!(
-                job = self.id,
-                "delivery dropped unsettled; its lease will bring it back"
-            );
+        // A delivery whose settling future was dropped mid-call was handed off: its
+        // job is settled, or comes back with its lease.
+        if self.handed {
+            return;
+        }
+        self.handed = true;
+        tracing::debug!(
+            job = self.id,
+            "delivery dropped unsettled; its lease will bring it back"
+        );
+        // While other deliveries of the lease are held, the heartbeat keeps the lease
+        // alive: move this job to a lease of its own that nobody extends.
+        if self.lease.let_go() > 0 {
+            self.core.abandon(self.lease.id, self.index);
         }
     }
 }
@@ -208,7 +225,7 @@ impl fmt::Debug for RedisDelivery {
         f.debug_struct("RedisDelivery")
             .field("id", &self.id)
             .field("attempt", &self.attempt)
-            .field("token", &self.token)
+            .field("token", &self.lease.id)
             .finish()
     }
 }

@@ -42,13 +42,15 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::core::Backoff;
-use crate::link::{Counters, Link};
+use crate::link::{Counters, Fetched, Lease, Link};
 use crate::{Result, wire};
 
 /// A leased job waiting in the local buffer for a worker.
 pub(crate) struct Leased<J> {
     pub(crate) envelope: Envelope<J>,
-    pub(crate) token: u64,
+    pub(crate) lease: Arc<Lease>,
+    /// The job's place in its lease (field `<lease>:<index>`).
+    pub(crate) index: u32,
 }
 
 /// How many workers of this process wait for a job.
@@ -128,7 +130,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
 
             // Fetch. Never cancelled: a reply dropped on the floor would leave jobs
             // leased to nobody until their lease expires.
-            let fetched = match self.link.fetch(want).await {
+            let mut fetched: Fetched = match self.link.fetch(want).await {
                 Ok(fetched) => {
                     backoff.reset();
                     fetched
@@ -140,8 +142,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     continue;
                 }
             };
-            if !fetched.jobs.is_empty() {
-                self.dispatch(fetched.jobs).await;
+            if let Some(lease) = fetched.lease.take() {
+                self.dispatch(lease, std::mem::take(&mut fetched.records))
+                    .await;
                 continue;
             }
 
@@ -221,24 +224,30 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     }
 
     /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode.
-    async fn dispatch(&mut self, jobs: Vec<crate::link::RawJob>) {
+    async fn dispatch(&mut self, lease: Arc<Lease>, records: Vec<Vec<u8>>) {
         let mut undecodable = Vec::new();
-        for raw in jobs {
-            match wire::decode::<J>(&raw.data) {
-                Ok(job) => {
-                    let envelope = Envelope::new(job)
-                        .with_id(JobId(raw.id))
-                        .with_attempt(raw.attempt);
+        for (index, record) in (1..).zip(&records) {
+            let decoded = match wire::Record::parse(record) {
+                Some(record) => {
+                    wire::decode::<J>(record.envelope).map(|job| (record.id, record.attempt, job))
+                }
+                None => Err("malformed job record (expected <id>|<attempt>|<envelope>)".to_owned()),
+            };
+            match decoded {
+                Ok((id, attempt, job)) => {
+                    let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
                     // The fetcher holds a receiver itself, so the channel never
                     // disconnects while this sender exists.
                     let _ = self.buffer.send(Leased {
                         envelope,
-                        token: raw.token,
+                        lease: Arc::clone(&lease),
+                        index,
                     });
                 }
                 Err(reason) => {
-                    tracing::warn!(queue = %self.link.config.queue, job = raw.id, %reason, "dead-lettering a job that does not decode");
-                    undecodable.push((raw.id, raw.token, reason));
+                    tracing::warn!(queue = %self.link.config.queue, lease = lease.id, index, %reason, "dead-lettering a job that does not decode");
+                    lease.let_go();
+                    undecodable.push((lease.id, index, reason));
                 }
             }
         }
@@ -255,7 +264,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     async fn close(self) {
         let mut leftover = Vec::new();
         while let Ok(leased) = self.unclaimed.try_recv() {
-            leftover.push((leased.envelope.id.0, leased.token));
+            // Handed to the release below: no longer extended.
+            leased.lease.let_go();
+            leftover.push((leased.lease.id, leased.index));
         }
         // Workers waiting in `next` see the end once both ends held here are gone.
         drop(self.buffer);

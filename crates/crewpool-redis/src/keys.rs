@@ -6,14 +6,12 @@
 pub(crate) struct Keys {
     pub(crate) seq: String,
     pub(crate) pending: String,
-    pub(crate) jobs: String,
+    pub(crate) leased: String,
     pub(crate) active: String,
-    pub(crate) lease: String,
-    pub(crate) attempts: String,
-    pub(crate) delayed: String,
+    pub(crate) leases: String,
     pub(crate) fence: String,
+    pub(crate) delayed: String,
     pub(crate) dead: String,
-    pub(crate) dead_info: String,
 }
 
 impl Keys {
@@ -22,15 +20,27 @@ impl Keys {
         Keys {
             seq: key("seq"),
             pending: key("pending"),
-            jobs: key("jobs"),
+            leased: key("leased"),
             active: key("active"),
-            lease: key("lease"),
-            attempts: key("attempts"),
-            delayed: key("delayed"),
+            leases: key("leases"),
             fence: key("fence"),
+            delayed: key("delayed"),
             dead: key("dead"),
-            dead_info: key("dead_info"),
         }
+    }
+
+    /// Every key, for tear-down.
+    pub(crate) fn all(&self) -> [&str; 8] {
+        [
+            &self.seq,
+            &self.pending,
+            &self.leased,
+            &self.active,
+            &self.leases,
+            &self.fence,
+            &self.delayed,
+            &self.dead,
+        ]
     }
 }
 
@@ -40,6 +50,6 @@ mod tests {
     fn keys_share_one_hash_tag() {
         let keys = super::Keys::new("app", "mail");
         assert_eq!(keys.pending, "app:{mail}:pending");
-        assert_eq!(keys.dead_info, "app:{mail}:dead_info");
+        assert!(keys.all().iter().all(|key| key.starts_with("app:{mail}:")));
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! Producers [`enqueue`](RedisQueue::enqueue) serde jobs into a Redis list; every
 //! process that connects to the same queue runs a crewpool pool whose workers take
-//! jobs from it. A job is never deleted before it finishes: a fetch moves it atomically
-//! into an in-flight set under a **lease** that the process's heartbeat extends; a
-//! worker that dies stops extending it, and the job goes back to the queue when the
-//! lease runs out. Every delivery carries a **fencing token**, checked by Redis on
-//! every settlement and extension, so a stalled ("zombie") worker that wakes up after
-//! its lease expired cannot complete a job someone else took.
+//! jobs from it. A job is never deleted before it finishes: a fetch moves a batch of
+//! jobs atomically into an in-flight hash under a **lease** that the process's
+//! heartbeat extends; a worker that dies stops extending it, and the jobs go back to
+//! the queue when the lease runs out. Every delivery carries a **fencing token**,
+//! checked by Redis on every settlement and extension, so a stalled ("zombie") worker
+//! that wakes up after its lease expired cannot complete a job someone else took.
 //!
 //! # Roles
 //!
@@ -73,16 +73,20 @@
 //! - **`maxmemory-policy noeviction` is required.** Any other policy lets Redis
 //!   delete queue keys when memory runs out. [`RedisQueue::connect`] checks and logs a
 //!   warning otherwise ([`ServerInfo::is_noeviction`]).
-//! - **Leases.** A fetched job is leased for [`RedisConfig::lease`] (default 5 s) by
-//!   Redis's clock; the process extends all its leases every
+//! - **Leases.** The jobs of one fetch are leased together for
+//!   [`RedisConfig::lease`] (default 5 s) by Redis's clock; the process extends every
+//!   lease that still has unsettled deliveries every
 //!   [`heartbeat`](RedisConfig::heartbeat) (default a fifth of the lease) in one call.
 //!   A process that dies has its jobs back in the queue one lease after its last
 //!   heartbeat; an idle worker elsewhere wakes at that deadline and takes them. An
 //!   expired lease counts as a failed attempt, so a job that kills its worker every
-//!   time is dead-lettered once out of attempts.
-//! - **Fencing.** Each delivery's token is checked by Redis on `ack`, `retry`,
-//!   `dead_letter`, `release` and on heartbeats; a stale token changes nothing and the
-//!   call fails with [`Error::LeaseLost`].
+//!   time is dead-lettered once out of attempts. A delivery dropped unsettled gets a
+//!   lease of its own that nobody extends, so it comes back one lease later even while
+//!   the rest of its fetch is still running.
+//! - **Fencing.** Each delivery's token (its lease) is checked by Redis on `ack`,
+//!   `retry`, `dead_letter`, `release` and on heartbeats; a stale token changes
+//!   nothing and the call fails with [`Error::LeaseLost`]. A delivery stops being
+//!   extended once its settlement is handed to Redis.
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
 //!   [`RetryPolicy`]); after the last attempt the job goes to a bounded dead-letter
@@ -109,9 +113,15 @@
 //!   [`prefetch`](RedisConfig::prefetch), up to [`batch_size`](RedisConfig::batch_size))
 //!   and does the housekeeping (expired leases, due retries) in the same call.
 //!   Acknowledgements are grouped: every ack waiting when a flush starts goes in one
-//!   call (group commit); [`AckMode::Queued`] lets `ack` return before the flush.
-//!   [`enqueue_bulk`](RedisQueue::enqueue_bulk) sends 1,000 jobs per call, 8 calls per
-//!   round trip. The heartbeat is one call per process per interval, not per job.
+//!   call (group commit, up to 4,000); [`AckMode::Queued`] lets `ack` return before
+//!   the flush. [`enqueue_bulk`](RedisQueue::enqueue_bulk) sends 1,000 jobs per
+//!   `LPUSH`, 8 per round trip. The heartbeat is one call per process per interval,
+//!   naming each lease once, not each job.
+//! - **Little work per job in Redis.** A job is one list element from enqueue to
+//!   fetch, and one hash field while leased: a fetch costs Redis a list pop and a hash
+//!   write per job, an acknowledgement a hash delete; the lease bookkeeping (its
+//!   deadline, its count) is per batch. Measured by
+//!   `cargo bench -p crewpool-redis --bench throughput` (see the README).
 //!
 //! # Closing
 //!
@@ -131,46 +141,49 @@
 //! `<prefix>:{<queue>}:<name>`; the braces are a Redis Cluster hash tag, so every key
 //! of a queue is in one slot and the scripts work on Cluster.
 //!
+//! A job travels as a **record** `<id>|<attempt>|<envelope>`: its id (a unique
+//! positive integer below 2^53), the number of its next delivery (1 for a new job),
+//! and its envelope.
+//!
 //! | key | type | content |
 //! |---|---|---|
 //! | `seq` | string | the last job id given (`INCR`) |
-//! | `pending` | list | ids waiting; producers `LPUSH`, workers take from the right |
-//! | `jobs` | hash | id → envelope (JSON), until the job is acknowledged |
-//! | `active` | sorted set | id → lease deadline (ms since the epoch, Redis clock) |
-//! | `lease` | hash | id → fencing token of the current delivery |
-//! | `attempts` | hash | id → attempt number of the next delivery (absent: 1) |
-//! | `delayed` | sorted set | id → due time (ms): retries waiting for their backoff |
-//! | `fence` | string | the last fencing token given |
-//! | `dead` | list | dead-lettered ids, newest first, at most the dead-letter bound |
-//! | `dead_info` | hash | id → `{"reason":…,"attempt":…,"at":ms}` |
+//! | `pending` | list | records waiting; producers `LPUSH`, workers take from the right |
+//! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
+//! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
+//! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took |
+//! | `fence` | string | the last lease number given |
+//! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
+//! | `dead` | list | dead letters, newest first, at most the dead-letter bound: `{"record":…,"reason":…,"attempt":…,"at":ms}` |
+//!
+//! Each fetch takes a new lease number from `fence`; the field `<lease>:<n>` is the
+//! delivery's fencing token: a settlement deletes it only if it is still there, and a
+//! lease that expires is taken back whole (its fields deleted, its jobs pushed back),
+//! so a late settlement finds nothing to change.
 //!
 //! The **envelope** (version 1) is a JSON object `{"v":1,"job":<the job>}`; `job` is
 //! the serde JSON form of the job type. Readers ignore fields they do not know, so
-//! later versions may add some; an envelope with another `v`, or a `job` that does not
-//! decode, is dead-lettered with the reason.
+//! later versions may add some; an envelope with another `v`, a `job` that does not
+//! decode, or a malformed record is dead-lettered with the reason.
 //!
 //! **Enqueueing from another language**, either with one script call (atomic; returns
 //! the first id and the queue length) — the script is [`ENQUEUE_LUA`], shipped as
 //! `lua/enqueue.lua` — taking any number of envelopes:
 //!
 //! ```text
-//! EVAL <enqueue.lua> 3 crewpool:{emails}:seq crewpool:{emails}:jobs crewpool:{emails}:pending '{"v":1,"job":{"to":"a@example.com"}}'
+//! EVAL <enqueue.lua> 2 crewpool:{emails}:seq crewpool:{emails}:pending '{"v":1,"job":{"to":"a@example.com"}}'
 //! ```
 //!
-//! or with plain commands: take an id, then store the envelope and push the id in one
-//! transaction (a crash between the two steps only wastes an id):
+//! or with plain commands: take an id, then push the record (a crash between the two
+//! only wastes an id):
 //!
 //! ```text
 //! INCR crewpool:{emails}:seq                      → 42
-//! MULTI
-//! HSET crewpool:{emails}:jobs 42 '{"v":1,"job":{"to":"a@example.com"}}'
-//! LPUSH crewpool:{emails}:pending 42
-//! EXEC
+//! LPUSH crewpool:{emails}:pending '42|1|{"v":1,"job":{"to":"a@example.com"}}'
 //! ```
 //!
-//! Ids must be unique positive integers below 2^53. Every other transition (fetch,
-//! ack, extend, retry, dead-letter, release, requeue) is one of the scripts in `lua/`,
-//! each declaring the keys it touches.
+//! Every other transition (fetch, ack, extend, retry, dead-letter, release, abandon,
+//! requeue) is one of the scripts in `lua/`, each declaring the keys it touches.
 //!
 //! # Security
 //!

@@ -1,40 +1,68 @@
 //! The connection to Redis and one method per script: what every part of a queue
 //! (producer, fetcher, acker, heartbeat, deliveries) uses to talk to Redis.
 
-use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
+use redis::{Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value};
 
 use crate::keys::Keys;
 use crate::scripts::Scripts;
 use crate::wire::{array, bytes, int, uint};
 use crate::{Error, RedisConfig, Result};
 
-/// How many expired leases and due delayed jobs one fetch handles at most.
-const CHORES_PER_FETCH: usize = 1000;
+/// How many due delayed jobs one fetch moves to the queue at most.
+const DUE_PER_FETCH: usize = 1000;
+/// How many expired leases (each up to a batch of jobs) one fetch takes back at most.
+const EXPIRED_LEASES_PER_FETCH: usize = 16;
 
-/// A leased job as the fetch script returns it, before decoding.
+/// One fetch's lease, as this process holds it.
+///
+/// A fetch leases its jobs together: they are the fields `<lease>:1` ..
+/// `<lease>:<n>` of the `leased` hash, and the lease's deadline in `active` covers them
+/// all. The heartbeat extends the leases that still have deliveries here.
+///
+/// `held` counts the lease's deliveries that this process holds and has not handed
+/// to a settlement yet: it starts at the number of jobs fetched and only goes down,
+/// by one per delivery (when its ack is queued, its retry, dead-letter or release call
+/// is made, or it is dropped), so once it reaches zero the lease is never extended
+/// again. SeqCst: a heartbeat that finds a lease gone reads `held` after Redis answered,
+/// which is after any settlement that emptied the lease was sent, which is after that
+/// settlement's decrement; the count it reads then is the deliveries truly lost.
 #[derive(Debug)]
-pub(crate) struct RawJob {
+pub(crate) struct Lease {
     pub(crate) id: u64,
-    pub(crate) token: u64,
-    pub(crate) attempt: u32,
-    pub(crate) data: Vec<u8>,
+    held: AtomicUsize,
+}
+
+impl Lease {
+    /// One delivery of this lease no longer needs it (handed to a settlement, or
+    /// dropped); returns how many are still held.
+    pub(crate) fn let_go(&self) -> usize {
+        let before = self.held.fetch_sub(1, Ordering::SeqCst);
+        before.saturating_sub(1)
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
 }
 
 /// What one fetch did.
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
-    pub(crate) jobs: Vec<RawJob>,
+    /// The lease the jobs were taken under, when some were.
+    pub(crate) lease: Option<Arc<Lease>>,
+    /// The job records taken, in order: the n-th is the lease's field `<lease>:<n>`.
+    pub(crate) records: Vec<Vec<u8>>,
     /// How long until the next lease deadline or delayed job, when nothing was taken.
     pub(crate) next_due: Option<Duration>,
-    /// Expired leases put back in the queue by this call.
+    /// Jobs of expired leases put back in the queue by this call.
     pub(crate) recovered: u64,
-    /// Expired leases dead-lettered by this call (out of attempts).
+    /// Jobs of expired leases dead-lettered by this call (out of attempts).
     pub(crate) buried: u64,
 }
 
@@ -153,14 +181,20 @@ pub(crate) struct Link {
     client: Client,
     conn: ConnectionManager,
     pub(crate) counters: Counters,
-    /// Deliveries this process holds (fetched and not settled): id → fencing token.
-    /// The heartbeat extends exactly these leases.
-    held: Mutex<HashMap<u64, u64>>,
+    /// The leases this process fetched and still holds deliveries of (pruned by the
+    /// heartbeat). The heartbeat extends exactly these.
+    leases: Mutex<Vec<Arc<Lease>>>,
     /// The pending count Redis reported last (after a push or a fetch).
     observed_pending: AtomicUsize,
     /// Wakes this process's idle fetcher to fetch again: a job it retried is due
     /// before the fetcher's timer.
     pub(crate) rescan: tokio::sync::Notify,
+}
+
+/// Writes the field `<lease>:<index>` of a leased job as one command argument.
+fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
+    // Writing to a command buffer cannot fail.
+    let _ = write!(out.writer_for_next_arg(), "{lease}:{index}");
 }
 
 impl Link {
@@ -174,7 +208,7 @@ impl Link {
             client,
             conn,
             counters: Counters::default(),
-            held: Mutex::new(HashMap::new()),
+            leases: Mutex::new(Vec::new()),
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
             config,
@@ -206,64 +240,75 @@ impl Link {
         self.observed_pending.store(pending, Ordering::Relaxed);
     }
 
-    fn held(&self) -> MutexGuard<'_, HashMap<u64, u64>> {
-        // Every critical section is a single map operation: a panic cannot leave it
-        // half-done.
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    fn leases(&self) -> MutexGuard<'_, Vec<Arc<Lease>>> {
+        // Every critical section is a push, a retain or a scan: a panic cannot leave
+        // it half-done.
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stops heartbeating `id`, if the held delivery is still the one with `token`.
-    pub(crate) fn forget(&self, id: u64, token: u64) {
-        let mut held = self.held();
-        if held.get(&id) == Some(&token) {
-            held.remove(&id);
-        }
+    /// The leases that still have deliveries here (forgetting the others).
+    pub(crate) fn held_leases(&self) -> Vec<Arc<Lease>> {
+        let mut leases = self.leases();
+        leases.retain(|lease| lease.held() > 0);
+        leases.clone()
     }
 
-    /// Stops heartbeating the deliveries in `lost` that are still held under the token
-    /// `items` lists for them; returns how many were (the others were settled
-    /// meanwhile, racing the heartbeat).
-    pub(crate) fn drop_lost(&self, items: &[(u64, u64)], lost: &[u64]) -> usize {
-        let tokens: HashMap<u64, u64> = items.iter().copied().collect();
-        let mut held = self.held();
+    /// Forgets leases a heartbeat found gone; returns how many deliveries of them were
+    /// still held here (lost: their jobs went back to the queue).
+    pub(crate) fn drop_lost(&self, lost: &[u64]) -> usize {
+        let mut leases = self.leases();
         let mut dropped = 0;
-        for id in lost {
-            if let Some(token) = tokens.get(id)
-                && held.get(id) == Some(token)
-            {
-                held.remove(id);
-                dropped += 1;
+        leases.retain(|lease| {
+            if lost.contains(&lease.id) {
+                dropped += lease.held();
+                false
+            } else {
+                true
             }
-        }
+        });
         dropped
     }
 
+    /// How many deliveries this process holds (fetched and not handed to a
+    /// settlement).
     pub(crate) fn held_count(&self) -> usize {
-        self.held().len()
+        self.leases().iter().map(|lease| lease.held()).sum()
     }
 
-    pub(crate) fn held_snapshot(&self) -> Vec<(u64, u64)> {
-        self.held()
-            .iter()
-            .map(|(&id, &token)| (id, token))
-            .collect()
+    /// An `EVALSHA` of `script` with `keys`; the caller adds the arguments.
+    fn script_call(script: &Script, keys: &[&str]) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+        cmd
+    }
+
+    /// Sends a script call; loads the script and repeats the call when Redis answers
+    /// `NOSCRIPT` (a restarted or failed-over server has an empty script cache).
+    async fn invoke(&self, script: &Script, call: &Cmd) -> Result<Value> {
+        let mut conn = self.conn();
+        match call.query_async::<Value>(&mut conn).await {
+            Ok(reply) => Ok(reply),
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(&e))?;
+                call.query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(&e))
+            }
+            Err(error) => Err(self.error(&error)),
+        }
     }
 
     /// Enqueues encoded envelopes in one script call; returns the first id.
     pub(crate) async fn enqueue(&self, envelopes: &[Vec<u8>]) -> Result<u64> {
-        let mut invocation = self.scripts.enqueue.prepare_invoke();
-        invocation
-            .key(&self.keys.seq)
-            .key(&self.keys.jobs)
-            .key(&self.keys.pending);
+        let script = &self.scripts.enqueue;
+        let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
         for envelope in envelopes {
-            invocation.arg(envelope.as_slice());
+            call.arg(envelope.as_slice());
         }
-        let reply: Value = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
-        let reply = array(reply)?;
+        let reply = array(self.invoke(script, &call).await?)?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
                 "enqueue returned {} values",
@@ -276,9 +321,9 @@ impl Link {
 
     /// Enqueues chunks of envelopes with plain commands, exactly as the crate docs
     /// tell other languages to: one `INCRBY` reserves every id, then each chunk's
-    /// `HSET` + `LPUSH` go in a `MULTI`/`EXEC`, all chunks in one pipeline (Redis runs
-    /// them in order). No script: Lua's per-argument overhead would dominate.
-    /// Returns the first id; the ids follow in order.
+    /// records go in one `LPUSH`, all chunks in one `MULTI`/`EXEC` (Redis runs them in
+    /// order). No script: Lua's per-argument overhead would dominate. Returns the
+    /// first id; the ids follow in order.
     pub(crate) async fn enqueue_chunks(&self, chunks: &[Vec<Vec<u8>>]) -> Result<u64> {
         let total: usize = chunks.iter().map(Vec::len).sum();
         let mut conn = self.conn();
@@ -294,13 +339,13 @@ impl Link {
         pipe.atomic();
         let mut next = first;
         for chunk in chunks {
-            let ids: Vec<u64> = (next..next + chunk.len() as u64).collect();
-            next += chunk.len() as u64;
-            let hset = pipe.cmd("HSET").arg(&self.keys.jobs);
-            for (id, envelope) in ids.iter().zip(chunk) {
-                hset.arg(*id).arg(envelope.as_slice());
+            let mut lpush = redis::cmd("LPUSH");
+            lpush.arg(&self.keys.pending);
+            for envelope in chunk {
+                crate::wire::write_record(&mut lpush, next, envelope);
+                next += 1;
             }
-            pipe.cmd("LPUSH").arg(&self.keys.pending).arg(&ids);
+            pipe.add_command(lpush);
         }
         let replies: Vec<Value> = pipe
             .query_async(&mut conn)
@@ -312,36 +357,37 @@ impl Link {
         Ok(first)
     }
 
-    /// Leases up to `count` jobs (0: housekeeping only) and records them as held.
+    /// Leases up to `count` jobs (0: housekeeping only) and records the lease as held.
     pub(crate) async fn fetch(&self, count: usize) -> Result<Fetched> {
         let config = &self.config;
-        let reply: Value = self
-            .scripts
-            .fetch
-            .key(&self.keys.pending)
-            .key(&self.keys.jobs)
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.attempts)
-            .key(&self.keys.delayed)
-            .key(&self.keys.fence)
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_info)
-            .arg(count)
+        let keys = &self.keys;
+        let script = &self.scripts.fetch;
+        let mut call = Self::script_call(
+            script,
+            &[
+                &keys.pending,
+                &keys.leased,
+                &keys.active,
+                &keys.leases,
+                &keys.fence,
+                &keys.delayed,
+                &keys.dead,
+            ],
+        );
+        call.arg(count)
             .arg(millis(config.lease))
             .arg(config.retry.attempts())
             .arg(config.dead_letter_limit)
-            .arg(CHORES_PER_FETCH)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
+            .arg(DUE_PER_FETCH)
+            .arg(EXPIRED_LEASES_PER_FETCH);
+        let reply = self.invoke(script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
         let mut header = [0_i64; 5];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
-        let [pending, next_due, recovered, buried, missing] = header;
+        let [pending, next_due, recovered, buried, lease] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
         if recovered > 0 || buried > 0 {
             Counters::add(
@@ -354,34 +400,29 @@ impl Link {
             );
             tracing::info!(queue = %config.queue, recovered, dead_lettered = buried, "took back jobs whose lease expired");
         }
-        if missing > 0 {
-            tracing::warn!(queue = %config.queue, missing, "skipped pending ids that have no envelope in the jobs hash");
-        }
-        let mut jobs = Vec::with_capacity(reply.len() / 4);
-        while let Some(id) = reply.next() {
-            let (Some(token), Some(attempt), Some(data)) =
-                (reply.next(), reply.next(), reply.next())
-            else {
-                return Err(short("fetch"));
-            };
-            jobs.push(RawJob {
-                id: uint(&id)?,
-                token: uint(&token)?,
-                attempt: u32::try_from(uint(&attempt)?).unwrap_or(u32::MAX),
-                data: bytes(data)?,
-            });
-        }
-        if !jobs.is_empty() {
-            let mut held = self.held();
-            for job in &jobs {
-                held.insert(job.id, job.token);
+        let records = reply.map(bytes).collect::<Result<Vec<_>>>()?;
+        let lease = match u64::try_from(lease) {
+            Ok(id) if id > 0 && !records.is_empty() => {
+                let lease = Arc::new(Lease {
+                    id,
+                    held: AtomicUsize::new(records.len()),
+                });
+                self.leases().push(Arc::clone(&lease));
+                Some(lease)
             }
-        }
-        Counters::add(&self.counters.fetched, jobs.len());
-        let next_due = (jobs.is_empty() && next_due >= 0)
+            _ if records.is_empty() => None,
+            _ => {
+                return Err(Error::Protocol(format!(
+                    "fetch returned jobs under lease {lease}"
+                )));
+            }
+        };
+        Counters::add(&self.counters.fetched, records.len());
+        let next_due = (records.is_empty() && next_due >= 0)
             .then(|| Duration::from_millis(u64::try_from(next_due).unwrap_or(0)));
         Ok(Fetched {
-            jobs,
+            lease,
+            records,
             next_due,
             recovered: u64::try_from(recovered).unwrap_or(0),
             buried: u64::try_from(buried).unwrap_or(0),
@@ -389,9 +430,9 @@ impl Link {
     }
 
     /// Waits (on the blocking connection) until `pending` is non-empty, or `timeout`
-    /// passes. Moves nothing: `BLMOVE pending pending LEFT LEFT` pops the newest id and
-    /// pushes it straight back where it was, so a wait that is dropped, or a process
-    /// that dies while waiting, strands no job.
+    /// passes. Moves nothing: `BLMOVE pending pending LEFT LEFT` pops the newest job
+    /// and pushes it straight back where it was, so a wait that is dropped, or a
+    /// process that dies while waiting, strands no job.
     pub(crate) async fn wait_for_jobs(
         &self,
         blocking: &mut ConnectionManager,
@@ -410,58 +451,47 @@ impl Link {
         Ok(())
     }
 
-    /// Acknowledges `(id, token)` pairs; one code per pair (see `ack.lua`).
-    pub(crate) async fn ack(&self, items: &[(u64, u64)]) -> Result<Vec<i64>> {
-        let mut invocation = self.scripts.ack.prepare_invoke();
-        invocation
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.jobs)
-            .key(&self.keys.attempts);
-        for &(id, token) in items {
-            invocation.arg(id).arg(token);
+    /// Acknowledges jobs, grouped by lease: `(lease, indexes)`. One code per group
+    /// (see `ack.lua`): 1 the lease was live and its jobs are deleted, 0 it is gone.
+    pub(crate) async fn ack(&self, groups: &[(u64, Vec<u32>)]) -> Result<Vec<i64>> {
+        let keys = &self.keys;
+        let script = &self.scripts.ack;
+        let mut call = Self::script_call(script, &[&keys.leased, &keys.active, &keys.leases]);
+        for (lease, indexes) in groups {
+            call.arg(*lease).arg(indexes.len());
+            for &index in indexes {
+                write_field(&mut call, *lease, index);
+            }
         }
-        let reply: Value = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
+        let reply = self.invoke(script, &call).await?;
         Counters::add(&self.counters.ack_flushes, 1);
-        codes(reply, items.len(), "ack")
+        codes(reply, groups.len(), "ack")
     }
 
-    /// Extends the leases of `(id, token)` pairs; returns the ids whose lease was lost.
-    pub(crate) async fn extend(&self, items: &[(u64, u64)]) -> Result<Vec<u64>> {
-        let mut invocation = self.scripts.extend.prepare_invoke();
-        invocation
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.jobs)
-            .arg(millis(self.config.lease));
-        for &(id, token) in items {
-            invocation.arg(id).arg(token);
-        }
-        let reply: Value = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
-        array(reply)?.iter().map(uint).collect()
+    /// Extends `leases`; returns the ones that are gone.
+    pub(crate) async fn extend(&self, leases: &[u64]) -> Result<Vec<u64>> {
+        let script = &self.scripts.extend;
+        let mut call = Self::script_call(script, &[&self.keys.active]);
+        call.arg(millis(self.config.lease)).arg(leases);
+        array(self.invoke(script, &call).await?)?
+            .iter()
+            .map(uint)
+            .collect()
     }
 
-    /// Puts `(id, token)` pairs back at the front of the queue; one code per pair.
-    pub(crate) async fn release(&self, items: &[(u64, u64)]) -> Result<Vec<i64>> {
-        let mut invocation = self.scripts.release.prepare_invoke();
-        invocation
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.pending);
-        for &(id, token) in items {
-            invocation.arg(id).arg(token);
+    /// Puts `(lease, index)` jobs back at the front of the queue, first-fetched served
+    /// first; one code per job.
+    pub(crate) async fn release(&self, items: &[(u64, u32)]) -> Result<Vec<i64>> {
+        let keys = &self.keys;
+        let script = &self.scripts.release;
+        let mut call = Self::script_call(
+            script,
+            &[&keys.leased, &keys.active, &keys.leases, &keys.pending],
+        );
+        for &(lease, index) in items {
+            write_field(&mut call, lease, index);
         }
-        let reply = invocation.invoke_async(&mut self.conn()).await;
-        // Settled whatever the outcome: after an error the job's state is unknown, and
-        // heartbeating it on would keep it leased to nobody; its lease now brings it back.
-        self.settled(items.iter().copied());
-        let codes = codes(reply.map_err(|e| self.error(&e))?, items.len(), "release")?;
+        let codes = codes(self.invoke(script, &call).await?, items.len(), "release")?;
         let released = codes.iter().filter(|&&code| code == 1).count();
         Counters::add(&self.counters.released, released);
         Counters::add(&self.counters.stale, items.len() - released);
@@ -472,33 +502,30 @@ impl Link {
     /// attempts): 1 scheduled, 2 dead-lettered, 0 lease lost.
     pub(crate) async fn retry(
         &self,
-        id: u64,
-        token: u64,
+        lease: u64,
+        index: u32,
         delay: Duration,
         reason: &str,
     ) -> Result<i64> {
-        let reply: redis::RedisResult<Value> = self
-            .scripts
-            .retry
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.attempts)
-            .key(&self.keys.delayed)
-            .key(&self.keys.pending)
-            .key(&self.keys.jobs)
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_info)
-            .arg(id)
-            .arg(token)
-            .arg(millis(delay))
+        let keys = &self.keys;
+        let script = &self.scripts.retry;
+        let mut call = Self::script_call(
+            script,
+            &[
+                &keys.leased,
+                &keys.active,
+                &keys.leases,
+                &keys.delayed,
+                &keys.pending,
+                &keys.dead,
+            ],
+        );
+        write_field(&mut call, lease, index);
+        call.arg(millis(delay))
             .arg(reason)
             .arg(self.config.retry.attempts())
-            .arg(self.config.dead_letter_limit)
-            .invoke_async(&mut self.conn())
-            .await;
-        // Settled whatever the outcome: see `release`.
-        self.settled([(id, token)]);
-        let code = int(&reply.map_err(|e| self.error(&e))?)?;
+            .arg(self.config.dead_letter_limit);
+        let code = int(&self.invoke(script, &call).await?)?;
         match code {
             1 => {
                 Counters::add(&self.counters.retried, 1);
@@ -512,56 +539,55 @@ impl Link {
         Ok(code)
     }
 
-    /// Dead-letters `(id, token, reason)` triples; one code per triple.
-    pub(crate) async fn bury(&self, items: &[(u64, u64, String)]) -> Result<Vec<i64>> {
-        let mut invocation = self.scripts.bury.prepare_invoke();
-        invocation
-            .key(&self.keys.active)
-            .key(&self.keys.lease)
-            .key(&self.keys.attempts)
-            .key(&self.keys.jobs)
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_info)
-            .arg(self.config.dead_letter_limit);
-        for (id, token, reason) in items {
-            invocation.arg(*id).arg(*token).arg(reason.as_str());
+    /// Dead-letters `(lease, index, reason)` jobs; one code per job.
+    pub(crate) async fn bury(&self, items: &[(u64, u32, String)]) -> Result<Vec<i64>> {
+        let keys = &self.keys;
+        let script = &self.scripts.bury;
+        let mut call = Self::script_call(
+            script,
+            &[&keys.leased, &keys.active, &keys.leases, &keys.dead],
+        );
+        call.arg(self.config.dead_letter_limit);
+        for (lease, index, reason) in items {
+            write_field(&mut call, *lease, *index);
+            call.arg(reason.as_str());
         }
-        let reply = invocation.invoke_async(&mut self.conn()).await;
-        // Settled whatever the outcome: see `release`.
-        self.settled(items.iter().map(|(id, token, _)| (*id, *token)));
-        let codes = codes(reply.map_err(|e| self.error(&e))?, items.len(), "bury")?;
+        let codes = codes(self.invoke(script, &call).await?, items.len(), "bury")?;
         let buried = codes.iter().filter(|&&code| code == 1).count();
         Counters::add(&self.counters.dead_lettered, buried);
         Counters::add(&self.counters.stale, items.len() - buried);
         Ok(codes)
     }
 
+    /// Gives jobs whose deliveries were dropped unsettled a lease of their own that
+    /// nobody extends (see `abandon.lua`); returns how many were moved.
+    pub(crate) async fn abandon(&self, items: &[(u64, u32)]) -> Result<u64> {
+        let keys = &self.keys;
+        let script = &self.scripts.abandon;
+        let mut call = Self::script_call(
+            script,
+            &[&keys.leased, &keys.active, &keys.leases, &keys.fence],
+        );
+        for &(lease, index) in items {
+            write_field(&mut call, lease, index);
+        }
+        uint(&self.invoke(script, &call).await?)
+    }
+
     /// Moves dead letters back to the queue: all of them (`ids` = `None`) or the given
     /// ones. Returns how many went back.
     pub(crate) async fn requeue(&self, ids: Option<&[u64]>) -> Result<u64> {
-        let mut invocation = self.scripts.requeue.prepare_invoke();
-        invocation
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_info)
-            .key(&self.keys.attempts)
-            .key(&self.keys.jobs)
-            .key(&self.keys.pending);
+        let script = &self.scripts.requeue;
+        let mut call = Self::script_call(script, &[&self.keys.dead, &self.keys.pending]);
         match ids {
             None => {
-                invocation.arg("all");
+                call.arg("all");
             }
             Some(ids) => {
-                invocation.arg("ids");
-                for id in ids {
-                    invocation.arg(*id);
-                }
+                call.arg("ids").arg(ids);
             }
         }
-        let reply: Value = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
-        uint(&reply)
+        uint(&self.invoke(script, &call).await?)
     }
 
     /// Reads the server's version and eviction policy.
@@ -581,16 +607,6 @@ impl Link {
             version,
             maxmemory_policy,
         })
-    }
-
-    /// Stops heartbeating settled deliveries.
-    pub(crate) fn settled(&self, items: impl IntoIterator<Item = (u64, u64)>) {
-        let mut held = self.held();
-        for (id, token) in items {
-            if held.get(&id) == Some(&token) {
-                held.remove(&id);
-            }
-        }
     }
 }
 

@@ -140,8 +140,8 @@ where
         }
     }
 
-    /// Adds many jobs in batches (one `INCRBY` for their ids, then `HSET` + `LPUSH` of
-    /// up to 8,000 jobs in one `MULTI`/`EXEC` per round trip); returns their ids, in
+    /// Adds many jobs in batches (one `INCRBY` for their ids, then `LPUSH`es of up to
+    /// 8,000 job records in one `MULTI`/`EXEC` per round trip); returns their ids, in
     /// order.
     ///
     /// Every job is encoded and checked against the size limit before anything is
@@ -204,7 +204,7 @@ pub struct QueueStats {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct DeadLetter<J> {
-    /// The job's id.
+    /// The job's id (0 when its record in Redis is malformed).
     pub id: JobId,
     /// The job, or why its envelope does not decode (the raw envelope is kept in Redis).
     pub job: std::result::Result<J, String>,
@@ -216,8 +216,10 @@ pub struct DeadLetter<J> {
     pub at_ms: u64,
 }
 
+/// A dead-letter entry as the scripts write it.
 #[derive(serde::Deserialize)]
-struct DeadInfo {
+struct DeadEntry {
+    record: String,
     reason: String,
     attempt: u32,
     at: u64,
@@ -277,8 +279,8 @@ where
         let (pending, active, delayed, dead): (u64, u64, u64, u64) = redis::pipe()
             .cmd("LLEN")
             .arg(&keys.pending)
-            .cmd("ZCARD")
-            .arg(&keys.active)
+            .cmd("HLEN")
+            .arg(&keys.leased)
             .cmd("ZCARD")
             .arg(&keys.delayed)
             .cmd("LLEN")
@@ -310,47 +312,31 @@ where
             return Ok(Vec::new());
         }
         let link = self.link();
-        let keys = &link.keys;
-        let mut conn = link.conn();
-        let ids: Vec<u64> = redis::cmd("LRANGE")
-            .arg(&keys.dead)
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&link.keys.dead)
             .arg(0)
             .arg(limit - 1)
-            .query_async(&mut conn)
+            .query_async(&mut link.conn())
             .await
             .map_err(|e| link.error(&e))?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (infos, envelopes): (Vec<Option<Vec<u8>>>, Vec<Option<Vec<u8>>>) = redis::pipe()
-            .cmd("HMGET")
-            .arg(&keys.dead_info)
-            .arg(&ids)
-            .cmd("HMGET")
-            .arg(&keys.jobs)
-            .arg(&ids)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| link.error(&e))?;
-        let mut letters = Vec::with_capacity(ids.len());
-        for ((id, info), envelope) in ids.into_iter().zip(infos).zip(envelopes) {
-            // Requeued or trimmed between the two calls: skip it.
-            let Some(info) = info else { continue };
-            let info: DeadInfo = serde_json::from_slice(&info)
-                .map_err(|e| Error::Protocol(format!("dead-letter entry {id}: {e}")))?;
-            let job = match envelope {
-                Some(envelope) => wire::decode(&envelope),
-                None => Err("the envelope is gone".to_owned()),
-            };
-            letters.push(DeadLetter {
-                id: JobId(id),
-                job,
-                reason: info.reason,
-                attempt: info.attempt,
-                at_ms: info.at,
-            });
-        }
-        Ok(letters)
+        entries
+            .iter()
+            .map(|entry| {
+                let entry: DeadEntry = serde_json::from_slice(entry)
+                    .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
+                let (id, job) = match wire::Record::parse(entry.record.as_bytes()) {
+                    Some(record) => (record.id, wire::decode(record.envelope)),
+                    None => (0, Err(format!("malformed job record {:?}", entry.record))),
+                };
+                Ok(DeadLetter {
+                    id: JobId(id),
+                    job,
+                    reason: entry.reason,
+                    attempt: entry.attempt,
+                    at_ms: entry.at,
+                })
+            })
+            .collect()
     }
 
     /// Moves the given dead letters back to the queue as fresh jobs (attempt 1);
@@ -410,18 +396,8 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn purge(&self) -> Result<()> {
         let link = self.link();
-        let keys = &link.keys;
         let _: Value = redis::cmd("DEL")
-            .arg(&keys.seq)
-            .arg(&keys.pending)
-            .arg(&keys.jobs)
-            .arg(&keys.active)
-            .arg(&keys.lease)
-            .arg(&keys.attempts)
-            .arg(&keys.delayed)
-            .arg(&keys.fence)
-            .arg(&keys.dead)
-            .arg(&keys.dead_info)
+            .arg(&link.keys.all()[..])
             .query_async(&mut link.conn())
             .await
             .map_err(|e| link.error(&e))?;

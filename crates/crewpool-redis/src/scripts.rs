@@ -16,6 +16,7 @@ const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
 const RELEASE_LUA: &str = include_str!("../lua/release.lua");
 const RETRY_LUA: &str = include_str!("../lua/retry.lua");
 const BURY_LUA: &str = include_str!("../lua/bury.lua");
+const ABANDON_LUA: &str = include_str!("../lua/abandon.lua");
 const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
 
 /// The compiled-in scripts with their SHA1s.
@@ -28,6 +29,7 @@ pub(crate) struct Scripts {
     pub(crate) release: Script,
     pub(crate) retry: Script,
     pub(crate) bury: Script,
+    pub(crate) abandon: Script,
     pub(crate) requeue: Script,
 }
 
@@ -41,6 +43,7 @@ impl Scripts {
             release: Script::new(RELEASE_LUA),
             retry: Script::new(RETRY_LUA),
             bury: Script::new(BURY_LUA),
+            abandon: Script::new(ABANDON_LUA),
             requeue: Script::new(REQUEUE_LUA),
         }
     }

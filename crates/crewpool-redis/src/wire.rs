@@ -1,4 +1,4 @@
-//! The envelope on the wire, and reading script replies.
+//! The envelope and the job record on the wire, and reading script replies.
 
 use redis::Value;
 use serde::de::DeserializeOwned;
@@ -52,6 +52,50 @@ pub(crate) fn decode<J: DeserializeOwned>(bytes: &[u8]) -> Result<J, String> {
             _ => Err(format!("undecodable envelope: {error}")),
         },
     }
+}
+
+/// A job record as Redis keeps it: `<id>|<attempt>|<envelope>`, the attempt being the
+/// number of the job's next delivery (1 for a new job).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Record<'a> {
+    pub(crate) id: u64,
+    pub(crate) attempt: u32,
+    pub(crate) envelope: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// Splits a record; `None` when it is not `<id>|<attempt>|<envelope>` with decimal
+    /// numbers.
+    pub(crate) fn parse(record: &'a [u8]) -> Option<Self> {
+        let mut parts = record.splitn(3, |&byte| byte == b'|');
+        let id = decimal(parts.next()?)?;
+        let attempt = u32::try_from(decimal(parts.next()?)?).ok()?;
+        let envelope = parts.next()?;
+        Some(Record {
+            id,
+            attempt,
+            envelope,
+        })
+    }
+}
+
+/// Parses a non-empty run of ASCII digits.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// Writes the record of a new job (attempt 1) as one command argument.
+pub(crate) fn write_record(out: &mut impl redis::RedisWrite, id: u64, envelope: &[u8]) {
+    use std::io::Write;
+    let mut arg = out.writer_for_next_arg();
+    // Writing to a command buffer cannot fail.
+    let _ = write!(arg, "{id}|1|");
+    let _ = arg.write_all(envelope);
 }
 
 fn unsupported(version: u32) -> String {
@@ -131,6 +175,33 @@ mod tests {
         );
         // Unknown fields are for later versions of producers: ignored.
         assert_eq!(decode::<u64>(br#"{"v":1,"job":5,"trace":"x"}"#).unwrap(), 5);
+    }
+
+    #[test]
+    fn splits_records() {
+        assert_eq!(
+            Record::parse(br#"42|3|{"v":1,"job":"a|b"}"#),
+            Some(Record {
+                id: 42,
+                attempt: 3,
+                envelope: br#"{"v":1,"job":"a|b"}"#,
+            })
+        );
+        for bad in [
+            &b"42"[..],
+            b"42|1",
+            b"|1|{}",
+            b"42||{}",
+            b"x|1|{}",
+            b"42|-1|{}",
+            b"42|99999999999|{}",
+            b"99999999999999999999|1|{}",
+        ] {
+            assert_eq!(Record::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        write_record(&mut args, 7, br#"{"v":1,"job":5}"#);
+        assert_eq!(args, [br#"7|1|{"v":1,"job":5}"#.to_vec()]);
     }
 
     #[test]

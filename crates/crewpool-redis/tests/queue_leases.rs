@@ -21,14 +21,15 @@ fn lease_lost(error: &QueueError) -> bool {
         if matches!(source.downcast_ref::<Error>(), Some(Error::LeaseLost(_))))
 }
 
-/// Makes a job's lease expire now, as if its holder had stalled for the whole lease.
-fn expire(server: &RedisServer, id: u64) {
+/// Makes a delivery's lease (its fetch's, whose number is the delivery's token)
+/// expire now, as if its holder had stalled for the whole lease.
+fn expire(server: &RedisServer, token: u64) {
     server.cli(&[
         "ZADD",
         "crewpool:{leases}:active",
         "XX",
         "0",
-        &id.to_string(),
+        &token.to_string(),
     ]);
 }
 
@@ -43,7 +44,7 @@ async fn a_zombie_cannot_settle_or_extend_a_job_someone_else_took() {
     let mut zombie_consumer = zombie.consumer().unwrap();
     let stale = zombie_consumer.next().await.unwrap();
     assert_eq!((stale.envelope.id, stale.envelope.attempt), (id, 1));
-    expire(&server, id.0);
+    expire(&server, stale.delivery.token());
 
     let mut rescuer_consumer = rescuer.consumer().unwrap();
     let fresh = rescuer_consumer.next().await.unwrap();
@@ -51,9 +52,10 @@ async fn a_zombie_cannot_settle_or_extend_a_job_someone_else_took() {
     assert_ne!(stale.delivery.token(), fresh.delivery.token());
 
     // The zombie's heartbeat finds the lease lost and does not extend the new one.
-    let before = server.cli(&["ZSCORE", "crewpool:{leases}:active", &id.0.to_string()]);
+    let lease = fresh.delivery.token().to_string();
+    let before = server.cli(&["ZSCORE", "crewpool:{leases}:active", &lease]);
     assert_eq!(zombie.extend_leases().await.unwrap(), 1, "one lease lost");
-    let after = server.cli(&["ZSCORE", "crewpool:{leases}:active", &id.0.to_string()]);
+    let after = server.cli(&["ZSCORE", "crewpool:{leases}:active", &lease]);
     assert_eq!(
         before, after,
         "a zombie's heartbeat must not move the new lease"
@@ -83,7 +85,7 @@ async fn a_zombie_cannot_retry_dead_letter_or_release() {
         stale.push(consumer.next().await.unwrap());
     }
     for received in &stale {
-        expire(&server, received.envelope.id.0);
+        expire(&server, received.delivery.token());
     }
     let stale: Vec<_> = stale
         .into_iter()
@@ -165,6 +167,48 @@ async fn a_dropped_delivery_comes_back_after_its_lease_as_the_next_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_delivery_comes_back_while_the_rest_of_its_fetch_is_held() {
+    let server = RedisServer::start();
+    let lease = Duration::from_millis(400);
+    // A prefetch of two: both jobs come in the first fetch, under one lease.
+    let config = RedisConfig::new(server.url(), "leases")
+        .lease(lease)
+        .heartbeat(Duration::from_millis(80))
+        .prefetch(2);
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    let ids = queue.enqueue_bulk([1_u64, 2]).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let dropped_one = consumer.next().await.unwrap();
+    let held = consumer.next().await.unwrap();
+    assert_eq!(
+        dropped_one.delivery.token(),
+        held.delivery.token(),
+        "one lease"
+    );
+
+    // The held delivery keeps the fetch's lease alive; the dropped one must still
+    // come back, one lease later, as its next attempt.
+    let dropped = Instant::now();
+    drop(dropped_one);
+    let again = tokio::time::timeout(lease * 10, consumer.next())
+        .await
+        .expect("the dropped job never came back")
+        .unwrap();
+    let waited = dropped.elapsed();
+    assert_eq!((again.envelope.id, again.envelope.attempt), (ids[0], 2));
+    assert!(
+        waited >= lease - Duration::from_millis(100),
+        "back after {waited:?}"
+    );
+    // The other job was never taken from its live holder.
+    held.delivery.ack().await.unwrap();
+    again.delivery.ack().await.unwrap();
+    assert_eq!(queue.counters().recovered, 1);
+    assert_eq!(queue.counters().leases_lost, 0);
+    assert_eq!(queue.stats().await.unwrap(), Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_keeps_killing_its_worker_is_dead_lettered() {
     let server = RedisServer::start();
     let config = RedisConfig::new(server.url(), "leases")
@@ -177,7 +221,7 @@ async fn a_job_that_keeps_killing_its_worker_is_dead_lettered() {
         let received = consumer.next().await.unwrap();
         assert_eq!(received.envelope.attempt, attempt);
         // The worker "dies": its lease expires unsettled.
-        expire(&server, id.0);
+        expire(&server, received.delivery.token());
         drop(received);
     }
     assert_eq!(queue.recover_expired().await.unwrap(), (0, 1));

@@ -40,7 +40,9 @@ async fn oversized_jobs_are_refused_with_a_clear_error_and_nothing_stored() {
     }
     assert_eq!(queue.len().await.unwrap(), 0);
     assert_eq!(
-        server.cli(&["EXISTS", "crewpool:{payloads}:jobs"]).trim(),
+        server
+            .cli(&["EXISTS", "crewpool:{payloads}:pending"])
+            .trim(),
         "0"
     );
 }
@@ -52,14 +54,14 @@ async fn an_undecodable_envelope_is_dead_lettered_and_the_worker_goes_on() {
         .await
         .unwrap();
     // A producer in another language writes garbage, then a wrong type, then a
-    // future envelope version, then a good job.
-    for (id, envelope) in [
-        ("101", "{not json"),
-        ("102", r#"{"v":1,"job":"a string"}"#),
-        ("103", r#"{"v":2,"job":5}"#),
+    // future envelope version, then a record without its header, then a good job.
+    for record in [
+        "101|1|{not json",
+        r#"102|1|{"v":1,"job":"a string"}"#,
+        r#"103|1|{"v":2,"job":5}"#,
+        r#"{"v":1,"job":6}"#,
     ] {
-        server.cli(&["HSET", "crewpool:{payloads}:jobs", id, envelope]);
-        server.cli(&["LPUSH", "crewpool:{payloads}:pending", id]);
+        server.cli(&["LPUSH", "crewpool:{payloads}:pending", record]);
     }
     let good = queue.enqueue(&42).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
@@ -70,25 +72,29 @@ async fn an_undecodable_envelope_is_dead_lettered_and_the_worker_goes_on() {
     let dead = queue.dead_letters(10).await.unwrap();
     let mut reasons: Vec<_> = dead.iter().map(|d| (d.id.0, d.reason.clone())).collect();
     reasons.sort();
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(
-        reasons[0].1.starts_with("undecodable envelope"),
+        reasons[0].0 == 0 && reasons[0].1.starts_with("malformed job record"),
         "{reasons:?}"
     );
     assert!(
-        reasons[1]
+        reasons[1].1.starts_with("undecodable envelope"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2]
             .1
             .starts_with("undecodable envelope: invalid type"),
         "{reasons:?}"
     );
     assert!(
-        reasons[2].1.contains("unsupported envelope version 2"),
+        reasons[3].1.contains("unsupported envelope version 2"),
         "{reasons:?}"
     );
     assert!(dead.iter().all(|d| d.job.is_err()));
-    assert_eq!(queue.counters().undecodable, 3);
+    assert_eq!(queue.counters().undecodable, 4);
     let stats = queue.stats().await.unwrap();
-    assert_eq!((stats.pending, stats.active, stats.dead), (0, 0, 3));
+    assert_eq!((stats.pending, stats.active, stats.dead), (0, 0, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,9 +33,8 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     let reply = server.cli(&[
         "EVAL",
         &script,
-        "3",
+        "2",
         "crewpool:{emails}:seq",
-        "crewpool:{emails}:jobs",
         "crewpool:{emails}:pending",
         r#"{"v":1,"job":{"to":"a@example.com","subject":"from a script"}}"#,
     ]);
@@ -45,17 +44,14 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         "first id 1, 1 pending"
     );
 
-    // 2. Plain commands: INCR for an id, then HSET + LPUSH in MULTI/EXEC.
+    // 2. Plain commands: INCR for an id, then LPUSH the record '<id>|1|<envelope>'.
     let id = server
         .cli(&["INCR", "crewpool:{emails}:seq"])
         .trim()
         .to_owned();
     assert_eq!(id, "2");
     let commands = format!(
-        "MULTI\n\
-         HSET crewpool:{{emails}}:jobs {id} '{{\"v\":1,\"job\":{{\"to\":\"b@example.com\",\"subject\":\"from plain commands\"}}}}'\n\
-         LPUSH crewpool:{{emails}}:pending {id}\n\
-         EXEC\n"
+        "LPUSH crewpool:{{emails}}:pending '{id}|1|{{\"v\":1,\"job\":{{\"to\":\"b@example.com\",\"subject\":\"from plain commands\"}}}}'\n"
     );
     let mut cli = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &server.port().to_string()])
@@ -71,7 +67,7 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     let output = cli.wait_with_output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("QUEUED") && text.ends_with("2\n"), "{text}");
+    assert_eq!(text, "2\n", "two jobs pending");
 
     // A worker of this crate takes both, in order, with the ids Redis gave them.
     let queue = RedisQueue::<Email>::connect(RedisConfig::new(server.url(), "emails"))
@@ -95,16 +91,12 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         .enqueue(&email("c@example.com", "from Rust"))
         .await
         .unwrap();
-    let stored = server.cli(&["HGET", "crewpool:{emails}:jobs", &id.0.to_string()]);
-    assert_eq!(
-        stored.trim(),
-        r#"{"v":1,"job":{"to":"c@example.com","subject":"from Rust"}}"#
-    );
+    assert_eq!(id.0, 3);
     assert_eq!(
         server
             .cli(&["LRANGE", "crewpool:{emails}:pending", "0", "-1"])
             .trim(),
-        "3"
+        r#"3|1|{"v":1,"job":{"to":"c@example.com","subject":"from Rust"}}"#
     );
 }
 

@@ -1,0 +1,504 @@
+//! Throughput and latency of the Redis backend against a private `redis-server`:
+//!
+//! - **processed/s**: a backlog of no-op jobs drained by one pool in this process (the
+//!   one worker process) with the full at-least-once machinery on: every job leased
+//!   under a fencing token, heartbeats, acknowledgements checked against the token;
+//!   once per [`AckMode`];
+//! - **enqueued/s**: [`RedisQueue::enqueue_bulk`] of the same backlog;
+//! - **idle pickup**: enqueue to job start, p50/p99, while the pool is idle (its
+//!   fetcher blocked in Redis);
+//! - **re-pickup**: SIGKILL of a worker *process* holding a job, to the job starting
+//!   again in this process (bounded below by the lease).
+//!
+//! Besides wall-clock rates it reports CPU per job on both sides: Redis's
+//! (`INFO cpu`, its whole process) and this process's (`/proc/self/stat`), which is
+//! what bounds the rate on a small machine where both share the cores.
+//!
+//! ```text
+//! cargo bench -p crewpool-redis --bench throughput                 # defaults below
+//! cargo bench -p crewpool-redis --bench throughput -- --jobs 200000 --runs 1
+//! cargo bench -p crewpool-redis --bench throughput -- --help
+//! ```
+
+// A benchmark: panicking with a message is the error handling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crewpool_redis::testing::RedisServer;
+use crewpool_redis::{AckMode, RedisConfig, RedisQueue};
+use crewpool_runtime::PoolBuilder;
+use tokio::sync::Notify;
+
+const USAGE: &str = "\
+usage: cargo bench -p crewpool-redis --bench throughput -- [options]
+
+  --jobs N         backlog size for processed/s and enqueued/s (default 1000000)
+  --runs R         runs per measurement; the median is reported (default 3)
+  --workers W      pool workers for processed/s (default 512)
+  --batch B        jobs per fetch and per ack flush, at most 1000 (default 1000)
+  --prefetch P     jobs fetched ahead of idle workers (default 2000)
+  --pickups K      jobs for the idle pickup latency (default 1000)
+  --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
+  --lease-ms L     lease for the re-pickup measurement (default 1000)
+  --only WHAT      only one of: enqueue, processed, pickup, repickup
+  --commandstats   print Redis's INFO commandstats after each processed run";
+
+/// Hang guard for a single measurement.
+const HANG_GUARD: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+struct Options {
+    jobs: u64,
+    runs: usize,
+    workers: usize,
+    batch: usize,
+    prefetch: usize,
+    pickups: usize,
+    kills: usize,
+    lease_ms: u64,
+    only: Option<String>,
+    commandstats: bool,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let mut options = Options {
+            jobs: 1_000_000,
+            runs: 3,
+            workers: 512,
+            batch: 1000,
+            prefetch: 2000,
+            pickups: 1000,
+            kills: 5,
+            lease_ms: 1000,
+            only: None,
+            commandstats: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| -> String {
+                args.next()
+                    .unwrap_or_else(|| panic!("{name} needs a value\n\n{USAGE}"))
+            };
+            match arg.as_str() {
+                "--jobs" => options.jobs = value("--jobs").parse().expect("--jobs N"),
+                "--runs" => options.runs = value("--runs").parse().expect("--runs R"),
+                "--workers" => options.workers = value("--workers").parse().expect("--workers W"),
+                "--batch" => options.batch = value("--batch").parse().expect("--batch B"),
+                "--prefetch" => {
+                    options.prefetch = value("--prefetch").parse().expect("--prefetch P");
+                }
+                "--pickups" => options.pickups = value("--pickups").parse().expect("--pickups K"),
+                "--kills" => options.kills = value("--kills").parse().expect("--kills K"),
+                "--lease-ms" => {
+                    options.lease_ms = value("--lease-ms").parse().expect("--lease-ms L");
+                }
+                "--only" => options.only = Some(value("--only")),
+                "--commandstats" => options.commandstats = true,
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                // `cargo bench` passes `--bench` to every bench binary.
+                "--bench" => {}
+                other => panic!("unknown argument `{other}`\n\n{USAGE}"),
+            }
+        }
+        options.runs = options.runs.max(1);
+        options
+    }
+
+    fn wants(&self, what: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == what)
+    }
+}
+
+/// CPU seconds used so far by this process (user + system), from `/proc/self/stat`
+/// (clock ticks of 1/100 s, Linux's `USER_HZ` on every common platform).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("reading /proc/self/stat");
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds the Redis server used so far (main thread and background threads).
+fn redis_cpu(server: &RedisServer) -> f64 {
+    let info = server.cli(&["INFO", "cpu"]);
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO cpu has no {name}"))
+    };
+    field("used_cpu_user") + field("used_cpu_sys")
+}
+
+/// CPU of both sides over a measured section.
+struct CpuMeter {
+    redis: f64,
+    own: f64,
+}
+
+impl CpuMeter {
+    fn start(server: &RedisServer) -> Self {
+        CpuMeter {
+            redis: redis_cpu(server),
+            own: own_cpu(),
+        }
+    }
+
+    /// (Redis µs/job, this process µs/job).
+    fn per_job(&self, server: &RedisServer, jobs: u64) -> (f64, f64) {
+        let redis = redis_cpu(server) - self.redis;
+        let own = own_cpu() - self.own;
+        (redis * 1e6 / jobs as f64, own * 1e6 / jobs as f64)
+    }
+}
+
+/// One measured run: a rate and the CPU per job on each side.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rate: f64,
+    redis_us: f64,
+    own_us: f64,
+}
+
+fn median(mut samples: Vec<Sample>) -> (Sample, f64, f64) {
+    samples.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let (low, high) = (samples[0].rate, samples[samples.len() - 1].rate);
+    (samples[samples.len() / 2], low, high)
+}
+
+fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
+    RedisConfig::new(server.url(), queue)
+        .batch_size(options.batch)
+        .prefetch(options.prefetch)
+}
+
+/// Enqueues `jobs` no-op jobs in bulk; returns the sample of the enqueue.
+async fn enqueue(server: &RedisServer, queue: &RedisQueue<u64>, jobs: u64) -> Sample {
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let ids = queue.enqueue_bulk(0..jobs).await.expect("enqueue_bulk");
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    assert_eq!(ids.len() as u64, jobs);
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
+/// Enqueues a backlog, then drains it with one pool; returns the drain's sample.
+async fn processed(server: &RedisServer, options: &Options, mode: AckMode, run: usize) -> Sample {
+    let name = format!("processed-{mode:?}-{run}");
+    let queue = RedisQueue::<u64>::connect(config(server, &name, options).ack_mode(mode))
+        .await
+        .expect("connect");
+    let jobs = options.jobs;
+    enqueue(server, &queue, jobs).await;
+
+    let done = Arc::new((AtomicU64::new(0), Notify::new()));
+    let counted = Arc::clone(&done);
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let pool = PoolBuilder::new()
+        .name("throughput")
+        .workers(options.workers)
+        .queue(queue)
+        .build(move |_job: u64| {
+            let counted = Arc::clone(&counted);
+            async move {
+                if counted.0.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                    counted.1.notify_one();
+                }
+                Ok::<(), Infallible>(())
+            }
+        })
+        .expect("a pool");
+    tokio::time::timeout(HANG_GUARD, done.1.notified())
+        .await
+        .unwrap_or_else(|_| panic!("hang guard: {:?}", pool.stats()));
+    // Every job has run; the last acknowledgements are flushed by the shutdown, which
+    // is part of the measured time (a job is processed once Redis forgot it).
+    pool.shutdown().await;
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    let counters = pool.queue().counters();
+    let stats = pool.queue().stats().await.expect("stats");
+    assert_eq!(
+        (stats.pending, stats.active, stats.delayed, stats.dead),
+        (0, 0, 0, 0),
+        "every job acknowledged, none left in Redis"
+    );
+    assert_eq!(counters.acked, jobs, "{counters:?}");
+    eprintln!(
+        "  processed {mode:?} run {run}: {:.0} jobs/s; {} fetch calls, {} ack flushes ({:.0} jobs per flush)",
+        jobs as f64 / elapsed.as_secs_f64(),
+        counters.fetch_calls,
+        counters.ack_flushes,
+        jobs as f64 / counters.ack_flushes.max(1) as f64,
+    );
+    if options.commandstats {
+        eprintln!("{}", server.cli(&["INFO", "commandstats"]));
+        server.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
+fn blocked_clients(server: &RedisServer) -> u64 {
+    let info = server.cli(&["INFO", "clients"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO clients has blocked_clients")
+}
+
+/// Enqueue-to-start latency of jobs enqueued one at a time into an idle pool.
+async fn pickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
+    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "pickup"))
+        .await
+        .expect("connect");
+    let producer = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "pickup"))
+        .await
+        .expect("connect");
+    let (started_tx, started_rx) = flume::unbounded::<(u64, Instant)>();
+    let pool = PoolBuilder::new()
+        .workers(8)
+        .queue(queue)
+        .build(move |job: u64| {
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send((job, Instant::now()));
+                Ok::<(), Infallible>(())
+            }
+        })
+        .expect("a pool");
+    let mut latencies = Vec::with_capacity(options.pickups);
+    for job in 0..options.pickups as u64 {
+        // Idle means the fetcher is blocked in Redis: wait for that state, so every
+        // pickup is measured from it.
+        let guard = Instant::now();
+        while blocked_clients(server) == 0 {
+            assert!(guard.elapsed() < HANG_GUARD, "the fetcher never blocked");
+            tokio::task::yield_now().await;
+        }
+        let pushed = Instant::now();
+        producer.enqueue(&job).await.expect("enqueue");
+        let (ran, at) = tokio::time::timeout(HANG_GUARD, started_rx.recv_async())
+            .await
+            .expect("hang guard")
+            .expect("the pool runs");
+        assert_eq!(ran, job);
+        latencies.push(at.duration_since(pushed));
+    }
+    pool.shutdown().await;
+    latencies.sort();
+    latencies
+}
+
+/// SIGKILL of a worker process holding a job, to the job's start here; one per kill.
+async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
+    let lease = Duration::from_millis(options.lease_ms);
+    let name = "repickup";
+    let settings = RedisConfig::new(server.url(), name).lease(lease);
+    let producer = RedisQueue::<u64>::connect(settings.clone())
+        .await
+        .expect("connect");
+    let mut times = Vec::new();
+    for job in 0..options.kills as u64 {
+        // A worker process that takes the job and hangs in its first attempt.
+        let mut doomed = Command::new(env!("CARGO_BIN_EXE_crewpool-redis-test-worker"))
+            .env("CREWPOOL_TEST_URL", server.url())
+            .env("CREWPOOL_TEST_QUEUE", name)
+            .env("CREWPOOL_TEST_WORKERS", "1")
+            .env("CREWPOOL_TEST_LEASE_MS", options.lease_ms.to_string())
+            .env("CREWPOOL_TEST_MODE", "hang-first")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting crewpool-redis-test-worker");
+        let stdout = doomed.stdout.take().expect("piped");
+        let (line_tx, lines) = flume::unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next_line = || async {
+            tokio::time::timeout(HANG_GUARD, lines.recv_async())
+                .await
+                .expect("hang guard")
+                .expect("the worker process printed nothing more")
+        };
+        assert_eq!(next_line().await, "ready");
+        let id = producer.enqueue(&job).await.expect("enqueue");
+        assert_eq!(next_line().await, format!("started {} 1", id.0));
+
+        // The rescuer: an idle pool here, blocked in Redis when the worker dies.
+        let (started_tx, started_rx) = flume::unbounded::<(u32, Instant)>();
+        let rescuer = PoolBuilder::new()
+            .workers(4)
+            .queue(
+                RedisQueue::<u64>::connect(RedisConfig::new(server.url(), name).lease(lease))
+                    .await
+                    .expect("connect"),
+            )
+            .build(crewpool_core::with_context(
+                move |_job: u64, cx: crewpool_core::JobContext<u64>| {
+                    let started = started_tx.clone();
+                    async move {
+                        let _ = started.send((cx.attempt(), Instant::now()));
+                        Ok::<(), Infallible>(())
+                    }
+                },
+            ))
+            .expect("a pool");
+        let guard = Instant::now();
+        while blocked_clients(server) == 0 {
+            assert!(guard.elapsed() < HANG_GUARD, "the rescuer never blocked");
+            tokio::task::yield_now().await;
+        }
+        let killed = Instant::now();
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reaping");
+        let (attempt, at) = tokio::time::timeout(HANG_GUARD, started_rx.recv_async())
+            .await
+            .expect("hang guard")
+            .expect("the pool runs");
+        assert_eq!(attempt, 2, "the killed worker's job, on its second attempt");
+        times.push(at.duration_since(killed));
+        rescuer.shutdown().await;
+    }
+    times.sort();
+    times
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name")?.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let redis = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores; {redis}")
+}
+
+fn main() {
+    let options = Options::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut rows: Vec<String> = Vec::new();
+    let row = |rows: &mut Vec<String>, what: &str, (median, low, high): (Sample, f64, f64)| {
+        let line = format!(
+            "| {what} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} |",
+            median.rate, low, high, median.redis_us, median.own_us
+        );
+        eprintln!("{line}");
+        rows.push(line);
+    };
+    runtime.block_on(async {
+        // No persistence here: what is measured is the queue, not the disk.
+        let server = RedisServer::start();
+        if options.wants("enqueue") {
+            let mut samples = Vec::new();
+            for run in 0..options.runs {
+                let queue =
+                    RedisQueue::<u64>::connect(config(&server, &format!("enqueue-{run}"), &options))
+                        .await
+                        .expect("connect");
+                samples.push(enqueue(&server, &queue, options.jobs).await);
+                queue.purge().await.expect("purge");
+            }
+            row(&mut rows, "enqueued/s (enqueue_bulk)", median(samples));
+        }
+        if options.wants("processed") {
+            for mode in [AckMode::Queued, AckMode::Confirmed] {
+                let mut samples = Vec::new();
+                for run in 0..options.runs {
+                    samples.push(processed(&server, &options, mode, run).await);
+                }
+                row(
+                    &mut rows,
+                    &format!("processed/s ({mode:?} acks)"),
+                    median(samples),
+                );
+            }
+        }
+        let mut latency_rows = Vec::new();
+        if options.wants("pickup") && options.pickups > 0 {
+            let latencies = pickup(&server, &options).await;
+            latency_rows.push(format!(
+                "| idle pickup (enqueue to start), {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
+                latencies.len(),
+                percentile(&latencies, 50),
+                percentile(&latencies, 99),
+                latencies[latencies.len() - 1],
+            ));
+        }
+        if options.wants("repickup") && options.kills > 0 {
+            let times = repickup(&server, &options).await;
+            latency_rows.push(format!(
+                "| re-pickup after SIGKILL (lease {} ms), {} kills | p50 {:?} | min {:?} | max {:?} |",
+                options.lease_ms,
+                times.len(),
+                percentile(&times, 50),
+                times[0],
+                times[times.len() - 1],
+            ));
+        }
+        println!("\nmachine: {}", machine());
+        println!(
+            "settings: {} jobs, {} runs (median, min–max), {} workers, batch {}, prefetch {}; \
+             one redis-server without persistence; this process is the one worker process",
+            options.jobs, options.runs, options.workers, options.batch, options.prefetch
+        );
+        if !rows.is_empty() {
+            println!("\n| measure | median jobs/s | range | Redis CPU µs/job | worker CPU µs/job |");
+            println!("|---|---|---|---|---|");
+            for line in &rows {
+                println!("{line}");
+            }
+        }
+        if !latency_rows.is_empty() {
+            println!("\n| latency | | | |\n|---|---|---|---|");
+            for line in &latency_rows {
+                println!("{line}");
+            }
+        }
+    });
+}

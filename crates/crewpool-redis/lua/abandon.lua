@@ -1,0 +1,33 @@
+-- abandon.lua: give jobs whose deliveries were dropped unsettled a lease of their own
+-- that nobody extends, so they come back when it runs out (as an expired lease: a
+-- failed attempt), while the rest of their lease is still held and extended.
+--
+-- KEYS[1] leased  HASH    '<lease>:<n>' -> job record
+-- KEYS[2] active  ZSET    lease -> deadline
+-- KEYS[3] leases  HASH    '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- KEYS[4] fence   STRING  the lease counter
+-- ARGV    fields '<lease>:<n>'
+--
+-- The new lease keeps the old one's deadline. Returns how many jobs were moved (a
+-- field already gone was settled or taken back meanwhile).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+for i = 1, #ARGV do
+  local record = redis.call('HGET', KEYS[1], ARGV[i])
+  if record then
+    local lease = string.match(ARGV[i], '^(%d+):')
+    local deadline = tonumber(redis.call('ZSCORE', KEYS[2], lease)) or now
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
+      redis.call('ZREM', KEYS[2], lease)
+      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    end
+    local own = string.format('%d', redis.call('INCR', KEYS[4]))
+    redis.call('HSET', KEYS[1], own .. ':1', record)
+    redis.call('ZADD', KEYS[2], deadline, own)
+    redis.call('HSET', KEYS[3], own, 1, own .. ':n', 1)
+    moved = moved + 1
+  end
+end
+return moved
