@@ -4,10 +4,16 @@
 //! The models build in their own target directory (`target/loom`), so the cfg change
 //! does not invalidate the normal build.
 
-use crate::util::{Result, run_with_env, workspace_root};
+use std::time::Duration;
+
+use crate::util::{Result, run_with_limit, workspace_root};
 
 /// Crates with loom models (`src/tests/loom_*.rs`).
-const CRATES: &[&str] = &["crewpool-runtime"];
+const CRATES: &[&str] = &["crewpool-runtime", "crewpool-deque"];
+
+/// Building and running every model takes a few minutes on 2 cores; past this, a
+/// model is stuck (a failing model can hang the test harness while reporting).
+const LIMIT: Duration = Duration::from_secs(20 * 60);
 
 pub(crate) fn task(args: &[String]) -> Result {
     if let Some(extra) = args.first() {
@@ -27,14 +33,19 @@ pub(crate) fn task(args: &[String]) -> Result {
         }
         cargo_args.extend(["-p", krate]);
     }
-    cargo_args.push("loom_");
-    run_with_env(
+    // No output capture and no backtraces: a model that fails inside a loom
+    // coroutine can otherwise deadlock the harness on its capture lock, or overflow
+    // the coroutine's stack while capturing a backtrace.
+    cargo_args.extend(["loom_", "--", "--nocapture"]);
+    run_with_limit(
         "cargo",
         &cargo_args,
         &[
             ("RUSTFLAGS", "--cfg crewpool_loom"),
             ("LOOM_MAX_PREEMPTIONS", &preemptions),
             ("CARGO_TARGET_DIR", &target_dir),
+            ("RUST_BACKTRACE", "0"),
         ],
+        LIMIT,
     )
 }

@@ -29,6 +29,44 @@ pub(crate) fn run_with_env(program: &str, args: &[&str], vars: &[(&str, &str)]) 
     }
 }
 
+/// Like [`run_with_env`], but kills the command if it is still running after
+/// `limit`: a hang becomes a clear failure instead of a stuck CI run.
+pub(crate) fn run_with_limit(
+    program: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Result {
+    let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    println!("$ {}{program} {}", shown.concat(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(vars.iter().copied())
+        .current_dir(workspace_root()?)
+        .spawn()
+        .map_err(|e| format!("could not start `{program}`: {e}"))?;
+    let started = std::time::Instant::now();
+    loop {
+        // A watchdog, not synchronisation: check once a second until it ends.
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(format!("`{program} {}` failed: {status}", args.join(" ")));
+            }
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{program} {}` still ran after {limit:?}; killed it",
+                    args.join(" ")
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_secs(1)),
+            Err(e) => return Err(format!("waiting for `{program}`: {e}")),
+        }
+    }
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn workspace_root() -> Result<PathBuf> {
     let manifest_dir =

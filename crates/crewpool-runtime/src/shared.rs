@@ -36,7 +36,7 @@ pub(crate) enum Executor {
     /// One OS thread per worker, each with its own single-threaded tokio runtime.
     Threads,
     /// Started by the caller (the loom models drive `worker::run` themselves).
-    #[cfg_attr(not(crewpool_loom), allow(dead_code))]
+    #[cfg_attr(not(all(test, crewpool_loom)), allow(dead_code))]
     Manual,
 }
 
