@@ -1,37 +1,28 @@
 //! Backpressure: submit waits while the queue is full, until a worker frees room.
 //! Proven by polling by hand, without sleeping.
 
-use std::convert::Infallible;
 use std::pin::pin;
-use std::sync::Arc;
 
 use crewpool_core::testkit::{CountingWaker, poll_once};
 use crewpool_flume::FlumeQueue;
 use crewpool_runtime::PoolBuilder;
-use tokio::sync::{Semaphore, mpsc};
+
+#[path = "support/gate.rs"]
+mod gate;
 
 #[tokio::test]
 async fn submit_waits_until_a_worker_frees_room() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (started_tx, mut started) = mpsc::unbounded_channel();
-    let worker_gate = Arc::clone(&gate);
+    let mut gate = gate::Gate::new();
     let pool = PoolBuilder::new()
         .workers(1)
         .queue(FlumeQueue::bounded(2))
-        .build(move |n: u64| {
-            let (gate, started) = (Arc::clone(&worker_gate), started_tx.clone());
-            async move {
-                let _ = started.send(n);
-                gate.acquire().await.unwrap().forget();
-                Ok::<_, Infallible>(n)
-            }
-        })
+        .build(gate.worker())
         .unwrap();
 
     let first = pool.submit(0).await.unwrap();
     assert_eq!(
-        started.recv().await,
-        Some(0),
+        gate.started().await,
+        0,
         "the only worker is busy with job 0"
     );
     let queued = [pool.submit(1).await.unwrap(), pool.submit(2).await.unwrap()];
@@ -55,13 +46,13 @@ async fn submit_waits_until_a_worker_frees_room() {
     assert_eq!(counter.wakes(), 0);
 
     // Free the worker: it finishes job 0 and takes job 1, which makes room.
-    gate.add_permits(1);
+    gate.open(1);
     assert_eq!(first.await.unwrap(), 0);
-    assert_eq!(started.recv().await, Some(1));
+    assert_eq!(gate.started().await, 1);
     assert!(counter.wakes() >= 1, "taking job 1 woke the waiting submit");
     let last = blocked.await.unwrap();
 
-    gate.add_permits(3);
+    gate.open(3);
     for (n, handle) in (1..).zip(queued) {
         assert_eq!(handle.await.unwrap(), n);
     }

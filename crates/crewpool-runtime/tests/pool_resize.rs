@@ -1,11 +1,12 @@
 //! Resizing a running pool up and down without losing or interrupting jobs.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use crewpool_flume::FlumeQueue;
 use crewpool_runtime::{PoolBuilder, ResizeError};
-use tokio::sync::{Semaphore, mpsc};
+
+#[path = "support/gate.rs"]
+mod gate;
 
 /// Waits, on this single-threaded runtime, until `done` holds; each yield lets every
 /// other ready task run once. Bounded, so a bug fails instead of hanging.
@@ -21,28 +22,19 @@ async fn settle(mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn growing_starts_workers_that_take_queued_jobs_at_once() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (started_tx, mut started) = mpsc::unbounded_channel();
-    let worker_gate = Arc::clone(&gate);
+    let mut gate = gate::Gate::new();
     let pool = PoolBuilder::new()
         .workers(1)
         .queue(FlumeQueue::unbounded())
-        .build(move |n: u64| {
-            let (gate, started) = (Arc::clone(&worker_gate), started_tx.clone());
-            async move {
-                let _ = started.send(n);
-                gate.acquire().await.unwrap().forget();
-                Ok::<_, Infallible>(n)
-            }
-        })
+        .build(gate.worker())
         .unwrap();
     for n in 0..3 {
         pool.spawn(n).await.unwrap();
     }
-    assert_eq!(started.recv().await, Some(0));
+    assert_eq!(gate.started().await, 0);
     pool.resize(3).unwrap();
     assert_eq!(pool.workers(), 3);
-    let mut more = vec![started.recv().await.unwrap(), started.recv().await.unwrap()];
+    let mut more = vec![gate.started().await, gate.started().await];
     more.sort_unstable();
     assert_eq!(
         more,
@@ -50,42 +42,33 @@ async fn growing_starts_workers_that_take_queued_jobs_at_once() {
         "the new workers took the queued jobs while job 0 ran"
     );
     assert_eq!(pool.stats().running, 3);
-    gate.add_permits(3);
+    gate.open(3);
     let report = pool.shutdown().await;
     assert_eq!(report.stats.completed, 3);
 }
 
 #[tokio::test]
 async fn shrinking_lets_running_jobs_finish_and_loses_nothing() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (started_tx, mut started) = mpsc::unbounded_channel();
-    let worker_gate = Arc::clone(&gate);
+    let mut gate = gate::Gate::new();
     let pool = PoolBuilder::new()
         .workers(3)
         .queue(FlumeQueue::unbounded())
-        .build(move |n: u64| {
-            let (gate, started) = (Arc::clone(&worker_gate), started_tx.clone());
-            async move {
-                let _ = started.send(n);
-                gate.acquire().await.unwrap().forget();
-                Ok::<_, Infallible>(n)
-            }
-        })
+        .build(gate.worker())
         .unwrap();
     let mut handles = Vec::new();
     for n in 0..10 {
         handles.push(pool.submit(n).await.unwrap());
     }
     for _ in 0..3 {
-        started.recv().await.unwrap();
+        gate.started().await;
     }
     pool.resize(1).unwrap();
     assert_eq!(pool.workers(), 1);
     assert_eq!(pool.stats().workers, 3, "running jobs are not interrupted");
-    gate.add_permits(3);
+    gate.open(3);
     // The two departing workers leave after their job; one worker remains.
     settle(|| pool.stats().workers == 1).await;
-    gate.add_permits(7);
+    gate.open(7);
     for (n, handle) in (0..).zip(handles) {
         assert_eq!(handle.await.unwrap(), n, "every job completed");
     }

@@ -9,60 +9,38 @@ use crewpool_core::testkit::{CountingWaker, poll_once};
 use crewpool_core::{JobId, Worker};
 use crewpool_flume::FlumeQueue;
 use crewpool_runtime::{JobError, Pool, PoolBuilder};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
-/// Jobs announce that they started, then wait for a permit from the test.
-fn gated_worker(
-    gate: Arc<Semaphore>,
-    started: mpsc::UnboundedSender<u64>,
-) -> impl Worker<u64, Output = u64, Error = Infallible> {
-    move |n: u64| {
-        let (gate, started) = (Arc::clone(&gate), started.clone());
-        async move {
-            let _ = started.send(n);
-            gate.acquire().await.expect("gate open").forget();
-            Ok(n)
-        }
-    }
-}
+#[path = "support/gate.rs"]
+mod gate;
 
-struct Gated<W: Worker<u64>> {
-    pool: Pool<FlumeQueue<u64>, W>,
-    gate: Arc<Semaphore>,
-    started: mpsc::UnboundedReceiver<u64>,
-}
+use gate::Gate;
 
 fn gated(
     workers: usize,
     capacity: usize,
-) -> Gated<impl Worker<u64, Output = u64, Error = Infallible>> {
-    let gate = Arc::new(Semaphore::new(0));
-    let (started_tx, started) = mpsc::unbounded_channel();
+) -> (
+    Pool<FlumeQueue<u64>, impl Worker<u64, Output = u64, Error = Infallible>>,
+    Gate,
+) {
+    let gate = Gate::new();
     let pool = PoolBuilder::new()
         .workers(workers)
         .queue(FlumeQueue::bounded(capacity))
-        .build(gated_worker(Arc::clone(&gate), started_tx))
+        .build(gate.worker())
         .unwrap();
-    Gated {
-        pool,
-        gate,
-        started,
-    }
+    (pool, gate)
 }
 
 #[tokio::test]
 async fn graceful_shutdown_waits_for_every_accepted_job() {
-    let Gated {
-        pool,
-        gate,
-        mut started,
-    } = gated(2, 16);
+    let (pool, mut gate) = gated(2, 16);
     let mut handles = Vec::new();
     for n in 0..10 {
         handles.push(pool.submit(n).await.unwrap());
     }
-    started.recv().await.unwrap();
-    started.recv().await.unwrap();
+    gate.started().await;
+    gate.started().await;
 
     let (_, waker) = CountingWaker::new();
     let mut shutdown = pin!(pool.shutdown());
@@ -75,7 +53,7 @@ async fn graceful_shutdown_waits_for_every_accepted_job() {
         pool.submit(99).await.is_err(),
         "nothing is accepted while draining"
     );
-    gate.add_permits(10);
+    gate.open(10);
     let report = shutdown.await;
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.stats.completed, 10);
@@ -86,21 +64,17 @@ async fn graceful_shutdown_waits_for_every_accepted_job() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_hands_back_queued_jobs_and_reports_running_ones() {
-    let Gated {
-        pool,
-        gate,
-        mut started,
-    } = gated(2, 16);
+    let (pool, mut gate) = gated(2, 16);
     let mut handles = Vec::new();
     for n in 0..7 {
         handles.push(pool.submit(n).await.unwrap());
     }
-    let mut running = vec![started.recv().await.unwrap(), started.recv().await.unwrap()];
+    let mut running = vec![gate.started().await, gate.started().await];
     running.sort_unstable();
     assert_eq!(running, vec![0, 1], "FIFO: the first two jobs run");
     // Job 2 may finish before the deadline once a permit is there: one job ends
     // normally during the grace period, proving drain continues until the deadline.
-    gate.add_permits(1);
+    gate.open(1);
 
     let report = pool.shutdown_timeout(Duration::from_secs(5)).await;
     assert!(!report.is_complete());
@@ -134,11 +108,11 @@ async fn a_deadline_hands_back_queued_jobs_and_reports_running_ones() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_that_is_not_hit_is_a_graceful_shutdown() {
-    let Gated { pool, gate, .. } = gated(2, 16);
+    let (pool, gate) = gated(2, 16);
     for n in 0..6 {
         pool.spawn(n).await.unwrap();
     }
-    gate.add_permits(6);
+    gate.open(6);
     let report = pool.shutdown_timeout(Duration::from_secs(3600)).await;
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.stats.completed, 6);
@@ -146,14 +120,12 @@ async fn a_deadline_that_is_not_hit_is_a_graceful_shutdown() {
 
 #[tokio::test]
 async fn abort_interrupts_running_jobs_and_hands_back_queued_ones() {
-    let Gated {
-        pool, mut started, ..
-    } = gated(2, 16);
+    let (pool, mut gate) = gated(2, 16);
     for n in 0..9 {
         pool.spawn(n).await.unwrap();
     }
-    started.recv().await.unwrap();
-    started.recv().await.unwrap();
+    gate.started().await;
+    gate.started().await;
     let report = pool.abort().await;
     let mut returned = report.returned.clone();
     returned.sort_unstable();
@@ -170,12 +142,10 @@ async fn abort_interrupts_running_jobs_and_hands_back_queued_ones() {
 
 #[tokio::test]
 async fn a_push_waiting_for_room_at_abort_is_not_lost() {
-    let Gated {
-        pool, mut started, ..
-    } = gated(1, 1);
+    let (pool, mut gate) = gated(1, 1);
     let pool = Arc::new(pool);
     pool.spawn(0).await.unwrap();
-    started.recv().await.unwrap();
+    gate.started().await;
     pool.spawn(1).await.unwrap();
     // The queue is full: this submit waits for room.
     let waiting = tokio::spawn({

@@ -1,14 +1,12 @@
 //! Submitting: handles, try_submit, submit_timeout, spawn, errors that hand jobs back.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crewpool_flume::FlumeQueue;
 use crewpool_runtime::{
     BuildError, JobError, PoolBuilder, SubmitError, SubmitTimeoutError, TrySubmitError,
 };
-use tokio::sync::Semaphore;
 
 fn double(n: u64) -> std::future::Ready<Result<u64, Infallible>> {
     std::future::ready(Ok(n * 2))
@@ -57,39 +55,30 @@ fn building_tokio_workers_outside_a_runtime_is_a_clear_error() {
     assert!(error.to_string().contains("dedicated_threads"), "{error}");
 }
 
-/// A pool of one worker whose jobs wait for a permit each: the test decides when the
-/// worker is free.
+#[path = "support/gate.rs"]
+mod gate;
+
+/// A pool of one worker whose jobs wait for the test's permits.
 fn gated(
     capacity: usize,
 ) -> (
     crewpool_runtime::Pool<FlumeQueue<u64>, impl crewpool_core::Worker<u64, Output = u64>>,
-    Arc<Semaphore>,
-    tokio::sync::mpsc::UnboundedReceiver<u64>,
+    gate::Gate,
 ) {
-    let gate = Arc::new(Semaphore::new(0));
-    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
-    let worker_gate = Arc::clone(&gate);
+    let gate = gate::Gate::new();
     let pool = PoolBuilder::new()
         .workers(1)
         .queue(FlumeQueue::bounded(capacity))
-        .build(move |n: u64| {
-            let gate = Arc::clone(&worker_gate);
-            let started = started_tx.clone();
-            async move {
-                let _ = started.send(n);
-                gate.acquire().await.expect("gate open").forget();
-                Ok::<_, Infallible>(n)
-            }
-        })
+        .build(gate.worker())
         .unwrap();
-    (pool, gate, started)
+    (pool, gate)
 }
 
 #[tokio::test]
 async fn try_submit_hands_the_job_back_when_full_and_after_close() {
-    let (pool, gate, mut started) = gated(1);
+    let (pool, mut gate) = gated(1);
     let running = pool.try_submit(1).unwrap();
-    assert_eq!(started.recv().await, Some(1), "the worker holds job 1");
+    assert_eq!(gate.started().await, 1, "the worker holds job 1");
     let queued = pool.try_submit(2).unwrap();
     match pool.try_submit(3) {
         Err(TrySubmitError::Full(job)) => assert_eq!(job, 3),
@@ -97,7 +86,7 @@ async fn try_submit_hands_the_job_back_when_full_and_after_close() {
     }
     assert!(matches!(pool.try_spawn(4), Err(TrySubmitError::Full(4))));
 
-    gate.add_permits(2);
+    gate.open(2);
     assert_eq!(running.await.unwrap(), 1);
     assert_eq!(queued.await.unwrap(), 2);
     let report = pool.shutdown().await;
@@ -130,29 +119,29 @@ async fn submit_after_shutdown_hands_the_job_back() {
 
 #[tokio::test(start_paused = true)]
 async fn submit_timeout_gives_the_job_back_when_no_room_comes() {
-    let (pool, gate, mut started) = gated(1);
+    let (pool, mut gate) = gated(1);
     let _running = pool.submit(1).await.unwrap();
-    assert_eq!(started.recv().await, Some(1));
+    assert_eq!(gate.started().await, 1);
     let _queued = pool.submit(2).await.unwrap();
     match pool.submit_timeout(3, Duration::from_millis(250)).await {
         Err(SubmitTimeoutError::Timeout(job)) => assert_eq!(job, 3),
         other => panic!("expected Timeout(3), got {other:?}"),
     }
-    gate.add_permits(3);
+    gate.open(3);
     let report = pool.shutdown().await;
     assert_eq!(report.stats.completed, 2);
 }
 
 #[tokio::test]
 async fn submit_timeout_succeeds_once_a_worker_frees_room() {
-    let (pool, gate, mut started) = gated(1);
+    let (pool, mut gate) = gated(1);
     let _running = pool.submit(1).await.unwrap();
-    assert_eq!(started.recv().await, Some(1));
+    assert_eq!(gate.started().await, 1);
     let _queued = pool.submit(2).await.unwrap();
     let release = async {
         // Free the worker only once the timed submit had to wait.
         tokio::task::yield_now().await;
-        gate.add_permits(3);
+        gate.open(3);
     };
     let (submitted, ()) = tokio::join!(pool.submit_timeout(3, Duration::from_secs(60)), release);
     assert_eq!(submitted.unwrap().await.unwrap(), 3);
