@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
-//! formatting, clippy, the README's test command, and the loom models.
+//! formatting, clippy, the README's test command, the loom models, and a short chaos
+//! run of the Redis backend.
 
 use crate::util::{Result, run, workspace_root};
 
@@ -34,6 +35,7 @@ pub(crate) fn task(args: &[String]) -> Result {
     let words: Vec<&str> = TEST_COMMAND.split_whitespace().collect();
     run(words[0], &words[1..])?;
     crate::loom::task(&[])?;
+    crate::chaos::task(&["--short".to_owned()])?;
     println!("xtask ci: all green");
     Ok(())
 }

@@ -5,12 +5,14 @@
 //! cargo xtask ci      # what .ci/run runs: fmt, clippy, the README's test command, loom
 //! cargo xtask loom    # the loom models
 //! cargo xtask bench   # backends vs baselines: target/crewpool-bench/report.md
+//! cargo xtask chaos   # Redis workers SIGKILLed, Redis restarted; then every job audited
 //! ```
 //!
 //! Each task lives in its own module with a `task(args)` entry point; `main` only
 //! dispatches.
 
 mod bench;
+mod chaos;
 mod ci;
 mod loom;
 mod util;
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci::task(rest),
         "bench" => bench::task(rest),
+        "chaos" => chaos::task(rest),
         "loom" => loom::task(rest),
         "help" | "--help" | "-h" => {
             print_help();
@@ -49,6 +52,7 @@ fn print_help() {
          tasks:\n  \
          ci      cargo fmt --check, cargo clippy (all targets, -D warnings), the README's test command, loom\n  \
          loom    the loom models (release, --cfg crewpool_loom, LOOM_MAX_PREEMPTIONS=2)\n  \
-         bench   backends vs baselines; writes target/crewpool-bench/ (see `cargo xtask bench --help`)"
+         bench   backends vs baselines; writes target/crewpool-bench/ (see `cargo xtask bench --help`)\n  \
+         chaos   Redis worker processes SIGKILLed and Redis restarted mid-run, then every job audited (`--short` in CI)"
     );
 }

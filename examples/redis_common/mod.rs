@@ -1,0 +1,307 @@
+//! What the Redis examples share: the job type, the worker process, and the ledger
+//! that lets a run be checked (what was enqueued, what ran, how often).
+//!
+//! The **ledger** lives in Redis next to the queue, under `<queue>:ledger:*`:
+//!
+//! - `<queue>:ledger:seq` (string): how many jobs producers have numbered; a producer
+//!   reserves its jobs' numbers (`seq`) with `INCRBY` before enqueueing them, so job
+//!   `seq` values are `0 .. seq`, unique across producers and runs;
+//! - `<queue>:ledger:runs` (hash): `seq` → how many times the job ran to completion.
+//!   A worker records the run (`HINCRBY`) as the job's last step, before the job is
+//!   acknowledged, so an acknowledged job has always been recorded.
+//!
+//! The tally reads both: a `seq` without a run is **lost**, one with more than one ran
+//! twice (at-least-once delivery at work, counted separately).
+
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crewpool::redis::{RedisConfig, RedisQueue, RetryPolicy};
+use crewpool::{PoolBuilder, Queue as _};
+use redis::AsyncCommands as _;
+use serde::{Deserialize, Serialize};
+
+/// The default Redis, when `REDIS_URL` is not set.
+pub(crate) const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// `REDIS_URL`, or [`DEFAULT_URL`].
+pub(crate) fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// A job of the examples: some simulated I/O, then the run is recorded in the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Task {
+    /// The job's number in the ledger (unique per queue).
+    pub(crate) seq: u64,
+    /// How long the job "works" (a sleep standing for I/O), in microseconds.
+    pub(crate) work_us: u64,
+}
+
+/// The ledger keys of a queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Ledger {
+    conn: redis::aio::ConnectionManager,
+    seq_key: String,
+    runs_key: String,
+}
+
+impl Ledger {
+    pub(crate) async fn connect(url: &str, queue: &str) -> anyhow::Result<Self> {
+        let conn = redis::Client::open(url)
+            .context("parsing the Redis URL")?
+            .get_connection_manager()
+            .await
+            .context("connecting to Redis for the ledger")?;
+        Ok(Ledger {
+            conn,
+            seq_key: format!("{queue}:ledger:seq"),
+            runs_key: format!("{queue}:ledger:runs"),
+        })
+    }
+
+    /// Reserves `n` job numbers; returns the first.
+    pub(crate) async fn reserve(&self, n: u64) -> redis::RedisResult<u64> {
+        let last: u64 = self.conn.clone().incr(&self.seq_key, n).await?;
+        Ok(last - n)
+    }
+
+    /// Records one completed run of job `seq`.
+    pub(crate) async fn record_run(&self, seq: u64) -> redis::RedisResult<()> {
+        let _: u64 = self.conn.clone().hincr(&self.runs_key, seq, 1).await?;
+        Ok(())
+    }
+
+    /// How many job numbers were reserved.
+    pub(crate) async fn reserved(&self) -> redis::RedisResult<u64> {
+        let seq: Option<u64> = self.conn.clone().get(&self.seq_key).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// How many distinct jobs completed at least once (cheap: `HLEN`).
+    pub(crate) async fn completed(&self) -> redis::RedisResult<u64> {
+        self.conn.clone().hlen(&self.runs_key).await
+    }
+
+    /// Every job's run count, scanned in slices.
+    pub(crate) async fn runs(&self) -> redis::RedisResult<Vec<(u64, u64)>> {
+        let mut conn = self.conn.clone();
+        let mut cursor = 0_u64;
+        let mut runs = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<(u64, u64)>) = redis::cmd("HSCAN")
+                .arg(&self.runs_key)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(&mut conn)
+                .await?;
+            runs.extend(page);
+            if next == 0 {
+                return Ok(runs);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes the ledger.
+    pub(crate) async fn purge(&self) -> redis::RedisResult<()> {
+        let _: u64 = self
+            .conn
+            .clone()
+            .del(&[&self.seq_key, &self.runs_key])
+            .await?;
+        Ok(())
+    }
+}
+
+/// The settings of a worker process.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerSettings {
+    pub(crate) url: String,
+    pub(crate) queue: String,
+    pub(crate) workers: usize,
+    pub(crate) prefetch: usize,
+    pub(crate) lease: Duration,
+}
+
+/// Runs a pool of `settings.workers` workers on the queue until SIGTERM or Ctrl-C,
+/// showing progress every second; then shuts down gracefully (running jobs finish,
+/// prefetched ones go back to Redis) and prints a summary.
+pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Result<()> {
+    let pid = std::process::id();
+    let config = RedisConfig::new(settings.url.as_str(), settings.queue.as_str())
+        .lease(settings.lease)
+        .prefetch(settings.prefetch)
+        .batch_size(settings.workers.clamp(1, 1000))
+        // A job whose ledger write failed (Redis away) is retried soon.
+        .retry(RetryPolicy::exponential(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+        ));
+    let queue = RedisQueue::<Task>::connect(config)
+        .await
+        .with_context(|| format!("connecting to {}", settings.url))?;
+    let ledger = Ledger::connect(&settings.url, &settings.queue).await?;
+    let pool = PoolBuilder::new()
+        .name("redis-worker")
+        .workers(settings.workers)
+        .queue(queue)
+        .build(move |task: Task| {
+            let ledger = ledger.clone();
+            async move {
+                if task.work_us > 0 {
+                    tokio::time::sleep(Duration::from_micros(task.work_us)).await;
+                }
+                // The job's side effect, written before it is acknowledged.
+                ledger
+                    .record_run(task.seq)
+                    .await
+                    .map_err(|e| format!("recording the run: {e}"))
+            }
+        })?;
+    println!(
+        "worker {pid}: {} workers on queue {:?} at {} (lease {:?}); Ctrl-C or SIGTERM stops gracefully",
+        settings.workers,
+        settings.queue,
+        pool.queue().config().url(),
+        settings.lease
+    );
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    let mut last = 0;
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticker.tick() => {
+                let stats = pool.stats();
+                if stats.completed != last {
+                    println!(
+                        "worker {pid}: {} done (+{}/s), {} running, {} failed, queue depth {}, took back {}",
+                        stats.completed,
+                        stats.completed - last,
+                        stats.running,
+                        stats.failed,
+                        pool.queue().depth(),
+                        pool.queue().counters().recovered,
+                    );
+                    last = stats.completed;
+                }
+            }
+        }
+    }
+    println!("worker {pid}: stopping: running jobs finish, prefetched ones go back to Redis");
+    let report = pool.shutdown().await;
+    let counters = pool.queue().counters();
+    println!(
+        "worker {pid}: stopped after {:.1?}: {}; fetched {}, acknowledged {}, retried {}, released {}, \
+         took back {} jobs of dead workers",
+        started.elapsed(),
+        report.stats,
+        counters.fetched,
+        counters.acked,
+        counters.retried,
+        counters.released,
+        counters.recovered,
+    );
+    Ok(())
+}
+
+/// The state of a run: what the ledger and the queue say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// Jobs numbered by producers.
+    pub(crate) enqueued: u64,
+    /// Distinct jobs that completed at least once.
+    pub(crate) completed: u64,
+    /// Jobs that completed more than once.
+    pub(crate) twice: u64,
+    /// Runs beyond the first, summed over all jobs.
+    pub(crate) extra_runs: u64,
+    /// Jobs numbered and never completed.
+    pub(crate) lost: u64,
+    /// Jobs still waiting, leased, waiting for a retry, or dead-lettered.
+    pub(crate) pending: u64,
+    pub(crate) leased: u64,
+    pub(crate) delayed: u64,
+    pub(crate) dead: u64,
+}
+
+impl Tally {
+    /// Reads the ledger and the queue.
+    pub(crate) async fn read(url: &str, queue: &str) -> anyhow::Result<Tally> {
+        let ledger = Ledger::connect(url, queue).await?;
+        let handle = RedisQueue::<Task>::connect(RedisConfig::new(url, queue)).await?;
+        let enqueued = ledger.reserved().await?;
+        let runs = ledger.runs().await?;
+        let stats = handle.stats().await?;
+        let mut tally = Tally {
+            enqueued,
+            pending: stats.pending,
+            leased: stats.active,
+            delayed: stats.delayed,
+            dead: stats.dead,
+            ..Tally::default()
+        };
+        for (seq, count) in runs {
+            if seq < enqueued && count > 0 {
+                tally.completed += 1;
+                if count > 1 {
+                    tally.twice += 1;
+                    tally.extra_runs += count - 1;
+                }
+            }
+        }
+        tally.lost = enqueued - tally.completed;
+        Ok(tally)
+    }
+
+    /// Nothing waits, runs, or is dead in the queue.
+    pub(crate) fn settled(&self) -> bool {
+        self.pending + self.leased + self.delayed + self.dead == 0
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tally: enqueued={} completed={} twice={} extra_runs={} lost={} pending={} leased={} delayed={} dead={}",
+            self.enqueued,
+            self.completed,
+            self.twice,
+            self.extra_runs,
+            self.lost,
+            self.pending,
+            self.leased,
+            self.delayed,
+            self.dead
+        )
+    }
+}
+
+/// Parses `--name value` style flags after the positional arguments.
+pub(crate) fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match args.iter().position(|arg| arg == name) {
+        None => Ok(None),
+        Some(at) => {
+            let value = args
+                .get(at + 1)
+                .with_context(|| format!("{name} needs a value"))?;
+            value
+                .parse()
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("{name} {value}: {e}"))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The distributed demo, in one command: several worker processes share a Redis queue,
+//! jobs are enqueued, one worker is killed with SIGKILL mid-run, and the run ends with a
+//! tally: enqueued, completed, ran twice, lost (0).
+//!
+//! ```text
+//! cargo run --release --features redis --example redis_distributed                  # Redis at REDIS_URL
+//! cargo run --release --features redis --example redis_distributed -- --own-server  # a private redis-server
+//! ```
+//!
+//! The killed worker's jobs are not lost: they are leased, and when the lease runs out
+//! (1 s here) an idle worker in another process takes them back. A job the killed
+//! worker had finished but not yet acknowledged runs again ("ran twice"): delivery is
+//! at-least-once, so jobs should be idempotent.
+//!
+//! `tally <queue>` checks any run of `redis_producer` and `redis_worker` the same way.
+
+#[path = "redis_common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use crewpool::redis::{RedisConfig, RedisQueue};
+
+const USAGE: &str = "\
+usage: redis_distributed [--jobs N] [--processes P] [--workers W] [--own-server] [--keep]
+       redis_distributed tally <queue> [--wait SECONDS]
+
+The demo (first form):
+  --jobs N        jobs to enqueue (default 10000)
+  --processes P   worker processes to start (default 3)
+  --workers W     workers per process (default 8)
+  --own-server    start a private redis-server on a free port instead of using REDIS_URL
+  --keep          keep the demo queue's keys in Redis afterwards (default: deleted)
+
+tally <queue>: what a run of redis_producer and redis_worker did on <queue>: jobs
+  enqueued, completed, run more than once, lost, and what is still in the queue; with
+  --wait, waits (up to SECONDS) until nothing is lost or in flight. Exits with 1 when
+  jobs are lost or still in flight.
+
+Redis: REDIS_URL (default redis://127.0.0.1:6379).";
+
+/// The lease of the demo's workers: a killed worker's jobs come back this long after
+/// its last heartbeat.
+const LEASE: Duration = Duration::from_secs(1);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    match args.first().map(String::as_str) {
+        Some("tally") => tally(&args[1..]).await,
+        // The demo starts itself again as its worker processes.
+        Some("worker") => {
+            let queue = args.get(1).context("worker <queue> <workers>")?.clone();
+            let workers = args.get(2).context("worker <queue> <workers>")?.parse()?;
+            common::run_worker_process(common::WorkerSettings {
+                url: common::redis_url(),
+                queue,
+                workers,
+                prefetch: workers,
+                lease: LEASE,
+            })
+            .await
+        }
+        _ => demo(&args).await,
+    }
+}
+
+async fn tally(args: &[String]) -> anyhow::Result<()> {
+    let queue = args.first().context("tally <queue> [--wait SECONDS]")?;
+    let wait = Duration::from_secs_f64(common::flag(args, "--wait")?.unwrap_or(0.0));
+    let url = common::redis_url();
+    let deadline = Instant::now() + wait;
+    let tally = loop {
+        let tally = common::Tally::read(&url, queue).await?;
+        if (tally.lost == 0 && tally.settled()) || Instant::now() >= deadline {
+            break tally;
+        }
+        // Polling another process's progress, a few times a second.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("{tally}");
+    if tally.lost > 0 || !tally.settled() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Worker processes, killed when dropped (if the demo fails halfway).
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn demo(args: &[String]) -> anyhow::Result<()> {
+    let jobs: u64 = common::flag(args, "--jobs")?.unwrap_or(10_000);
+    let processes: usize = common::flag(args, "--processes")?.unwrap_or(3).max(2);
+    let workers: usize = common::flag(args, "--workers")?.unwrap_or(8).max(1);
+    let own_server = args.iter().any(|arg| arg == "--own-server");
+    let keep = args.iter().any(|arg| arg == "--keep");
+
+    let server = own_server.then(|| {
+        crewpool_redis::testing::RedisServer::builder()
+            .aof(true)
+            .start()
+    });
+    let url = match &server {
+        Some(server) => server.url(),
+        None => common::redis_url(),
+    };
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+    let queue_name = format!("crewpool-demo-{stamp}");
+    let queue =
+        RedisQueue::<common::Task>::connect(RedisConfig::new(url.as_str(), queue_name.as_str()))
+            .await
+            .with_context(|| {
+                format!("connecting to {url} (set REDIS_URL, or pass --own-server)")
+            })?;
+    let ledger = common::Ledger::connect(&url, &queue_name).await?;
+    println!(
+        "demo: {processes} worker processes x {workers} workers, {jobs} jobs, queue {queue_name:?} at {}",
+        queue.config().url()
+    );
+
+    let exe = std::env::current_exe()?;
+    let mut children = Workers(Vec::new());
+    for _ in 0..processes {
+        children.0.push(
+            Command::new(&exe)
+                .args(["worker", &queue_name, &workers.to_string()])
+                .env("REDIS_URL", &url)
+                .spawn()
+                .context("starting a worker process")?,
+        );
+    }
+
+    // Enqueue in ten waves over about three seconds, so the kill lands mid-run.
+    let started = Instant::now();
+    let wave = jobs.div_ceil(10).max(1);
+    let mut sent = 0;
+    while sent < jobs {
+        let n = wave.min(jobs - sent);
+        let first = ledger.reserve(n).await?;
+        let tasks: Vec<common::Task> = (first..first + n)
+            .map(|seq| common::Task {
+                seq,
+                work_us: 1000 + seq % 3000,
+            })
+            .collect();
+        queue.enqueue_bulk(&tasks).await?;
+        sent += n;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("demo: enqueued {jobs} jobs in {:.1?}", started.elapsed());
+
+    // Kill one worker process once about a third of the jobs are done.
+    loop {
+        if ledger.completed().await? >= jobs / 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let victim = &mut children.0[0];
+    victim.kill()?;
+    victim.wait()?;
+    let killed = Instant::now();
+    println!(
+        "demo: SIGKILLed worker {} with {} jobs done; its leased jobs come back when their lease ({LEASE:?}) runs out",
+        victim.id(),
+        ledger.completed().await?
+    );
+
+    // Wait until every job ran (a hang guard, not a timing assumption).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let tally = loop {
+        let tally = common::Tally::read(&url, &queue_name).await?;
+        if (tally.lost == 0 && tally.settled()) || Instant::now() >= deadline {
+            break tally;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("demo: all done {:.1?} after the kill", killed.elapsed());
+
+    // Stop the others gracefully (SIGTERM), as an orchestrator would.
+    for child in &mut children.0[1..] {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait()?;
+    }
+    children.0.clear();
+
+    println!("\n{tally}");
+    println!("enqueued   {:>7}", tally.enqueued);
+    println!("completed  {:>7}", tally.completed);
+    println!(
+        "ran twice  {:>7}   (finished by the killed worker, or taken back from it, before their acknowledgement reached Redis)",
+        tally.twice
+    );
+    println!("lost       {:>7}", tally.lost);
+    if !keep {
+        queue.purge().await?;
+        ledger.purge().await?;
+    }
+    if tally.lost > 0 || !tally.settled() {
+        anyhow::bail!("jobs were lost or left in flight: {tally}");
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! A producer process: enqueues N jobs on a Redis queue in bulk and prints the rate.
+//!
+//! ```text
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --features redis --example redis_producer -- thumbnails 100000
+//! ```
+//!
+//! Each job gets a number in the queue's ledger (see `redis_worker`), so
+//! `redis_distributed tally <queue>` can later check that every one of them ran.
+
+#[path = "redis_common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use crewpool::redis::{RedisConfig, RedisQueue};
+
+const USAGE: &str = "\
+usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R]
+
+  <queue>       the queue to fill (workers use the same name)
+  <jobs>        how many jobs to enqueue
+  --batch B     jobs per enqueue_bulk call (default 10000)
+  --work-us U   each job sleeps about U microseconds, between 0 and 2U (default 0)
+  --rate R      at most R jobs per second, in batches (default: as fast as possible)
+
+Redis: REDIS_URL (default redis://127.0.0.1:6379).";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 || args.iter().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let queue_name = &args[0];
+    let jobs: u64 = args[1].parse()?;
+    let batch: u64 = common::flag(&args, "--batch")?.unwrap_or(10_000).max(1);
+    let work_us: u64 = common::flag(&args, "--work-us")?.unwrap_or(0);
+    let rate: Option<f64> = common::flag(&args, "--rate")?;
+
+    let url = common::redis_url();
+    let queue =
+        RedisQueue::<common::Task>::connect(RedisConfig::new(url.as_str(), queue_name.as_str()))
+            .await?;
+    let ledger = common::Ledger::connect(&url, queue_name).await?;
+    println!(
+        "enqueueing {jobs} jobs on {queue_name:?} at {}",
+        queue.config().url()
+    );
+
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut random = Xorshift(0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()));
+    while sent < jobs {
+        let n = batch.min(jobs - sent);
+        if let Some(rate) = rate {
+            // Pacing, not synchronisation: this batch is due when the rate allows it.
+            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let first = with_retries("reserving job numbers", || ledger.reserve(n)).await?;
+        let tasks: Vec<common::Task> = (first..first + n)
+            .map(|seq| common::Task {
+                seq,
+                work_us: if work_us == 0 {
+                    0
+                } else {
+                    random.next() % (2 * work_us + 1)
+                },
+            })
+            .collect();
+        // After a connection error the batch may or may not be stored: sending it again
+        // may enqueue some jobs twice (they then run twice; nothing is lost).
+        with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
+        sent += n;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "enqueued {jobs} jobs in {elapsed:.2?}: {:.0} jobs/s; {} waiting in Redis now",
+        jobs as f64 / elapsed.as_secs_f64(),
+        queue.len().await?
+    );
+    Ok(())
+}
+
+/// Calls `attempt` until it succeeds, backing off from 100 ms to 2 s, for about a
+/// minute (a Redis restart or failover takes seconds).
+async fn with_retries<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..40 {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                eprintln!("{what} failed ({error}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    anyhow::bail!("{what} kept failing")
+}
+
+/// A small xorshift generator for the jobs' work times.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
