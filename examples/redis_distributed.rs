@@ -36,8 +36,8 @@ The demo (first form):
 
 tally <queue>: what a run of redis_producer and redis_worker did on <queue>: jobs
   enqueued, completed, run more than once, lost, and what is still in the queue; with
-  --wait, waits (up to SECONDS) until nothing is lost or in flight. Exits with 1 when
-  jobs are lost or still in flight.
+  --wait, first waits (up to SECONDS) until nothing is pending, leased or delayed
+  any more. Exits with 1 when jobs are lost or still in flight.
 
 Redis: REDIS_URL (default redis://127.0.0.1:6379).";
 
@@ -78,7 +78,7 @@ async fn tally(args: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + wait;
     let tally = loop {
         let tally = common::Tally::read(&url, queue).await?;
-        if (tally.lost == 0 && tally.settled()) || Instant::now() >= deadline {
+        if tally.quiet() || Instant::now() >= deadline {
             break tally;
         }
         // Polling another process's progress, a few times a second.
@@ -159,16 +159,19 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
             })
             .collect();
         queue.enqueue_bulk(&tasks).await?;
+        ledger.record_enqueued(first, n).await?;
         sent += n;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     println!("demo: enqueued {jobs} jobs in {:.1?}", started.elapsed());
 
     // Kill one worker process once about a third of the jobs are done.
-    loop {
-        if ledger.completed().await? >= jobs / 3 {
-            break;
-        }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ledger.completed().await? < jobs / 3 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the workers made no progress for two minutes"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let victim = &mut children.0[0];
@@ -176,7 +179,7 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
     victim.wait()?;
     let killed = Instant::now();
     println!(
-        "demo: SIGKILLed worker {} with {} jobs done; its leased jobs come back when their lease ({LEASE:?}) runs out",
+        "demo: SIGKILLed worker {} after {} of {jobs} jobs were done; its leased jobs come back when their lease ({LEASE:?}) runs out",
         victim.id(),
         ledger.completed().await?
     );
@@ -185,7 +188,7 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let tally = loop {
         let tally = common::Tally::read(&url, &queue_name).await?;
-        if (tally.lost == 0 && tally.settled()) || Instant::now() >= deadline {
+        if tally.quiet() || Instant::now() >= deadline {
             break tally;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,7 +208,7 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
     println!("enqueued   {:>7}", tally.enqueued);
     println!("completed  {:>7}", tally.completed);
     println!(
-        "ran twice  {:>7}   (finished by the killed worker, or taken back from it, before their acknowledgement reached Redis)",
+        "ran twice  {:>7}   (the killed worker had finished them, but their acknowledgement had not reached Redis)",
         tally.twice
     );
     println!("lost       {:>7}", tally.lost);

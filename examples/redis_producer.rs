@@ -72,6 +72,10 @@ async fn main() -> anyhow::Result<()> {
         // After a connection error the batch may or may not be stored: sending it again
         // may enqueue some jobs twice (they then run twice; nothing is lost).
         with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
+        with_retries("recording the batch in the ledger", || {
+            ledger.record_enqueued(first, n)
+        })
+        .await?;
         sent += n;
     }
     let elapsed = started.elapsed();

@@ -3,15 +3,19 @@
 //!
 //! The **ledger** lives in Redis next to the queue, under `<queue>:ledger:*`:
 //!
-//! - `<queue>:ledger:seq` (string): how many jobs producers have numbered; a producer
-//!   reserves its jobs' numbers (`seq`) with `INCRBY` before enqueueing them, so job
-//!   `seq` values are `0 .. seq`, unique across producers and runs;
+//! - `<queue>:ledger:seq` (string): how many job numbers producers have taken; a
+//!   producer reserves its jobs' numbers (`seq`) with `INCRBY` before enqueueing them,
+//!   so numbers are unique across producers and runs;
+//! - `<queue>:ledger:enqueued` (set): `<first>:<count>`, one entry per batch of jobs
+//!   `first .. first + count` that `enqueue_bulk` accepted (recorded after it
+//!   returned, so numbers reserved by a call whose reply was lost, and never used, do
+//!   not count, and a batch recorded twice counts once);
 //! - `<queue>:ledger:runs` (hash): `seq` → how many times the job ran to completion.
 //!   A worker records the run (`HINCRBY`) as the job's last step, before the job is
 //!   acknowledged, so an acknowledged job has always been recorded.
 //!
-//! The tally reads both: a `seq` without a run is **lost**, one with more than one ran
-//! twice (at-least-once delivery at work, counted separately).
+//! The tally reads them: an enqueued `seq` without a run is **lost**, one with more
+//! than one ran twice (at-least-once delivery at work, counted separately).
 
 // Each example uses a part of this module.
 #![allow(dead_code)]
@@ -46,6 +50,7 @@ pub(crate) struct Task {
 pub(crate) struct Ledger {
     conn: redis::aio::ConnectionManager,
     seq_key: String,
+    enqueued_key: String,
     runs_key: String,
 }
 
@@ -59,6 +64,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             seq_key: format!("{queue}:ledger:seq"),
+            enqueued_key: format!("{queue}:ledger:enqueued"),
             runs_key: format!("{queue}:ledger:runs"),
         })
     }
@@ -69,16 +75,34 @@ impl Ledger {
         Ok(last - n)
     }
 
+    /// Records that jobs `first .. first + count` were enqueued.
+    pub(crate) async fn record_enqueued(&self, first: u64, count: u64) -> redis::RedisResult<()> {
+        let _: u64 = self
+            .conn
+            .clone()
+            .sadd(&self.enqueued_key, format!("{first}:{count}"))
+            .await?;
+        Ok(())
+    }
+
+    /// The numbers of the jobs enqueued, as `(first, count)` batches.
+    pub(crate) async fn enqueued(&self) -> anyhow::Result<Vec<(u64, u64)>> {
+        let batches: Vec<String> = self.conn.clone().smembers(&self.enqueued_key).await?;
+        batches
+            .iter()
+            .map(|batch| {
+                let (first, count) = batch
+                    .split_once(':')
+                    .with_context(|| format!("ledger entry {batch:?}"))?;
+                Ok((first.parse()?, count.parse()?))
+            })
+            .collect()
+    }
+
     /// Records one completed run of job `seq`.
     pub(crate) async fn record_run(&self, seq: u64) -> redis::RedisResult<()> {
         let _: u64 = self.conn.clone().hincr(&self.runs_key, seq, 1).await?;
         Ok(())
-    }
-
-    /// How many job numbers were reserved.
-    pub(crate) async fn reserved(&self) -> redis::RedisResult<u64> {
-        let seq: Option<u64> = self.conn.clone().get(&self.seq_key).await?;
-        Ok(seq.unwrap_or(0))
     }
 
     /// How many distinct jobs completed at least once (cheap: `HLEN`).
@@ -112,7 +136,7 @@ impl Ledger {
         let _: u64 = self
             .conn
             .clone()
-            .del(&[&self.seq_key, &self.runs_key])
+            .del(&[&self.seq_key, &self.enqueued_key, &self.runs_key])
             .await?;
         Ok(())
     }
@@ -217,7 +241,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
 /// The state of a run: what the ledger and the queue say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
-    /// Jobs numbered by producers.
+    /// Jobs producers enqueued (distinct numbers).
     pub(crate) enqueued: u64,
     /// Distinct jobs that completed at least once.
     pub(crate) completed: u64,
@@ -239,11 +263,26 @@ impl Tally {
     pub(crate) async fn read(url: &str, queue: &str) -> anyhow::Result<Tally> {
         let ledger = Ledger::connect(url, queue).await?;
         let handle = RedisQueue::<Task>::connect(RedisConfig::new(url, queue)).await?;
-        let enqueued = ledger.reserved().await?;
-        let runs = ledger.runs().await?;
+        // The queue first: a job leaves it (is acknowledged) only after its run is in
+        // the ledger, so a queue found settled has every run recorded before the
+        // ledger is read.
         let stats = handle.stats().await?;
+        let batches = ledger.enqueued().await?;
+        let runs = ledger.runs().await?;
+        // Every enqueued number, once, even if a batch was recorded twice.
+        let end = batches
+            .iter()
+            .map(|&(first, count)| first + count)
+            .max()
+            .unwrap_or(0);
+        let mut enqueued = vec![false; usize::try_from(end)?];
+        for (first, count) in batches {
+            for seq in first..first + count {
+                enqueued[usize::try_from(seq)?] = true;
+            }
+        }
         let mut tally = Tally {
-            enqueued,
+            enqueued: enqueued.iter().filter(|&&e| e).count() as u64,
             pending: stats.pending,
             leased: stats.active,
             delayed: stats.delayed,
@@ -251,7 +290,11 @@ impl Tally {
             ..Tally::default()
         };
         for (seq, count) in runs {
-            if seq < enqueued && count > 0 {
+            let was_enqueued = usize::try_from(seq)
+                .ok()
+                .and_then(|seq| enqueued.get(seq))
+                .is_some_and(|&e| e);
+            if was_enqueued && count > 0 {
                 tally.completed += 1;
                 if count > 1 {
                     tally.twice += 1;
@@ -259,13 +302,19 @@ impl Tally {
                 }
             }
         }
-        tally.lost = enqueued - tally.completed;
+        tally.lost = tally.enqueued - tally.completed;
         Ok(tally)
     }
 
-    /// Nothing waits, runs, or is dead in the queue.
+    /// Nothing waits or runs in the queue: no job can complete any more (unless a
+    /// producer is still at work).
+    pub(crate) fn quiet(&self) -> bool {
+        self.pending + self.leased + self.delayed == 0
+    }
+
+    /// Quiet, and nothing dead-lettered either.
     pub(crate) fn settled(&self) -> bool {
-        self.pending + self.leased + self.delayed + self.dead == 0
+        self.quiet() && self.dead == 0
     }
 }
 
