@@ -10,8 +10,8 @@
 //!
 //! Each measurement runs in a process of its own (this binary, re-executed with
 //! `--measure WORKLOAD SYSTEM`), because peak RSS (`VmHWM`) is a high-water mark of a
-//! whole process. A row runs `--runs` times (1 with `--quick`, else 5) and reports the
-//! median time and the highest peak RSS. `--allocs FILE` merges the allocation counts
+//! whole process. Every row runs `--runs` times (1 with `--quick`, else 5), round by
+//! round, and reports the median time and the highest peak RSS. `--allocs FILE` merges the allocation counts
 //! written by `cargo bench --bench allocs`.
 
 use std::io::IsTerminal;
@@ -101,23 +101,7 @@ fn run() -> Result<ExitCode, String> {
         machine::one_line(&machine)
     );
     let began = Instant::now();
-    let mut rows = Vec::new();
-    for (index, &(workload, system)) in plan.rows.iter().enumerate() {
-        let label = format!(
-            "[{:>2}/{}] {:<15} {:<15}",
-            index + 1,
-            plan.rows.len(),
-            workload.name(),
-            system.name()
-        );
-        rows.push(run_row(
-            &label,
-            workload,
-            system,
-            options.runs,
-            &allocations,
-        ));
-    }
+    let rows = run_rounds(&plan.rows, options.runs, &allocations);
     let report = report::Report {
         machine,
         command: command_line(&options),
@@ -217,41 +201,61 @@ fn parse_result(stdout: &str) -> Option<RunResult> {
     })
 }
 
-/// Runs a row `runs` times, each in a fresh process, showing progress.
-fn run_row(
-    label: &str,
-    workload: Workload,
-    system: System,
+/// Runs every row `runs` times, each run in a fresh process, showing progress.
+///
+/// Round by round (every row once, then every row again), not row by row, so a
+/// burst of load from elsewhere on the machine lands on one run of many rows rather
+/// than on every run of one row; each row reports its median. A row that fails is
+/// not run again.
+fn run_rounds(
+    plan: &[(Workload, System)],
     runs: usize,
     allocations: &[report::Allocations],
-) -> report::Row {
-    let mut results = Vec::with_capacity(runs);
-    let mut error = None;
+) -> Vec<report::Row> {
+    let mut results: Vec<Vec<RunResult>> = vec![Vec::with_capacity(runs); plan.len()];
+    let mut errors: Vec<Option<String>> = vec![None; plan.len()];
     let live = std::io::stderr().is_terminal();
-    for run in 1..=runs {
-        if live {
-            eprint!("\r{label} run {run}/{runs} ...");
-        }
-        match run_child(workload, system) {
-            Ok(result) => results.push(result),
-            Err(message) => {
-                error = Some(message);
-                break;
+    let back = if live { "\r" } else { "" };
+    for round in 1..=runs {
+        for (index, &(workload, system)) in plan.iter().enumerate() {
+            if errors[index].is_some() {
+                continue;
+            }
+            let label = format!(
+                "[run {round}/{runs}] [{:>2}/{}] {:<15} {:<15}",
+                index + 1,
+                plan.len(),
+                workload.name(),
+                system.name()
+            );
+            if live {
+                eprint!("{label} ...");
+            }
+            match run_child(workload, system) {
+                Ok(result) => {
+                    let secs = result.elapsed.as_secs_f64().max(1e-9);
+                    eprintln!(
+                        "{back}{label} {:>12} jobs/s {:>8.0} ns/job  peak RSS {:>9}",
+                        report::si(result.jobs as f64 / secs),
+                        secs * 1e9 / result.jobs.max(1) as f64,
+                        report::kib(result.peak_rss_kb),
+                    );
+                    results[index].push(result);
+                }
+                Err(message) => {
+                    eprintln!("{back}{label} FAILED: {message}");
+                    errors[index] = Some(message);
+                }
             }
         }
     }
-    let row = report::Row::new(workload, system, &results, error, allocations);
-    let back = if live { "\r" } else { "" };
-    match &row.error {
-        None => eprintln!(
-            "{back}{label} {:>12} jobs/s {:>8.0} ns/job  peak RSS {:>9}",
-            report::si(row.jobs_per_s),
-            row.ns_per_job,
-            report::kib(row.peak_rss_kb),
-        ),
-        Some(message) => eprintln!("{back}{label} FAILED: {message}"),
-    }
-    row
+    plan.iter()
+        .zip(results)
+        .zip(errors)
+        .map(|((&(workload, system), results), error)| {
+            report::Row::new(workload, system, &results, error, allocations)
+        })
+        .collect()
 }
 
 /// How long one measurement may run before it is killed. A hang guard only: the

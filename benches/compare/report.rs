@@ -158,8 +158,8 @@ impl Report {
         let _ = writeln!(md, "- Machine: {}", machine::one_line(&self.machine));
         let _ = writeln!(
             md,
-            "- Command: `{}` ({} run(s) per row, each in a fresh process; median time, \
-             highest peak RSS)",
+            "- Command: `{}` ({} run(s) per row, round by round, each in a fresh process; \
+             median time, highest peak RSS)",
             self.command, self.runs
         );
         let _ = writeln!(

@@ -17,7 +17,7 @@ const BASELINE: &str = "#9a9a9a";
 /// (resident set held, shorter is better).
 pub(crate) fn chart(report: &Report) -> String {
     let mut body = String::new();
-    let mut y = 64.0;
+    let mut y = 84.0;
     for workload in report.workloads() {
         let rows: Vec<&Row> = report.rows_of(workload).collect();
         let memory = workload.is_memory();
@@ -96,8 +96,12 @@ pub(crate) fn chart(report: &Report) -> String {
     );
     let _ = writeln!(
         svg,
-        r##"<text x="10" y="42" fill="#555">{}; green: crewpool, grey: baselines; × = against the best baseline</text>"##,
+        r##"<text x="10" y="42" fill="#555">{}</text>"##,
         escape(&machine::one_line(&report.machine))
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="10" y="60" fill="#555">green: crewpool, grey: baselines; (×) against the best baseline of the same workload in this run</text>"##
     );
     svg.push_str(&body);
     svg.push_str("</svg>\n");
