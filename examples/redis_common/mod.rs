@@ -160,7 +160,6 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
     let config = RedisConfig::new(settings.url.as_str(), settings.queue.as_str())
         .lease(settings.lease)
         .prefetch(settings.prefetch)
-        .batch_size(settings.workers.clamp(1, 1000))
         // A job whose ledger write failed (Redis away) is retried soon.
         .retry(RetryPolicy::exponential(
             Duration::from_millis(100),

@@ -47,6 +47,7 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
   --only WHAT      only one of: enqueue, processed, pickup, repickup
+  --ack-mode M     processed/s with only this ack mode: queued or confirmed
   --commandstats   print Redis's INFO commandstats after each processed run";
 
 /// Hang guard for a single measurement.
@@ -63,6 +64,7 @@ struct Options {
     kills: usize,
     lease_ms: u64,
     only: Option<String>,
+    ack_modes: Vec<AckMode>,
     commandstats: bool,
 }
 
@@ -78,6 +80,7 @@ impl Options {
             kills: 5,
             lease_ms: 1000,
             only: None,
+            ack_modes: vec![AckMode::Queued, AckMode::Confirmed],
             commandstats: false,
         };
         let mut args = std::env::args().skip(1);
@@ -100,6 +103,13 @@ impl Options {
                     options.lease_ms = value("--lease-ms").parse().expect("--lease-ms L");
                 }
                 "--only" => options.only = Some(value("--only")),
+                "--ack-mode" => {
+                    options.ack_modes = match value("--ack-mode").as_str() {
+                        "queued" => vec![AckMode::Queued],
+                        "confirmed" => vec![AckMode::Confirmed],
+                        other => panic!("--ack-mode queued|confirmed, not {other:?}"),
+                    }
+                }
                 "--commandstats" => options.commandstats = true,
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -447,7 +457,7 @@ fn main() {
             row(&mut rows, "enqueued/s (enqueue_bulk)", median(samples));
         }
         if options.wants("processed") {
-            for mode in [AckMode::Queued, AckMode::Confirmed] {
+            for &mode in &options.ack_modes {
                 let mut samples = Vec::new();
                 for run in 0..options.runs {
                     samples.push(processed(&server, &options, mode, run).await);

@@ -130,7 +130,7 @@ impl Default for RetryPolicy {
 
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
-    /// `crewpool`, 5 s leases extended every second, batches of up to 100 jobs, no
+    /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, no
     /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], 10,000 dead letters,
     /// [`AckMode::Confirmed`].
     ///
@@ -143,7 +143,7 @@ impl RedisConfig {
             prefix: "crewpool".to_owned(),
             lease: Duration::from_secs(5),
             heartbeat: None,
-            batch_size: 100,
+            batch_size: 1000,
             prefetch: 0,
             max_payload: 512 * 1024,
             retry: RetryPolicy::default(),
@@ -181,8 +181,11 @@ impl RedisConfig {
         self
     }
 
-    /// The most jobs one fetch takes, and one ack flush settles (default 100, at most
-    /// 1,000).
+    /// The most jobs one fetch takes, under one lease (default and most 1,000). A
+    /// fetch takes no more than the workers waiting plus the
+    /// [`prefetch`](RedisConfig::prefetch), so a smaller cap only spreads a burst
+    /// over more round trips. Acknowledgements are grouped on their own, up to 4,000
+    /// per flush.
     #[must_use]
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;

@@ -195,6 +195,10 @@ async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckReques
         }
         if !acks.is_empty() {
             flush(&link, &mut acks).await;
+            // The workers this flush answered were just woken: let them run (and
+            // queue their next acknowledgements) before gathering the next flush, so
+            // it carries them instead of leaving them for the one after.
+            tokio::task::yield_now().await;
         }
         if !abandoned.is_empty() {
             abandon(&link, &mut abandoned).await;

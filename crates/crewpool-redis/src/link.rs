@@ -115,7 +115,7 @@ pub struct ClientCounters {
     pub redis_errors: u64,
     /// Heartbeat rounds that extended leases.
     pub heartbeats: u64,
-    /// Leases a heartbeat found lost.
+    /// Deliveries whose lease a heartbeat found lost (taken back after it expired).
     pub leases_lost: u64,
 }
 
