@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! cargo bench --bench compare -- [--quick] [--runs N] [--workload W[,W]] [--system S[,S]]
-//!                                [--out DIR] [--allocs FILE]
+//!                                [--out DIR] [--allocs FILE] [--plan]
 //! ```
+//!
+//! `--plan` prints the (workload, system) pairs the selection runs, and stops.
 //!
 //! Each measurement runs in a process of its own (this binary, re-executed with
 //! `--measure WORKLOAD SYSTEM`), because peak RSS (`VmHWM`) is a high-water mark of a
@@ -63,6 +65,7 @@ fn run() -> Result<ExitCode, String> {
         quick: false,
         out: default_out()?,
         allocs: None,
+        plan_only: false,
     };
     let mut rest = rest.into_iter();
     while let Some(arg) = rest.next() {
@@ -81,6 +84,7 @@ fn run() -> Result<ExitCode, String> {
             }
             "--out" => options.out = PathBuf::from(value("--out")?),
             "--allocs" => options.allocs = Some(PathBuf::from(value("--allocs")?)),
+            "--plan" => options.plan_only = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(ExitCode::SUCCESS);
@@ -89,6 +93,15 @@ fn run() -> Result<ExitCode, String> {
         }
     }
     let plan = selection.plan()?;
+    if options.plan_only {
+        for (workload, system) in &plan.rows {
+            println!("{workload} {system}");
+        }
+        for system in &plan.not_built {
+            println!("# not built: {system}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let allocations = match &options.allocs {
         Some(path) => report::read_allocations(path)?,
         None => Vec::new(),
@@ -134,11 +147,13 @@ struct Options {
     quick: bool,
     out: PathBuf,
     allocs: Option<PathBuf>,
+    /// Print the (workload, system) pairs that would run, and stop.
+    plan_only: bool,
 }
 
 fn usage() -> &'static str {
     "usage: compare [--quick] [--runs N] [--workload W[,W]]... [--system S[,S]]... \
-     [--out DIR] [--allocs FILE]"
+     [--out DIR] [--allocs FILE] [--plan]"
 }
 
 /// How to run this again, for the report.

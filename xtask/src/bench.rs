@@ -62,6 +62,12 @@ pub(crate) fn task(args: &[String]) -> Result {
     ];
     run("cargo", &[&build[..], &["--no-run"]].concat())?;
 
+    // The names are checked (and the rows listed) before anything is measured.
+    let mut plan_args = vec!["bench", "-q", "--all-features", "--bench", "compare", "--"];
+    plan_args.extend(selection.iter().map(String::as_str));
+    plan_args.push("--plan");
+    run("cargo", &plan_args)?;
+
     let mut allocs_args = vec!["bench", "-q", "--all-features", "--bench", "allocs", "--"];
     allocs_args.extend(selection.iter().map(String::as_str));
     allocs_args.extend(["--out", &allocs]);
