@@ -145,44 +145,51 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
         );
     }
 
-    // Enqueue in ten waves over about three seconds, so the kill lands mid-run.
+    // Enqueue in ten waves over about three seconds; once about a third of the jobs
+    // are done, SIGKILL one worker process, mid-run.
     let started = Instant::now();
     let wave = jobs.div_ceil(10).max(1);
     let mut sent = 0;
-    while sent < jobs {
-        let n = wave.min(jobs - sent);
-        let first = ledger.reserve(n).await?;
-        let tasks: Vec<common::Task> = (first..first + n)
-            .map(|seq| common::Task {
-                seq,
-                work_us: 1000 + seq % 3000,
-            })
-            .collect();
-        queue.enqueue_bulk(&tasks).await?;
-        ledger.record_enqueued(first, n).await?;
-        sent += n;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    println!("demo: enqueued {jobs} jobs in {:.1?}", started.elapsed());
-
-    // Kill one worker process once about a third of the jobs are done.
+    let mut killed = None;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while ledger.completed().await? < jobs / 3 {
+    while killed.is_none() || sent < jobs {
+        if sent < jobs {
+            let n = wave.min(jobs - sent);
+            let first = ledger.reserve(n).await?;
+            let tasks: Vec<common::Task> = (first..first + n)
+                .map(|seq| common::Task {
+                    seq,
+                    work_us: 1000 + seq % 3000,
+                })
+                .collect();
+            queue.enqueue_bulk(&tasks).await?;
+            ledger.record_enqueued(first, n).await?;
+            sent += n;
+            if sent == jobs {
+                println!("demo: enqueued {jobs} jobs in {:.1?}", started.elapsed());
+            }
+        }
+        let done = ledger.completed().await?;
+        if killed.is_none() && done >= jobs / 3 {
+            let victim = &mut children.0[0];
+            victim.kill()?;
+            victim.wait()?;
+            killed = Some(Instant::now());
+            println!(
+                "demo: SIGKILLed worker {} after {done} of {jobs} jobs were done; its leased jobs \
+                 come back when their lease ({LEASE:?}) runs out",
+                victim.id()
+            );
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
             "the workers made no progress for two minutes"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Pacing the waves (and the checks once all are sent).
+        let pause = if sent < jobs { 300 } else { 50 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-    let victim = &mut children.0[0];
-    victim.kill()?;
-    victim.wait()?;
-    let killed = Instant::now();
-    println!(
-        "demo: SIGKILLed worker {} after {} of {jobs} jobs were done; its leased jobs come back when their lease ({LEASE:?}) runs out",
-        victim.id(),
-        ledger.completed().await?
-    );
+    let killed = killed.unwrap_or_else(Instant::now);
 
     // Wait until every job ran (a hang guard, not a timing assumption).
     let deadline = Instant::now() + Duration::from_secs(120);

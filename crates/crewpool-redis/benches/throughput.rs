@@ -8,7 +8,11 @@
 //! - **idle pickup**: enqueue to job start, p50/p99, while the pool is idle (its
 //!   fetcher blocked in Redis);
 //! - **re-pickup**: SIGKILL of a worker *process* holding a job, to the job starting
-//!   again in this process (bounded below by the lease).
+//!   again in this process (bounded below by the lease);
+//! - two **baselines** in the same run, on the same server, for scale: raw pipelined
+//!   `LPUSH`es of the same number of ids (the floor of an enqueue), and the naive
+//!   reliable-queue loop, `BLMOVE pending processing` then `LREM processing` per job
+//!   on 50 connections (no leases, no fencing, no retries; a job is done when removed).
 //!
 //! Besides wall-clock rates it reports CPU per job on both sides: Redis's
 //! (`INFO cpu`, its whole process) and this process's (`/proc/self/stat`), which is
@@ -46,7 +50,7 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --pickups K      jobs for the idle pickup latency (default 1000)
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
-  --only WHAT      only one of: enqueue, processed, pickup, repickup
+  --only WHAT      only one of: enqueue, processed, pickup, repickup, baselines
   --ack-mode M     processed/s with only this ack mode: queued or confirmed
   --commandstats   print Redis's INFO commandstats after each processed run";
 
@@ -271,6 +275,110 @@ async fn processed(server: &RedisServer, options: &Options, mode: AckMode, run: 
     }
 }
 
+/// Pushes `jobs` ids with pipelined `LPUSH`es of 1,000 each, 8 per round trip.
+async fn push_ids(conn: &mut redis::aio::MultiplexedConnection, key: &str, jobs: u64) {
+    let mut next = 0;
+    while next < jobs {
+        let mut pipe = redis::pipe();
+        for _ in 0..8 {
+            if next >= jobs {
+                break;
+            }
+            let end = (next + 1000).min(jobs);
+            pipe.cmd("LPUSH")
+                .arg(key)
+                .arg((next..end).collect::<Vec<u64>>());
+            next = end;
+        }
+        let _: Vec<u64> = pipe.query_async(conn).await.expect("LPUSH");
+    }
+}
+
+/// Baseline: raw pipelined `LPUSH`es of `jobs` ids.
+async fn baseline_push(server: &RedisServer, jobs: u64) -> Sample {
+    let client = redis::Client::open(server.url()).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    push_ids(&mut conn, "baseline:push", jobs).await;
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    let _: u64 = redis::cmd("DEL")
+        .arg("baseline:push")
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
+/// Baseline: the naive reliable queue, 50 connections each looping `BLMOVE pending
+/// processing` + `LREM processing` until the backlog is gone.
+async fn baseline_blmove(server: &RedisServer, jobs: u64) -> Sample {
+    const CONNECTIONS: usize = 50;
+    let client = redis::Client::open(server.url()).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    push_ids(&mut conn, "baseline:pending", jobs).await;
+    let done = Arc::new(AtomicU64::new(0));
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    for _ in 0..CONNECTIONS {
+        // A connection each: a blocking command holds its connection.
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let done = Arc::clone(&done);
+        loops.push(tokio::spawn(async move {
+            loop {
+                let id: Option<Vec<u8>> = redis::cmd("BLMOVE")
+                    .arg("baseline:pending")
+                    .arg("baseline:processing")
+                    .arg("RIGHT")
+                    .arg("LEFT")
+                    .arg(0.01)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("BLMOVE");
+                let Some(id) = id else { return };
+                let _: u64 = redis::cmd("LREM")
+                    .arg("baseline:processing")
+                    .arg(1)
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("LREM");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for handle in loops {
+        handle.await.expect("a loop");
+    }
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        jobs,
+        "every id processed once"
+    );
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
 fn blocked_clients(server: &RedisServer) -> u64 {
     let info = server.cli(&["INFO", "clients"]);
     info.lines()
@@ -456,6 +564,17 @@ fn main() {
             }
             row(&mut rows, "enqueued/s (enqueue_bulk)", median(samples));
         }
+        if options.wants("enqueue") || options.wants("baselines") {
+            let mut samples = Vec::new();
+            for _ in 0..options.runs {
+                samples.push(baseline_push(&server, options.jobs).await);
+            }
+            row(
+                &mut rows,
+                "baseline: raw pipelined LPUSH of ids",
+                median(samples),
+            );
+        }
         if options.wants("processed") {
             for &mode in &options.ack_modes {
                 let mut samples = Vec::new();
@@ -468,6 +587,17 @@ fn main() {
                     median(samples),
                 );
             }
+        }
+        if options.wants("processed") || options.wants("baselines") {
+            let mut samples = Vec::new();
+            for _ in 0..options.runs {
+                samples.push(baseline_blmove(&server, options.jobs).await);
+            }
+            row(
+                &mut rows,
+                "baseline: BLMOVE + LREM, 50 connections",
+                median(samples),
+            );
         }
         let mut latency_rows = Vec::new();
         if options.wants("pickup") && options.pickups > 0 {
