@@ -15,6 +15,19 @@
 //! more times with backoff (microseconds: see `linger`) before it parks. Nothing
 //! repeats without bound, and a parked worker costs nothing.
 //!
+//! Peers that look empty (two plain loads) are skipped without a steal attempt, which
+//! would pin crossbeam's epoch. The short linger before parking re-checks only the
+//! inbox and the injector; the full search runs before it and again after registering.
+//!
+//! # Scaling with the number of consumers
+//!
+//! A full search visits every peer, so going to sleep and waking up cost O(consumers).
+//! That is what work stealing wants for a crew about the size of the machine; with
+//! thousands of mostly idle consumers, hand-offs get slower (10,000 workers that each
+//! take one blocking job: ~8 s to meet, against milliseconds on a channel). Pools of
+//! thousands of I/O-bound workers are better served by the flume backend. Snapshots of
+//! the peer list are taken lazily and released while parked, so memory stays O(N).
+//!
 //! # Parking
 //!
 //! A consumer that found nothing registers its waker in the sleepers list and searches
@@ -84,12 +97,12 @@ impl<J: Send + 'static> DequeConsumer<J> {
     pub(crate) fn new(shared: Arc<Shared<J>>) -> Self {
         let local = Worker::new_fifo();
         let slot = Arc::new(Slot::new(local.stealer()));
-        shared.registry.add(Arc::clone(&slot));
-        let peers = Peers::new(&shared.registry);
+        let version = shared.registry.add(Arc::clone(&slot));
+        let peers = Peers::new();
         let spawner = StdArc::new(DequeSpawner::new(Arc::clone(&shared), Arc::clone(&slot)));
         // Distinct, non-zero seeds per consumer: the registry's version differs for
         // each consumer that joins.
-        let seed = (peers.version() as u32).wrapping_mul(0x9E37_79B9) | 1;
+        let seed = (version as u32).wrapping_mul(0x9E37_79B9) | 1;
         DequeConsumer {
             shared,
             slot,
@@ -104,12 +117,17 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// Searches every source once (more while contended). `from_local` skips the local
     /// deque on a re-check, where nobody but this consumer could have filled it.
     fn find(&mut self, from_local: bool) -> Found<Envelope<J>> {
+        self.search(from_local, true)
+    }
+
+    /// A search; `with_peers` false looks only at the inbox and the injector.
+    fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
         if from_local && let Some(envelope) = self.local.pop() {
             return Found::Job(envelope);
         }
         for _ in 0..SEARCH_ROUNDS {
             let mut contended = false;
-            if let Some(envelope) = self.steal_once(&mut contended) {
+            if let Some(envelope) = self.steal_once(&mut contended, with_peers) {
                 return self.stole(envelope);
             }
             if !contended {
@@ -119,8 +137,8 @@ impl<J: Send + 'static> DequeConsumer<J> {
         Found::Contended
     }
 
-    /// One pass over the inbox, the injector and the peers.
-    fn steal_once(&mut self, contended: &mut bool) -> Option<Envelope<J>> {
+    /// One pass over the inbox, the injector and (`with_peers`) the peers.
+    fn steal_once(&mut self, contended: &mut bool, with_peers: bool) -> Option<Envelope<J>> {
         let DequeConsumer {
             shared,
             slot,
@@ -143,6 +161,9 @@ impl<J: Send + 'static> DequeConsumer<J> {
         if let Some(envelope) = attempt(shared.injector.steal_batch_and_pop(local)) {
             return Some(envelope);
         }
+        if !with_peers {
+            return None;
+        }
         let peers = peers.refresh(&shared.registry);
         let n = peers.len();
         if n < 2 {
@@ -154,7 +175,10 @@ impl<J: Send + 'static> DequeConsumer<J> {
         let start = *seed as usize % n;
         for i in 0..n {
             let peer = &peers[(start + i) % n];
-            if Arc::ptr_eq(peer, slot) {
+            // Plain loads first: a steal attempt on an empty deque still pins
+            // crossbeam's epoch, and with thousands of consumers most peers are
+            // empty. Reading "empty" here is what a steal would have answered.
+            if Arc::ptr_eq(peer, slot) || (peer.stealer.is_empty() && peer.inbox.is_empty()) {
                 continue;
             }
             if let Some(envelope) = attempt(peer.stealer.steal_batch_and_pop(local)) {
@@ -224,7 +248,11 @@ impl<J: Send + 'static> DequeConsumer<J> {
             let backoff = crossbeam_utils::Backoff::new();
             while !backoff.is_completed() {
                 backoff.snooze();
-                if let Found::Job(envelope) = self.find(false) {
+                // The injector and the inbox only: that is where a steady producer's
+                // next job lands. Peers were searched just before and are searched
+                // again after registering; scanning them on every snooze would cost
+                // O(consumers) per pass, ruinous with thousands of them.
+                if let Found::Job(envelope) = self.search(false, false) {
                     return Some(envelope);
                 }
             }
@@ -268,6 +296,8 @@ impl<J: Send + 'static> DequeConsumer<J> {
                     self.shared.sleepers.cancel(key);
                     Poll::Ready(None)
                 } else {
+                    // Parked: hold no registry snapshot while asleep.
+                    self.peers.release();
                     Poll::Pending
                 }
             }

@@ -150,5 +150,9 @@ mod model {
         pub(crate) fn len(&self) -> usize {
             lock(&self.items).len()
         }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.items).is_empty()
+        }
     }
 }

@@ -129,12 +129,21 @@ impl<T> Registry<T> {
         }
     }
 
-    pub(crate) fn add(&self, slot: Arc<Slot<T>>) {
+    /// Adds a consumer's slot; returns the registry's new version (distinct per
+    /// consumer, which seeds its victim choice).
+    pub(crate) fn add(&self, slot: Arc<Slot<T>>) -> usize {
         let mut members = lock(&self.members);
-        let mut next: Vec<_> = members.slots.iter().cloned().collect();
-        next.push(slot);
-        members.slots = Arc::new(next);
-        self.version.fetch_add(1, Ordering::Release);
+        // In place when no consumer holds a snapshot (they take them lazily and let go
+        // while parked), so making N consumers is not O(N²).
+        match Arc::get_mut(&mut members.slots) {
+            Some(slots) => slots.push(slot),
+            None => {
+                let mut next: Vec<_> = members.slots.iter().cloned().collect();
+                next.push(slot);
+                members.slots = Arc::new(next);
+            }
+        }
+        self.version.fetch_add(1, Ordering::Release) + 1
     }
 
     /// Removes a dropped consumer's slot, keeping its count of jobs handed out.
@@ -190,15 +199,26 @@ pub(crate) struct Peers<T> {
     slots: Slots<T>,
 }
 
+/// A version no registry reaches: a snapshot holding it refreshes on first use.
+const STALE: usize = usize::MAX;
+
 impl<T> Peers<T> {
-    pub(crate) fn new(registry: &Registry<T>) -> Self {
-        let (version, slots) = registry.snapshot();
-        Peers { version, slots }
+    /// An empty snapshot, taken from the registry when first needed. Consumers are
+    /// created one after another (a pool of N makes N): taking a snapshot each at
+    /// creation would keep N lists of up to N entries alive, O(N²) memory.
+    pub(crate) fn new() -> Self {
+        Peers {
+            version: STALE,
+            slots: Arc::new(Vec::new()),
+        }
     }
 
-    /// The registry version this snapshot was taken at.
-    pub(crate) fn version(&self) -> usize {
-        self.version
+    /// Lets go of the snapshot (a parking consumer does, for the same reason as
+    /// [`new`](Peers::new)); the next search takes a fresh one.
+    pub(crate) fn release(&mut self) {
+        if self.version != STALE {
+            *self = Peers::new();
+        }
     }
 
     /// The slots, refreshed first if the registry changed.
