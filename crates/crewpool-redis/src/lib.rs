@@ -52,8 +52,9 @@
 //! ```
 //!
 //! With a pool (`crewpool_runtime::PoolBuilder`), pass the queue to `.queue(...)`:
-//! the pool acknowledges a job that returns `Ok`, dead-letters one that fails or
-//! panics, and releases unstarted ones when it stops.
+//! the pool acknowledges a job that returns `Ok`, retries one that fails or panics
+//! (with the pool's retry policy if it has one, else the queue's [`RetryPolicy`]) and
+//! dead-letters it once out of attempts, and releases unstarted ones when it stops.
 //!
 //! # Guarantees
 //!
@@ -105,8 +106,8 @@
 //!
 //! - **Blocking, not polling.** When the queue is empty, the process's fetcher blocks
 //!   in Redis on `BLMOVE pending pending LEFT LEFT <timeout>`, which returns as soon
-//!   as a job is pushed and moves nothing (it pops the newest id and pushes it back
-//!   in place), so a wait that is abandoned, or a process that dies waiting, strands
+//!   as a job is pushed and moves nothing (it pops the newest record and pushes it
+//!   back in place), so a wait that is abandoned, or a process that dies waiting, strands
 //!   no job. Lease deadlines and delayed jobs wake it by a local timer set from the
 //!   earliest deadline Redis reports. An idle pool sends no command at all.
 //! - **Batches.** One fetch script call leases as many jobs as workers wait (plus

@@ -322,7 +322,9 @@ where
         entries
             .iter()
             .map(|entry| {
-                let entry: DeadEntry = serde_json::from_slice(entry)
+                // Lossy: a record a producer wrote with bytes that are not UTF-8 is
+                // still listed (its job then does not decode).
+                let entry: DeadEntry = serde_json::from_str(&String::from_utf8_lossy(entry))
                     .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
                 let (id, job) = match wire::Record::parse(entry.record.as_bytes()) {
                     Some(record) => (record.id, wire::decode(record.envelope)),
