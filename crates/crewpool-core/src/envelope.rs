@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// A job's identity within one pool (in-memory backends) or one queue (Redis).
@@ -39,10 +39,16 @@ pub struct Envelope<J> {
     pub attempt: u32,
     /// Where the job's result goes, if someone is waiting for it.
     pub reply: Option<Reply>,
-    /// When the job was pushed, if known, for wait-time metrics. In-process pools
-    /// stamp it on submit; durable backends derive it from their own records when they
-    /// can.
-    pub enqueued_at: Option<Instant>,
+    /// When the job was pushed ([`Envelope::enqueued_at`]), compact: nanoseconds since
+    /// a process-wide anchor, plus one; 0 when unknown. Every queued job carries an
+    /// envelope, so its size is memory per queued job: 40 bytes with a `u64` job.
+    enqueued: u64,
+}
+
+/// The instant stamps count from (the first one taken in this process).
+fn anchor() -> Instant {
+    static ANCHOR: OnceLock<Instant> = OnceLock::new();
+    *ANCHOR.get_or_init(Instant::now)
 }
 
 impl<J> Envelope<J> {
@@ -53,7 +59,7 @@ impl<J> Envelope<J> {
             id: JobId::default(),
             attempt: 1,
             reply: None,
-            enqueued_at: None,
+            enqueued: 0,
         }
     }
 
@@ -64,11 +70,19 @@ impl<J> Envelope<J> {
         self
     }
 
-    /// Sets when the job was pushed.
+    /// Sets when the job was pushed, for wait-time metrics. In-process pools stamp it
+    /// on submit; durable backends may derive it from their own records. Instants
+    /// before the process's first stamp count as that first stamp.
     #[must_use]
     pub fn with_enqueued_at(mut self, at: Instant) -> Self {
-        self.enqueued_at = Some(at);
+        let since = at.saturating_duration_since(anchor()).as_nanos();
+        self.enqueued = u64::try_from(since).unwrap_or(u64::MAX - 1) + 1;
         self
+    }
+
+    /// When the job was pushed, if it was stamped.
+    pub fn enqueued_at(&self) -> Option<Instant> {
+        (self.enqueued != 0).then(|| anchor() + std::time::Duration::from_nanos(self.enqueued - 1))
     }
 
     /// Sets the id.
@@ -92,7 +106,11 @@ impl<J> Envelope<J> {
 /// carry it. Dropping a `Reply` without sending tells the waiting side that no result
 /// will come. It may carry an attachment the runtime reads back when the job is
 /// received (a per-job cancellation token, say); queues never look inside.
-pub struct Reply {
+pub struct Reply(Box<ReplyParts>);
+
+/// What a [`Reply`] holds, behind one thin pointer so an envelope carries 8 bytes
+/// for it (nothing extra for jobs without one).
+struct ReplyParts {
     deliver: Box<Deliver>,
     attachment: Option<Attachment>,
 }
@@ -107,22 +125,22 @@ impl Reply {
     /// Creates a reply from a function that receives the value as `&mut Option<T>`
     /// behind `&mut dyn Any` (see [`Reply::send`]).
     pub fn new(deliver: impl FnOnce(&mut dyn Any) + Send + 'static) -> Self {
-        Reply {
+        Reply(Box::new(ReplyParts {
             deliver: Box::new(deliver),
             attachment: None,
-        }
+        }))
     }
 
     /// Attaches runtime data that travels with the reply.
     #[must_use]
     pub fn with_attachment(mut self, attachment: Attachment) -> Self {
-        self.attachment = Some(attachment);
+        self.0.attachment = Some(attachment);
         self
     }
 
     /// The attached runtime data, if any.
     pub fn attachment(&self) -> Option<&Attachment> {
-        self.attachment.as_ref()
+        self.0.attachment.as_ref()
     }
 
     /// Sends `value`. The function given to [`Reply::new`] sees `&mut Option<T>` and
@@ -130,14 +148,14 @@ impl Reply {
     /// the value is dropped.
     pub fn send<T: 'static>(self, value: T) {
         let mut slot = Some(value);
-        (self.deliver)(&mut slot);
+        (self.0.deliver)(&mut slot);
     }
 }
 
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reply")
-            .field("attachment", &self.attachment.is_some())
+            .field("attachment", &self.0.attachment.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +189,22 @@ mod tests {
         });
         reply.send("not a u32");
         assert_eq!(*got.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn an_envelope_of_a_word_sized_job_is_five_words() {
+        assert_eq!(std::mem::size_of::<Envelope<u64>>(), 40);
+    }
+
+    #[test]
+    fn the_enqueue_stamp_round_trips() {
+        // The first stamp fixes the anchor; later ones come back to the nanosecond.
+        let first = Envelope::new(0).with_enqueued_at(Instant::now());
+        assert!(first.enqueued_at().is_some());
+        let at = Instant::now();
+        let envelope = Envelope::new(1).with_enqueued_at(at);
+        assert_eq!(envelope.enqueued_at(), Some(at));
+        assert_eq!(Envelope::new(1).enqueued_at(), None);
     }
 
     #[test]

@@ -235,12 +235,12 @@ async fn run_one<Q, W>(
     Q: Queue,
     W: Worker<Q::Job>,
 {
+    let enqueued_at = envelope.enqueued_at();
     let Envelope {
         job,
         id,
         attempt,
         reply,
-        enqueued_at,
         ..
     } = envelope;
     let job_token = reply
