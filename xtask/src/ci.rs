@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
-//! formatting, clippy, the README's test command, the loom models, and a short chaos
-//! run of the Redis backend.
+//! formatting, clippy, the README's test command, the loom models, the Redis
+//! backend's million-job backlog in release, and a short chaos run.
 
 use crate::util::{Result, run, workspace_root};
 
@@ -35,6 +35,21 @@ pub(crate) fn task(args: &[String]) -> Result {
     let words: Vec<&str> = TEST_COMMAND.split_whitespace().collect();
     run(words[0], &words[1..])?;
     crate::loom::task(&[])?;
+    // The Redis backend's 1,000,000-job backlog, ignored in the debug test run (minutes
+    // there), in release: a backlog that size must drain with every job completed.
+    run(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "crewpool-redis",
+            "--test",
+            "backlog_million",
+            "--",
+            "--ignored",
+        ],
+    )?;
     crate::chaos::task(&["--short".to_owned()])?;
     println!("xtask ci: all green");
     Ok(())
