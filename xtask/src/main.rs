@@ -2,7 +2,7 @@
 //! lives in the bench and example binaries this invokes.
 //!
 //! ```text
-//! cargo xtask ci      # what .ci/run runs: fmt, clippy, the README's test command, loom
+//! cargo xtask ci      # what .ci/run runs: fmt, clippy, tests, loom, 1M Redis backlog, short chaos
 //! cargo xtask loom    # the loom models
 //! cargo xtask bench   # backends vs baselines: target/crewpool-bench/report.md
 //! cargo xtask chaos   # Redis workers SIGKILLed, Redis restarted; then every job audited
@@ -50,7 +50,8 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci      cargo fmt --check, cargo clippy (all targets, -D warnings), the README's test command, loom\n  \
+         ci      fmt --check, clippy (all targets, -D warnings), the README's test command, the loom models,\n          \
+                 the 1,000,000-job Redis backlog (release) and a short chaos run\n  \
          loom    the loom models (release, --cfg crewpool_loom, LOOM_MAX_PREEMPTIONS=2)\n  \
          bench   backends vs baselines; writes target/crewpool-bench/ (see `cargo xtask bench --help`)\n  \
          chaos   Redis worker processes SIGKILLed and Redis restarted mid-run, then every job audited (`--short` in CI)"
