@@ -31,12 +31,13 @@ pub(crate) const QUEUED_JOBS: u64 = 1_000_000;
 pub(crate) const IDLE_WORKERS: usize = 10_000;
 /// Jobs in `redis-noop` and `redis-enqueue`.
 pub(crate) const REDIS_JOBS: u64 = 200_000;
-/// Workers (tokio tasks on 2 threads) of the one worker process in `redis-noop`.
-pub(crate) const REDIS_WORKERS: usize = 64;
+/// Workers (tokio tasks on 2 threads) of the one worker process in `redis-noop`: the
+/// settings of crewpool-redis's own throughput bench, tuned for short jobs.
+pub(crate) const REDIS_WORKERS: usize = 512;
 /// Most jobs one fetch leases (`RedisConfig::batch_size`).
-pub(crate) const REDIS_BATCH: usize = 500;
+pub(crate) const REDIS_BATCH: usize = 1000;
 /// Jobs fetched ahead of waiting workers (`RedisConfig::prefetch`).
-pub(crate) const REDIS_PREFETCH: usize = 1000;
+pub(crate) const REDIS_PREFETCH: usize = 2000;
 
 /// How a workload wants its queue or channel.
 #[derive(Clone, Copy, Debug)]
