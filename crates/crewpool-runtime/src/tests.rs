@@ -35,6 +35,14 @@ fn model_pool<W: Worker<u32>>(work: W, workers: usize) -> Arc<Shared<ModelQueue,
     Arc::new(Shared::new(setup, ModelQueue::new(), work, workers, None))
 }
 
+/// Starts one worker's loop on a loom thread.
+fn spawn_worker<W: Worker<u32>>(
+    shared: &Arc<Shared<ModelQueue, W>>,
+) -> loom::thread::JoinHandle<()> {
+    let work = worker_loop(shared);
+    loom::thread::spawn(move || loom::future::block_on(work))
+}
+
 /// One worker's loop, to run on a loom thread.
 fn worker_loop<W: Worker<u32>>(
     shared: &Arc<Shared<ModelQueue, W>>,

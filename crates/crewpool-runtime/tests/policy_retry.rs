@@ -58,6 +58,26 @@ fn flaky(
     )
 }
 
+type Job = (&'static str, u32);
+
+/// A pool of `workers` running [`flaky`] jobs under `policy`.
+fn pool(
+    workers: usize,
+    policy: RetryPolicy,
+    log: &Log,
+) -> crewpool_runtime::Pool<
+    FlumeQueue<Job>,
+    impl crewpool_core::Worker<Job, Output = &'static str, Error = String> + use<>,
+> {
+    PoolBuilder::new()
+        .workers(workers)
+        .queue(FlumeQueue::unbounded())
+        .retry(policy)
+        .results()
+        .build(flaky(log))
+        .unwrap()
+}
+
 fn policy() -> RetryPolicy {
     RetryPolicy::exponential(4)
         .base_delay(Duration::from_secs(1))
@@ -67,12 +87,7 @@ fn policy() -> RetryPolicy {
 #[tokio::test(start_paused = true)]
 async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
     let log = Log::default();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy())
-        .build(flaky(&log))
-        .unwrap();
+    let pool = pool(1, policy(), &log);
     let start = Instant::now();
     assert_eq!(pool.submit(("a", 2)).await.unwrap().await.unwrap(), "a");
     let log = log.entries();
@@ -94,12 +109,7 @@ async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
 #[tokio::test(start_paused = true)]
 async fn a_job_out_of_attempts_fails_with_its_last_error() {
     let log = Log::default();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy())
-        .build(flaky(&log))
-        .unwrap();
+    let pool = pool(1, policy(), &log);
     match pool.submit(("b", 10)).await.unwrap().await {
         Err(JobError::Failed(message)) => assert_eq!(message, "b attempt 4 failed"),
         other => panic!("expected the fourth failure, got {other:?}"),
@@ -111,17 +121,16 @@ async fn a_job_out_of_attempts_fails_with_its_last_error() {
 #[tokio::test(start_paused = true)]
 async fn the_predicate_decides_from_the_error() {
     let log = Log::default();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy().retry_if(|failure| {
+    let pool = pool(
+        1,
+        policy().retry_if(|failure| {
             failure.kind() == FailureKind::Failed
                 && failure
                     .error::<String>()
                     .is_some_and(|message| message.starts_with("retryable"))
-        }))
-        .build(flaky(&log))
-        .unwrap();
+        }),
+        &log,
+    );
     assert!(matches!(
         pool.submit(("fatal", 1)).await.unwrap().await,
         Err(JobError::Failed(_))
@@ -137,12 +146,7 @@ async fn the_predicate_decides_from_the_error() {
 #[tokio::test(start_paused = true)]
 async fn a_retry_delay_does_not_block_the_worker() {
     let log = Log::default();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy().base_delay(Duration::from_secs(60)))
-        .build(flaky(&log))
-        .unwrap();
+    let pool = pool(1, policy().base_delay(Duration::from_secs(60)), &log);
     let slow = pool.submit(("slow", 1)).await.unwrap();
     let quick = pool.submit(("quick", 0)).await.unwrap();
     assert_eq!(quick.await.unwrap(), "quick");
@@ -163,13 +167,7 @@ async fn a_retry_delay_does_not_block_the_worker() {
 #[tokio::test(start_paused = true)]
 async fn graceful_shutdown_waits_for_pending_retries() {
     let (log, mut attempts) = Log::announcing();
-    let pool = PoolBuilder::new()
-        .workers(2)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy())
-        .results()
-        .build(flaky(&log))
-        .unwrap();
+    let pool = pool(2, policy(), &log);
     let mut results = pool.take_results().unwrap();
     pool.spawn(("later", 2)).await.unwrap();
     assert_eq!(
@@ -186,12 +184,7 @@ async fn graceful_shutdown_waits_for_pending_retries() {
 #[tokio::test(start_paused = true)]
 async fn a_deadline_hands_back_jobs_waiting_to_be_retried() {
     let (log, mut attempts) = Log::announcing();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(FlumeQueue::unbounded())
-        .retry(policy().base_delay(Duration::from_secs(3600)))
-        .build(flaky(&log))
-        .unwrap();
+    let pool = pool(1, policy().base_delay(Duration::from_secs(3600)), &log);
     let handle = pool.submit(("stuck", 1)).await.unwrap();
     assert_eq!(attempts.recv().await, Some(1));
     let report = pool.shutdown_timeout(Duration::from_secs(10)).await;

@@ -9,7 +9,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use super::model_queue::envelope;
-use super::{model_pool, worker_loop};
+use super::{model_pool, spawn_worker};
 use crate::future::yield_now;
 use crate::loom::{Arc, Mutex, lock};
 use crewpool_core::{JobId, Queue};
@@ -39,10 +39,7 @@ fn a_deadline_accounts_for_every_job_exactly_once() {
         for job in [1, 2] {
             block_on(shared.push(envelope(job))).expect("open queue");
         }
-        let worker = {
-            let work = worker_loop(&shared);
-            thread::spawn(move || block_on(work))
-        };
+        let worker = spawn_worker(&shared);
         let deadline = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || shared.begin_stop())

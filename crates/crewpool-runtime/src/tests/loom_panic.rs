@@ -5,10 +5,9 @@
 //! is not counted. Shutdown must complete and count the panic.
 
 use loom::future::block_on;
-use loom::thread;
 
 use super::model_queue::envelope;
-use super::{model_pool, worker_loop};
+use super::{model_pool, spawn_worker};
 use crewpool_core::Queue;
 
 #[test]
@@ -31,10 +30,7 @@ fn a_job_panicking_during_shutdown_is_counted_and_shutdown_completes() {
         for job in [1, 2] {
             block_on(shared.push(envelope(job))).expect("open queue");
         }
-        let worker = {
-            let work = worker_loop(&shared);
-            thread::spawn(move || block_on(work))
-        };
+        let worker = spawn_worker(&shared);
 
         shared.begin_drain();
         block_on(shared.lifecycle.live.wait());

@@ -10,7 +10,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use super::model_queue::envelope;
-use super::{model_pool, worker_loop};
+use super::{model_pool, spawn_worker, worker_loop};
 use crate::loom::{Arc, Mutex, lock};
 
 #[test]
@@ -29,10 +29,7 @@ fn resizing_down_while_shutting_down_loses_nothing() {
         for job in [1, 2] {
             block_on(shared.push(envelope(job))).expect("open queue");
         }
-        let first = {
-            let work = worker_loop(&shared);
-            thread::spawn(move || block_on(work))
-        };
+        let first = spawn_worker(&shared);
         let shutdown = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || {

@@ -10,7 +10,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use super::model_queue::envelope;
-use super::{model_pool, worker_loop};
+use super::{model_pool, spawn_worker};
 use crate::loom::{Arc, Mutex, lock};
 
 #[test]
@@ -26,10 +26,7 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
             }
         };
         let shared = model_pool(work, 1);
-        let worker = {
-            let work = worker_loop(&shared);
-            thread::spawn(move || block_on(work))
-        };
+        let worker = spawn_worker(&shared);
         let producer = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || {
