@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
-//! formatting, clippy, the README's test command, the loom models, the Redis
-//! backend's million-job backlog in release, and a short chaos run.
+//! formatting, clippy, the README's test command, the Redis backend's TLS test (its
+//! `tls` feature is off in the plain test run), the loom models, the Redis backend's
+//! million-job backlog in release, and a short chaos run.
 
 use crate::util::{Result, run, workspace_root};
 
@@ -34,6 +35,19 @@ pub(crate) fn task(args: &[String]) -> Result {
     )?;
     let words: Vec<&str> = TEST_COMMAND.split_whitespace().collect();
     run(words[0], &words[1..])?;
+    // `rediss://` against a TLS-only port of a private redis-server, with a private CA.
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "crewpool-redis",
+            "--features",
+            "tls",
+            "--test",
+            "security_tls",
+        ],
+    )?;
     crate::loom::task(&[])?;
     // The Redis backend's 1,000,000-job backlog, ignored in the debug test run (minutes
     // there), in release: a backlog that size must drain with every job completed.
