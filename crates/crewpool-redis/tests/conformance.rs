@@ -7,7 +7,8 @@
 //! - `wakes_waiting_consumers_by_hand`, `nothing_lost_or_duplicated_threaded`: they
 //!   drive futures without a reactor (`poll_once`, `block_on`); Redis futures need
 //!   tokio's. The same promises (a push wakes a waiting consumer, nothing is lost
-//!   under concurrency) are checked with tokio in `queue_semantics.rs` and below.
+//!   under concurrency) are checked with tokio in `queue_blocking.rs` (a blocked
+//!   consumer woken by a push, 200 times) and by `nothing_lost_or_duplicated` below.
 //!
 //! `spawned_jobs_are_delivered` runs and passes trivially: Redis consumers offer no
 //! spawner (spawning is synchronous in the core traits and Redis needs a round trip).
