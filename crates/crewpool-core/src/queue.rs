@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::{Consumer, Envelope, PushError, QueueError, TryPushError};
+use crate::{Consumer, Envelope, JobId, PushError, QueueError, TryPushError};
 
 /// A queue of jobs: producers push [`Envelope`]s in, each worker takes them out through
 /// its own [`Consumer`].
@@ -53,7 +53,9 @@ pub trait Queue: Send + Sync + 'static {
     /// The per-worker view of this queue.
     type Consumer: Consumer<Job = Self::Job>;
 
-    /// Pushes an envelope, waiting for room while a bounded queue is full.
+    /// Pushes an envelope, waiting for room while a bounded queue is full, and returns
+    /// the id the job is known by in this queue: the envelope's own in memory, the one
+    /// a durable backend assigned (which its consumers then deliver the job under).
     ///
     /// # Errors
     ///
@@ -66,7 +68,7 @@ pub trait Queue: Send + Sync + 'static {
     fn push(
         &self,
         envelope: Envelope<Self::Job>,
-    ) -> impl Future<Output = Result<(), PushError<Envelope<Self::Job>>>> + Send;
+    ) -> impl Future<Output = Result<JobId, PushError<Envelope<Self::Job>>>> + Send;
 
     /// Creates a consumer for one worker. Each worker must have its own.
     ///

@@ -38,9 +38,11 @@ fn envelope(job: u64) -> Envelope<u64> {
     Envelope::new(job).with_id(JobId(job))
 }
 
-async fn push<Q: Queue<Job = u64>>(queue: &Q, job: u64) {
-    if let Err(error) = queue.push(envelope(job)).await {
-        panic!("push of job {job} to an open queue failed: {error}");
+/// Pushes job `job` (its id `JobId(job)`); returns the id the queue gave it.
+async fn push<Q: Queue<Job = u64>>(queue: &Q, job: u64) -> JobId {
+    match queue.push(envelope(job)).await {
+        Ok(id) => id,
+        Err(error) => panic!("push of job {job} to an open queue failed: {error}"),
     }
 }
 
@@ -74,17 +76,26 @@ async fn ack<D: Delivery>(delivery: D) {
     }
 }
 
-/// What is pushed comes out: the same job, id and attempt, and the reply travels with
-/// it on in-memory backends. Depth counts what waits.
+/// What is pushed comes out: the same job under the id `push` returned, and on
+/// in-memory backends that id is the envelope's own and the attempt and the reply
+/// travel with the job. A push future dropped before it was polled pushes nothing.
+/// Depth counts what waits.
 pub async fn delivers_what_was_pushed<Q: Queue<Job = u64>>(queue: Q) {
+    drop(queue.push(envelope(40)));
     let mut first = envelope(41);
     first.attempt = 3;
     first.reply = Some(crate::Reply::new(|_| {}));
-    if let Err(error) = queue.push(first).await {
-        panic!("push failed: {error}");
-    }
-    push(&queue, 42).await;
-    assert_eq!(queue.depth(), 2, "depth after two pushes");
+    let first_id = match queue.push(first).await {
+        Ok(id) => id,
+        Err(error) => panic!("push failed: {error}"),
+    };
+    let second_id = push(&queue, 42).await;
+    assert_ne!(first_id, second_id, "two jobs, two ids");
+    assert_eq!(
+        queue.depth(),
+        2,
+        "depth after two pushes (and one push future dropped unpolled)"
+    );
 
     let mut consumer = consumer(&queue);
     let mut seen = BTreeMap::new();
@@ -99,6 +110,8 @@ pub async fn delivers_what_was_pushed<Q: Queue<Job = u64>>(queue: Q) {
                 "the reply travels with its job"
             );
         }
+        let returned = if env.job == 41 { first_id } else { second_id };
+        assert_eq!(env.id, returned, "delivered under the id push returned");
         seen.insert(env.job, env.attempt);
         ack(received.delivery).await;
     }
@@ -122,7 +135,7 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
     for job in 0..cap {
         let mut fut = pin!(queue.push(envelope(job)));
         match poll_once(fut.as_mut(), &quiet) {
-            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Ok(_)) => {}
             Poll::Ready(Err(error)) => panic!("push {job} below capacity failed: {error}"),
             Poll::Pending => panic!("push {job} waited although the queue had room"),
         }
@@ -156,7 +169,7 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
         "taking a job from a full queue must wake the waiting push"
     );
     match poll_once(waiting.as_mut(), &waker) {
-        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Ok(_)) => {}
         Poll::Ready(Err(error)) => panic!("the waiting push failed: {error}"),
         Poll::Pending => panic!("the waiting push did not complete once there was room"),
     }
@@ -263,7 +276,7 @@ pub async fn close_and_drain<Q: Queue<Job = u64>>(queue: Q) {
     match queue.push(envelope(1000)).await {
         Err(PushError::Closed(env)) => assert_eq!(env.job, 1000, "the job comes back"),
         Err(other) => panic!("push after close: expected Closed, got {other}"),
-        Ok(()) => panic!("push after close was accepted"),
+        Ok(_) => panic!("push after close was accepted"),
     }
     let mut consumer = consumer(&queue);
     let durable = <<Q::Consumer as Consumer>::Delivery as Delivery>::DURABLE;
@@ -294,7 +307,7 @@ pub fn wakes_waiting_consumers_by_hand<Q: Queue<Job = u64>>(queue: Q) {
         let (_, quiet) = CountingWaker::new();
         let mut pushed = pin!(queue.push(envelope(5)));
         assert!(
-            matches!(poll_once(pushed.as_mut(), &quiet), Poll::Ready(Ok(()))),
+            matches!(poll_once(pushed.as_mut(), &quiet), Poll::Ready(Ok(_))),
             "push to an empty queue"
         );
         assert!(counter.wakes() >= 1, "a push must wake a waiting consumer");

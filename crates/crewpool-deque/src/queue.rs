@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::task::Poll;
 
-use crewpool_core::{Envelope, PushError, Queue, QueueError, TryPush, TryPushError};
+use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, TryPush, TryPushError};
 use crossbeam_utils::CachePadded;
 
 use crate::consumer::DequeConsumer;
@@ -111,9 +111,10 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
     fn push(
         &self,
         envelope: Envelope<J>,
-    ) -> impl Future<Output = Result<(), PushError<Envelope<J>>>> + Send {
+    ) -> impl Future<Output = Result<JobId, PushError<Envelope<J>>>> + Send {
         let shared = &*self.shared;
         async move {
+            let id = envelope.id;
             let mut envelope = envelope;
             // Dropping this future drops the registration too, passing on a wake-up it
             // may have received (see `Waiter`).
@@ -130,7 +131,7 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
                 wait_for_room(shared, &mut waiter).await;
             }
             waiter.finish();
-            Ok(())
+            Ok(id)
         }
     }
 

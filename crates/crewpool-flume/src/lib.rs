@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crewpool_core::{
-    Consumer, Envelope, Handover, PushError, Queue, QueueError, Received, Spawn, TryPush,
+    Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received, Spawn, TryPush,
     TryPushError,
 };
 use event_listener::Event;
@@ -99,12 +99,11 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
     type Job = J;
     type Consumer = FlumeConsumer<J>;
 
-    fn push(
-        &self,
-        envelope: Envelope<J>,
-    ) -> impl Future<Output = Result<(), PushError<Envelope<J>>>> + Send {
-        // Fast path under the lock without cloning the sender; only a push that has to
-        // wait takes its own clone (see "Closing" in the crate docs).
+    async fn push(&self, envelope: Envelope<J>) -> Result<JobId, PushError<Envelope<J>>> {
+        let id = envelope.id;
+        // Fast path under the lock without cloning the sender; only a push that has
+        // to wait takes its own clone (see "Closing" in the crate docs). Nothing is
+        // sent before the first poll: a future dropped unpolled pushes nothing.
         let waiting = match self.sender().as_ref() {
             None => Err(PushError::Closed(envelope)),
             Some(sender) => match sender.try_send(envelope) {
@@ -115,14 +114,13 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
                 }
             },
         };
-        async move {
-            match waiting? {
-                None => Ok(()),
-                Some((sender, envelope)) => sender
-                    .send_async(envelope)
-                    .await
-                    .map_err(|error| PushError::Closed(error.into_inner())),
-            }
+        match waiting? {
+            None => Ok(id),
+            Some((sender, envelope)) => sender
+                .send_async(envelope)
+                .await
+                .map(|()| id)
+                .map_err(|error| PushError::Closed(error.into_inner())),
         }
     }
 

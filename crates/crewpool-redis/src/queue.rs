@@ -438,12 +438,13 @@ where
     type Job = J;
     type Consumer = RedisConsumer<J>;
 
-    /// Enqueues the job with an id Redis assigns; the envelope's `id`, `attempt` and
-    /// `reply` are not sent (a reply cannot cross processes: it is dropped).
+    /// Enqueues the job with an id Redis assigns, and returns that id (the one its
+    /// consumers deliver it under); the envelope's `id`, `attempt` and `reply` are not
+    /// sent (a reply cannot cross processes: it is dropped).
     fn push(
         &self,
         envelope: Envelope<J>,
-    ) -> impl Future<Output = std::result::Result<(), PushError<Envelope<J>>>> + Send {
+    ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
         let closed = self.is_closed();
         let encoded = wire::encode(&envelope.job, self.link().config.max_payload);
         async move {
@@ -455,7 +456,7 @@ where
                 Err(error) => Err(error),
             };
             match stored {
-                Ok(_) => Ok(()),
+                Ok(id) => Ok(JobId(id)),
                 Err(error) => Err(PushError::Backend {
                     item: envelope,
                     source: error.into(),

@@ -1,6 +1,7 @@
-//! Graceful shutdown of a pool on a Redis queue: fetching stops, running jobs finish and
+//! A pool on a Redis queue. Graceful shutdown: fetching stops, running jobs finish and
 //! are acknowledged, prefetched ones go back to Redis unstarted; with a deadline,
-//! interrupted jobs go back too, without counting an attempt.
+//! interrupted jobs go back too, without counting an attempt. Ids: `spawn` returns the
+//! id Redis assigned.
 
 mod support;
 
@@ -127,4 +128,48 @@ async fn shutdown_with_a_deadline_returns_interrupted_jobs_unstarted() {
         let received = consumer.next().await.unwrap();
         assert_eq!(received.envelope.attempt, 1, "release counts no attempt");
     }
+}
+
+/// The id `Pool::spawn` returns on a Redis queue is the one Redis assigned: the id the
+/// job's worker sees in its context (not the pool's own counter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_returns_the_id_the_worker_sees() {
+    let server = RedisServer::start();
+    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "ids"))
+        .await
+        .unwrap();
+    // Ids taken by another producer first, so Redis's numbering and the pool's differ.
+    queue.enqueue_bulk(100..103).await.unwrap();
+    let (seen_tx, seen_rx) = flume::unbounded();
+    let pool = PoolBuilder::new()
+        .workers(2)
+        .queue(queue)
+        .build(crewpool_core::with_context(
+            move |job: u64, cx: crewpool_core::JobContext<u64>| {
+                let seen = seen_tx.clone();
+                async move { seen.send((job, cx.id())).map_err(|e| e.to_string()) }
+            },
+        ))
+        .unwrap();
+    let mut spawned = Vec::new();
+    for job in 0..5_u64 {
+        spawned.push((job, pool.spawn(job).await.unwrap()));
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 8 {
+        let next = tokio::time::timeout(HANG_GUARD, seen_rx.recv_async())
+            .await
+            .expect("hang guard")
+            .unwrap();
+        seen.push(next);
+    }
+    // The 3 jobs enqueued directly ran too; the pool's 5 are the ones below 100.
+    seen.retain(|(job, _)| *job < 100);
+    seen.sort_unstable();
+    assert_eq!(seen, spawned);
+    assert!(
+        spawned.iter().all(|(_, id)| id.0 > 3),
+        "the ids come from Redis, after the 3 enqueued first: {spawned:?}"
+    );
+    pool.shutdown().await;
 }

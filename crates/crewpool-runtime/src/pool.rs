@@ -56,7 +56,8 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// its result.
     ///
     /// On a durable queue the job runs in whichever process takes it, so the handle
-    /// resolves to [`JobError::Unavailable`](crate::JobError::Unavailable); prefer
+    /// resolves to [`JobError::Unavailable`](crate::JobError::Unavailable) (its
+    /// [`id`](JobHandle::id) is the one the backend assigned); prefer
     /// [`spawn`](Pool::spawn) there.
     ///
     /// # Errors
@@ -75,7 +76,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
         if is_durable::<Q>() {
-            self.shared.push(self.envelope(job, id)).await?;
+            let id = self.shared.push(self.envelope(job, id)).await?;
             return Ok(JobHandle::unavailable(id));
         }
         let (reply, handle) = JobHandle::new(id);
@@ -88,6 +89,10 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// Submits a job without a handle (fire and forget), waiting while a bounded queue
     /// is full. Its result goes to the [`Results`] stream, if the pool has one.
     ///
+    /// Returns the job's id, the one its worker sees in
+    /// [`JobContext::id`](crewpool_core::JobContext::id): the pool's own number on an
+    /// in-memory queue, the one the backend assigned on a durable queue.
+    ///
     /// # Errors
     ///
     /// As for [`submit`](Pool::submit).
@@ -97,7 +102,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// As for [`submit`](Pool::submit).
     pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
-        self.shared.push(self.envelope(job, id)).await?;
+        let id = self.shared.push(self.envelope(job, id)).await?;
         Ok(id)
     }
 

@@ -296,15 +296,19 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
     }
 
     /// Pushes a submitted envelope, if the pool is still open.
-    pub(crate) async fn push(&self, envelope: Envelope<Q::Job>) -> Result<(), PushError<Q::Job>> {
+    /// Pushes a job unless the pool is closing; returns the id the queue knows it by.
+    pub(crate) async fn push(
+        &self,
+        envelope: Envelope<Q::Job>,
+    ) -> Result<JobId, PushError<Q::Job>> {
         if !self.lifecycle.is_open() {
             return Err(PushError::Closed(envelope.job));
         }
         self.counters.submitted();
         match self.queue.push(envelope).await {
-            Ok(()) => {
+            Ok(id) => {
                 self.count_submitted();
-                Ok(())
+                Ok(id)
             }
             Err(error) => {
                 self.counters.unsubmitted();

@@ -233,3 +233,33 @@ async fn jobs_can_spawn_sub_jobs_through_their_context() {
     let stats = pool.shutdown().await.stats;
     assert_eq!((stats.submitted, stats.completed), (31, 31));
 }
+
+/// On an in-memory queue, the ids `spawn` and `submit` give are the ones the job's
+/// worker sees in its context.
+#[tokio::test]
+async fn returned_ids_are_the_ones_workers_see() {
+    let (seen_tx, seen_rx) = flume::unbounded();
+    let pool = PoolBuilder::new()
+        .workers(2)
+        .queue(FlumeQueue::bounded(8))
+        .build(crewpool_core::with_context(
+            move |job: u64, cx: crewpool_core::JobContext<u64>| {
+                let seen = seen_tx.clone();
+                async move { seen.send((job, cx.id())) }
+            },
+        ))
+        .unwrap();
+    let mut given = Vec::new();
+    for job in 0..10_u64 {
+        let id = if job % 2 == 0 {
+            pool.spawn(job).await.unwrap()
+        } else {
+            pool.submit(job).await.unwrap().id()
+        };
+        given.push((job, id));
+    }
+    pool.shutdown().await;
+    let mut seen: Vec<_> = seen_rx.drain().collect();
+    seen.sort_unstable();
+    assert_eq!(seen, given);
+}

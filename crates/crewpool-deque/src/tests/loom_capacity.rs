@@ -70,7 +70,7 @@ fn loom_capacity_waiting_push_vs_take_and_close() {
         let mut accepted = Vec::new();
         for job in [1, 2] {
             match block_on(queue.push(envelope(job))) {
-                Ok(()) => accepted.push(job),
+                Ok(_) => accepted.push(job),
                 Err(PushError::Closed(back)) => assert_eq!(back.job, job, "the job comes back"),
                 Err(other) => panic!("unexpected push error {other}"),
             }

@@ -61,7 +61,7 @@ fn loom_steal_push_pop_steal_close_lose_and_duplicate_nothing() {
         let mut accepted = vec![1];
         for job in [2, 3] {
             match block_on(queue.push(envelope(job))) {
-                Ok(()) => accepted.push(job),
+                Ok(_) => accepted.push(job),
                 Err(PushError::Closed(back)) => assert_eq!(back.job, job, "the job comes back"),
                 Err(other) => panic!("unexpected push error {other}"),
             }

@@ -31,7 +31,7 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
             let shared = Arc::clone(&shared);
             thread::spawn(move || {
                 [1, 2].map(|job| match block_on(shared.push(envelope(job))) {
-                    Ok(()) => true,
+                    Ok(_) => true,
                     Err(refused) => {
                         assert_eq!(refused.into_inner(), job, "a refused job comes back");
                         false

@@ -43,7 +43,8 @@ impl Queue for ModelQueue {
     type Job = u32;
     type Consumer = ModelConsumer;
 
-    async fn push(&self, envelope: Envelope<u32>) -> Result<(), PushError<Envelope<u32>>> {
+    async fn push(&self, envelope: Envelope<u32>) -> Result<JobId, PushError<Envelope<u32>>> {
+        let id = envelope.id;
         let waiters = {
             let mut state = lock(&self.state);
             if state.closed {
@@ -53,7 +54,7 @@ impl Queue for ModelQueue {
             std::mem::take(&mut state.waiters)
         };
         wake_all(waiters);
-        Ok(())
+        Ok(id)
     }
 
     fn consumer(&self) -> Result<ModelConsumer, QueueError> {
