@@ -114,13 +114,9 @@ impl<J: Send + 'static> DequeConsumer<J> {
         }
     }
 
-    /// Searches every source once (more while contended). `from_local` skips the local
-    /// deque on a re-check, where nobody but this consumer could have filled it.
-    fn find(&mut self, from_local: bool) -> Found<Envelope<J>> {
-        self.search(from_local, true)
-    }
-
-    /// A search; `with_peers` false looks only at the inbox and the injector.
+    /// Searches every source once (more while contended). `from_local` false skips the
+    /// local deque on a re-check, where nobody but this consumer could have filled it;
+    /// `with_peers` false looks only at the inbox and the injector.
     fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
         if from_local && let Some(envelope) = self.local.pop() {
             return Found::Job(envelope);
@@ -268,7 +264,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
         if self.finished {
             return Poll::Ready(None);
         }
-        match self.find(true) {
+        match self.search(true, true) {
             Found::Job(envelope) => return Poll::Ready(Some(self.leave_with(key, envelope))),
             Found::Contended => {
                 cx.waker().wake_by_ref();
@@ -285,7 +281,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
         }
         // Park: register, then search again (see "Parking").
         self.shared.sleepers.register(key, cx.waker());
-        match self.find(false) {
+        match self.search(false, true) {
             Found::Job(envelope) => Poll::Ready(Some(self.leave_with(key, envelope))),
             Found::Contended => {
                 cx.waker().wake_by_ref();
@@ -332,7 +328,7 @@ impl<J: Send + 'static> Consumer for DequeConsumer<J> {
         if self.finished {
             return None;
         }
-        match self.find(true) {
+        match self.search(true, true) {
             Found::Job(envelope) => Some(self.take(envelope)),
             Found::Nothing | Found::Contended => None,
         }

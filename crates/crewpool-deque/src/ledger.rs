@@ -170,6 +170,8 @@ impl Ledger {
             return true;
         };
         let taken = registry.taken();
+        // Kept, so the push that follows a yes need not sum the counts again.
+        self.seen_taken.fetch_max(taken, Ordering::Relaxed);
         let word = self.head.load(Ordering::SeqCst);
         word & CLOSED != 0 || (word >> 1).saturating_sub(taken) < capacity
     }

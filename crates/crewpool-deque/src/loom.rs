@@ -27,18 +27,10 @@ pub(crate) use loom::sync::{
 /// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its
 /// data consistent at each step, so a panic elsewhere does not corrupt it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    #[cfg(not(crewpool_loom))]
-    {
-        mutex
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-    #[cfg(crewpool_loom)]
-    {
-        mutex
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+    // loom's `lock` returns std's `LockResult` too.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Backs off in a retry loop: a CPU hint normally, a yield to the other model threads

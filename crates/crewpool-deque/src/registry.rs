@@ -193,51 +193,54 @@ impl<T> fmt::Debug for Registry<T> {
     }
 }
 
-/// A consumer's snapshot of the registry.
+/// A consumer's snapshot of the registry: its version and slots, if it holds one.
 pub(crate) struct Peers<T> {
-    version: usize,
-    slots: Slots<T>,
+    snapshot: Option<(usize, Slots<T>)>,
 }
-
-/// A version no registry reaches: a snapshot holding it refreshes on first use.
-const STALE: usize = usize::MAX;
 
 impl<T> Peers<T> {
     /// An empty snapshot, taken from the registry when first needed. Consumers are
     /// created one after another (a pool of N makes N): taking a snapshot each at
     /// creation would keep N lists of up to N entries alive, O(N²) memory.
     pub(crate) fn new() -> Self {
-        Peers {
-            version: STALE,
-            slots: Arc::new(Vec::new()),
-        }
+        Peers { snapshot: None }
     }
 
     /// Lets go of the snapshot (a parking consumer does, for the same reason as
     /// [`new`](Peers::new)); the next search takes a fresh one.
     pub(crate) fn release(&mut self) {
-        if self.version != STALE {
-            *self = Peers::new();
-        }
+        self.snapshot = None;
     }
 
     /// The slots, refreshed first if the registry changed.
     pub(crate) fn refresh(&mut self, registry: &Registry<T>) -> &[Arc<Slot<T>>] {
         // Acquire: pairs with the Release bump, though `snapshot` locks anyway.
-        if registry.version.load(Ordering::Acquire) != self.version {
-            let (version, slots) = registry.snapshot();
-            self.version = version;
-            self.slots = slots;
+        let current = registry.version.load(Ordering::Acquire);
+        if self
+            .snapshot
+            .as_ref()
+            .is_none_or(|(version, _)| *version != current)
+        {
+            self.snapshot = Some(registry.snapshot());
         }
-        &self.slots
+        match &self.snapshot {
+            Some((_, slots)) => slots,
+            None => &[],
+        }
     }
 }
 
 impl<T> fmt::Debug for Peers<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Peers")
-            .field("version", &self.version)
-            .field("peers", &self.slots.len())
+            .field(
+                "version",
+                &self.snapshot.as_ref().map(|(version, _)| *version),
+            )
+            .field(
+                "peers",
+                &self.snapshot.as_ref().map_or(0, |(_, slots)| slots.len()),
+            )
             .finish()
     }
 }

@@ -67,8 +67,11 @@ impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
                 if *phase != Phase::Live {
                     return Err(TryPushError::Closed(envelope));
                 }
-                if let Err(Refused::Full | Refused::Closed) =
-                    self.shared.ledger.reserve(true, &self.shared.registry)
+                if self
+                    .shared
+                    .ledger
+                    .reserve(true, &self.shared.registry)
+                    .is_err()
                 {
                     return Err(TryPushError::Full(envelope));
                 }

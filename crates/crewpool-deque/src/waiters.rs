@@ -109,20 +109,20 @@ impl WaitList {
         }
     }
 
-    /// Wakes the oldest waiter, if any. Returns whether it woke one.
-    pub(crate) fn notify_one(&self) -> bool {
+    /// Wakes the oldest waiter, if any.
+    pub(crate) fn notify_one(&self) {
         fence(Ordering::SeqCst);
         self.notify_one_fenced()
     }
 
     /// Like [`notify_one`](WaitList::notify_one), for a notifier that issued the
     /// `SeqCst` fence itself, after its state change.
-    pub(crate) fn notify_one_fenced(&self) -> bool {
+    pub(crate) fn notify_one_fenced(&self) {
         // Relaxed after the caller's fence: see "Protocol".
         if self.waiting.load(Ordering::Relaxed) == 0 {
-            return false;
+            return;
         }
-        self.wake_one()
+        self.wake_one();
     }
 
     /// Like [`notify_all`](WaitList::notify_all), for a notifier that issued the
@@ -142,19 +142,15 @@ impl WaitList {
         }
     }
 
-    fn wake_one(&self) -> bool {
+    fn wake_one(&self) {
         let woken = {
             let mut entries = lock(&self.entries);
             let woken = entries.list.pop_front();
             self.waiting.store(entries.list.len(), Ordering::Relaxed);
             woken
         };
-        match woken {
-            Some((_, waker)) => {
-                waker.wake();
-                true
-            }
-            None => false,
+        if let Some((_, waker)) = woken {
+            waker.wake();
         }
     }
 

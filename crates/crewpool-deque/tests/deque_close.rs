@@ -52,7 +52,9 @@ fn a_push_wakes_one_parked_consumer_and_close_wakes_them_all() {
     assert_eq!(got, [1], "the job accepted before close is delivered once");
 }
 
-/// The same on threads, each parked in `next` by a real `block_on`.
+/// The same on threads, each in `next` under a real `block_on` (parked, or about to
+/// park, when the close comes: the wake-up itself is pinned down by the test above
+/// and by the loom model `loom_park`).
 #[test]
 fn close_wakes_consumers_parked_on_other_threads() {
     let queue = DequeQueue::<u64>::unbounded();

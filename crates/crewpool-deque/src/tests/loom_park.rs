@@ -5,17 +5,14 @@
 //! spawn that does not wake a sleeper, a stolen batch whose rest is not announced),
 //! and a close that leaves a sleeper parked. Loom reports such a model as a deadlock.
 
-use crewpool_core::{Consumer, Envelope, JobId, Queue};
+use crewpool_core::{Consumer, Queue};
 use loom::future::block_on;
 use loom::sync::Condvar;
 use loom::thread;
 
+use super::loom_steal::envelope;
 use crate::DequeQueue;
 use crate::loom::{Arc, Mutex, lock};
-
-fn envelope(job: u32) -> Envelope<u32> {
-    Envelope::new(job).with_id(JobId(u64::from(job)))
-}
 
 /// A consumer parked in `next` gets a job pushed concurrently, then `None` once the
 /// queue is closed.
