@@ -50,13 +50,14 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub use crewpool_core::{
-    BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, JobContext, JobId, PushError,
-    Queue, QueueError, Received, Reply, Spawn, SpawnError, TryPush, TryPushError, WithContext,
-    Worker, with_context,
+    Attachment, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, JobContext,
+    JobId, PushError, Queue, QueueError, Received, Reply, Spawn, SpawnError, TryPush, TryPushError,
+    WithContext, Worker, with_context,
 };
 pub use crewpool_runtime::{
-    BuildError, JobError, JobHandle, JobResult, Outcome, Pool, PoolBuilder, Results,
-    ShutdownReport, Stats, SubmitError, SubmitTimeoutError, TrySubmitError,
+    BuildError, CancellationToken, ContextExt, Failure, FailureKind, JobError, JobHandle,
+    JobResult, Outcome, Pool, PoolBuilder, ResizeError, Results, RetryPolicy, ShutdownReport,
+    Stats, SubmitError, SubmitTimeoutError, TrySubmitError,
 };
 
 /// The work-stealing backend (`crewpool-deque`).

@@ -228,9 +228,6 @@ pub trait ContextSupport<J>: Send + Sync + 'static {
     /// See [`JobContext::spawn`].
     fn spawn(&self, job: J) -> Result<JobId, SpawnError<J>>;
 
-    /// The concrete support object, for runtime-specific extensions.
-    fn as_any(&self) -> &dyn std::any::Any;
-
     /// Runtime data shared by every job this support serves, returned by
     /// [`JobContext::extension`] for jobs without data of their own. Keeping it here
     /// spares the runtime an allocation or a shared reference count per job.

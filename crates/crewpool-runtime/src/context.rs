@@ -1,18 +1,14 @@
 //! What the runtime adds to a job's [`JobContext`]: cancellation.
 
-use std::sync::Arc;
-
 use crewpool_core::JobContext;
 use tokio_util::sync::CancellationToken;
 
-/// The cancellation tokens a running job can see, carried as its context's extension.
+/// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)),
+/// carried by each worker's support object for every job it runs. A job with a handle
+/// also carries its own token ([`JobHandle::cancel`](crate::JobHandle::cancel)) as its
+/// context's extension: the attachment the handle put on the job's reply.
 #[derive(Debug)]
-pub(crate) struct JobTokens {
-    /// Cancelled by the job's handle ([`JobHandle::cancel`](crate::JobHandle::cancel)).
-    pub(crate) job: Option<CancellationToken>,
-    /// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)).
-    pub(crate) pool: CancellationToken,
-}
+pub(crate) struct PoolToken(pub(crate) CancellationToken);
 
 /// Cancellation, for jobs: read through the [`JobContext`] a worker receives (see
 /// [`with_context`](crewpool_core::with_context)).
@@ -54,40 +50,37 @@ pub trait ContextExt {
     fn cancelled(&self) -> impl Future<Output = ()> + Send;
 }
 
-fn tokens<J>(cx: &JobContext<J>) -> Option<Arc<JobTokens>>
-where
-    J: 'static,
-{
-    cx.extension()
-        .and_then(|extension| Arc::clone(extension).downcast::<JobTokens>().ok())
+/// The job's own token, if it was submitted with a handle.
+fn job_token<J: 'static>(cx: &JobContext<J>) -> Option<&CancellationToken> {
+    // Without one, `extension` falls back to the support's `PoolToken`: not a token.
+    cx.extension()?.downcast_ref::<CancellationToken>()
+}
+
+/// The pool-wide token, for a context that came from a pool.
+fn pool_token<J: 'static>(cx: &JobContext<J>) -> Option<&CancellationToken> {
+    let PoolToken(token) = cx.support()?.extension()?.downcast_ref::<PoolToken>()?;
+    Some(token)
 }
 
 impl<J: 'static> ContextExt for JobContext<J> {
     fn cancellation_token(&self) -> CancellationToken {
-        tokens(self).map_or_else(CancellationToken::new, |tokens| tokens.pool.clone())
+        pool_token(self).map_or_else(CancellationToken::new, CancellationToken::clone)
     }
 
     fn is_cancelled(&self) -> bool {
-        tokens(self).is_some_and(|tokens| {
-            tokens.pool.is_cancelled()
-                || tokens
-                    .job
-                    .as_ref()
-                    .is_some_and(CancellationToken::is_cancelled)
-        })
+        pool_token(self).is_some_and(CancellationToken::is_cancelled)
+            || job_token(self).is_some_and(CancellationToken::is_cancelled)
     }
 
     fn cancelled(&self) -> impl Future<Output = ()> + Send {
-        let tokens = tokens(self);
+        let (job, pool) = (job_token(self).cloned(), pool_token(self).cloned());
         async move {
-            let Some(tokens) = tokens else {
-                return std::future::pending().await;
-            };
-            match &tokens.job {
-                Some(job) => {
-                    crate::future::first_of(job.cancelled(), tokens.pool.cancelled()).await;
+            match (job, pool) {
+                (Some(job), Some(pool)) => {
+                    crate::future::first_of(job.cancelled(), pool.cancelled()).await;
                 }
-                None => tokens.pool.cancelled().await,
+                (Some(token), None) | (None, Some(token)) => token.cancelled().await,
+                (None, None) => std::future::pending().await,
             }
         }
     }

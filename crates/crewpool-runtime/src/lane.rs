@@ -89,16 +89,26 @@ impl<J> RetryLane<J> {
         if self.pending() == 0 {
             return None;
         }
+        self.take_due().ok()
+    }
+
+    /// Takes the earliest job if it is due now; else says when the earliest is due
+    /// (`None`: nothing is pending).
+    fn take_due(&self) -> Result<Envelope<J>, Option<Instant>> {
         let mut heap = lock(&self.heap);
-        if heap.peek().is_none_or(|due| due.at > Instant::now()) {
-            return None;
+        match heap.peek() {
+            Some(due) if due.at <= Instant::now() => {}
+            earliest => return Err(earliest.map(|due| due.at)),
         }
-        let taken = heap.pop().map(|due| due.envelope);
-        if taken.is_some() && self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let Some(due) = heap.pop() else {
+            return Err(None); // not reached: peeked under this lock
+        };
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
             drop(heap);
+            // Drained workers waiting for the lane to empty may leave.
             self.changed.notify_all();
         }
-        taken
+        Ok(due.envelope)
     }
 
     /// Waits for the earliest job to be due and takes it. With `until_idle`, returns
@@ -111,21 +121,9 @@ impl<J> RetryLane<J> {
     pub(crate) async fn next(&self, until_idle: bool) -> Option<Envelope<J>> {
         loop {
             let changed = self.changed.listen();
-            let earliest = {
-                let mut heap = lock(&self.heap);
-                match heap.peek() {
-                    Some(due) if due.at <= Instant::now() => {
-                        let taken = heap.pop().map(|due| due.envelope);
-                        if taken.is_some() && self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-                            drop(heap);
-                            // Drained workers waiting for the lane to empty may leave.
-                            self.changed.notify_all();
-                        }
-                        return taken;
-                    }
-                    Some(due) => Some(due.at),
-                    None => None,
-                }
+            let earliest = match self.take_due() {
+                Ok(envelope) => return Some(envelope),
+                Err(earliest) => earliest,
             };
             if until_idle && self.pending() == 0 {
                 return None;

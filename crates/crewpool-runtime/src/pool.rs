@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crewpool_core::{Envelope, JobId, Queue, TryPush, Worker};
+use crewpool_core::{JobId, Queue, TryPush, Worker};
 
 use crate::Stats;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
@@ -76,12 +76,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
         if is_durable::<Q>() {
-            let id = self.shared.push(self.envelope(job, id)).await?;
+            let id = self.shared.push(self.shared.envelope(job, id)).await?;
             return Ok(JobHandle::unavailable(id));
         }
         let (reply, handle) = JobHandle::new(id);
         self.shared
-            .push(self.envelope(job, id).with_reply(reply))
+            .push(self.shared.envelope(job, id).with_reply(reply))
             .await?;
         Ok(handle)
     }
@@ -102,18 +102,8 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// As for [`submit`](Pool::submit).
     pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let id = self.shared.next_id();
-        let id = self.shared.push(self.envelope(job, id)).await?;
+        let id = self.shared.push(self.shared.envelope(job, id)).await?;
         Ok(id)
-    }
-
-    /// A new envelope for a submitted job, stamped for wait-time metrics if they are on.
-    fn envelope(&self, job: Q::Job, id: JobId) -> Envelope<Q::Job> {
-        let envelope = Envelope::new(job).with_id(id);
-        if self.shared.metrics.is_some() {
-            envelope.with_enqueued_at(std::time::Instant::now())
-        } else {
-            envelope
-        }
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
@@ -166,7 +156,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// [`ContextExt`](crate::ContextExt). Cancelling it asks running jobs to stop
     /// cooperatively; it does not stop the pool (see [`abort`](Pool::abort)).
     pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
-        self.shared.pool_tokens.pool.clone()
+        self.shared.pool_token.0.clone()
     }
 
     /// Stops accepting jobs and waits until every accepted job has run and every
@@ -180,9 +170,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// Dropping the future does not undo the shutdown: the queue stays closed and the
     /// workers drain it in the background. Call it again to wait.
     pub async fn shutdown(&self) -> ShutdownReport<Q::Job> {
-        self.shared.begin_drain();
-        self.shared.lifecycle.live.wait().await;
-        self.shared.finish().await
+        self.shared.shutdown().await
     }
 
     /// Like [`shutdown`](Pool::shutdown), but waits at most `grace`; then stops: jobs
@@ -230,7 +218,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         let id = self.shared.next_id();
         let (reply, handle) = JobHandle::new(id);
         self.shared
-            .try_push(self.envelope(job, id).with_reply(reply))
+            .try_push(self.shared.envelope(job, id).with_reply(reply))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(handle)
     }
@@ -243,7 +231,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     pub fn try_spawn(&self, job: Q::Job) -> Result<JobId, TrySubmitError<Q::Job>> {
         let id = self.shared.next_id();
         self.shared
-            .try_push(self.envelope(job, id))
+            .try_push(self.shared.envelope(job, id))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(id)
     }
@@ -268,7 +256,7 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         let deadline = tokio::time::Instant::now() + timeout;
         let id = self.shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        let mut envelope = self.envelope(job, id).with_reply(reply);
+        let mut envelope = self.shared.envelope(job, id).with_reply(reply);
         loop {
             match self.shared.try_push(envelope) {
                 Ok(()) => return Ok(handle),

@@ -8,7 +8,7 @@ use crewpool_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::context::JobTokens;
+use crate::context::PoolToken;
 use crate::error::ResizeError;
 use crate::lane::RetryLane;
 use crate::lifecycle::Lifecycle;
@@ -124,8 +124,8 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     pub(crate) lane: Option<RetryLane<Q::Job>>,
     /// Copies a job before it runs, when it may have to run again.
     pub(crate) cloner: Option<fn(&Q::Job) -> Q::Job>,
-    /// The pool-wide tokens every job sees (through each worker's `Support`).
-    pub(crate) pool_tokens: std::sync::Arc<JobTokens>,
+    /// The pool-wide token every job sees (through each worker's `Support`).
+    pub(crate) pool_token: std::sync::Arc<PoolToken>,
     /// Ids are handed out by producers; kept off the lines workers read per job.
     next_id: Padded<AtomicU64>,
     pub(crate) retire: Retire,
@@ -162,10 +162,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             metrics,
             lane,
             cloner: setup.cloner,
-            pool_tokens: std::sync::Arc::new(JobTokens {
-                job: None,
-                pool: setup.token,
-            }),
+            pool_token: std::sync::Arc::new(PoolToken(setup.token)),
             retire: Retire::new(),
             executor: setup.executor,
             results: Mutex::new(results),
@@ -237,9 +234,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             shared.retire.post(*target - workers);
         } else {
             // Cancel pending departures first, then start the rest.
+            // `target` counts each worker kept or started, so it stays true if a
+            // start fails half-way.
             let more = workers - *target;
             let stay = shared.retire.withdraw(more);
-            for _ in 0..more - stay {
+            *target += stay;
+            for _ in stay..more {
                 if !shared.lifecycle.live.try_count_up() {
                     return Err(ResizeError::Closed);
                 }
@@ -249,7 +249,6 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
                 }
                 *target += 1;
             }
-            *target -= more - stay;
         }
         *target = workers;
         Ok(())
@@ -258,6 +257,13 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
     /// The worker count asked for.
     pub(crate) fn target(&self) -> usize {
         *lock(&self.target)
+    }
+
+    /// A graceful shutdown: drain, wait for every worker, report ([`Pool::shutdown`](crate::Pool::shutdown)).
+    pub(crate) async fn shutdown(&self) -> ShutdownReport<Q::Job> {
+        self.begin_drain();
+        self.lifecycle.live.wait().await;
+        self.finish().await
     }
 
     /// Open → Draining, closing the queue. Idempotent.
@@ -295,7 +301,17 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         lock(&self.interrupted).push(id);
     }
 
-    /// Pushes a submitted envelope, if the pool is still open.
+    /// A new envelope for a submitted or spawned job, stamped for wait-time metrics if
+    /// they are on.
+    pub(crate) fn envelope(&self, job: Q::Job, id: JobId) -> Envelope<Q::Job> {
+        let envelope = Envelope::new(job).with_id(id);
+        if self.metrics.is_some() {
+            envelope.with_enqueued_at(std::time::Instant::now())
+        } else {
+            envelope
+        }
+    }
+
     /// Pushes a job unless the pool is closing; returns the id the queue knows it by.
     pub(crate) async fn push(
         &self,
@@ -305,20 +321,17 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             return Err(PushError::Closed(envelope.job));
         }
         self.counters.submitted();
-        match self.queue.push(envelope).await {
-            Ok(id) => {
-                self.count_submitted();
-                Ok(id)
-            }
-            Err(error) => {
-                self.counters.unsubmitted();
-                Err(error.map(|envelope| envelope.job))
-            }
-        }
+        let pushed = self.queue.push(envelope).await;
+        self.settle_submitted(pushed.is_ok());
+        pushed.map_err(|error| error.map(|envelope| envelope.job))
     }
 
-    fn count_submitted(&self) {
-        if let Some(metrics) = &self.metrics {
+    /// Completes the count `counters.submitted()` began before a push (counted first:
+    /// see `loom_shutdown`): the metric if the queue took the job, else the count back.
+    fn settle_submitted(&self, accepted: bool) {
+        if !accepted {
+            self.counters.unsubmitted();
+        } else if let Some(metrics) = &self.metrics {
             metrics.submitted.increment(1);
         }
     }
@@ -378,16 +391,9 @@ impl<Q: TryPush, W: Worker<Q::Job>> Shared<Q, W> {
             return Err(TryPushError::Closed(envelope));
         }
         self.counters.submitted();
-        match self.queue.try_push(envelope) {
-            Ok(()) => {
-                self.count_submitted();
-                Ok(())
-            }
-            Err(error) => {
-                self.counters.unsubmitted();
-                Err(error)
-            }
-        }
+        let pushed = self.queue.try_push(envelope);
+        self.settle_submitted(pushed.is_ok());
+        pushed
     }
 }
 
@@ -412,7 +418,7 @@ pub(crate) struct Support<Q: Queue, W: Worker<Q::Job>> {
 
 impl<Q: Queue, W: Worker<Q::Job>> Support<Q, W> {
     pub(crate) fn new(shared: Arc<Shared<Q, W>>, consumer: &Q::Consumer) -> Self {
-        let tokens = std::sync::Arc::clone(&shared.pool_tokens) as crewpool_core::Attachment;
+        let tokens = std::sync::Arc::clone(&shared.pool_token) as crewpool_core::Attachment;
         Support {
             spawner: consumer.spawner(),
             shared,
@@ -434,25 +440,13 @@ where
             return Err(SpawnError::Closed(job));
         }
         let id = self.shared.next_id();
+        let envelope = self.shared.envelope(job, id);
         self.shared.counters.submitted();
-        let mut envelope = Envelope::new(job).with_id(id);
-        if self.shared.metrics.is_some() {
-            envelope = envelope.with_enqueued_at(std::time::Instant::now());
-        }
-        match spawner.spawn(envelope) {
-            Ok(()) => {
-                self.shared.count_submitted();
-                Ok(id)
-            }
-            Err(error) => {
-                self.shared.counters.unsubmitted();
-                Err(SpawnError::from(error.map(|envelope| envelope.job)))
-            }
-        }
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+        let spawned = spawner.spawn(envelope);
+        self.shared.settle_submitted(spawned.is_ok());
+        spawned
+            .map(|()| id)
+            .map_err(|error| SpawnError::from(error.map(|envelope| envelope.job)))
     }
 
     fn extension(&self) -> Option<&crewpool_core::Attachment> {

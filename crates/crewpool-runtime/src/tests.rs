@@ -16,7 +16,7 @@ use std::future::Future;
 use crewpool_core::{Queue, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::loom::Arc;
+use crate::loom::{Arc, Mutex, lock};
 use crate::policy::Policies;
 use crate::shared::{Executor, Setup, Shared};
 use crate::worker;
@@ -50,4 +50,18 @@ fn worker_loop<W: Worker<u32>>(
     let consumer = shared.queue.consumer().expect("consumer");
     let counters = shared.counters.add_worker();
     worker::run(Arc::clone(shared), consumer, counters, None)
+}
+
+/// A worker that records every job it runs, and the record.
+fn recording_worker() -> (Arc<Mutex<Vec<u32>>>, impl Worker<u32>) {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&ran);
+    let work = move |job: u32| {
+        let log = Arc::clone(&log);
+        async move {
+            lock(&log).push(job);
+            Ok::<_, std::convert::Infallible>(job)
+        }
+    };
+    (ran, work)
 }

@@ -18,12 +18,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crewpool_core::{
-    Attachment, Consumer, ContextSupport, Delivery, Envelope, JobContext, JobId, Queue, Received,
-    Reply, Worker,
+    Consumer, ContextSupport, Delivery, Envelope, JobContext, JobId, Queue, Received, Reply, Worker,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::context::JobTokens;
 use crate::future::{Either, first_of, panic_message, yield_now};
 use crate::handle::{JobError, JobResult, Outcome};
 use crate::lane::RetryLane;
@@ -136,8 +134,7 @@ pub(crate) async fn run<Q, W>(
         if shared.retire.try_claim() {
             break;
         }
-        let lane_pending = shared.lane.as_ref().is_some_and(|lane| lane.pending() > 0);
-        if exhausted && !lane_pending {
+        if exhausted && shared.lane.as_ref().is_none_or(|lane| lane.pending() == 0) {
             break;
         }
         // Fast path, without building any future: a due retry (older work first),
@@ -243,11 +240,12 @@ async fn run_one<Q, W>(
         reply,
         ..
     } = envelope;
-    let job_token = reply
-        .as_ref()
-        .and_then(Reply::attachment)
-        .and_then(|attachment| attachment.downcast_ref::<CancellationToken>())
-        .cloned();
+    // A job with a handle carries the handle's token as its reply's attachment; the
+    // job's context gets the same attachment (a reference count, no token clone).
+    let job_attachment = reply.as_ref().and_then(Reply::attachment).cloned();
+    let job_token = job_attachment
+        .as_deref()
+        .and_then(|attachment| attachment.downcast_ref::<CancellationToken>());
     let started = shared.metrics.as_ref().map(|metrics| {
         if let Some(at) = enqueued_at {
             metrics.record_wait(at.elapsed());
@@ -264,28 +262,24 @@ async fn run_one<Q, W>(
         results,
         started,
     };
-    if job_token
-        .as_ref()
-        .is_some_and(CancellationToken::is_cancelled)
-    {
+    if job_token.is_some_and(CancellationToken::is_cancelled) {
         ending
             .finish(Finish::Cancelled, Err(JobError::Cancelled), Settle::Ack)
             .await;
         return;
     }
 
-    // A copy for a retry, taken before the job moves into the worker.
-    let backup = match (&shared.lane, shared.cloner) {
-        (Some(_), Some(clone)) => Some(clone(&job)),
+    // A copy for a retry, taken before the job moves into the worker; none on the
+    // last attempt, which is never retried.
+    let backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
+        (Some(_), Some(clone), Some(policy)) if attempt < policy.max_attempts() => {
+            Some(clone(&job))
+        }
         _ => None,
     };
     let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-    if let Some(token) = &job_token {
-        let tokens: Attachment = std::sync::Arc::new(JobTokens {
-            job: Some(token.clone()),
-            pool: shared.pool_tokens.pool.clone(),
-        });
-        cx = cx.with_extension(tokens);
+    if let Some(attachment) = &job_attachment {
+        cx = cx.with_extension(std::sync::Arc::clone(attachment));
     }
 
     counters.set_running(true);
@@ -306,7 +300,7 @@ async fn run_one<Q, W>(
             Ok(attempt_run) => {
                 let mut attempt_run = pin!(attempt_run);
                 let mut timeout = pin!(shared.policies.timeout.map(tokio::time::sleep));
-                let mut cancelled = pin!(job_token.as_ref().map(CancellationToken::cancelled));
+                let mut cancelled = pin!(job_token.map(CancellationToken::cancelled));
                 let mut stop = pin!(shared.lifecycle.stop.wait());
                 poll_fn(|cx| {
                     let polled = {
@@ -461,16 +455,11 @@ struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
     started: Option<Instant>,
 }
 
-impl<'a, Q: Queue, W: Worker<Q::Job>> Ending<'a, Q, W> {
-    /// Counts the outcome and delivers it; returns the delivery when the queue keeps
-    /// the job and so must be told its fate. In-memory deliveries have nothing to
-    /// settle (their methods are documented no-ops), so the common path stays
-    /// synchronous.
-    fn close(
-        self,
-        finish: Finish,
-        outcome: Outcome<W::Output, W::Error>,
-    ) -> Option<Unsettled<'a, Q, W>> {
+impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
+    /// Counts the outcome, delivers it, and settles the job with its queue if the
+    /// queue keeps it (in-memory deliveries have nothing to settle: their methods are
+    /// documented no-ops).
+    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
         self.counters.record(finish);
         if let Some(metrics) = &self.shared.metrics {
             let counter = match finish {
@@ -489,32 +478,9 @@ impl<'a, Q: Queue, W: Worker<Q::Job>> Ending<'a, Q, W> {
             }
         }
         deliver(self.reply, self.results, self.id, outcome);
-        let delivery = self.delivery.filter(|_| is_durable::<Q>())?;
-        Some(Unsettled {
-            shared: self.shared,
-            id: self.id,
-            delivery,
-        })
-    }
-
-    /// Closes the books and settles the job with its queue.
-    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
-        if let Some(unsettled) = self.close(finish, outcome) {
-            unsettled.settle(settle).await;
-        }
-    }
-}
-
-/// A durable queue's job whose fate its queue has not been told yet.
-struct Unsettled<'a, Q: Queue, W: Worker<Q::Job>> {
-    shared: &'a Shared<Q, W>,
-    id: JobId,
-    delivery: DeliveryOf<Q>,
-}
-
-impl<Q: Queue, W: Worker<Q::Job>> Unsettled<'_, Q, W> {
-    async fn settle(self, settle: Settle) {
-        let delivery = self.delivery;
+        let Some(delivery) = self.delivery.filter(|_| is_durable::<Q>()) else {
+            return;
+        };
         let settled = match settle {
             Settle::Ack => delivery.ack().await,
             Settle::Fail(reason) => delivery.fail(&reason).await,

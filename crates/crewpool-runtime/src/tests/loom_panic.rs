@@ -32,9 +32,7 @@ fn a_job_panicking_during_shutdown_is_counted_and_shutdown_completes() {
         }
         let worker = spawn_worker(&shared);
 
-        shared.begin_drain();
-        block_on(shared.lifecycle.live.wait());
-        let report = block_on(shared.finish());
+        let report = block_on(shared.shutdown());
         worker.join().expect("the worker thread survives the panic");
 
         assert!(report.is_complete(), "{report:?}");

@@ -10,21 +10,13 @@ use loom::future::block_on;
 use loom::thread;
 
 use super::model_queue::envelope;
-use super::{model_pool, spawn_worker};
-use crate::loom::{Arc, Mutex, lock};
+use super::{model_pool, recording_worker, spawn_worker};
+use crate::loom::{Arc, lock};
 
 #[test]
 fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
     loom::model(|| {
-        let ran = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&ran);
-        let work = move |job: u32| {
-            let log = Arc::clone(&log);
-            async move {
-                lock(&log).push(job);
-                Ok::<_, std::convert::Infallible>(job)
-            }
-        };
+        let (ran, work) = recording_worker();
         let shared = model_pool(work, 1);
         let worker = spawn_worker(&shared);
         let producer = {
@@ -40,9 +32,7 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
             })
         };
 
-        shared.begin_drain();
-        block_on(shared.lifecycle.live.wait());
-        let report = block_on(shared.finish());
+        let report = block_on(shared.shutdown());
 
         let accepted = producer.join().expect("producer");
         worker.join().expect("worker");
