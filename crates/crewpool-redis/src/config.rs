@@ -116,7 +116,7 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(63);
         let factor = 1_u64 << doublings;
-        let base = u64::try_from(self.base.as_millis()).unwrap_or(u64::MAX);
+        let base = crate::link::millis(self.base);
         Duration::from_millis(base.saturating_mul(factor)).min(self.max_delay)
     }
 }

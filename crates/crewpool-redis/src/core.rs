@@ -33,13 +33,8 @@ const EXTEND_BATCH: usize = 1000;
 
 /// A request to the acker task.
 pub(crate) enum AckRequest {
-    /// Acknowledge one delivery; `reply` (in [`AckMode::Confirmed`]) hears the outcome.
-    Ack {
-        id: u64,
-        lease: u64,
-        index: u32,
-        reply: Option<oneshot::Sender<Result<()>>>,
-    },
+    /// Acknowledge one delivery.
+    Ack(PendingAck),
     /// A delivery was dropped unsettled while other deliveries of its lease are still
     /// held (and so extended): give its job a lease of its own (see `abandon.lua`).
     Abandon { lease: u64, index: u32 },
@@ -78,12 +73,12 @@ impl Core {
                 (Some(reply), Some(outcome))
             }
         };
-        let sent = self.acks.send(AckRequest::Ack {
+        let sent = self.acks.send(AckRequest::Ack(PendingAck {
             id,
             lease,
             index,
             reply,
-        });
+        }));
         QueuedAck {
             sent: sent.is_ok(),
             outcome,
@@ -175,17 +170,7 @@ async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckReques
         let mut request = Some(first);
         while let Some(next) = request.take() {
             match next {
-                AckRequest::Ack {
-                    id,
-                    lease,
-                    index,
-                    reply,
-                } => acks.push(PendingAck {
-                    id,
-                    lease,
-                    index,
-                    reply,
-                }),
+                AckRequest::Ack(ack) => acks.push(ack),
                 AckRequest::Abandon { lease, index } => abandoned.push((lease, index)),
                 AckRequest::Flush(done) => flushes.push(done),
             }
@@ -209,7 +194,9 @@ async fn run_acker(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<AckReques
     }
 }
 
-struct PendingAck {
+/// An acknowledgement waiting for the next flush; `reply` (in [`AckMode::Confirmed`])
+/// hears the outcome.
+pub(crate) struct PendingAck {
     id: u64,
     lease: u64,
     index: u32,
@@ -333,14 +320,13 @@ async fn run_heartbeat(link: Arc<Link>, mut stop: watch::Receiver<()>) {
 
 /// One heartbeat round; returns how many held deliveries were found lost.
 pub(crate) async fn extend_leases(link: &Link) -> Result<usize> {
-    let held = link.held_leases();
+    let held = link.held_lease_ids();
     if held.is_empty() {
         return Ok(0);
     }
     let mut lost_count = 0;
-    for chunk in held.chunks(EXTEND_BATCH) {
-        let ids: Vec<u64> = chunk.iter().map(|lease| lease.id).collect();
-        let lost = link.extend(&ids).await?;
+    for ids in held.chunks(EXTEND_BATCH) {
+        let lost = link.extend(ids).await?;
         if lost.is_empty() {
             continue;
         }

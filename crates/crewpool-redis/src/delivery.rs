@@ -133,10 +133,7 @@ impl RedisDelivery {
             .link
             .bury(&[(self.lease.id, self.index, reason.to_owned())])
             .await?;
-        match codes.first() {
-            Some(1) => Ok(()),
-            _ => Err(Error::LeaseLost(self.id())),
-        }
+        self.one_settled(&codes)
     }
 
     async fn put_back(&mut self) -> Result<()> {
@@ -146,6 +143,12 @@ impl RedisDelivery {
             .link
             .release(&[(self.lease.id, self.index)])
             .await?;
+        self.one_settled(&codes)
+    }
+
+    /// The outcome of a one-job settlement from its script's code: 1 is done, anything
+    /// else means the lease was lost.
+    fn one_settled(&self, codes: &[i64]) -> Result<()> {
         match codes.first() {
             Some(1) => Ok(()),
             _ => Err(Error::LeaseLost(self.id())),
@@ -171,27 +174,20 @@ impl Delivery for RedisDelivery {
     /// Schedules the next attempt after `delay` (through the delayed set), or
     /// dead-letters the job with `reason` when the queue's retry policy says it is out
     /// of attempts.
-    fn retry(
-        mut self,
-        delay: Duration,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send {
-        let reason = reason.to_owned();
-        async move { Ok(self.retry_after(delay, &reason).await?) }
+    async fn retry(mut self, delay: Duration, reason: &str) -> Result<(), QueueError> {
+        Ok(self.retry_after(delay, reason).await?)
     }
 
     /// Applies the queue's own [`RetryPolicy`](crate::RetryPolicy): see
     /// [`RedisDelivery::fail`]. The runtime calls this when its pool has no retry policy
     /// of its own.
-    fn fail(self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
-        let reason = reason.to_owned();
-        async move { Ok(RedisDelivery::fail(self, &reason).await?) }
+    async fn fail(self, reason: &str) -> Result<(), QueueError> {
+        Ok(RedisDelivery::fail(self, reason).await?)
     }
 
     /// Moves the job to the bounded dead-letter list with `reason`.
-    fn dead_letter(mut self, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
-        let reason = reason.to_owned();
-        async move { Ok(self.bury(&reason).await?) }
+    async fn dead_letter(mut self, reason: &str) -> Result<(), QueueError> {
+        Ok(self.bury(reason).await?)
     }
 
     /// Puts the job back at the front of the queue, attempt count unchanged.

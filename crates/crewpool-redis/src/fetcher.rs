@@ -130,7 +130,12 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
 
             // Fetch. Never cancelled: a reply dropped on the floor would leave jobs
             // leased to nobody until their lease expires.
-            let mut fetched: Fetched = match self.link.fetch(want).await {
+            let Fetched {
+                lease,
+                records,
+                next_due,
+                ..
+            } = match self.link.fetch(want).await {
                 Ok(fetched) => {
                     backoff.reset();
                     fetched
@@ -142,9 +147,8 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     continue;
                 }
             };
-            if let Some(lease) = fetched.lease.take() {
-                self.dispatch(lease, std::mem::take(&mut fetched.records))
-                    .await;
+            if let Some(lease) = lease {
+                self.dispatch(lease, records).await;
                 continue;
             }
 
@@ -175,7 +179,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     None => None,
                 }
             };
-            let due = fetched.next_due.map(|delay| Instant::now() + delay);
+            let due = next_due.map(|delay| Instant::now() + delay);
             let timer = async {
                 match due {
                     Some(due) => tokio::time::sleep_until(due).await,

@@ -173,6 +173,9 @@ impl ServerInfo {
     }
 }
 
+/// The most records one bulk-enqueue `LPUSH` carries.
+pub(crate) const ENQUEUE_CHUNK: usize = 1000;
+
 /// The connection, keys and scripts of one queue, plus what this process holds.
 pub(crate) struct Link {
     pub(crate) config: RedisConfig,
@@ -246,11 +249,11 @@ impl Link {
         self.leases.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The leases that still have deliveries here (forgetting the others).
-    pub(crate) fn held_leases(&self) -> Vec<Arc<Lease>> {
+    /// The ids of the leases that still have deliveries here (forgetting the others).
+    pub(crate) fn held_lease_ids(&self) -> Vec<u64> {
         let mut leases = self.leases();
         leases.retain(|lease| lease.held() > 0);
-        leases.clone()
+        leases.iter().map(|lease| lease.id).collect()
     }
 
     /// Forgets leases a heartbeat found gone; returns how many deliveries of them were
@@ -301,13 +304,11 @@ impl Link {
         }
     }
 
-    /// Enqueues encoded envelopes in one script call; returns the first id.
-    pub(crate) async fn enqueue(&self, envelopes: &[Vec<u8>]) -> Result<u64> {
+    /// Enqueues one encoded envelope in one script call; returns its id.
+    pub(crate) async fn enqueue(&self, envelope: &[u8]) -> Result<u64> {
         let script = &self.scripts.enqueue;
         let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
-        for envelope in envelopes {
-            call.arg(envelope.as_slice());
-        }
+        call.arg(envelope);
         let reply = array(self.invoke(script, &call).await?)?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
@@ -319,13 +320,13 @@ impl Link {
         uint(first)
     }
 
-    /// Enqueues chunks of envelopes with plain commands, exactly as the crate docs
-    /// tell other languages to: one `INCRBY` reserves every id, then each chunk's
-    /// records go in one `LPUSH`, all chunks in one `MULTI`/`EXEC` (Redis runs them in
-    /// order). No script: Lua's per-argument overhead would dominate. Returns the
-    /// first id; the ids follow in order.
-    pub(crate) async fn enqueue_chunks(&self, chunks: &[Vec<Vec<u8>>]) -> Result<u64> {
-        let total: usize = chunks.iter().map(Vec::len).sum();
+    /// Enqueues envelopes with plain commands, exactly as the crate docs tell other
+    /// languages to: one `INCRBY` reserves every id, then the records go in `LPUSH`es
+    /// of [`ENQUEUE_CHUNK`], all in one `MULTI`/`EXEC` (Redis runs them in order). No
+    /// script: Lua's per-argument overhead would dominate. Returns the first id; the
+    /// ids follow in order.
+    pub(crate) async fn enqueue_chunks(&self, envelopes: &[Vec<u8>]) -> Result<u64> {
+        let total = envelopes.len();
         let mut conn = self.conn();
         let last: u64 = redis::cmd("INCRBY")
             .arg(&self.keys.seq)
@@ -338,7 +339,7 @@ impl Link {
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
         pipe.atomic();
         let mut next = first;
-        for chunk in chunks {
+        for chunk in envelopes.chunks(ENQUEUE_CHUNK) {
             let mut lpush = redis::cmd("LPUSH");
             lpush.arg(&self.keys.pending);
             for envelope in chunk {
@@ -479,6 +480,13 @@ impl Link {
             .collect()
     }
 
+    /// Counts settlement codes: 1 (done) into `done`, the rest (lease lost) as stale.
+    fn tally(&self, codes: &[i64], done: &AtomicU64) {
+        let settled = codes.iter().filter(|&&code| code == 1).count();
+        Counters::add(done, settled);
+        Counters::add(&self.counters.stale, codes.len() - settled);
+    }
+
     /// Puts `(lease, index)` jobs back at the front of the queue, first-fetched served
     /// first; one code per job.
     pub(crate) async fn release(&self, items: &[(u64, u32)]) -> Result<Vec<i64>> {
@@ -492,9 +500,7 @@ impl Link {
             write_field(&mut call, lease, index);
         }
         let codes = codes(self.invoke(script, &call).await?, items.len(), "release")?;
-        let released = codes.iter().filter(|&&code| code == 1).count();
-        Counters::add(&self.counters.released, released);
-        Counters::add(&self.counters.stale, items.len() - released);
+        self.tally(&codes, &self.counters.released);
         Ok(codes)
     }
 
@@ -553,9 +559,7 @@ impl Link {
             call.arg(reason.as_str());
         }
         let codes = codes(self.invoke(script, &call).await?, items.len(), "bury")?;
-        let buried = codes.iter().filter(|&&code| code == 1).count();
-        Counters::add(&self.counters.dead_lettered, buried);
-        Counters::add(&self.counters.stale, items.len() - buried);
+        self.tally(&codes, &self.counters.dead_lettered);
         Ok(codes)
     }
 

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError};
@@ -15,13 +14,12 @@ use tokio::sync::watch;
 use crate::consumer::RedisConsumer;
 use crate::core::{self, Core};
 use crate::fetcher::{Demand, Fetcher, Leased};
-use crate::link::{ClientCounters, Link, ServerInfo};
+use crate::link::{ClientCounters, ENQUEUE_CHUNK, Link, ServerInfo};
 use crate::wire;
 use crate::{Error, RedisConfig, Result};
 
-/// The most envelopes one enqueue script call carries.
-const ENQUEUE_CHUNK: usize = 1000;
-/// How many chunks a bulk enqueue sends in one transaction (one round trip).
+/// How many `LPUSH`es of [`ENQUEUE_CHUNK`] records a bulk enqueue sends in one
+/// transaction (one round trip).
 const ENQUEUE_WINDOW: usize = 8;
 
 /// A queue of `J` jobs in Redis, shared by every process that connects to it with the
@@ -41,7 +39,6 @@ pub(crate) struct Front<J> {
     pub(crate) core: Arc<Core>,
     runtime: tokio::runtime::Handle,
     server: ServerInfo,
-    closed: AtomicBool,
     close_signal: watch::Sender<bool>,
     buffer: OnceLock<Buffer<J>>,
     _job: PhantomData<fn() -> J>,
@@ -110,7 +107,6 @@ where
                 core,
                 runtime,
                 server,
-                closed: AtomicBool::new(false),
                 close_signal,
                 buffer: OnceLock::new(),
                 _job: PhantomData,
@@ -130,14 +126,12 @@ where
     pub fn enqueue(&self, job: &J) -> impl Future<Output = Result<JobId>> + Send + '_ {
         // Encoded before the future starts, so the future holds bytes, not `&J` (and
         // needs no `J: Sync`).
-        let envelope = wire::encode(job, self.link().config.max_payload);
-        async move {
-            let first = self
-                .link()
-                .enqueue(std::slice::from_ref(&envelope?))
-                .await?;
-            Ok(JobId(first))
-        }
+        self.store(wire::encode(job, self.link().config.max_payload))
+    }
+
+    /// Stores one encoded envelope (or returns its encoding error) in one script call.
+    async fn store(&self, envelope: Result<Vec<u8>>) -> Result<JobId> {
+        Ok(JobId(self.link().enqueue(&envelope?).await?))
     }
 
     /// Adds many jobs in batches (one `INCRBY` for their ids, then `LPUSH`es of up to
@@ -171,16 +165,10 @@ where
 
     async fn enqueue_encoded(&self, envelopes: Result<Vec<Vec<u8>>>) -> Result<Vec<JobId>> {
         let envelopes = envelopes?;
-        let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
-        let mut envelopes = envelopes.into_iter().peekable();
-        while envelopes.peek().is_some() {
-            chunks.push(envelopes.by_ref().take(ENQUEUE_CHUNK).collect());
-        }
-        let mut ids = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-        for window in chunks.chunks(ENQUEUE_WINDOW) {
+        let mut ids = Vec::with_capacity(envelopes.len());
+        for window in envelopes.chunks(ENQUEUE_CHUNK * ENQUEUE_WINDOW) {
             let first = self.link().enqueue_chunks(window).await?;
-            let count: usize = window.iter().map(Vec::len).sum();
-            ids.extend((first..first + count as u64).map(JobId));
+            ids.extend((first..first + window.len() as u64).map(JobId));
         }
         Ok(ids)
     }
@@ -446,22 +434,15 @@ where
         envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
         let closed = self.is_closed();
-        let encoded = wire::encode(&envelope.job, self.link().config.max_payload);
+        let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
         async move {
             if closed {
                 return Err(PushError::Closed(envelope));
             }
-            let stored = match encoded {
-                Ok(encoded) => self.link().enqueue(std::slice::from_ref(&encoded)).await,
-                Err(error) => Err(error),
-            };
-            match stored {
-                Ok(id) => Ok(JobId(id)),
-                Err(error) => Err(PushError::Backend {
-                    item: envelope,
-                    source: error.into(),
-                }),
-            }
+            stored.await.map_err(|error| PushError::Backend {
+                item: envelope,
+                source: error.into(),
+            })
         }
     }
 
@@ -491,12 +472,11 @@ where
     /// other workers, prefetched ones are released, and consumers return `None` once
     /// their local work is done. See "Closing" in the crate docs.
     fn close(&self) {
-        self.front.closed.store(true, Ordering::SeqCst);
         self.front.close_signal.send_replace(true);
     }
 
     fn is_closed(&self) -> bool {
-        self.front.closed.load(Ordering::SeqCst)
+        *self.front.close_signal.borrow()
     }
 }
 
@@ -506,7 +486,7 @@ impl<J> fmt::Debug for RedisQueue<J> {
         f.debug_struct("RedisQueue")
             .field("url", &link.config.url)
             .field("queue", &link.config.queue)
-            .field("closed", &self.front.closed.load(Ordering::Relaxed))
+            .field("closed", &*self.front.close_signal.borrow())
             .finish_non_exhaustive()
     }
 }
