@@ -75,15 +75,8 @@ async fn tally(args: &[String]) -> anyhow::Result<()> {
     let queue = args.first().context("tally <queue> [--wait SECONDS]")?;
     let wait = Duration::from_secs_f64(common::flag(args, "--wait")?.unwrap_or(0.0));
     let url = common::redis_url();
-    let deadline = Instant::now() + wait;
-    let tally = loop {
-        let tally = common::Tally::read(&url, queue).await?;
-        if tally.quiet() || Instant::now() >= deadline {
-            break tally;
-        }
-        // Polling another process's progress, a few times a second.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    common::wait_quiet(&url, queue, wait).await?;
+    let tally = common::Tally::read(&url, queue).await?;
     println!("{tally}");
     if tally.lost > 0 || !tally.settled() {
         std::process::exit(1);
@@ -192,14 +185,8 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
     let killed = killed.unwrap_or_else(Instant::now);
 
     // Wait until every job ran (a hang guard, not a timing assumption).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let tally = loop {
-        let tally = common::Tally::read(&url, &queue_name).await?;
-        if tally.quiet() || Instant::now() >= deadline {
-            break tally;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    common::wait_quiet(&url, &queue_name, Duration::from_secs(120)).await?;
+    let tally = common::Tally::read(&url, &queue_name).await?;
     println!("demo: all done {:.1?} after the kill", killed.elapsed());
 
     // Stop the others gracefully (SIGTERM), as an orchestrator would.

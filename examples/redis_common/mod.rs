@@ -168,13 +168,14 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
     let queue = RedisQueue::<Task>::connect(config)
         .await
         .with_context(|| format!("connecting to {}", settings.url))?;
-    let ledger = Ledger::connect(&settings.url, &settings.queue).await?;
+    // Shared by the jobs: one reference count per job, not a copy of its key names.
+    let ledger = std::sync::Arc::new(Ledger::connect(&settings.url, &settings.queue).await?);
     let pool = PoolBuilder::new()
         .name("redis-worker")
         .workers(settings.workers)
         .queue(queue)
         .build(move |task: Task| {
-            let ledger = ledger.clone();
+            let ledger = std::sync::Arc::clone(&ledger);
             async move {
                 if task.work_us > 0 {
                     tokio::time::sleep(Duration::from_micros(task.work_us)).await;
@@ -235,6 +236,23 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         counters.recovered,
     );
     Ok(())
+}
+
+/// Waits until nothing waits or runs in `queue` (see [`Tally::quiet`]), polling its
+/// counts a few times a second (another process does the work: there is no signal to
+/// wait for), or until `within` has passed.
+pub(crate) async fn wait_quiet(url: &str, queue: &str, within: Duration) -> anyhow::Result<()> {
+    let handle = RedisQueue::<Task>::connect(RedisConfig::new(url, queue)).await?;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let stats = handle.stats().await?;
+        if stats.pending + stats.active + stats.delayed == 0
+            || std::time::Instant::now() >= deadline
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The state of a run: what the ledger and the queue say.

@@ -10,9 +10,7 @@
 //!
 //! Both go to `target/crewpool-bench/` (under `CARGO_TARGET_DIR` when it is set).
 
-use std::path::PathBuf;
-
-use crate::util::{Result, run, workspace_root};
+use crate::util::{Result, run, target_dir};
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--workload W[,W]]... [--system S[,S]]...\n\n\
     --quick         one run per row instead of five (a few minutes on 2 cores)\n\
@@ -84,13 +82,4 @@ pub(crate) fn task(args: &[String]) -> Result {
     compare_args.extend(["--out", &out_arg, "--allocs", &allocs]);
     run("cargo", &compare_args)?;
     Ok(())
-}
-
-/// Where cargo puts build output: `CARGO_TARGET_DIR`, else `<workspace>/target`.
-fn target_dir() -> Result<PathBuf> {
-    let root = workspace_root()?;
-    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    })
 }

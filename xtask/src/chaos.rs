@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::util::{Result, run, workspace_root};
+use crate::util::{Result, run, target_dir};
 
 const USAGE: &str = "usage: cargo xtask chaos [--short] [--jobs N] [--kills K] [--processes P]\n\
     \x20                        [--workers W] [--rate R] [--seed S] [--release | --debug]\n\n\
@@ -161,14 +161,6 @@ pub(crate) fn task(args: &[String]) -> Result {
         }
         Err(error) => Err(format!("{error}; logs in {}", dir.display())),
     }
-}
-
-/// The directory cargo builds into.
-fn target_dir() -> Result<PathBuf> {
-    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_root()?.join("target"),
-    })
 }
 
 fn clock_seed() -> u64 {

@@ -76,3 +76,13 @@ pub(crate) fn workspace_root() -> Result<PathBuf> {
         .map(Path::to_path_buf)
         .ok_or_else(|| "xtask has no parent directory".to_owned())
 }
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR` (relative to the workspace, where
+/// [`run`] runs cargo), else `<workspace>/target`.
+pub(crate) fn target_dir() -> Result<PathBuf> {
+    let root = workspace_root()?;
+    Ok(match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    })
+}

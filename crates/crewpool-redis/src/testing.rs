@@ -228,8 +228,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port that was free a moment ago: bind port 0, read it, release it.
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago: bind port 0, read it, release it.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
     listener.local_addr().expect("a bound address").port()
 }

@@ -9,13 +9,13 @@
 //!   tokio's. The same promises (a push wakes a waiting consumer, nothing is lost
 //!   under concurrency) are checked with tokio in `queue_blocking.rs` (a blocked
 //!   consumer woken by a push, 200 times) and by `nothing_lost_or_duplicated` below.
-//!
-//! `spawned_jobs_are_delivered` runs and passes trivially: Redis consumers offer no
-//! spawner (spawning is synchronous in the core traits and Redis needs a round trip).
+//! - `spawned_jobs_are_delivered`: Redis consumers offer no spawner (spawning is
+//!   synchronous in the core traits and Redis needs a round trip), which
+//!   `consumers_offer_no_spawner` below pins down.
 //!
 //! [`TryPush`]: crewpool_core::TryPush
 
-use crewpool_core::testkit;
+use crewpool_core::{Consumer, Queue, testkit};
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{RedisConfig, RedisQueue};
 
@@ -66,7 +66,8 @@ async fn settle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_jobs_are_delivered() {
+async fn consumers_offer_no_spawner() {
     let server = RedisServer::start();
-    testkit::spawned_jobs_are_delivered(queue(&server).await).await;
+    let consumer = queue(&server).await.consumer().unwrap();
+    assert!(consumer.spawner().is_none());
 }

@@ -87,13 +87,8 @@ async fn the_pool_survives_a_redis_restart_and_loses_nothing_redis_kept() {
         .iter()
         .filter(|runs| runs.load(Ordering::SeqCst) > 1)
         .count();
+    // Every job ran at least once: the wait above ends only when all had.
     println!("all {JOBS} jobs completed; {twice} ran more than once; {counters:?}");
-    assert!(
-        tally
-            .runs
-            .iter()
-            .all(|runs| runs.load(Ordering::SeqCst) >= 1)
-    );
     // Reconnecting backs off (10 ms doubling to 2 s per task): a handful of failed
     // calls per background task, not a tight loop of thousands.
     assert!(counters.redis_errors >= 1, "the outage was noticed");

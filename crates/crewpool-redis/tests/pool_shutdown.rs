@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crewpool_core::testkit::{CountingWaker, poll_once};
-use crewpool_core::{Consumer, Queue};
+use crewpool_core::{Consumer, Queue, Worker};
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{RedisConfig, RedisQueue};
-use crewpool_runtime::PoolBuilder;
+use crewpool_runtime::{Pool, PoolBuilder};
 use support::HANG_GUARD;
 use tokio::sync::{Notify, Semaphore};
 
@@ -26,49 +26,48 @@ struct Gate {
     open: Semaphore,
 }
 
-async fn setup(server: &RedisServer) -> (RedisQueue<u64>, RedisConfig) {
+/// A pool of `WORKERS` on a queue of `JOBS` (prefetch 10), once every worker is
+/// running a job held at the gate; and the queue's configuration, for an inspector.
+async fn gated_pool(
+    server: &RedisServer,
+) -> (
+    Pool<RedisQueue<u64>, impl Worker<u64> + use<>>,
+    Arc<Gate>,
+    RedisConfig,
+) {
     let config = RedisConfig::new(server.url(), "shutdown").prefetch(10);
     let queue = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
     queue.enqueue_bulk(0..JOBS).await.unwrap();
-    (queue, config)
-}
-
-fn gated_worker(
-    gate: &Arc<Gate>,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-+ Send
-+ Sync
-+ 'static {
-    let gate = Arc::clone(gate);
-    move |_n: u64| {
-        let gate = Arc::clone(&gate);
-        Box::pin(async move {
-            if gate.started.fetch_add(1, Ordering::SeqCst) + 1 == WORKERS {
-                gate.all_started.notify_one();
-            }
-            let _permit = gate.open.acquire().await.map_err(|e| e.to_string())?;
-            Ok(())
-        })
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
-    let server = RedisServer::start();
-    let (queue, config) = setup(&server).await;
     let gate = Arc::new(Gate {
         started: AtomicUsize::new(0),
         all_started: Notify::new(),
         open: Semaphore::new(0),
     });
+    let worker_gate = Arc::clone(&gate);
     let pool = PoolBuilder::new()
         .workers(WORKERS)
         .queue(queue)
-        .build(gated_worker(&gate))
+        .build(move |_n: u64| {
+            let gate = Arc::clone(&worker_gate);
+            async move {
+                if gate.started.fetch_add(1, Ordering::SeqCst) + 1 == WORKERS {
+                    gate.all_started.notify_one();
+                }
+                let _permit = gate.open.acquire().await.map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            }
+        })
         .unwrap();
     tokio::time::timeout(HANG_GUARD, gate.all_started.notified())
         .await
         .expect("hang guard");
+    (pool, gate, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
+    let server = RedisServer::start();
+    let (pool, gate, config) = gated_pool(&server).await;
     // The first poll of `shutdown` closes the queue; then the running jobs may finish.
     let mut stopping = std::pin::pin!(pool.shutdown());
     let (_, waker) = CountingWaker::new();
@@ -98,20 +97,7 @@ async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_deadline_returns_interrupted_jobs_unstarted() {
     let server = RedisServer::start();
-    let (queue, config) = setup(&server).await;
-    let gate = Arc::new(Gate {
-        started: AtomicUsize::new(0),
-        all_started: Notify::new(),
-        open: Semaphore::new(0),
-    });
-    let pool = PoolBuilder::new()
-        .workers(WORKERS)
-        .queue(queue)
-        .build(gated_worker(&gate))
-        .unwrap();
-    tokio::time::timeout(HANG_GUARD, gate.all_started.notified())
-        .await
-        .expect("hang guard");
+    let (pool, _gate, config) = gated_pool(&server).await;
     // The jobs never finish: the deadline interrupts them.
     let report = pool.shutdown_timeout(Duration::from_millis(200)).await;
     assert_eq!(report.interrupted.len(), WORKERS);

@@ -24,9 +24,9 @@ fn info_field(server: &RedisServer, section: &str, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_workers_block_without_polling_and_wake_within_milliseconds() {
     let server = RedisServer::start();
-    // A blocking wait of a minute and no lease or delayed job to wake for: a pickup
-    // that needed a timeout would trip the hang guard.
-    let config = RedisConfig::new(server.url(), "idle").max_block(Duration::from_secs(60));
+    // A blocking wait longer than the hang guard and no lease or delayed job to wake
+    // for: a pickup that needed the block to time out would trip the hang guard.
+    let config = RedisConfig::new(server.url(), "idle").max_block(HANG_GUARD * 2);
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();
     let producer = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "idle"))
         .await
@@ -42,15 +42,19 @@ async fn idle_workers_block_without_polling_and_wake_within_milliseconds() {
             (consumer, received.envelope.job, got)
         });
         if round == 0 {
+            // Wait until the fetcher blocks in Redis (Redis offers no notification:
+            // its client list is polled).
+            let deadline = Instant::now() + HANG_GUARD;
+            while info_field(&server, "clients", "blocked_clients") != 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "no blocked fetcher within {HANG_GUARD:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             // An observation window, not a synchronisation: while idle, the worker
             // must send (next to) nothing. A polling loop would send a command every
             // few milliseconds.
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-            assert_eq!(
-                info_field(&server, "clients", "blocked_clients"),
-                1,
-                "one blocked fetcher"
-            );
             let before = info_field(&server, "stats", "total_commands_processed");
             tokio::time::sleep(Duration::from_millis(1000)).await;
             let after = info_field(&server, "stats", "total_commands_processed");

@@ -2,31 +2,11 @@
 //! delete queued jobs, so it is reported by a warning naming the fix; `noeviction`
 //! (Redis's default) connects quietly.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
 
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{RedisConfig, RedisQueue};
-
-/// Everything logged on this thread while the guard lives.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use support::Captured;
 
 /// Connects to `server` with a subscriber capturing this thread's logs; returns the
 /// queue's view of the server's policy and what was logged.

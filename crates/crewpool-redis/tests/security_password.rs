@@ -1,33 +1,17 @@
 //! ACL user name and password from the URL; the password never appears in `Debug`,
 //! `Display`, errors or logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
 use crewpool_core::{Consumer, Delivery, Queue};
-use crewpool_redis::testing::RedisServer;
+use crewpool_redis::testing::{RedisServer, free_port};
 use crewpool_redis::{RedisConfig, RedisQueue};
+use support::Captured;
 
 const PASSWORD: &str = "Sup3r-s3cret-pa55word";
 const WRONG: &str = "Wr0ng-guess-pa55word";
-
-/// Everything logged, and a notification for each warning.
-#[derive(Clone, Default)]
-struct Captured(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.0.lock().unwrap().extend_from_slice(bytes);
-        if String::from_utf8_lossy(bytes).contains("WARN") {
-            self.0.1.notify_one();
-        }
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn assert_hidden(what: &str, text: &str) {
     assert!(
@@ -90,7 +74,7 @@ async fn the_password_never_shows() {
     // warning, which must not carry the password either.
     tokio::select! {
         _ = consumer.next() => panic!("a job while Redis is down"),
-        () = logs.0.1.notified() => {}
+        () = logs.warned() => {}
         () = tokio::time::sleep(Duration::from_secs(30)) => panic!("hang guard: no warning"),
     }
     server.restart();
@@ -102,10 +86,7 @@ async fn the_password_never_shows() {
     received.delivery.ack().await.unwrap();
 
     // A refused connection to a closed port, with the password in the URL.
-    let closed_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed_port = free_port();
     let refused = RedisQueue::<u64>::connect(RedisConfig::new(
         format!("redis://crew:{PASSWORD}@127.0.0.1:{closed_port}"),
         "secure",
@@ -116,7 +97,7 @@ async fn the_password_never_shows() {
 
     drop(consumer);
     drop(queue);
-    let logs = String::from_utf8(logs.0.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("WARN"), "the outage was logged:\n{logs}");
     assert_hidden("logs", &logs);
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crewpool_core::{Consumer, Delivery, Queue};
-use crewpool_redis::testing::RedisServer;
+use crewpool_redis::testing::{RedisServer, free_port};
 use crewpool_redis::{RedisConfig, RedisQueue};
 
 const PASSWORD: &str = "Tls-s3cret-pa55word";
@@ -98,12 +98,6 @@ fn make_certificates(dir: &Path) {
             "server.crt",
         ],
     );
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,11 @@
-//! Helpers shared by the integration tests: worker processes and hang guards.
+//! Helpers shared by the integration tests: worker processes, hang guards, captured
+//! logs.
 
 #![allow(dead_code)] // Each test file uses a subset.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// Turns a hang into a clear failure.
@@ -12,9 +13,8 @@ pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// A `crewpool-redis-test-worker` process and the lines it prints.
 pub(crate) struct WorkerProcess {
-    pub(crate) child: Child,
+    child: Child,
     lines: mpsc::Receiver<String>,
-    _stdin: Option<ChildStdin>,
 }
 
 impl WorkerProcess {
@@ -26,7 +26,7 @@ impl WorkerProcess {
             .env("CREWPOOL_TEST_WORKERS", workers.to_string())
             .env("CREWPOOL_TEST_LEASE_MS", lease_ms.to_string())
             .env("CREWPOOL_TEST_MODE", mode)
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -41,12 +41,7 @@ impl WorkerProcess {
                 }
             }
         });
-        let stdin = child.stdin.take();
-        WorkerProcess {
-            child,
-            lines,
-            _stdin: stdin,
-        }
+        WorkerProcess { child, lines }
     }
 
     /// Waits for the first line that satisfies `matches` (skipping others); panics
@@ -73,26 +68,40 @@ impl WorkerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-
-    /// Sends a signal by name with `kill(1)` (no unsafe code here).
-    pub(crate) fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    pub(crate) fn write_line(&mut self, line: &str) {
-        if let Some(stdin) = &mut self._stdin {
-            let _ = writeln!(stdin, "{line}");
-        }
-    }
 }
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Everything a `tracing_subscriber` writes to it, and a notification per warning.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.0.lock().unwrap().extend_from_slice(bytes);
+        if String::from_utf8_lossy(bytes).contains("WARN") {
+            self.0.1.notify_one();
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.0.lock().unwrap()).into_owned()
+    }
+
+    /// Completes at the next warning written (or at once if one came since the last
+    /// call).
+    pub(crate) async fn warned(&self) {
+        self.0.1.notified().await;
     }
 }
