@@ -10,8 +10,7 @@
 --
 -- The new lease keeps the old one's deadline. Returns how many jobs were moved (a
 -- field already gone was settled or taken back meanwhile).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local moved = 0
 for i = 1, #ARGV do
   local record = redis.call('HGET', KEYS[1], ARGV[i])
@@ -19,10 +18,7 @@ for i = 1, #ARGV do
     local lease = string.match(ARGV[i], '^(%d+):')
     local deadline = tonumber(redis.call('ZSCORE', KEYS[2], lease)) or now
     redis.call('HDEL', KEYS[1], ARGV[i])
-    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
-      redis.call('ZREM', KEYS[2], lease)
-      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
-    end
+    let_go(lease, 1)
     local own = string.format('%d', redis.call('INCR', KEYS[4]))
     redis.call('HSET', KEYS[1], own .. ':1', record)
     redis.call('ZADD', KEYS[2], deadline, own)

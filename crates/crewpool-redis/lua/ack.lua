@@ -18,9 +18,8 @@ while i <= #ARGV do
   local lease, k = ARGV[i], tonumber(ARGV[i + 1])
   if redis.call('ZSCORE', KEYS[2], lease) then
     local n = redis.call('HDEL', KEYS[1], unpack(ARGV, i + 2, i + 1 + k))
-    if n > 0 and redis.call('HINCRBY', KEYS[3], lease, -n) <= 0 then
-      redis.call('ZREM', KEYS[2], lease)
-      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    if n > 0 then
+      let_go(lease, n)
     end
     codes[#codes + 1] = 1
   else

@@ -9,20 +9,13 @@
 -- A dead letter is {"record":<the job record>,"attempt":n,"reason":...,"at":ms}.
 -- Returns one code per job: 1 dead-lettered; 0 lease lost. The list keeps the newest
 -- entries up to its bound.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local codes = {}
 local n = (#ARGV - 1) / 2
 for i = 1, n do
   local field, reason = ARGV[2 * i], ARGV[2 * i + 1]
-  local record = redis.call('HGET', KEYS[1], field)
+  local record = take(field)
   if record then
-    redis.call('HDEL', KEYS[1], field)
-    local lease = string.match(field, '^(%d+):')
-    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
-      redis.call('ZREM', KEYS[2], lease)
-      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
-    end
     local attempt = tonumber(string.match(record, '^%d+|(%d+)|')) or 1
     redis.call('LPUSH', KEYS[4], cjson.encode({record = record, attempt = attempt,
       reason = reason, at = now}))

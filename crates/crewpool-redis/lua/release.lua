@@ -10,14 +10,8 @@
 -- Returns one code per field: 1 released; 0 lease lost.
 local codes, back = {}, {}
 for i = 1, #ARGV do
-  local record = redis.call('HGET', KEYS[1], ARGV[i])
+  local record = take(ARGV[i])
   if record then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    local lease = string.match(ARGV[i], '^(%d+):')
-    if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
-      redis.call('ZREM', KEYS[2], lease)
-      redis.call('HDEL', KEYS[3], lease, lease .. ':n')
-    end
     back[#back + 1] = record
     codes[i] = 1
   else

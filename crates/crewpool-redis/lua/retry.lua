@@ -12,18 +12,11 @@
 --
 -- Returns 1 scheduled; 2 dead-lettered (out of attempts, or a malformed record); 0
 -- lease lost.
-local record = redis.call('HGET', KEYS[1], ARGV[1])
+local record = take(ARGV[1])
 if not record then
   return 0
 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-local lease = string.match(ARGV[1], '^(%d+):')
-if redis.call('HINCRBY', KEYS[3], lease, -1) <= 0 then
-  redis.call('ZREM', KEYS[2], lease)
-  redis.call('HDEL', KEYS[3], lease, lease .. ':n')
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local delay = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[4])
 local id, attempt, rest = string.match(record, '^(%d+)|(%d+)|()')

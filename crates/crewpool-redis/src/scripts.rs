@@ -11,13 +11,25 @@ use redis::Script;
 /// the crate docs.
 pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
 const FETCH_LUA: &str = include_str!("../lua/fetch.lua");
-const ACK_LUA: &str = include_str!("../lua/ack.lua");
 const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
-const RELEASE_LUA: &str = include_str!("../lua/release.lua");
-const RETRY_LUA: &str = include_str!("../lua/retry.lua");
-const BURY_LUA: &str = include_str!("../lua/bury.lua");
-const ABANDON_LUA: &str = include_str!("../lua/abandon.lua");
 const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
+
+/// A settlement script: `lease.lua`'s helpers (for scripts whose `KEYS[1..3]` are
+/// leased, active, leases), then the script itself.
+macro_rules! settlement {
+    ($file:literal) => {
+        concat!(
+            include_str!("../lua/lease.lua"),
+            include_str!(concat!("../lua/", $file))
+        )
+    };
+}
+
+const ACK_LUA: &str = settlement!("ack.lua");
+const RELEASE_LUA: &str = settlement!("release.lua");
+const RETRY_LUA: &str = settlement!("retry.lua");
+const BURY_LUA: &str = settlement!("bury.lua");
+const ABANDON_LUA: &str = settlement!("abandon.lua");
 
 /// The compiled-in scripts with their SHA1s.
 #[derive(Debug)]
