@@ -24,18 +24,7 @@ pub(crate) fn describe() -> Machine {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let logical_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|meminfo| {
-            let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line["MemTotal:".len()..]
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
+    let memory_kb = crate::driver::proc_status::kb_field("/proc/meminfo", "MemTotal:").unwrap_or(0);
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|release| {

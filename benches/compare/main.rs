@@ -202,6 +202,16 @@ pub(crate) struct RunResult {
     held_kb: Option<u64>,
 }
 
+impl RunResult {
+    fn jobs_per_s(&self) -> f64 {
+        self.jobs as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn ns_per_job(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.jobs.max(1) as f64
+    }
+}
+
 fn parse_result(stdout: &str) -> Option<RunResult> {
     let line = stdout.lines().find(|line| line.starts_with(RESULT_TAG))?;
     let field = |name: &str| {
@@ -248,11 +258,10 @@ fn run_rounds(
             }
             match run_child(workload, system) {
                 Ok(result) => {
-                    let secs = result.elapsed.as_secs_f64().max(1e-9);
                     eprintln!(
                         "{back}{label} {:>12} jobs/s {:>8.0} ns/job  peak RSS {:>9}",
-                        report::si(result.jobs as f64 / secs),
-                        secs * 1e9 / result.jobs.max(1) as f64,
+                        report::si(result.jobs_per_s()),
+                        result.ns_per_job(),
                         report::kib(result.peak_rss_kb),
                     );
                     results[index].push(result);

@@ -66,7 +66,6 @@ impl Row {
         error: Option<String>,
         allocations: &[Allocations],
     ) -> Self {
-        let rate = |r: &RunResult| r.jobs as f64 / r.elapsed.as_secs_f64().max(1e-9);
         let mut sorted: Vec<&RunResult> = results.iter().collect();
         sorted.sort_by_key(|r| r.elapsed);
         let median = sorted.get(sorted.len() / 2).copied();
@@ -78,12 +77,12 @@ impl Row {
             workload,
             system,
             jobs: median.map_or(0, |r| r.jobs),
-            jobs_per_s: median.map_or(0.0, rate),
-            ns_per_job: median.map_or(0.0, |r| r.elapsed.as_nanos() as f64 / r.jobs.max(1) as f64),
+            jobs_per_s: median.map_or(0.0, RunResult::jobs_per_s),
+            ns_per_job: median.map_or(0.0, RunResult::ns_per_job),
             peak_rss_kb: results.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
             held_kb: median.and_then(|r| r.held_kb),
             allocs_per_job,
-            runs: results.iter().map(rate).collect(),
+            runs: results.iter().map(RunResult::jobs_per_s).collect(),
             error: error.or_else(|| results.is_empty().then(|| "no runs".to_owned())),
         }
     }

@@ -15,24 +15,10 @@ use super::workload::{
     CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
     Shape, THREAD_PER_JOB_JOBS, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
 };
-use super::{Completion, Measurement, Workload};
-
-fn err(error: impl std::fmt::Display) -> String {
-    error.to_string()
-}
+use super::{Completion, Measurement, Workload, err, measurement, tokio_runtime};
 
 fn not_run(system: &str, workload: Workload) -> Result<Measurement, String> {
     Err(format!("{system} does not run the {workload} workload"))
-}
-
-fn measurement(jobs: u64, done: &Completion, start: Start) -> Result<Measurement, String> {
-    let (elapsed, allocations) = done.wait(start)?;
-    Ok(Measurement {
-        jobs,
-        elapsed,
-        allocations,
-        held_kb: None,
-    })
 }
 
 /// Sets what the resident set grew by since `before` (`idle-10k`).
@@ -75,11 +61,7 @@ fn rayon_node(depth: u64, done: &'static Completion) {
 pub(crate) fn rayon_spawn(workload: Workload) -> Result<Measurement, String> {
     match workload {
         Workload::Tiny | Workload::MultiProducer => {
-            let producers = if workload == Workload::Tiny {
-                1
-            } else {
-                PRODUCERS
-            };
+            let producers = workload.producers();
             let pool = rayon_pool(WORKERS)?;
             let done = Completion::leak(TINY_JOBS);
             let start = Start::now();
@@ -168,14 +150,6 @@ fn queued(
 // ---------------------------------------------------------------------------------
 // tokio::spawn
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .map_err(err)
-}
-
 /// A fork-join node on tokio: `tokio::spawn` from inside a task.
 fn tokio_node(depth: u64, done: &'static Completion) {
     if depth > 0 {
@@ -193,11 +167,7 @@ pub(crate) fn tokio_spawn(workload: Workload) -> Result<Measurement, String> {
     let handle = runtime.handle();
     match workload {
         Workload::Tiny | Workload::MultiProducer => {
-            let producers = if workload == Workload::Tiny {
-                1
-            } else {
-                PRODUCERS
-            };
+            let producers = workload.producers();
             let done = Completion::leak(TINY_JOBS);
             let start = Start::now();
             produce(producers, TINY_JOBS, |_, range| {
@@ -408,11 +378,7 @@ impl HandPool {
 pub(crate) fn hand_pool(flavor: Flavor, workload: Workload) -> Result<Measurement, String> {
     match workload {
         Workload::Tiny | Workload::MultiProducer => {
-            let producers = if workload == Workload::Tiny {
-                1
-            } else {
-                PRODUCERS
-            };
+            let producers = workload.producers();
             let done = Completion::leak(TINY_JOBS);
             let pool =
                 HandPool::start(flavor, Shape::Bounded(CAPACITY), WORKERS, move |job, _| {

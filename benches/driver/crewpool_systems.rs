@@ -20,7 +20,7 @@ use super::workload::{
     CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
     Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
 };
-use super::{Completion, Measurement, Workload};
+use super::{Completion, Measurement, Workload, err, measurement, tokio_runtime};
 
 /// An in-memory crewpool backend the driver can make queues of.
 pub(crate) trait BenchQueue: Queue<Job = u64> + Sized {
@@ -61,10 +61,6 @@ pub(crate) fn run<Q: BenchQueue>(workload: Workload) -> Result<Measurement, Stri
             Err(format!("{workload} is not an in-memory workload"))
         }
     }
-}
-
-fn err(error: impl std::fmt::Display) -> String {
-    error.to_string()
 }
 
 /// A current-thread tokio runtime, to drive async submits from a plain thread.
@@ -144,14 +140,9 @@ fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> 
             Ok(())
         })
     })?;
-    let (elapsed, allocations) = done.wait(start)?;
+    let measured = measurement(jobs, &done, start)?;
     teardown(&runtimes[0], &pool, jobs)?;
-    Ok(Measurement {
-        jobs,
-        elapsed,
-        allocations,
-        held_kb: None,
-    })
+    Ok(measured)
 }
 
 /// Sleeps, then one completion.
@@ -172,11 +163,7 @@ impl Worker<u64> for Sleep {
 
 /// `io`: 100 worker tasks on a 2-thread tokio runtime, each job an async sleep.
 fn io<Q: BenchQueue>() -> Result<Measurement, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .map_err(err)?;
+    let runtime = tokio_runtime()?;
     let done = Arc::new(Completion::new(IO_JOBS));
     let pool = PoolBuilder::new()
         .workers(IO_CONCURRENCY)
@@ -193,14 +180,9 @@ fn io<Q: BenchQueue>() -> Result<Measurement, String> {
         }
         Ok::<_, String>(())
     })?;
-    let (elapsed, allocations) = done.wait(start)?;
+    let measured = measurement(IO_JOBS, &done, start)?;
     teardown(&runtime, &pool, IO_JOBS)?;
-    Ok(Measurement {
-        jobs: IO_JOBS,
-        elapsed,
-        allocations,
-        held_kb: None,
-    })
+    Ok(measured)
 }
 
 /// A fork-join tree node: spawns its two children, spins, one completion.
@@ -243,14 +225,9 @@ fn fork_join<Q: BenchQueue>() -> Result<Measurement, String> {
     let runtime = local_runtime()?;
     let start = Start::now();
     runtime.block_on(pool.spawn(FORK_DEPTH)).map_err(err)?;
-    let (elapsed, allocations) = done.wait(start)?;
+    let measured = measurement(jobs, &done, start)?;
     teardown(&runtime, &pool, jobs)?;
-    Ok(Measurement {
-        jobs,
-        elapsed,
-        allocations,
-        held_kb: None,
-    })
+    Ok(measured)
 }
 
 /// The job value that holds a worker at the gate in `queued-1m`.
@@ -340,11 +317,7 @@ impl Worker<u64> for Meet {
 /// `idle-10k`: 10,000 worker tasks that all start, meet, and then sit idle.
 fn idle<Q: BenchQueue>() -> Result<Measurement, String> {
     let before = proc_status::rss_kb();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .map_err(err)?;
+    let runtime = tokio_runtime()?;
     let jobs = IDLE_WORKERS as u64;
     let done = Arc::new(Completion::new(jobs));
     let pool = PoolBuilder::new()

@@ -88,3 +88,32 @@ pub(crate) fn run(workload: Workload, system: System) -> Result<Measurement, Str
         other => Err(format!("{} is not built into this binary", other.name())),
     }
 }
+
+/// A driver error as the message the report shows.
+pub(crate) fn err(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
+/// A multi-threaded tokio runtime with the workloads' worker count.
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workload::WORKERS)
+        .enable_all()
+        .build()
+        .map_err(err)
+}
+
+/// Waits for `done` and reports `jobs` timed from `start`.
+pub(crate) fn measurement(
+    jobs: u64,
+    done: &Completion,
+    start: completion::Start,
+) -> Result<Measurement, String> {
+    let (elapsed, allocations) = done.wait(start)?;
+    Ok(Measurement {
+        jobs,
+        elapsed,
+        allocations,
+        held_kb: None,
+    })
+}

@@ -10,12 +10,8 @@ use crewpool_redis::testing::RedisServer;
 
 use super::completion::Start;
 use super::crewpool_systems::teardown;
-use super::workload::{REDIS_BATCH, REDIS_JOBS, REDIS_PREFETCH, REDIS_WORKERS, WORKERS};
-use super::{Completion, Measurement, Workload};
-
-fn err(error: impl std::fmt::Display) -> String {
-    error.to_string()
-}
+use super::workload::{REDIS_BATCH, REDIS_JOBS, REDIS_PREFETCH, REDIS_WORKERS};
+use super::{Completion, Measurement, Workload, err, tokio_runtime};
 
 /// Does nothing but count; the pool acknowledges it in Redis.
 struct Noop {
@@ -50,11 +46,7 @@ fn server() -> Result<RedisServer, String> {
 /// Runs a Redis workload.
 pub(crate) fn run(workload: Workload) -> Result<Measurement, String> {
     let server = server()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .map_err(err)?;
+    let runtime = tokio_runtime()?;
     let config = RedisConfig::new(server.url(), "bench")
         .batch_size(REDIS_BATCH)
         .prefetch(REDIS_PREFETCH)

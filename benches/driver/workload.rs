@@ -70,6 +70,15 @@ pub(crate) enum Workload {
 }
 
 impl Workload {
+    /// How many producer threads submit `tiny`-sized jobs: 4 for `multi-producer`, else 1.
+    pub(crate) fn producers(self) -> u64 {
+        if self == Workload::MultiProducer {
+            PRODUCERS
+        } else {
+            1
+        }
+    }
+
     /// Every workload, in report order.
     pub(crate) const ALL: [Workload; 8] = [
         Workload::Tiny,
