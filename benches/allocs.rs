@@ -2,7 +2,7 @@
 //! under a counting global allocator.
 //!
 //! ```text
-//! cargo bench --bench allocs -- [--workload W[,W]] [--system S[,S]] [--out FILE]
+//! cargo bench -p crewpool-benches --bench allocs -- [--workload W[,W]] [--system S[,S]] [--out FILE]
 //! ```
 //!
 //! Allocations (and reallocations) are counted in the timed window only, from the
@@ -62,8 +62,9 @@ fn run() -> Result<ExitCode, String> {
     }
     let plan = selection.plan()?;
     driver::completion::set_allocation_counter(allocations);
-    let mut lines =
-        String::from("# workload system jobs allocations (cargo bench --bench allocs)\n");
+    let mut lines = String::from(
+        "# workload system jobs allocations (cargo bench -p crewpool-benches --bench allocs)\n",
+    );
     let mut failed = 0;
     for (index, &(workload, system)) in plan.rows.iter().enumerate() {
         let label = format!(

@@ -4,7 +4,7 @@
 //! `cargo xtask bench` runs this; by hand:
 //!
 //! ```text
-//! cargo bench --bench compare -- [--quick] [--runs N] [--workload W[,W]] [--system S[,S]]
+//! cargo bench -p crewpool-benches --bench compare -- [--quick] [--runs N] [--workload W[,W]] [--system S[,S]]
 //!                                [--out DIR] [--allocs FILE] [--plan]
 //! ```
 //!
@@ -14,7 +14,7 @@
 //! `--measure WORKLOAD SYSTEM`), because peak RSS (`VmHWM`) is a high-water mark of a
 //! whole process. Every row runs `--runs` times (1 with `--quick`, else 5), round by
 //! round, and reports the median time and the highest peak RSS. `--allocs FILE` merges the allocation counts
-//! written by `cargo bench --bench allocs`.
+//! written by `cargo bench -p crewpool-benches --bench allocs`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -97,9 +97,6 @@ fn run() -> Result<ExitCode, String> {
         for (workload, system) in &plan.rows {
             println!("{workload} {system}");
         }
-        for system in &plan.not_built {
-            println!("# not built: {system}");
-        }
         return Ok(ExitCode::SUCCESS);
     }
     let allocations = match &options.allocs {
@@ -120,7 +117,6 @@ fn run() -> Result<ExitCode, String> {
         command: command_line(&options),
         runs: options.runs,
         rows,
-        not_built: plan.not_built,
     };
     std::fs::create_dir_all(&options.out)
         .map_err(|e| format!("creating {}: {e}", options.out.display()))?;

@@ -9,7 +9,7 @@ use crate::driver::workload::{IDLE_WORKERS, QUEUED_JOBS, THREAD_PER_JOB_JOBS};
 use crate::driver::{System, Workload};
 use crate::machine::{self, Machine};
 
-/// Allocations counted by `cargo bench --bench allocs` for one row.
+/// Allocations counted by `cargo bench -p crewpool-benches --bench allocs` for one row.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Allocations {
     workload: Workload,
@@ -99,7 +99,6 @@ pub(crate) struct Report {
     pub(crate) command: String,
     pub(crate) runs: usize,
     pub(crate) rows: Vec<Row>,
-    pub(crate) not_built: Vec<System>,
 }
 
 impl Report {
@@ -263,18 +262,6 @@ impl Report {
             );
         }
         let _ = writeln!(md);
-        if !self.not_built.is_empty() {
-            let _ = writeln!(md, "## Not measured\n");
-            for system in &self.not_built {
-                let _ = writeln!(
-                    md,
-                    "- {system}: not built into this run (its backend is not in the \
-                     workspace yet, or feature `{}` is off).",
-                    system.feature().unwrap_or("?")
-                );
-            }
-            let _ = writeln!(md);
-        }
         md
     }
 
@@ -314,7 +301,6 @@ impl Report {
             "timing": "first submit to last completion",
             "results": results,
             "targets": targets,
-            "not_built": self.not_built.iter().map(|s| s.name()).collect::<Vec<_>>(),
         });
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     }

@@ -28,7 +28,6 @@ pub(crate) trait BenchQueue: Queue<Job = u64> + Sized {
     fn make(shape: Shape) -> Self;
 }
 
-#[cfg(feature = "deque")]
 impl BenchQueue for crewpool::deque::DequeQueue<u64> {
     fn make(shape: Shape) -> Self {
         match shape {
@@ -38,7 +37,6 @@ impl BenchQueue for crewpool::deque::DequeQueue<u64> {
     }
 }
 
-#[cfg(feature = "flume")]
 impl BenchQueue for crewpool::flume::FlumeQueue<u64> {
     fn make(shape: Shape) -> Self {
         match shape {

@@ -23,7 +23,6 @@ pub(crate) mod baseline;
 pub(crate) mod completion;
 pub(crate) mod crewpool_systems;
 pub(crate) mod proc_status;
-#[cfg(feature = "redis")]
 pub(crate) mod redis_systems;
 pub(crate) mod select;
 pub(crate) mod system;
@@ -67,25 +66,19 @@ pub(crate) fn run(workload: Workload, system: System) -> Result<Measurement, Str
             workload.name()
         ));
     }
-    system.check_available()?;
     match system {
-        #[cfg(feature = "deque")]
         System::CrewpoolDeque => {
             crewpool_systems::run::<crewpool::deque::DequeQueue<u64>>(workload)
         }
-        #[cfg(feature = "flume")]
         System::CrewpoolFlume => {
             crewpool_systems::run::<crewpool::flume::FlumeQueue<u64>>(workload)
         }
-        #[cfg(feature = "redis")]
         System::CrewpoolRedis => redis_systems::run(workload),
         System::RayonSpawn => baseline::rayon_spawn(workload),
         System::TokioSpawn => baseline::tokio_spawn(workload),
         System::StdMpscPool => baseline::hand_pool(baseline::Flavor::StdMpsc, workload),
         System::CrossbeamPool => baseline::hand_pool(baseline::Flavor::Crossbeam, workload),
         System::ThreadPerJob => baseline::thread_per_job(workload),
-        #[allow(unreachable_patterns)] // reached only when a backend feature is off
-        other => Err(format!("{} is not built into this binary", other.name())),
     }
 }
 

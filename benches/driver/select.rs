@@ -9,14 +9,11 @@ pub(crate) struct Selection {
     systems: Vec<System>,
 }
 
-/// The (workload, system) pairs to run, and the systems left out because this binary
-/// was built without them.
+/// The (workload, system) pairs to run.
 #[derive(Debug)]
 pub(crate) struct Plan {
     /// What to run, in report order.
     pub(crate) rows: Vec<(Workload, System)>,
-    /// Systems that would have run but are not built in.
-    pub(crate) not_built: Vec<System>,
 }
 
 impl Selection {
@@ -89,8 +86,7 @@ impl Selection {
     ///
     /// # Errors
     ///
-    /// A system asked for by name that is not built in, or a selection with nothing
-    /// to run.
+    /// A selection with nothing to run.
     pub(crate) fn plan(&self) -> Result<Plan, String> {
         let workloads: &[Workload] = if self.workloads.is_empty() {
             &Workload::ALL
@@ -98,32 +94,19 @@ impl Selection {
             &self.workloads
         };
         let mut rows = Vec::new();
-        let mut not_built = Vec::new();
         for &workload in workloads {
             for &system in workload.systems() {
                 if !self.systems.is_empty() && !self.systems.contains(&system) {
                     continue;
                 }
-                if system.is_built() {
-                    rows.push((workload, system));
-                } else if self.systems.contains(&system) {
-                    system.check_available()?;
-                } else if !not_built.contains(&system) {
-                    not_built.push(system);
-                }
+                rows.push((workload, system));
             }
         }
         if rows.is_empty() {
-            return Err(format!(
-                "nothing to run: no selected system runs the selected workloads{}",
-                if not_built.is_empty() {
-                    String::new()
-                } else {
-                    let names: Vec<&str> = not_built.iter().map(|s| s.name()).collect();
-                    format!(" (not built in: {})", names.join(", "))
-                }
-            ));
+            return Err(
+                "nothing to run: no selected system runs the selected workloads".to_owned(),
+            );
         }
-        Ok(Plan { rows, not_built })
+        Ok(Plan { rows })
     }
 }

@@ -73,46 +73,6 @@ impl System {
             System::CrewpoolDeque | System::CrewpoolFlume | System::CrewpoolRedis
         )
     }
-
-    /// The cargo feature of the `crewpool` package that builds this system in, if any.
-    pub(crate) fn feature(self) -> Option<&'static str> {
-        match self {
-            System::CrewpoolDeque => Some("deque"),
-            System::CrewpoolFlume => Some("flume"),
-            System::CrewpoolRedis => Some("redis"),
-            _ => None,
-        }
-    }
-
-    /// Whether this binary was built with the system in.
-    pub(crate) fn is_built(self) -> bool {
-        #[allow(clippy::match_like_matches_macro)] // which arms are true depends on features
-        match self {
-            System::CrewpoolDeque => cfg!(feature = "deque"),
-            System::CrewpoolFlume => cfg!(feature = "flume"),
-            System::CrewpoolRedis => cfg!(feature = "redis"),
-            _ => true,
-        }
-    }
-
-    /// Checks the system is built in.
-    ///
-    /// # Errors
-    ///
-    /// Says which feature to turn on.
-    pub(crate) fn check_available(self) -> Result<(), String> {
-        if self.is_built() {
-            return Ok(());
-        }
-        match self.feature() {
-            Some(feature) => Err(format!(
-                "{} is not built in: its backend is missing or its feature is off \
-                 (run with `--features {feature}`)",
-                self.name()
-            )),
-            None => Err(format!("{} is not built in", self.name())),
-        }
-    }
 }
 
 impl fmt::Display for System {

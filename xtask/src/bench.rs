@@ -1,11 +1,12 @@
 //! `cargo xtask bench`: the comparison of crewpool's backends against the baselines.
 //!
-//! Stays light: it builds and runs two bench binaries of the root package and leaves
+//! Stays light: it builds and runs two bench binaries of the `crewpool-benches` package
+//! (`benches/`) and leaves
 //! the measuring and the report to them (see `benches/compare/main.rs`):
 //!
-//! 1. `cargo bench --bench allocs`: heap allocations per job, under a counting
+//! 1. `cargo bench -p crewpool-benches --bench allocs`: heap allocations per job, under a counting
 //!    allocator (written to `allocs.txt`);
-//! 2. `cargo bench --bench compare`: one fresh process per measurement, progress on
+//! 2. `cargo bench -p crewpool-benches --bench compare`: one fresh process per measurement, progress on
 //!    stderr, the table on stdout, and `report.md`, `report.json` and `chart.svg`.
 //!
 //! Both go to `target/crewpool-bench/` (under `CARGO_TARGET_DIR` when it is set).
@@ -49,10 +50,10 @@ pub(crate) fn task(args: &[String]) -> Result {
     let out_arg = out.display().to_string();
     let allocs = out.join("allocs.txt").display().to_string();
 
-    // Every backend feature, as CI's clippy does.
     let build = [
         "bench",
-        "--all-features",
+        "-p",
+        "crewpool-benches",
         "--bench",
         "allocs",
         "--bench",
@@ -61,12 +62,28 @@ pub(crate) fn task(args: &[String]) -> Result {
     run("cargo", &[&build[..], &["--no-run"]].concat())?;
 
     // The names are checked (and the rows listed) before anything is measured.
-    let mut plan_args = vec!["bench", "-q", "--all-features", "--bench", "compare", "--"];
+    let mut plan_args = vec![
+        "bench",
+        "-q",
+        "-p",
+        "crewpool-benches",
+        "--bench",
+        "compare",
+        "--",
+    ];
     plan_args.extend(selection.iter().map(String::as_str));
     plan_args.push("--plan");
     run("cargo", &plan_args)?;
 
-    let mut allocs_args = vec!["bench", "-q", "--all-features", "--bench", "allocs", "--"];
+    let mut allocs_args = vec![
+        "bench",
+        "-q",
+        "-p",
+        "crewpool-benches",
+        "--bench",
+        "allocs",
+        "--",
+    ];
     allocs_args.extend(selection.iter().map(String::as_str));
     allocs_args.extend(["--out", &allocs]);
     // A failed row there fails again in `compare`, which reports it; go on.
@@ -74,7 +91,15 @@ pub(crate) fn task(args: &[String]) -> Result {
         eprintln!("xtask bench: {message}; going on without those allocation counts");
     }
 
-    let mut compare_args = vec!["bench", "-q", "--all-features", "--bench", "compare", "--"];
+    let mut compare_args = vec![
+        "bench",
+        "-q",
+        "-p",
+        "crewpool-benches",
+        "--bench",
+        "compare",
+        "--",
+    ];
     compare_args.extend(selection.iter().map(String::as_str));
     if quick {
         compare_args.push("--quick");
