@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
 //! formatting, clippy, the README's test command, the Redis backend's TLS test (its
 //! `tls` feature is off in the plain test run), the loom models, the Redis backend's
-//! million-job backlog in release, and a short chaos run.
+//! million-job backlog in release, a short chaos run, and the packaging check
+//! (`cargo xtask package`).
 
 use crate::util::{Result, run, workspace_root};
 
@@ -65,6 +66,7 @@ pub(crate) fn task(args: &[String]) -> Result {
         ],
     )?;
     crate::chaos::task(&["--short".to_owned()])?;
+    crate::package::task(&[])?;
     println!("xtask ci: all green");
     Ok(())
 }

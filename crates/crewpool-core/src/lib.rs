@@ -91,3 +91,8 @@ pub use envelope::{Attachment, Envelope, JobId, Reply};
 pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};
 pub use queue::{Queue, TryPush};
 pub use worker::{ContextSupport, JobContext, WithContext, Worker, with_context};
+
+/// The README (the crate's registry page): its examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

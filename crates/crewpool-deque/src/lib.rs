@@ -106,3 +106,8 @@ mod waiters;
 
 pub use consumer::DequeConsumer;
 pub use queue::DequeQueue;
+
+/// The README (the crate's registry page): its examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -254,3 +254,8 @@ impl<J> fmt::Debug for FlumeConsumer<J> {
             .finish()
     }
 }
+
+/// The README (the crate's registry page): its examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -231,3 +231,8 @@ pub use queue::{DeadLetter, QueueStats, RedisQueue};
 pub use scripts::ENQUEUE_LUA;
 pub use url::RedisUrl;
 pub use wire::ENVELOPE_VERSION;
+
+/// The README (the crate's registry page): its examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

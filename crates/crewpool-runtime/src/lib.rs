@@ -109,3 +109,8 @@ pub use pool::Pool;
 pub use report::ShutdownReport;
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;
+
+/// The README (the crate's registry page): its examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,113 @@
+//! `cargo xtask package`: the crates can be depended on.
+//!
+//! 1. `cargo package` of every library crate, with its verification build: each crate
+//!    packaged alone (only the files its manifest includes) builds against the others
+//!    as packaged.
+//! 2. The README's Install section, followed by a new user: a scratch application
+//!    outside the workspace whose `[dependencies]` are the lines of that section,
+//!    verbatim, with the crates taken from this checkout (`[patch.crates-io]`), and
+//!    whose `main.rs` is the README's first example; it must build and run.
+
+use std::path::Path;
+
+use crate::util::{Result, run, run_with_env, target_dir, workspace_root};
+
+/// The library crates, in the order their dependencies need.
+const CRATES: [&str; 6] = [
+    "crewpool-core",
+    "crewpool-runtime",
+    "crewpool-deque",
+    "crewpool-flume",
+    "crewpool-redis",
+    "crewpool",
+];
+
+pub(crate) fn task(args: &[String]) -> Result {
+    if let Some(extra) = args.first() {
+        return Err(format!("`package` takes no arguments (got `{extra}`)"));
+    }
+    let mut package = vec!["package", "--allow-dirty"];
+    for name in CRATES {
+        package.extend(["-p", name]);
+    }
+    run("cargo", &package)?;
+    install_check()
+}
+
+/// Builds and runs the README's first example in a scratch application that depends
+/// on crewpool exactly as the README's Install section says.
+fn install_check() -> Result {
+    let root = workspace_root()?;
+    let readme = std::fs::read_to_string(root.join("README.md"))
+        .map_err(|e| format!("reading README.md: {e}"))?;
+    let dependencies = install_lines(&readme)?;
+    let example =
+        first_block(&readme, "```rust\n").ok_or("README.md has no ```rust example to build")?;
+
+    let app = target_dir()?.join("install-check");
+    std::fs::create_dir_all(app.join("src"))
+        .map_err(|e| format!("creating {}: {e}", app.display()))?;
+    let mut manifest = String::from(
+        "# Made by `cargo xtask package`: the README's Install section, verbatim.\n\
+         [package]\nname = \"crewpool-install-check\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+         # Not a member of the crewpool workspace it sits in.\n[workspace]\n\n",
+    );
+    manifest.push_str(&dependencies);
+    manifest
+        .push_str("\n# This checkout's crates, in place of the registry's.\n[patch.crates-io]\n");
+    for name in CRATES {
+        let dir = if name == "crewpool" {
+            root.clone()
+        } else {
+            root.join("crates").join(name)
+        };
+        manifest.push_str(&format!("{name} = {{ path = {:?} }}\n", path_str(&dir)?));
+    }
+    write(&app.join("Cargo.toml"), &manifest)?;
+    write(&app.join("src/main.rs"), &example)?;
+    // The workspace's lock file pins what CI tested; the app adds what it lacks.
+    std::fs::copy(root.join("Cargo.lock"), app.join("Cargo.lock"))
+        .map_err(|e| format!("copying Cargo.lock: {e}"))?;
+    let manifest_path = path_str(&app.join("Cargo.toml"))?;
+    // Its own target directory: the app is built as a user would build it.
+    let target = path_str(&app.join("target"))?;
+    run_with_env(
+        "cargo",
+        &["run", "--quiet", "--manifest-path", &manifest_path],
+        &[("CARGO_TARGET_DIR", &target)],
+    )
+}
+
+/// The `[dependencies]` lines of the README's Install section (its first ```toml
+/// block), without the table header.
+fn install_lines(readme: &str) -> Result<String> {
+    let section = readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Install"))
+        .ok_or("README.md has no `## Install` section")?;
+    let block = first_block(section, "```toml\n")
+        .ok_or("the README's Install section has no ```toml block")?;
+    let lines: String = block
+        .lines()
+        .filter(|line| line.trim() != "[dependencies]")
+        .map(|line| format!("{line}\n"))
+        .collect();
+    Ok(format!("[dependencies]\n{lines}"))
+}
+
+/// The body of the first fenced block opened by `fence` (e.g. "```toml\n").
+fn first_block(text: &str, fence: &str) -> Option<String> {
+    let start = text.find(fence)? + fence.len();
+    let end = text[start..].find("```")?;
+    Some(text[start..start + end].to_owned())
+}
+
+fn write(path: &Path, contents: &str) -> Result {
+    std::fs::write(path, contents).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn path_str(path: &Path) -> Result<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} is not valid UTF-8", path.display()))
+}
