@@ -4,9 +4,11 @@
 //!    packaged alone (only the files its manifest includes) builds against the others
 //!    as packaged.
 //! 2. The README's Install section, followed by a new user: a scratch application
-//!    outside the workspace whose `[dependencies]` are the lines of that section,
-//!    verbatim, with the crates taken from this checkout (`[patch.crates-io]`), and
-//!    whose `main.rs` is the README's first example; it must build and run.
+//!    outside the workspace whose `[dependencies]` are the lines of that section's
+//!    first block, verbatim, with the crates taken from this checkout
+//!    (`[patch.crates-io]`), and whose `main.rs` is the README's first example; it
+//!    must build and run. Then the same with the section's later blocks applied on top
+//!    (the Redis feature and serde): it must build.
 
 use std::path::Path;
 
@@ -34,16 +36,29 @@ pub(crate) fn task(args: &[String]) -> Result {
     install_check()
 }
 
-/// Builds and runs the README's first example in a scratch application that depends
+/// Builds (and runs) the README's first example in a scratch application that depends
 /// on crewpool exactly as the README's Install section says.
 fn install_check() -> Result {
     let root = workspace_root()?;
     let readme = std::fs::read_to_string(root.join("README.md"))
         .map_err(|e| format!("reading README.md: {e}"))?;
-    let dependencies = install_lines(&readme)?;
+    let blocks = install_blocks(&readme)?;
     let example =
         first_block(&readme, "```rust\n").ok_or("README.md has no ```rust example to build")?;
+    build_app(&root, &dependencies(&blocks, 0), &example, true)?;
+    if blocks.len() > 1 {
+        build_app(
+            &root,
+            &dependencies(&blocks, blocks.len() - 1),
+            &example,
+            false,
+        )?;
+    }
+    Ok(())
+}
 
+/// Writes the scratch app and builds it (and runs it, if `execute`).
+fn build_app(root: &Path, dependencies: &str, example: &str, execute: bool) -> Result {
     let app = target_dir()?.join("install-check");
     std::fs::create_dir_all(app.join("src"))
         .map_err(|e| format!("creating {}: {e}", app.display()))?;
@@ -52,50 +67,68 @@ fn install_check() -> Result {
          [package]\nname = \"crewpool-install-check\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
          # Not a member of the crewpool workspace it sits in.\n[workspace]\n\n",
     );
-    manifest.push_str(&dependencies);
+    manifest.push_str(dependencies);
     manifest
         .push_str("\n# This checkout's crates, in place of the registry's.\n[patch.crates-io]\n");
     for name in CRATES {
         let dir = if name == "crewpool" {
-            root.clone()
+            root.to_path_buf()
         } else {
             root.join("crates").join(name)
         };
         manifest.push_str(&format!("{name} = {{ path = {:?} }}\n", path_str(&dir)?));
     }
     write(&app.join("Cargo.toml"), &manifest)?;
-    write(&app.join("src/main.rs"), &example)?;
+    write(&app.join("src/main.rs"), example)?;
     // The workspace's lock file pins what CI tested; the app adds what it lacks.
     std::fs::copy(root.join("Cargo.lock"), app.join("Cargo.lock"))
         .map_err(|e| format!("copying Cargo.lock: {e}"))?;
     let manifest_path = path_str(&app.join("Cargo.toml"))?;
     // Its own target directory: the app is built as a user would build it.
     let target = path_str(&app.join("target"))?;
+    let verb = if execute { "run" } else { "build" };
     run_with_env(
         "cargo",
-        &["run", "--quiet", "--manifest-path", &manifest_path],
+        &[verb, "--quiet", "--manifest-path", &manifest_path],
         &[("CARGO_TARGET_DIR", &target)],
     )
 }
 
-/// The `[dependencies]` lines of the README's Install section (its first ```toml
-/// block), without the table header.
-fn install_lines(readme: &str) -> Result<String> {
+/// The ```toml blocks of the README's Install section, in order.
+fn install_blocks(readme: &str) -> Result<Vec<String>> {
     let section = readme
         .split("\n## ")
         .find(|section| section.starts_with("Install"))
         .ok_or("README.md has no `## Install` section")?;
-    let block = first_block(section, "```toml\n")
-        .ok_or("the README's Install section has no ```toml block")?;
-    let lines: String = block
-        .lines()
-        .filter(|line| line.trim() != "[dependencies]")
-        .map(|line| format!("{line}\n"))
+    let blocks: Vec<String> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next().map(str::to_owned))
         .collect();
-    Ok(format!("[dependencies]\n{lines}"))
+    if blocks.is_empty() {
+        return Err("the README's Install section has no ```toml block".to_owned());
+    }
+    Ok(blocks)
 }
 
-/// The body of the first fenced block opened by `fence` (e.g. "```toml\n").
+/// The `[dependencies]` of the Install section's blocks, from the first up to `upto`
+/// (a later line replaces an earlier one for the same crate).
+fn dependencies(blocks: &[String], upto: usize) -> String {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for block in &blocks[..=upto] {
+        for line in block.lines().filter(|line| line.trim() != "[dependencies]") {
+            let key = line.split('=').next().unwrap_or("").trim().to_owned();
+            match lines.iter_mut().find(|(k, _)| !key.is_empty() && *k == key) {
+                Some(entry) => entry.1 = line.to_owned(),
+                None => lines.push((key, line.to_owned())),
+            }
+        }
+    }
+    let body: String = lines.into_iter().map(|(_, line)| line + "\n").collect();
+    format!("[dependencies]\n{body}")
+}
+
+/// The body of the first fenced block opened by `fence` (e.g. "```rust\n").
 fn first_block(text: &str, fence: &str) -> Option<String> {
     let start = text.find(fence)? + fence.len();
     let end = text[start..].find("```")?;
