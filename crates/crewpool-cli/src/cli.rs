@@ -222,9 +222,7 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("expected seconds, got {text:?}"))?;
     if !(0.05..=86_400.0).contains(&seconds) {
-        return Err(format!(
-            "expected 0.05 to 86400 seconds, got {seconds}"
-        ));
+        return Err(format!("expected 0.05 to 86400 seconds, got {seconds}"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }

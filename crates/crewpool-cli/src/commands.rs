@@ -220,8 +220,10 @@ fn job_json(job: &JobView) -> String {
 fn page_table(page: &JobPage) -> String {
     let now = page.now_ms;
     let age = |job: &JobView| {
-        job.enqueued_at_ms
-            .map_or_else(|| "-".to_owned(), |at| table::duration_ms(now.saturating_sub(at)))
+        job.enqueued_at_ms.map_or_else(
+            || "-".to_owned(),
+            |at| table::duration_ms(now.saturating_sub(at)),
+        )
     };
     let mut table = match page.state {
         JobState::Pending => Table::new(&["ID", "ATTEMPT", "AGE", "JOB"]),
@@ -235,7 +237,10 @@ fn page_table(page: &JobPage) -> String {
         match page.state {
             JobState::Pending => row.extend([table::Cell::Num(age(job)), body]),
             JobState::Delayed => row.extend([
-                text(job.due_at_ms.map_or_else(|| "-".to_owned(), |due| table::until(due, now))),
+                text(
+                    job.due_at_ms
+                        .map_or_else(|| "-".to_owned(), |due| table::until(due, now)),
+                ),
                 table::Cell::Num(age(job)),
                 body,
             ]),
@@ -243,14 +248,13 @@ fn page_table(page: &JobPage) -> String {
                 let lease = job.lease.as_ref();
                 row.extend([
                     text(lease.map_or("-", |l| l.token.as_str())),
-                    table::Cell::Num(
-                        lease
-                            .and_then(|l| l.leased_at_ms)
-                            .map_or_else(|| "-".to_owned(), |at| {
-                                table::duration_ms(now.saturating_sub(at))
-                            }),
+                    table::Cell::Num(lease.and_then(|l| l.leased_at_ms).map_or_else(
+                        || "-".to_owned(),
+                        |at| table::duration_ms(now.saturating_sub(at)),
+                    )),
+                    text(
+                        lease.map_or_else(|| "-".to_owned(), |l| table::until(l.deadline_ms, now)),
                     ),
-                    text(lease.map_or_else(|| "-".to_owned(), |l| table::until(l.deadline_ms, now))),
                     body,
                 ]);
             }
@@ -305,7 +309,13 @@ struct Outcome<'a> {
     done: u64,
 }
 
-fn outcome(queue: &QueueAdmin, action: &str, ids: Option<&[u64]>, done: u64, json: bool) -> Result<()> {
+fn outcome(
+    queue: &QueueAdmin,
+    action: &str,
+    ids: Option<&[u64]>,
+    done: u64,
+    json: bool,
+) -> Result<()> {
     let requested = ids.map(<[u64]>::len);
     if json {
         print_json(&Outcome {
@@ -315,7 +325,11 @@ fn outcome(queue: &QueueAdmin, action: &str, ids: Option<&[u64]>, done: u64, jso
             done,
         })?;
     } else {
-        print(&format!("{action}: {done} job{} of {}\n", if done == 1 { "" } else { "s" }, queue.name()))?;
+        print(&format!(
+            "{action}: {done} job{} of {}\n",
+            if done == 1 { "" } else { "s" },
+            queue.name()
+        ))?;
     }
     match requested {
         Some(requested) if done < requested as u64 => Err(CliError::NotFound(format!(

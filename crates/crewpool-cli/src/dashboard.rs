@@ -49,7 +49,10 @@ impl FromRef<App> for Admin {
 /// The dashboard's routes.
 pub(crate) fn router(admin: Admin, samples: Samples, guard: Guard) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -150,12 +153,15 @@ async fn queue(
     Path(name): Path<String>,
 ) -> ApiResult<crate::commands::QueueRow> {
     let mut found = rows(&app.admin, std::slice::from_ref(&name)).await?;
-    let row = found.pop().ok_or_else(|| {
-        ApiError(StatusCode::NOT_FOUND, format!("no queue {name:?}"))
-    })?;
+    let row = found
+        .pop()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no queue {name:?}")))?;
     let registered = row.last_connect_ms.is_some();
     if !registered && !row.overview.exists {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no queue {name:?}")));
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no queue {name:?}"),
+        ));
     }
     Ok(Json(row))
 }

@@ -244,7 +244,8 @@ fn same_origin_change(headers: &HeaderMap, csrf: &str) -> std::result::Result<()
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
-    let mut response = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+    let mut response =
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -320,18 +321,37 @@ mod tests {
     #[test]
     fn tokens_are_taken_from_basic_auth_or_bearer() {
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret");
-        assert!(authorized(&headers(&[("authorization", &format!("Basic {basic}"))]), "s3cret"));
-        assert!(authorized(&headers(&[("authorization", "Bearer s3cret")]), "s3cret"));
-        assert!(!authorized(&headers(&[("authorization", "Bearer s3cre")]), "s3cret"));
+        assert!(authorized(
+            &headers(&[("authorization", &format!("Basic {basic}"))]),
+            "s3cret"
+        ));
+        assert!(authorized(
+            &headers(&[("authorization", "Bearer s3cret")]),
+            "s3cret"
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", "Bearer s3cre")]),
+            "s3cret"
+        ));
         assert!(!authorized(&headers(&[]), "s3cret"));
     }
 
     #[test]
     fn only_loopback_hosts_pass_without_a_token() {
-        for host in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "127.0.0.2", "LOCALHOST"] {
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "127.0.0.2",
+            "LOCALHOST",
+        ] {
             assert!(loopback_host(&headers(&[("host", host)])), "{host}");
         }
-        for host in ["evil.example:8080", "10.0.0.1:8080", "localhost.evil.example"] {
+        for host in [
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "localhost.evil.example",
+        ] {
             assert!(!loopback_host(&headers(&[("host", host)])), "{host}");
         }
     }

@@ -63,8 +63,8 @@ async fn connecting_registers_the_queue_under_its_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_counts_every_state_and_the_scripts_keep_totals() {
     let server = RedisServer::start();
-    let policy = RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60))
-        .max_attempts(5);
+    let policy =
+        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(5);
     // A long heartbeat: the test expires a lease by hand below, and no heartbeat may
     // extend it meanwhile.
     let config = RedisConfig::new(server.url(), "mixed")
@@ -119,7 +119,9 @@ async fn overview_counts_every_state_and_the_scripts_keep_totals() {
         ),
         (2, 2, 4, 0)
     );
-    let age = overview.oldest_pending_age_ms.expect("an age for \"waiting\"");
+    let age = overview
+        .oldest_pending_age_ms
+        .expect("an age for \"waiting\"");
     assert!(
         age <= overview.now_ms.saturating_sub(before) + 1000,
         "age {age} ms"
@@ -141,8 +143,8 @@ async fn overview_counts_every_state_and_the_scripts_keep_totals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_each_state_in_its_order_with_its_details() {
     let server = RedisServer::start();
-    let policy = RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60))
-        .max_attempts(5);
+    let policy =
+        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(5);
     let queue = RedisQueue::<serde_json::Value>::connect(
         RedisConfig::new(server.url(), "pages").retry(policy),
     )
@@ -235,8 +237,8 @@ async fn pages_show_each_state_in_its_order_with_its_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repairs_requeue_delete_and_purge() {
     let server = RedisServer::start();
-    let policy = RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60))
-        .max_attempts(1);
+    let policy =
+        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(1);
     let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "fix").retry(policy))
         .await
         .unwrap();

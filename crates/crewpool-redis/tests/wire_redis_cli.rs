@@ -96,14 +96,19 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     let at = record
         .trim()
         .strip_prefix(r#"3|1|{"v":1,"at":"#)
-        .and_then(|rest| rest.strip_suffix(r#","job":{"to":"c@example.com","subject":"from Rust"}}"#))
+        .and_then(|rest| {
+            rest.strip_suffix(r#","job":{"to":"c@example.com","subject":"from Rust"}}"#)
+        })
         .unwrap_or_else(|| panic!("unexpected record {record:?}"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
     let at: u64 = at.parse().unwrap();
-    assert!(at <= now && now - at < 600_000, "enqueued at {at}, now {now}");
+    assert!(
+        at <= now && now - at < 600_000,
+        "enqueued at {at}, now {now}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

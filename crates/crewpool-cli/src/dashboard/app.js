@@ -10,7 +10,6 @@ const COLORS = ["#1f6feb", "#1a7f37", "#bf8700", "#8250df", "#cf222e", "#0a7ea4"
 const STATES = ["pending", "delayed", "leased", "dead"];
 
 let session = null;
-let timer = null;
 let busy = false;
 const opened = new Set(); // job payloads the user expanded, kept across refreshes
 
@@ -20,6 +19,8 @@ function h(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    // Through the CSSOM: the page's content security policy forbids style attributes.
+    else if (key === "color") node.style.setProperty("background-color", value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
@@ -95,9 +96,14 @@ function queueHref(name, state, offset) {
   return href;
 }
 
-// A line chart of series [{name, color, points: [{at_ms, value}]}] over the last
-// `windowMs` ending at `now`.
-function chart(series, windowMs, now, unit) {
+// Tick steps for the time axis, in ms.
+const TIME_STEPS = [10e3, 15e3, 30e3, 60e3, 120e3, 300e3];
+
+// A line chart of series [{name, color, points: [{at_ms, value}]}] ending at `now`,
+// over the time sampled so far (at least a minute, at most `historyMs`).
+function chart(series, historyMs, now, unit) {
+  const first = Math.min(now, ...series.flatMap((line) => line.points.map((p) => p.at_ms)));
+  const windowMs = Math.min(historyMs, Math.max(60e3, now - first));
   const W = 960, H = 180, left = 44, right = 8, top = 8, bottom = 20;
   const max = Math.max(1, ...series.flatMap((line) => line.points.map((p) => p.value)));
   const scale = niceMax(max);
@@ -109,10 +115,10 @@ function chart(series, windowMs, now, unit) {
     svg.append(s("line", { class: "axis", x1: left, x2: W - right, y1: y(v), y2: y(v) }));
     svg.append(s("text", { class: "tick", x: left - 6, y: y(v) + 3, "text-anchor": "end" }, formatRate(v)));
   }
-  const minutes = Math.round(windowMs / 60000);
-  for (let m = 0; m <= minutes; m += 5) {
-    const at = now - m * 60000;
-    svg.append(s("text", { class: "tick", x: x(at), y: H - 4, "text-anchor": m === 0 ? "end" : "middle" }, m === 0 ? "now" : `-${m}m`));
+  const step = TIME_STEPS.find((ms) => windowMs / ms <= 6) || 300e3;
+  for (let back = 0; back <= windowMs; back += step) {
+    const label = back === 0 ? "now" : back < 60e3 ? `-${back / 1000}s` : `-${back / 60e3}m`;
+    svg.append(s("text", { class: "tick", x: x(now - back), y: H - 4, "text-anchor": back === 0 ? "end" : "middle" }, label));
   }
   for (const line of series) {
     const points = line.points.filter((p) => now - p.at_ms <= windowMs);
@@ -121,8 +127,8 @@ function chart(series, windowMs, now, unit) {
     svg.append(s("polyline", { points: d, fill: "none", stroke: line.color, "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
   }
   const legend = h("div", { class: "legend" },
-    series.map((line) => h("span", {}, h("i", { style: `background:${line.color}` }), line.name)),
-    h("span", { class: "muted" }, unit));
+    series.map((line) => h("span", {}, h("i", { color: line.color }), line.name)),
+    h("span", { class: "muted" }, `${unit}, sampled every ${duration(session.sample_interval_ms)}`));
   return h("div", { class: "chart" }, svg, legend);
 }
 function niceMax(max) {
@@ -130,7 +136,7 @@ function niceMax(max) {
   for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= max) return step * power;
   return 10 * power;
 }
-function formatRate(v) { return v >= 100 ? Math.round(v).toString() : v >= 10 ? v.toFixed(0) : v.toFixed(1); }
+function formatRate(v) { return v >= 10 ? Math.round(v).toString() : v >= 1 ? v.toFixed(1) : v.toFixed(2); }
 
 function throughputPanel(throughput, names, now, perQueueFailures) {
   const series = [];
@@ -142,7 +148,7 @@ function throughputPanel(throughput, names, now, perQueueFailures) {
     }
   });
   const anyPoint = series.some((line) => line.points.length > 0);
-  const title = h("h2", {}, `Throughput, last ${Math.round(throughput.history_ms / 60000)} minutes`);
+  const title = h("h2", {}, "Throughput");
   if (!anyPoint) {
     return h("section", { class: "panel" }, title,
       h("p", { class: "empty" }, `Collecting samples (one every ${duration(throughput.interval_ms)}); the chart starts with the second.`));
@@ -319,7 +325,7 @@ async function start() {
   });
   window.addEventListener("hashchange", refresh);
   await refresh();
-  timer = setInterval(refresh, REFRESH_MS);
+  setInterval(refresh, REFRESH_MS);
 }
 
 start();
