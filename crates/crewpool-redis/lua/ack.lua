@@ -3,6 +3,7 @@
 -- KEYS[1] leased  HASH  '<lease>:<n>' -> job record
 -- KEYS[2] active  ZSET  lease -> deadline
 -- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- KEYS[4] stats   HASH  totals: 'succeeded', 'failed', 'expired'
 -- ARGV    groups, one per lease: lease, k, then its k fields '<lease>:<n>'
 --
 -- Returns one code per group: 1 the lease is live (its fields are deleted; a field
@@ -20,6 +21,7 @@ while i <= #ARGV do
     local n = redis.call('HDEL', KEYS[1], unpack(ARGV, i + 2, i + 1 + k))
     if n > 0 then
       let_go(lease, n)
+      redis.call('HINCRBY', KEYS[4], 'succeeded', n)
     end
     codes[#codes + 1] = 1
   else

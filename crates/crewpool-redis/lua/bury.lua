@@ -4,6 +4,7 @@
 -- KEYS[2] active  ZSET  lease -> deadline
 -- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
 -- KEYS[4] dead    LIST  dead letters (JSON), newest first
+-- KEYS[5] stats   HASH  totals: 'succeeded', 'failed', 'expired'
 -- ARGV[1] dead-letter bound; then field1, reason1, field2, reason2, ...
 --
 -- A dead letter is {"record":<the job record>,"attempt":n,"reason":...,"at":ms}.
@@ -16,6 +17,7 @@ for i = 1, n do
   local field, reason = ARGV[2 * i], ARGV[2 * i + 1]
   local record = take(field)
   if record then
+    redis.call('HINCRBY', KEYS[5], 'failed', 1)
     local attempt = tonumber(string.match(record, '^%d+|(%d+)|')) or 1
     redis.call('LPUSH', KEYS[4], cjson.encode({record = record, attempt = attempt,
       reason = reason, at = now}))

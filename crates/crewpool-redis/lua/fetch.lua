@@ -4,10 +4,11 @@
 -- KEYS[2] leased   HASH    '<lease>:<n>' -> record of the n-th job of a lease
 -- KEYS[3] active   ZSET    lease -> deadline (ms, Redis clock)
 -- KEYS[4] leases   HASH    '<lease>' -> jobs still leased under it; '<lease>:n' -> jobs
---                          it took
+--                          it took; '<lease>:t' -> when it was taken (ms)
 -- KEYS[5] fence    STRING  the lease counter (fencing tokens)
 -- KEYS[6] delayed  ZSET    record -> due time (ms)
 -- KEYS[7] dead     LIST    dead letters (JSON), newest first
+-- KEYS[8] stats    HASH    totals: 'succeeded', 'failed', 'expired'
 -- ARGV[1] how many jobs to take (may be 0: housekeeping only)
 -- ARGV[2] lease length (ms)
 -- ARGV[3] max attempts (0: no limit), applied to jobs whose lease expired
@@ -80,7 +81,7 @@ if #expired > 0 then
       end
     end
     redis.call('ZREM', KEYS[3], lease)
-    redis.call('HDEL', KEYS[4], lease, lease .. ':n')
+    redis.call('HDEL', KEYS[4], lease, lease .. ':n', lease .. ':t')
   end
   if buried > 0 then
     redis.call('LTRIM', KEYS[7], 0, dead_limit - 1)
@@ -92,6 +93,7 @@ if #expired > 0 then
     push('RPUSH', KEYS[1], reversed)
     recovered = #back
   end
+  redis.call('HINCRBY', KEYS[8], 'expired', recovered + buried)
 end
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, due_bound)
@@ -114,7 +116,7 @@ if count > 0 then
     end
     push('HSET', KEYS[2], pairs)
     redis.call('ZADD', KEYS[3], now + lease_ms, lease)
-    redis.call('HSET', KEYS[4], lease, #records, prefix .. 'n', #records)
+    redis.call('HSET', KEYS[4], lease, #records, prefix .. 'n', #records, prefix .. 't', now)
     out[5] = lease
   end
 end

@@ -3,7 +3,8 @@
 --
 -- KEYS[1] leased  HASH  '<lease>:<n>' -> job record
 -- KEYS[2] active  ZSET  lease -> deadline
--- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size
+-- KEYS[3] leases  HASH  '<lease>' -> jobs still leased under it; '<lease>:n' -> size;
+--                       '<lease>:t' -> when it was taken (ms)
 
 -- Redis's clock, in ms since the epoch.
 local function now_ms()
@@ -15,7 +16,7 @@ end
 local function let_go(lease, n)
   if redis.call('HINCRBY', KEYS[3], lease, -n) <= 0 then
     redis.call('ZREM', KEYS[2], lease)
-    redis.call('HDEL', KEYS[3], lease, lease .. ':n')
+    redis.call('HDEL', KEYS[3], lease, lease .. ':n', lease .. ':t')
   end
 end
 

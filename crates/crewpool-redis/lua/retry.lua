@@ -7,6 +7,7 @@
 -- KEYS[4] delayed  ZSET  record -> due time (ms)
 -- KEYS[5] pending  LIST  job records waiting
 -- KEYS[6] dead     LIST  dead letters (JSON), newest first
+-- KEYS[7] stats    HASH  totals: 'succeeded', 'failed', 'expired'
 -- ARGV[1] field '<lease>:<n>'  ARGV[2] delay (ms)  ARGV[3] reason
 -- ARGV[4] max attempts (0: no limit)  ARGV[5] dead-letter bound
 --
@@ -16,6 +17,7 @@ local record = take(ARGV[1])
 if not record then
   return 0
 end
+redis.call('HINCRBY', KEYS[7], 'failed', 1)
 local now = now_ms()
 local delay = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[4])

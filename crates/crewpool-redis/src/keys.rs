@@ -12,6 +12,7 @@ pub(crate) struct Keys {
     pub(crate) fence: String,
     pub(crate) delayed: String,
     pub(crate) dead: String,
+    pub(crate) stats: String,
 }
 
 impl Keys {
@@ -26,11 +27,12 @@ impl Keys {
             fence: key("fence"),
             delayed: key("delayed"),
             dead: key("dead"),
+            stats: key("stats"),
         }
     }
 
     /// Every key, for tear-down.
-    pub(crate) fn all(&self) -> [&str; 8] {
+    pub(crate) fn all(&self) -> [&str; 9] {
         [
             &self.seq,
             &self.pending,
@@ -40,6 +42,7 @@ impl Keys {
             &self.fence,
             &self.delayed,
             &self.dead,
+            &self.stats,
         ]
     }
 }

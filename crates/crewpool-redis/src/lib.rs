@@ -22,6 +22,11 @@
 //!   fetcher that leases jobs in batches for the workers that wait.
 //! - [`RedisDelivery`]: the lease on one job; `ack`, `retry`, `dead_letter`, `release`
 //!   (and [`fail`](RedisDelivery::fail), which applies the retry policy).
+//! - [`Admin`] and [`QueueAdmin`]: the operator's view of every queue under a prefix,
+//!   jobs read as JSON: the queue registry, counts and totals
+//!   ([`QueueOverview`]), the jobs of each [`JobState`] page by page, requeue, delete
+//!   and purge. The `crewpool` command line, dashboard and Prometheus exporter are
+//!   built on it.
 //!
 //! # Example
 //!
@@ -152,20 +157,29 @@
 //! | `pending` | list | records waiting; producers `LPUSH`, workers take from the right |
 //! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
 //! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
-//! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took |
+//! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
 //! | `fence` | string | the last lease number given |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
 //! | `dead` | list | dead letters, newest first, at most the dead-letter bound: `{"record":…,"reason":…,"attempt":…,"at":ms}` |
+//! | `stats` | hash | totals since the queue began: `succeeded` (jobs acknowledged, by `ack.lua`), `failed` (failed attempts, by `retry.lua` and `bury.lua`), `expired` (jobs whose lease ran out, by `fetch.lua`) |
+//!
+//! One key per prefix spans queues, and so has no hash tag: **`<prefix>:queues`**, a
+//! sorted set queue name → when a process last connected to it (ms, that process's
+//! clock). [`RedisQueue::connect`] adds its queue; [`Admin::queues`] lists them, so
+//! tools find every queue without `SCAN`ning the keyspace. It is written with plain
+//! commands only, never inside a queue's scripts.
 //!
 //! Each fetch takes a new lease number from `fence`; the field `<lease>:<n>` is the
 //! delivery's fencing token: a settlement deletes it only if it is still there, and a
 //! lease that expires is taken back whole (its fields deleted, its jobs pushed back),
 //! so a late settlement finds nothing to change.
 //!
-//! The **envelope** (version 1) is a JSON object `{"v":1,"job":<the job>}`; `job` is
-//! the serde JSON form of the job type. Readers ignore fields they do not know, so
-//! later versions may add some; an envelope with another `v`, a `job` that does not
-//! decode, or a malformed record is dead-lettered with the reason.
+//! The **envelope** (version 1) is a JSON object `{"v":1,"at":<ms>,"job":<the job>}`;
+//! `job` is the serde JSON form of the job type, and the optional `at` is when the
+//! producer enqueued it (ms since the Unix epoch, the producer's clock; inspectors
+//! compute the age of the oldest pending job from it). Readers ignore fields they do
+//! not know, so later versions may add some; an envelope with another `v`, a `job`
+//! that does not decode, or a malformed record is dead-lettered with the reason.
 //!
 //! **Enqueueing from another language**, either with one script call (atomic; returns
 //! the first id and the queue length) — the script is [`ENQUEUE_LUA`], shipped as
@@ -184,7 +198,8 @@
 //! ```
 //!
 //! Every other transition (fetch, ack, extend, retry, dead-letter, release, abandon,
-//! requeue) is one of the scripts in `lua/`, each declaring the keys it touches.
+//! requeue, an operator's delete) is one of the scripts in `lua/`, each declaring the
+//! keys it touches.
 //!
 //! # Security
 //!
@@ -206,6 +221,7 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod config;
 mod consumer;
 mod core;
@@ -215,6 +231,7 @@ mod fetcher;
 mod keys;
 mod link;
 mod queue;
+mod registry;
 mod scripts;
 mod url;
 mod wire;
@@ -222,12 +239,16 @@ mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use admin::{
+    Admin, DeathView, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin, QueueOverview,
+};
 pub use config::{AckMode, RedisConfig, RetryPolicy};
 pub use consumer::RedisConsumer;
 pub use delivery::RedisDelivery;
 pub use error::{Error, Result};
 pub use link::{ClientCounters, ServerInfo};
 pub use queue::{DeadLetter, QueueStats, RedisQueue};
+pub use registry::RegisteredQueue;
 pub use scripts::ENQUEUE_LUA;
 pub use url::RedisUrl;
 pub use wire::ENVELOPE_VERSION;

@@ -373,6 +373,7 @@ impl Link {
                 &keys.fence,
                 &keys.delayed,
                 &keys.dead,
+                &keys.stats,
             ],
         );
         call.arg(count)
@@ -457,7 +458,10 @@ impl Link {
     pub(crate) async fn ack(&self, groups: &[(u64, Vec<u32>)]) -> Result<Vec<i64>> {
         let keys = &self.keys;
         let script = &self.scripts.ack;
-        let mut call = Self::script_call(script, &[&keys.leased, &keys.active, &keys.leases]);
+        let mut call = Self::script_call(
+            script,
+            &[&keys.leased, &keys.active, &keys.leases, &keys.stats],
+        );
         for (lease, indexes) in groups {
             call.arg(*lease).arg(indexes.len());
             for &index in indexes {
@@ -524,6 +528,7 @@ impl Link {
                 &keys.delayed,
                 &keys.pending,
                 &keys.dead,
+                &keys.stats,
             ],
         );
         write_field(&mut call, lease, index);
@@ -551,7 +556,13 @@ impl Link {
         let script = &self.scripts.bury;
         let mut call = Self::script_call(
             script,
-            &[&keys.leased, &keys.active, &keys.leases, &keys.dead],
+            &[
+                &keys.leased,
+                &keys.active,
+                &keys.leases,
+                &keys.dead,
+                &keys.stats,
+            ],
         );
         call.arg(self.config.dead_letter_limit);
         for (lease, index, reason) in items {
@@ -642,7 +653,7 @@ pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn client(config: &RedisConfig) -> Result<Client> {
+pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
     let url = &config.url;
     #[cfg(feature = "tls")]
     if let Some(pem) = &config.tls_root_cert {
@@ -658,7 +669,7 @@ fn client(config: &RedisConfig) -> Result<Client> {
     Client::open(url.expose()).map_err(|e| Error::Config(url.scrub(e.to_string())))
 }
 
-async fn manager(
+pub(crate) async fn manager(
     client: &Client,
     config: &RedisConfig,
     response_timeout: Duration,

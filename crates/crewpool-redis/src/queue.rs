@@ -101,6 +101,7 @@ where
             );
         }
         let (close_signal, _) = watch::channel(false);
+        crate::registry::record(&link).await?;
         let core = Core::start(link, &runtime);
         Ok(RedisQueue {
             front: Arc::new(Front {
@@ -206,11 +207,11 @@ pub struct DeadLetter<J> {
 
 /// A dead-letter entry as the scripts write it.
 #[derive(serde::Deserialize)]
-struct DeadEntry {
-    record: String,
-    reason: String,
-    attempt: u32,
-    at: u64,
+pub(crate) struct DeadEntry {
+    pub(crate) record: String,
+    pub(crate) reason: String,
+    pub(crate) attempt: u32,
+    pub(crate) at: u64,
 }
 
 impl<J> RedisQueue<J>

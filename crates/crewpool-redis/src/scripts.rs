@@ -12,7 +12,7 @@ use redis::Script;
 pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
 const FETCH_LUA: &str = include_str!("../lua/fetch.lua");
 const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
-const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
+pub(crate) const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
 
 /// A settlement script: `lease.lua`'s helpers (for scripts whose `KEYS[1..3]` are
 /// leased, active, leases), then the script itself.

@@ -12,7 +12,15 @@ pub const ENVELOPE_VERSION: u32 = 1;
 #[derive(Serialize)]
 struct Outgoing<'a, J> {
     v: u32,
+    /// When the producer enqueued the job (ms since the Unix epoch, its clock).
+    at: u64,
     job: &'a J,
+}
+
+/// The fields of an envelope an inspector reads besides the job.
+#[derive(Deserialize)]
+struct Meta {
+    at: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -26,10 +34,16 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Encodes `job` as a version-1 envelope: `{"v":1,"job":<job as JSON>}`.
+/// Encodes `job` as a version-1 envelope stamped with the time now:
+/// `{"v":1,"at":<ms>,"job":<job as JSON>}`.
 pub(crate) fn encode<J: Serialize>(job: &J, max: usize) -> Result<Vec<u8>, Error> {
+    encode_at(job, crate::registry::now_ms(), max)
+}
+
+fn encode_at<J: Serialize>(job: &J, at: u64, max: usize) -> Result<Vec<u8>, Error> {
     let bytes = serde_json::to_vec(&Outgoing {
         v: ENVELOPE_VERSION,
+        at,
         job,
     })
     .map_err(Error::Encode)?;
@@ -52,6 +66,12 @@ pub(crate) fn decode<J: DeserializeOwned>(bytes: &[u8]) -> Result<J, String> {
             _ => Err(format!("undecodable envelope: {error}")),
         },
     }
+}
+
+/// When the job was enqueued (the envelope's optional `at`, ms since the Unix epoch);
+/// `None` when the envelope has none or does not parse.
+pub(crate) fn enqueued_at(envelope: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Meta>(envelope).ok()?.at
 }
 
 /// A job record as Redis keeps it: `<id>|<attempt>|<envelope>`, the attempt being the
@@ -150,8 +170,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_explains_failures() {
-        let bytes = encode(&vec![1_u64, 2], 100).unwrap();
-        assert_eq!(bytes, br#"{"v":1,"job":[1,2]}"#);
+        let bytes = encode_at(&vec![1_u64, 2], 1_700_000_000_123, 100).unwrap();
+        assert_eq!(bytes, br#"{"v":1,"at":1700000000123,"job":[1,2]}"#);
+        assert_eq!(enqueued_at(&bytes), Some(1_700_000_000_123));
+        assert_eq!(enqueued_at(br#"{"v":1,"job":5}"#), None);
         assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), vec![1, 2]);
         assert!(
             decode::<u64>(b"not json")
@@ -206,8 +228,8 @@ mod tests {
 
     #[test]
     fn enforces_the_size_limit() {
-        match encode(&"x".repeat(100), 50) {
-            Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 116),
+        match encode_at(&"x".repeat(100), 1, 50) {
+            Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 123),
             other => panic!("expected PayloadTooLarge, got {other:?}"),
         }
     }

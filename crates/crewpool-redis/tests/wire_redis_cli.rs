@@ -91,11 +91,23 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         .await
         .unwrap();
     assert_eq!(id.0, 3);
-    assert_eq!(
-        server
-            .cli(&["LRANGE", "crewpool:{emails}:pending", "0", "-1"])
-            .trim(),
-        r#"3|1|{"v":1,"job":{"to":"c@example.com","subject":"from Rust"}}"#
+    // `<id>|1|{"v":1,"at":<enqueued, ms since the epoch>,"job":<the job>}`.
+    let record = server.cli(&["LRANGE", "crewpool:{emails}:pending", "0", "-1"]);
+    let at = record
+        .trim()
+        .strip_prefix(r#"3|1|{"v":1,"at":"#)
+        .and_then(|rest| {
+            rest.strip_suffix(r#","job":{"to":"c@example.com","subject":"from Rust"}}"#)
+        })
+        .unwrap_or_else(|| panic!("unexpected record {record:?}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at: u64 = at.parse().unwrap();
+    assert!(
+        at <= now && now - at < 600_000,
+        "enqueued at {at}, now {now}"
     );
 }
 

@@ -1,0 +1,808 @@
+//! The operator's view of the queues under one prefix: counts, totals, the jobs of
+//! each state decoded as JSON, and the repairs (requeue, delete, purge).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crewpool_core::JobId;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use serde::{Serialize, Serializer};
+
+use crate::keys::Keys;
+use crate::link::{client, manager};
+use crate::queue::DeadEntry;
+use crate::registry::{self, RegisteredQueue};
+use crate::wire::{self, array, bytes, int, uint};
+use crate::{Error, RedisConfig, RedisUrl, Result};
+
+const PEEK_LEASED_LUA: &str = include_str!("../lua/peek_leased.lua");
+const DELETE_LUA: &str = include_str!("../lua/delete.lua");
+
+/// The most jobs one [`QueueAdmin::jobs`] call returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// An operator's handle on the queues under one key prefix of one Redis: lists them,
+/// counts and shows their jobs without knowing their job types, and repairs them.
+///
+/// This is what the `crewpool` command line, its dashboard and its Prometheus exporter
+/// use. It reads jobs as JSON ([`serde_json::Value`]), so one handle serves every
+/// queue; [`RedisQueue`](crate::RedisQueue) is the typed producer and worker side.
+/// Every change goes through the same scripts the workers use, so a repair cannot
+/// corrupt a queue that workers are serving; it never takes a job a worker holds.
+///
+/// The handle is cheap to clone (one shared, multiplexed connection that reconnects
+/// on its own).
+///
+/// # Examples
+///
+/// ```
+/// use crewpool_redis::{Admin, JobState, RedisConfig, RedisQueue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = crewpool_redis::testing::RedisServer::start();
+/// # let url = server.url();
+/// let producer = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "mail")).await?;
+/// producer.enqueue(&"hello".to_owned()).await?;
+///
+/// let admin = Admin::connect(url.as_str(), "crewpool").await?;
+/// let names: Vec<String> = admin.queues().await?.into_iter().map(|q| q.name).collect();
+/// assert_eq!(names, ["mail"]); // the producer registered it
+///
+/// let mail = admin.queue("mail")?;
+/// assert_eq!(mail.overview().await?.pending, 1);
+/// let page = mail.jobs(JobState::Pending, 0, 10).await?;
+/// assert_eq!(page.jobs[0].job, Some(serde_json::json!("hello")));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: RedisUrl,
+    prefix: String,
+    conn: ConnectionManager,
+    requeue: Script,
+    peek_leased: Script,
+    delete: Script,
+}
+
+impl Admin {
+    /// Connects to the Redis at `url` for the queues under `prefix` (the default of
+    /// [`RedisConfig::prefix`] is `crewpool`). Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a URL that is not `redis://` or `rediss://`,
+    /// [`Error::Redis`] when Redis cannot be reached or refuses the credentials (the
+    /// message never contains the password).
+    pub async fn connect(url: impl Into<RedisUrl>, prefix: impl Into<String>) -> Result<Self> {
+        Self::connect_with(&RedisConfig::new(url, "-").prefix(prefix)).await
+    }
+
+    /// Connects with the URL, prefix, response timeout (and with the `tls` feature,
+    /// the trusted CA) of `config`; its queue name is not used.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Admin::connect).
+    pub async fn connect_with(config: &RedisConfig) -> Result<Self> {
+        config.validate()?;
+        let conn = manager(&client(config)?, config, config.response_timeout).await?;
+        Ok(Admin {
+            inner: Arc::new(Inner {
+                url: config.url.clone(),
+                prefix: config.prefix.clone(),
+                conn,
+                requeue: Script::new(crate::scripts::REQUEUE_LUA),
+                peek_leased: Script::new(PEEK_LEASED_LUA),
+                delete: Script::new(DELETE_LUA),
+            }),
+        })
+    }
+
+    /// The URL (its password hidden when printed).
+    pub fn url(&self) -> &RedisUrl {
+        &self.inner.url
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    fn error(&self, error: &redis::RedisError) -> Error {
+        Error::redis(error, &self.inner.url)
+    }
+
+    /// The queues processes have connected to under this prefix (the registry
+    /// `<prefix>:queues`), by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn queues(&self) -> Result<Vec<RegisteredQueue>> {
+        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(registry::key(&self.inner.prefix))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        let mut queues: Vec<RegisteredQueue> = entries
+            .into_iter()
+            // Scores are whole milliseconds, exact in an f64 until the year 287,396.
+            .map(|(name, ms)| RegisteredQueue::new(name, ms.max(0.0) as u64))
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(queues)
+    }
+
+    /// A handle on queue `name` (no Redis call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the name is empty or contains braces.
+    pub fn queue(&self, name: &str) -> Result<QueueAdmin> {
+        if name.is_empty() || name.contains(['{', '}']) {
+            return Err(Error::Config(format!(
+                "the queue name must be non-empty and contain no braces (got {name:?})"
+            )));
+        }
+        Ok(QueueAdmin {
+            admin: self.clone(),
+            name: name.to_owned(),
+            keys: Keys::new(&self.inner.prefix, name),
+        })
+    }
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("url", &self.inner.url)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a job is.
+///
+/// A job waits in `Pending` until a worker leases it (`Leased`); a failed attempt
+/// waits in `Delayed` for its backoff and goes back to `Pending`; a job out of
+/// attempts (or whose envelope does not decode) is `Dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting to be fetched, next in line first.
+    Pending,
+    /// Waiting for a due time (a retry's backoff), soonest first.
+    Delayed,
+    /// Held by a worker under a lease, in lease-deadline order.
+    Leased,
+    /// Dead-lettered, newest first.
+    Dead,
+}
+
+impl JobState {
+    /// Every state, in a job's usual order.
+    pub const ALL: [JobState; 4] = [
+        JobState::Pending,
+        JobState::Delayed,
+        JobState::Leased,
+        JobState::Dead,
+    ];
+
+    /// The state's name: `pending`, `delayed`, `leased`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Delayed => "delayed",
+            JobState::Leased => "leased",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown job state {name:?} (expected pending, delayed, leased or dead)"
+                ))
+            })
+    }
+}
+
+/// A queue's counts and totals at one moment (read atomically).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct QueueOverview {
+    /// The queue's name.
+    pub name: String,
+    /// Whether the queue ever had a job (its id counter exists).
+    pub exists: bool,
+    /// Jobs waiting to be fetched.
+    pub pending: u64,
+    /// Jobs waiting for a retry's backoff.
+    pub delayed: u64,
+    /// Jobs held by workers.
+    pub leased: u64,
+    /// Dead letters kept.
+    pub dead: u64,
+    /// How long ago the next job in line was enqueued, in ms (for a retried or
+    /// recovered job: since it was first enqueued); `None` when nothing is pending or
+    /// its producer did not stamp it.
+    pub oldest_pending_age_ms: Option<u64>,
+    /// Attempts that finished, successfully or not (`succeeded + failed`).
+    pub processed: u64,
+    /// Jobs acknowledged as done.
+    pub succeeded: u64,
+    /// Attempts that failed (retried or dead-lettered by a worker).
+    pub failed: u64,
+    /// Jobs whose lease ran out (their worker died, stalled or dropped them).
+    pub lease_expired: u64,
+    /// Redis's clock when this was read, in ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+impl QueueOverview {
+    /// The count of jobs in `state`.
+    pub fn count(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Pending => self.pending,
+            JobState::Delayed => self.delayed,
+            JobState::Leased => self.leased,
+            JobState::Dead => self.dead,
+        }
+    }
+}
+
+/// One page of the jobs in one state.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct JobPage {
+    /// The state listed.
+    pub state: JobState,
+    /// How many jobs are in that state in all.
+    pub total: u64,
+    /// How many were skipped before this page.
+    pub offset: usize,
+    /// Redis's clock when this was read, in ms since the Unix epoch.
+    pub now_ms: u64,
+    /// The jobs, in the state's order (see [`JobState`]).
+    pub jobs: Vec<JobView>,
+}
+
+/// One job as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct JobView {
+    /// The job's id (0 when its record is malformed).
+    #[serde(serialize_with = "job_id")]
+    pub id: JobId,
+    /// Which delivery: the next one for a pending or delayed job, the current one for
+    /// a leased job, the one that failed last for a dead letter.
+    pub attempt: u32,
+    /// The job (the envelope's `job`), when the envelope decodes.
+    pub job: Option<serde_json::Value>,
+    /// Why the envelope does not decode, when it does not.
+    pub error: Option<String>,
+    /// When the producer enqueued it (ms since the Unix epoch, its clock), when the
+    /// envelope says.
+    pub enqueued_at_ms: Option<u64>,
+    /// A delayed job's due time (ms since the Unix epoch, Redis clock).
+    pub due_at_ms: Option<u64>,
+    /// A leased job's lease.
+    pub lease: Option<LeaseView>,
+    /// A dead letter's death.
+    pub death: Option<DeathView>,
+}
+
+/// The lease a worker holds a job under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeaseView {
+    /// The delivery's fencing token, `<lease>:<n>`.
+    pub token: String,
+    /// When the worker's process fetched the job (ms since the Unix epoch, Redis
+    /// clock), when known.
+    pub leased_at_ms: Option<u64>,
+    /// When the lease runs out unless the process's heartbeat extends it (ms since
+    /// the Unix epoch, Redis clock).
+    pub deadline_ms: u64,
+}
+
+/// Why and when a job was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DeathView {
+    /// The error of the last attempt.
+    pub reason: String,
+    /// When it was dead-lettered (ms since the Unix epoch, Redis clock).
+    pub at_ms: u64,
+}
+
+fn job_id<S: Serializer>(id: &JobId, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_u64(id.0)
+}
+
+impl JobView {
+    /// Decodes a job record `<id>|<attempt>|<envelope>`.
+    fn from_record(record: &[u8]) -> Self {
+        let (id, attempt, decoded, at) = match wire::Record::parse(record) {
+            Some(parsed) => (
+                parsed.id,
+                parsed.attempt,
+                wire::decode::<serde_json::Value>(parsed.envelope),
+                wire::enqueued_at(parsed.envelope),
+            ),
+            None => (
+                0,
+                0,
+                Err(format!(
+                    "malformed job record {:?}",
+                    String::from_utf8_lossy(record)
+                )),
+                None,
+            ),
+        };
+        let (job, error) = match decoded {
+            Ok(job) => (Some(job), None),
+            Err(error) => (None, Some(error)),
+        };
+        JobView {
+            id: JobId(id),
+            attempt,
+            job,
+            error,
+            enqueued_at_ms: at,
+            due_at_ms: None,
+            lease: None,
+            death: None,
+        }
+    }
+}
+
+/// An operator's handle on one queue; see [`Admin`].
+#[derive(Clone)]
+pub struct QueueAdmin {
+    admin: Admin,
+    name: String,
+    keys: Keys,
+}
+
+impl QueueAdmin {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.admin.conn()
+    }
+
+    fn error(&self, error: &redis::RedisError) -> Error {
+        self.admin.error(error)
+    }
+
+    /// The counts of every state, the age of the oldest pending job and the totals,
+    /// read in one `MULTI`/`EXEC` (one consistent moment).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails, [`Error::Protocol`] for a reply this
+    /// crate does not expect (a key of the same name written by something else).
+    pub async fn overview(&self) -> Result<QueueOverview> {
+        let keys = &self.keys;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("LLEN")
+            .arg(&keys.pending)
+            .cmd("ZCARD")
+            .arg(&keys.delayed)
+            .cmd("HLEN")
+            .arg(&keys.leased)
+            .cmd("LLEN")
+            .arg(&keys.dead)
+            .cmd("LINDEX")
+            .arg(&keys.pending)
+            .arg(-1)
+            .cmd("HMGET")
+            .arg(&keys.stats)
+            .arg(&["succeeded", "failed", "expired"][..])
+            .cmd("EXISTS")
+            .arg(&keys.seq)
+            .cmd("TIME");
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        let [pending, delayed, leased, dead, head, totals, exists, time] =
+            <[Value; 8]>::try_from(replies).map_err(|replies| {
+                Error::Protocol(format!("overview returned {} replies", replies.len()))
+            })?;
+        let now_ms = redis_time(time)?;
+        let oldest_pending_age_ms = match head {
+            Value::Nil => None,
+            head => wire::Record::parse(&bytes(head)?)
+                .and_then(|record| wire::enqueued_at(record.envelope))
+                .map(|at| now_ms.saturating_sub(at)),
+        };
+        let totals = array(totals)?
+            .iter()
+            .map(|value| match value {
+                Value::Nil => Ok(0),
+                value => uint(value),
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        let [succeeded, failed, lease_expired] = <[u64; 3]>::try_from(totals)
+            .map_err(|_| Error::Protocol("HMGET returned the wrong number of fields".into()))?;
+        Ok(QueueOverview {
+            name: self.name.clone(),
+            exists: uint(&exists)? > 0,
+            pending: uint(&pending)?,
+            delayed: uint(&delayed)?,
+            leased: uint(&leased)?,
+            dead: uint(&dead)?,
+            oldest_pending_age_ms,
+            processed: succeeded + failed,
+            succeeded,
+            failed,
+            lease_expired,
+            now_ms,
+        })
+    }
+
+    /// Up to `limit` (at most [`MAX_PAGE`]) jobs in `state`, after skipping `offset`,
+    /// in the state's order (see [`JobState`]), decoded as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails, [`Error::Protocol`] for an entry this
+    /// crate did not write.
+    pub async fn jobs(&self, state: JobState, offset: usize, limit: usize) -> Result<JobPage> {
+        let limit = limit.min(MAX_PAGE);
+        let (total, now_ms, jobs) = match state {
+            JobState::Pending => self.pending(offset, limit).await?,
+            JobState::Delayed => self.delayed(offset, limit).await?,
+            JobState::Leased => self.leased(offset, limit).await?,
+            JobState::Dead => self.dead(offset, limit).await?,
+        };
+        Ok(JobPage {
+            state,
+            total,
+            offset,
+            now_ms,
+            jobs,
+        })
+    }
+
+    /// Reads `first` (a `LRANGE`/`ZRANGE` of the page), the state's count and the time
+    /// in one `MULTI`/`EXEC`.
+    async fn page(&self, count: redis::Cmd, first: redis::Cmd) -> Result<(u64, u64, Value)> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .add_command(count)
+            .add_command(first)
+            .cmd("TIME");
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        let [total, page, time] = <[Value; 3]>::try_from(replies).map_err(|replies| {
+            Error::Protocol(format!("a page read returned {} replies", replies.len()))
+        })?;
+        Ok((uint(&total)?, redis_time(time)?, page))
+    }
+
+    async fn pending(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+        if limit == 0 {
+            let (total, now, _) = self.page(llen(&self.keys.pending), time_cmd()).await?;
+            return Ok((total, now, Vec::new()));
+        }
+        // The next job in line is at the right end: index -1.
+        let mut range = redis::cmd("LRANGE");
+        range
+            .arg(&self.keys.pending)
+            .arg(-(to_i64(offset) + to_i64(limit)))
+            .arg(-(to_i64(offset) + 1));
+        let (total, now, page) = self.page(llen(&self.keys.pending), range).await?;
+        let mut records = array(page)?;
+        // An offset past the end still makes LRANGE return the first elements.
+        let available = usize::try_from(total).unwrap_or(usize::MAX);
+        let wanted = available.saturating_sub(offset).min(limit);
+        records.drain(..records.len().saturating_sub(wanted));
+        let jobs = records
+            .into_iter()
+            .rev()
+            .map(|record| Ok(JobView::from_record(&bytes(record)?)))
+            .collect::<Result<_>>()?;
+        Ok((total, now, jobs))
+    }
+
+    async fn delayed(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+        let mut zcard = redis::cmd("ZCARD");
+        zcard.arg(&self.keys.delayed);
+        if limit == 0 {
+            let (total, now, _) = self.page(zcard, time_cmd()).await?;
+            return Ok((total, now, Vec::new()));
+        }
+        let mut range = redis::cmd("ZRANGE");
+        range
+            .arg(&self.keys.delayed)
+            .arg(offset)
+            .arg(offset + limit - 1)
+            .arg("WITHSCORES");
+        let (total, now, page) = self.page(zcard, range).await?;
+        let flat = array(page)?;
+        let jobs = flat
+            .chunks(2)
+            .map(|pair| {
+                let [record, score] = pair else {
+                    return Err(Error::Protocol("ZRANGE WITHSCORES: odd reply".into()));
+                };
+                let mut view = JobView::from_record(&bytes(record.clone())?);
+                view.due_at_ms = Some(score_ms(score)?);
+                Ok(view)
+            })
+            .collect::<Result<_>>()?;
+        Ok((total, now, jobs))
+    }
+
+    async fn leased(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+        let keys = &self.keys;
+        let reply: Value = self
+            .admin
+            .inner
+            .peek_leased
+            .key(&keys.leased)
+            .key(&keys.active)
+            .key(&keys.leases)
+            .arg(offset)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        let reply = array(reply)?;
+        let (header, rest) = reply
+            .split_at_checked(2)
+            .ok_or_else(|| Error::Protocol("peek_leased returned a short reply".into()))?;
+        let now = uint(&header[0])?;
+        let total = uint(&header[1])?;
+        let jobs = rest
+            .chunks(4)
+            .map(|job| {
+                let [field, record, deadline, taken] = job else {
+                    return Err(Error::Protocol("peek_leased: truncated job".into()));
+                };
+                let mut view = JobView::from_record(&bytes(record.clone())?);
+                view.lease = Some(LeaseView {
+                    token: String::from_utf8_lossy(&bytes(field.clone())?).into_owned(),
+                    leased_at_ms: u64::try_from(int(taken)?).ok(),
+                    deadline_ms: uint(deadline)?,
+                });
+                Ok(view)
+            })
+            .collect::<Result<_>>()?;
+        Ok((total, now, jobs))
+    }
+
+    async fn dead(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+        if limit == 0 {
+            let (total, now, _) = self.page(llen(&self.keys.dead), time_cmd()).await?;
+            return Ok((total, now, Vec::new()));
+        }
+        let mut range = redis::cmd("LRANGE");
+        range
+            .arg(&self.keys.dead)
+            .arg(offset)
+            .arg(offset + limit - 1);
+        let (total, now, page) = self.page(llen(&self.keys.dead), range).await?;
+        let jobs = array(page)?
+            .into_iter()
+            .map(|entry| {
+                // Lossy: a record written with bytes that are not UTF-8 is still listed.
+                let entry: DeadEntry =
+                    serde_json::from_str(&String::from_utf8_lossy(&bytes(entry)?))
+                        .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
+                let mut view = JobView::from_record(entry.record.as_bytes());
+                view.attempt = entry.attempt;
+                view.death = Some(DeathView {
+                    reason: entry.reason,
+                    at_ms: entry.at,
+                });
+                Ok(view)
+            })
+            .collect::<Result<_>>()?;
+        Ok((total, now, jobs))
+    }
+
+    /// Moves the given dead letters back to the queue as fresh jobs (attempt 1),
+    /// oldest first; returns how many went back (ids that are not dead letters are
+    /// skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn requeue_dead(&self, ids: &[JobId]) -> Result<u64> {
+        self.requeue(Some(ids)).await
+    }
+
+    /// Moves every dead letter back to the queue, oldest first; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn requeue_all_dead(&self) -> Result<u64> {
+        self.requeue(None).await
+    }
+
+    async fn requeue(&self, ids: Option<&[JobId]>) -> Result<u64> {
+        let mut call = self.admin.inner.requeue.prepare_invoke();
+        call.key(&self.keys.dead).key(&self.keys.pending);
+        match ids {
+            None => call.arg("all"),
+            Some(ids) => call
+                .arg("ids")
+                .arg(ids.iter().map(|id| id.0).collect::<Vec<_>>()),
+        };
+        let moved: Value = call
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        uint(&moved)
+    }
+
+    /// Deletes the jobs with the given ids from `state` (pending, delayed or dead; a
+    /// leased job belongs to its worker and is never deleted); returns how many
+    /// entries went.
+    ///
+    /// Reads the state's whole list or set inside Redis (in slices, but in one
+    /// script call): on a backlog of millions, deleting pending jobs blocks Redis for
+    /// a noticeable time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for [`JobState::Leased`], [`Error::Redis`] when the call fails.
+    pub async fn delete(&self, state: JobState, ids: &[JobId]) -> Result<u64> {
+        if state == JobState::Leased {
+            return Err(Error::Config(
+                "leased jobs belong to their worker and cannot be deleted".to_owned(),
+            ));
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = &self.keys;
+        let deleted: Value = self
+            .admin
+            .inner
+            .delete
+            .key(&keys.pending)
+            .key(&keys.delayed)
+            .key(&keys.dead)
+            .arg(state.as_str())
+            .arg(ids.iter().map(|id| id.0).collect::<Vec<_>>())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.error(&e))?;
+        uint(&deleted)
+    }
+
+    /// Deletes the whole queue: every job in every state, its totals, its id counter,
+    /// and its registry entry (a process that connects to it again registers it
+    /// again). Workers still serving it see their settlements refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when a call fails.
+    pub async fn purge(&self) -> Result<()> {
+        let mut conn = self.conn();
+        let _: Value = redis::cmd("DEL")
+            .arg(&self.keys.all()[..])
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(&e))?;
+        let _: Value = redis::cmd("ZREM")
+            .arg(registry::key(self.admin.prefix()))
+            .arg(&self.name)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for QueueAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueAdmin")
+            .field("admin", &self.admin)
+            .field("queue", &self.name)
+            .finish()
+    }
+}
+
+fn llen(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("LLEN");
+    cmd.arg(key);
+    cmd
+}
+
+fn time_cmd() -> redis::Cmd {
+    redis::cmd("TIME")
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX / 2)
+}
+
+/// Reads a `TIME` reply as ms since the Unix epoch.
+fn redis_time(time: Value) -> Result<u64> {
+    let parts = array(time)?;
+    let [seconds, micros] = parts.as_slice() else {
+        return Err(Error::Protocol("TIME returned no pair".into()));
+    };
+    Ok(uint(seconds)? * 1000 + uint(micros)? / 1000)
+}
+
+/// Reads a sorted-set score that holds whole milliseconds.
+fn score_ms(score: &Value) -> Result<u64> {
+    let text = match score {
+        Value::Double(score) => return Ok(score.max(0.0) as u64),
+        Value::BulkString(text) => String::from_utf8_lossy(text).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        other => return Err(Error::Protocol(format!("expected a score, got {other:?}"))),
+    };
+    text.parse::<f64>()
+        .map(|score| score.max(0.0) as u64)
+        .map_err(|_| Error::Protocol(format!("expected a score, got {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_and_print() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>().unwrap(), state);
+        }
+        assert!("running".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn records_decode_into_views() {
+        let view = JobView::from_record(br#"7|3|{"v":1,"at":1000,"job":{"a":1}}"#);
+        assert_eq!(view.id, JobId(7));
+        assert_eq!(view.attempt, 3);
+        assert_eq!(view.job, Some(serde_json::json!({"a": 1})));
+        assert_eq!(view.enqueued_at_ms, Some(1000));
+        let bad = JobView::from_record(b"garbage");
+        assert_eq!(bad.id, JobId(0));
+        assert!(bad.error.unwrap().contains("malformed"));
+        let undecodable = JobView::from_record(br#"8|1|{"v":9,"job":1}"#);
+        assert!(undecodable.error.unwrap().contains("version 9"));
+    }
+}
