@@ -1,6 +1,7 @@
 //! `cargo xtask package`: the crates can be depended on.
 //!
-//! 1. `cargo package` of every library crate, with its verification build: each crate
+//! 1. `cargo package` of every published crate (the libraries and the `crewpool`
+//!    command line), with its verification build: each crate
 //!    packaged alone (only the files its manifest includes) builds against the others
 //!    as packaged.
 //! 2. The README's Install section, followed by a new user: a scratch application
@@ -14,14 +15,15 @@ use std::path::Path;
 
 use crate::util::{Result, run, run_with_env, target_dir, workspace_root};
 
-/// The library crates, in the order their dependencies need.
-const CRATES: [&str; 6] = [
+/// The published crates, in the order their dependencies need.
+const CRATES: [&str; 7] = [
     "crewpool-core",
     "crewpool-runtime",
     "crewpool-deque",
     "crewpool-flume",
     "crewpool-redis",
     "crewpool",
+    "crewpool-cli",
 ];
 
 pub(crate) fn task(args: &[String]) -> Result {
