@@ -245,14 +245,17 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
     };
     match outcome {
         Ok(codes) => {
-            let total = acks.len();
-            let mut acked = 0;
+            // A gone lease after a repeated call may be our own earlier call that
+            // landed unanswered (it settled the lease's last jobs); on a first call it
+            // means the lease expired and its jobs were taken back.
+            let settled = |group: usize| codes[group] == 1 || repeated;
+            let acked = group_of.iter().filter(|&&group| settled(group)).count();
+            // Counted before anyone is answered: a caller woken by its answer reads
+            // counters that include its own acknowledgement.
+            Counters::add(&link.counters.acked, acked);
+            Counters::add(&link.counters.stale, acks.len() - acked);
             for (ack, group) in acks.drain(..).zip(group_of) {
-                // A gone lease after a repeated call may be our own earlier call that
-                // landed unanswered (it settled the lease's last jobs); on a first
-                // call it means the lease expired and its jobs were taken back.
-                let result = if codes[group] == 1 || repeated {
-                    acked += 1;
+                let result = if settled(group) {
                     Ok(())
                 } else {
                     Err(Error::LeaseLost(crewpool_core::JobId(ack.id)))
@@ -268,8 +271,6 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
                     }
                 }
             }
-            Counters::add(&link.counters.acked, acked);
-            Counters::add(&link.counters.stale, total - acked);
         }
         Err(error) => {
             tracing::error!(queue = %link.config.queue, %error, jobs = acks.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");

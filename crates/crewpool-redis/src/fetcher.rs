@@ -12,7 +12,7 @@
 //!    │                       deadline or delayed job (local timer), a local retry
 //!    └────────────────────── (rescan), or max_block; then Fetch again if still wanted
 //!
-//!   any state ──close / drop──▶ Closing: release the buffered jobs, drop the sender
+//!   any state ──close / drop──▶ Closing: release the buffered jobs, then drop the sender
 //! ```
 //!
 //! # Races
@@ -227,27 +227,21 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         self.is_closed()
     }
 
-    /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode.
+    /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode,
+    /// first: a worker handed a job of this batch finds the batch's undecodable ones
+    /// already counted and dead-lettered.
     async fn dispatch(&mut self, lease: Arc<Lease>, records: Vec<Vec<u8>>) {
+        let mut decoded = Vec::with_capacity(records.len());
         let mut undecodable = Vec::new();
         for (index, record) in (1..).zip(&records) {
-            let decoded = match wire::Record::parse(record) {
+            let job = match wire::Record::parse(record) {
                 Some(record) => {
                     wire::decode::<J>(record.envelope).map(|job| (record.id, record.attempt, job))
                 }
                 None => Err("malformed job record (expected <id>|<attempt>|<envelope>)".to_owned()),
             };
-            match decoded {
-                Ok((id, attempt, job)) => {
-                    let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
-                    // The fetcher holds a receiver itself, so the channel never
-                    // disconnects while this sender exists.
-                    let _ = self.buffer.send(Leased {
-                        envelope,
-                        lease: Arc::clone(&lease),
-                        index,
-                    });
-                }
+            match job {
+                Ok(job) => decoded.push((index, job)),
                 Err(reason) => {
                     tracing::warn!(queue = %self.link.config.queue, lease = lease.id, index, %reason, "dead-lettering a job that does not decode");
                     lease.let_go();
@@ -262,9 +256,21 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 tracing::warn!(queue = %self.link.config.queue, %error, "could not dead-letter undecodable jobs; their leases will bring them back");
             }
         }
+        for (index, (id, attempt, job)) in decoded {
+            let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
+            // The fetcher holds a receiver itself, so the channel never disconnects
+            // while this sender exists.
+            let _ = self.buffer.send(Leased {
+                envelope,
+                lease: Arc::clone(&lease),
+                index,
+            });
+        }
     }
 
-    /// Takes back what no worker took and releases it to the queue.
+    /// Takes back what no worker took and releases it to the queue; then ends the
+    /// buffer, so a worker that sees the end (and a pool whose shutdown waits for its
+    /// workers) finds the released jobs back in Redis and counted.
     async fn close(self) {
         let mut leftover = Vec::new();
         while let Ok(leased) = self.unclaimed.try_recv() {
@@ -272,15 +278,20 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             leased.lease.let_go();
             leftover.push((leased.lease.id, leased.index));
         }
+        if !leftover.is_empty() {
+            self.release(&leftover).await;
+        }
         // Workers waiting in `next` see the end once both ends held here are gone.
         drop(self.buffer);
         drop(self.unclaimed);
-        if leftover.is_empty() {
-            return;
-        }
+    }
+
+    /// Releases jobs fetched ahead, trying three times; on failure their leases bring
+    /// them back.
+    async fn release(&self, leftover: &[(u64, u32)]) {
         let mut backoff = Backoff::new();
         for attempt in 1..=3 {
-            match self.link.release(&leftover).await {
+            match self.link.release(leftover).await {
                 Ok(_) => {
                     tracing::debug!(queue = %self.link.config.queue, jobs = leftover.len(), "released prefetched jobs");
                     return;

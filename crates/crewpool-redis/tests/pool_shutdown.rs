@@ -84,6 +84,13 @@ async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
         "nothing new started"
     );
 
+    // Shutdown returned after the prefetched jobs went back: counted, and in Redis.
+    let counters = pool.queue().counters();
+    assert_eq!(
+        counters.released,
+        counters.fetched - WORKERS as u64,
+        "every job fetched and not started was released before shutdown returned"
+    );
     let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
     let stats = inspector.stats().await.unwrap();
     assert_eq!(stats.active, 0, "prefetched jobs were released");
