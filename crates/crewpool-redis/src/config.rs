@@ -38,6 +38,8 @@ pub struct RedisConfig {
     pub(crate) dead_letter_limit: usize,
     pub(crate) ack_mode: AckMode,
     pub(crate) response_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) connect_retry: Duration,
     pub(crate) max_block: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
@@ -150,6 +152,8 @@ impl RedisConfig {
             dead_letter_limit: 10_000,
             ack_mode: AckMode::Confirmed,
             response_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            connect_retry: Duration::ZERO,
             max_block: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls_root_cert: None,
@@ -239,6 +243,29 @@ impl RedisConfig {
         self
     }
 
+    /// How long opening one connection (TCP connect, TLS and the Redis handshake) may
+    /// take before it fails as a timeout (default 2 s). Applies to
+    /// [`RedisQueue::connect`](crate::RedisQueue::connect) and to every reconnection.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Makes [`RedisQueue::connect`](crate::RedisQueue::connect) keep trying for up to
+    /// `wait` while Redis cannot be reached (refused, unreachable, no answer in time),
+    /// backing off from 100 ms to 5 s between attempts and logging the first failure
+    /// as a warning; default zero: one attempt. Set it for a worker that may start
+    /// before Redis does (under an orchestrator, start order is not guaranteed).
+    ///
+    /// Errors that retrying cannot fix end the wait at once: refused credentials or
+    /// permissions, an invalid URL, a server that is too old.
+    #[must_use]
+    pub fn connect_retry_for(mut self, wait: Duration) -> Self {
+        self.connect_retry = wait;
+        self
+    }
+
     /// The longest one blocking wait for jobs lasts before it is renewed (default 10
     /// s). Waits end earlier on their own when a job arrives, a delayed job is due or
     /// a lease expires; this only bounds how long a silently broken connection can go
@@ -322,6 +349,11 @@ impl RedisConfig {
                 "the dead-letter limit must be at least 1".to_owned(),
             ));
         }
+        if self.connect_timeout < Duration::from_millis(10) {
+            return Err(Error::Config(
+                "the connect timeout must be at least 10 ms".to_owned(),
+            ));
+        }
         if self.max_block < Duration::from_millis(100) {
             return Err(Error::Config(
                 "max_block must be at least 100 ms".to_owned(),
@@ -355,6 +387,7 @@ mod tests {
             ok.clone().batch_size(0),
             ok.clone().batch_size(1001),
             ok.clone().dead_letter_limit(0),
+            ok.clone().connect_timeout(Duration::ZERO),
         ] {
             assert!(bad.validate().is_err(), "{bad:?} should be rejected");
         }

@@ -42,6 +42,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::core::Backoff;
+use crate::error::Chain;
 use crate::link::{Counters, Fetched, Lease, Link};
 use crate::{Result, wire};
 
@@ -154,7 +155,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
 
             // Block until a push, a due time, a local retry, or max_block.
             if blocking.is_none() {
-                match self.link.blocking_connection().await {
+                match self.link.blocking_connection() {
                     Ok(conn) => blocking = Some(conn),
                     Err(error) => {
                         if self.pause_after(&error, &mut backoff).await {
@@ -215,9 +216,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     async fn pause_after(&mut self, error: &crate::Error, backoff: &mut Backoff) -> bool {
         Counters::add(&self.link.counters.redis_errors, 1);
         if backoff.is_fresh() {
-            tracing::warn!(queue = %self.link.config.queue, %error, "fetching failed; retrying with backoff");
+            tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "fetching failed; retrying with backoff");
         } else {
-            tracing::debug!(queue = %self.link.config.queue, %error, "fetching failed again");
+            tracing::debug!(queue = %self.link.config.queue, error = %Chain(&error), "fetching failed again");
         }
         let delay = backoff.next_delay();
         tokio::select! {
@@ -253,7 +254,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             Counters::add(&self.link.counters.undecodable, undecodable.len());
             if let Err(error) = self.link.bury(&undecodable).await {
                 Counters::add(&self.link.counters.redis_errors, 1);
-                tracing::warn!(queue = %self.link.config.queue, %error, "could not dead-letter undecodable jobs; their leases will bring them back");
+                tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "could not dead-letter undecodable jobs; their leases will bring them back");
             }
         }
         for (index, (id, attempt, job)) in decoded {
@@ -297,11 +298,11 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     return;
                 }
                 Err(error) if attempt < 3 => {
-                    tracing::debug!(%error, "release failed; retrying");
+                    tracing::debug!(error = %Chain(&error), "release failed; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(error) => {
-                    tracing::warn!(queue = %self.link.config.queue, %error, jobs = leftover.len(), "could not release prefetched jobs; their leases will bring them back");
+                    tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), jobs = leftover.len(), "could not release prefetched jobs; their leases will bring them back");
                 }
             }
         }

@@ -225,7 +225,7 @@ pub mod testing;
 pub use config::{AckMode, RedisConfig, RetryPolicy};
 pub use consumer::RedisConsumer;
 pub use delivery::RedisDelivery;
-pub use error::{Error, Result};
+pub use error::{ClientError, Error, Result};
 pub use link::{ClientCounters, ServerInfo};
 pub use queue::{DeadLetter, QueueStats, RedisQueue};
 pub use scripts::ENQUEUE_LUA;

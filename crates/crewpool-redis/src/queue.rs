@@ -72,20 +72,25 @@ where
     /// evicting Redis may silently delete queued jobs; see
     /// [`server`](RedisQueue::server)).
     ///
+    /// One attempt by default, bounded by [`RedisConfig::connect_timeout`] (2 s) for
+    /// the connection and [`RedisConfig::response_timeout`] for the server check; with
+    /// [`RedisConfig::connect_retry_for`] it keeps trying while Redis cannot be reached.
+    ///
     /// Must be called within a tokio runtime: the background tasks (acknowledgement
     /// flushes, heartbeats, and once a consumer exists the fetcher) run on it.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an invalid configuration, [`Error::Redis`] when Redis
-    /// cannot be reached or refuses the credentials (the message never contains the
-    /// password), [`Error::Unsupported`] for a server older than 6.2.
+    /// [`Error::Config`] for an invalid configuration; [`Error::Connect`] (naming the
+    /// URL, its password hidden) when Redis cannot be reached, does not answer in time
+    /// ([`Error::is_timeout`]) or refuses the credentials ([`Error::is_auth`], never
+    /// retried); [`Error::Unsupported`] for a server older than 6.2.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Config("RedisQueue::connect must run within a tokio runtime".to_owned())
         })?;
-        let link = Arc::new(Link::connect(config).await?);
-        let server = link.server_info().await?;
+        let (link, server) = Link::connect(config).await?;
+        let link = Arc::new(link);
         if !server.at_least(6, 2) {
             return Err(Error::Unsupported(format!(
                 "Redis {} is older than 6.2 (RPOP with a count and BLMOVE are needed)",
@@ -239,11 +244,12 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn len(&self) -> Result<u64> {
         let link = self.link();
+        let call = link.call("reading the queue's length");
         let len: u64 = redis::cmd("LLEN")
             .arg(&link.keys.pending)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(len)
     }
 
@@ -264,6 +270,7 @@ where
     pub async fn stats(&self) -> Result<QueueStats> {
         let link = self.link();
         let keys = &link.keys;
+        let call = link.call("counting the queue's jobs");
         let (pending, active, delayed, dead): (u64, u64, u64, u64) = redis::pipe()
             .cmd("LLEN")
             .arg(&keys.pending)
@@ -275,7 +282,7 @@ where
             .arg(&keys.dead)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(QueueStats {
             pending,
             active,
@@ -300,13 +307,14 @@ where
             return Ok(Vec::new());
         }
         let link = self.link();
+        let call = link.call("listing dead letters");
         let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(&link.keys.dead)
             .arg(0)
             .arg(limit - 1)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         entries
             .iter()
             .map(|entry| {
@@ -386,11 +394,12 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn purge(&self) -> Result<()> {
         let link = self.link();
+        let call = link.call("purging the queue");
         let _: Value = redis::cmd("DEL")
             .arg(&link.keys.all()[..])
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(())
     }
 
