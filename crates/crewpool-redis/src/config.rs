@@ -36,6 +36,7 @@ pub struct RedisConfig {
     pub(crate) max_payload: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) dead_letter_limit: usize,
+    pub(crate) dead_letter_bytes: usize,
     pub(crate) ack_mode: AckMode,
     pub(crate) response_timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -133,8 +134,9 @@ impl Default for RetryPolicy {
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
     /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, no
-    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], 10,000 dead letters,
-    /// [`AckMode::Confirmed`].
+    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], dead letters up to 10,000
+    /// and 64 MiB, [`AckMode::Confirmed`], a 2 s connect timeout and one connection
+    /// attempt, a 5 s response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
     /// (feature `tls`).
@@ -150,6 +152,7 @@ impl RedisConfig {
             max_payload: 512 * 1024,
             retry: RetryPolicy::default(),
             dead_letter_limit: 10_000,
+            dead_letter_bytes: 64 << 20,
             ack_mode: AckMode::Confirmed,
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
@@ -206,8 +209,10 @@ impl RedisConfig {
         self
     }
 
-    /// The largest encoded envelope [`enqueue`](crate::RedisQueue::enqueue) accepts
-    /// (default 512 KiB).
+    /// The largest encoded envelope, in bytes (default 512 KiB).
+    /// [`enqueue`](crate::RedisQueue::enqueue) refuses a larger job
+    /// ([`Error::PayloadTooLarge`]); a worker dead-letters a larger record that another
+    /// producer pushed, with the reason, without decoding it.
     #[must_use]
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
@@ -226,6 +231,17 @@ impl RedisConfig {
     #[must_use]
     pub fn dead_letter_limit(mut self, limit: usize) -> Self {
         self.dead_letter_limit = limit;
+        self
+    }
+
+    /// How much Redis memory the dead-letter list may take (default 64 MiB), as Redis's
+    /// `MEMORY USAGE` counts it; the oldest dead letters are deleted beyond that, the
+    /// newest is always kept (so the list may exceed the bound by that one entry, at
+    /// most one record of any size that reached the queue). Checked whenever this
+    /// process dead-letters a job.
+    #[must_use]
+    pub fn dead_letter_bytes(mut self, bytes: usize) -> Self {
+        self.dead_letter_bytes = bytes;
         self
     }
 
@@ -344,9 +360,9 @@ impl RedisConfig {
         if !(1..=1000).contains(&self.batch_size) {
             return Err(Error::Config("the batch size must be 1..=1000".to_owned()));
         }
-        if self.dead_letter_limit == 0 {
+        if self.dead_letter_limit == 0 || self.dead_letter_bytes == 0 {
             return Err(Error::Config(
-                "the dead-letter limit must be at least 1".to_owned(),
+                "the dead-letter limits must be at least 1".to_owned(),
             ));
         }
         if self.connect_timeout < Duration::from_millis(10) {
@@ -387,6 +403,7 @@ mod tests {
             ok.clone().batch_size(0),
             ok.clone().batch_size(1001),
             ok.clone().dead_letter_limit(0),
+            ok.clone().dead_letter_bytes(0),
             ok.clone().connect_timeout(Duration::ZERO),
         ] {
             assert!(bad.validate().is_err(), "{bad:?} should be rejected");

@@ -235,12 +235,11 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         let mut decoded = Vec::with_capacity(records.len());
         let mut undecodable = Vec::new();
         for (index, record) in (1..).zip(&records) {
-            let job = match wire::Record::parse(record) {
-                Some(record) => {
+            // Checked by the fetch script already; checked again before decoding.
+            let job =
+                wire::Record::parse(record, self.link.config.max_payload).and_then(|record| {
                     wire::decode::<J>(record.envelope).map(|job| (record.id, record.attempt, job))
-                }
-                None => Err("malformed job record (expected <id>|<attempt>|<envelope>)".to_owned()),
-            };
+                });
             match job {
                 Ok(job) => decoded.push((index, job)),
                 Err(reason) => {

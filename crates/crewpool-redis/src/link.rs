@@ -112,7 +112,10 @@ pub struct ClientCounters {
     pub released: u64,
     /// Jobs of dead or stalled workers put back by this process's fetches.
     pub recovered: u64,
-    /// Envelopes that did not decode (dead-lettered with the reason).
+    /// Job records this process refused, each dead-lettered with the reason: records
+    /// that break the wire format (malformed, an id or attempt out of range, an
+    /// envelope over [`RedisConfig::max_payload`](crate::RedisConfig::max_payload)) and
+    /// envelopes that do not decode as the job type.
     pub undecodable: u64,
     /// Failed Redis calls in the background tasks (each followed by a backoff).
     pub redis_errors: u64,
@@ -394,16 +397,24 @@ impl Link {
             .arg(config.retry.attempts())
             .arg(config.dead_letter_limit)
             .arg(DUE_PER_FETCH)
-            .arg(EXPIRED_LEASES_PER_FETCH);
+            .arg(EXPIRED_LEASES_PER_FETCH)
+            .arg(config.dead_letter_bytes)
+            .arg(config.max_payload);
         let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 5];
+        let mut header = [0_i64; 6];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
-        let [pending, next_due, recovered, buried, lease] = header;
+        let [pending, next_due, recovered, buried, refused, lease] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
+        if refused > 0 {
+            let refused = usize::try_from(refused).unwrap_or(0);
+            Counters::add(&self.counters.undecodable, refused);
+            Counters::add(&self.counters.dead_lettered, refused);
+            tracing::warn!(queue = %config.queue, refused, "dead-lettered job records that break the wire format (see the queue's dead letters for the reasons)");
+        }
         if recovered > 0 || buried > 0 {
             Counters::add(
                 &self.counters.recovered,
@@ -549,7 +560,8 @@ impl Link {
         call.arg(millis(delay))
             .arg(reason)
             .arg(self.config.retry.attempts())
-            .arg(self.config.dead_letter_limit);
+            .arg(self.config.dead_letter_limit)
+            .arg(self.config.dead_letter_bytes);
         let code = int(&self.invoke("scheduling a retry", script, &call).await?)?;
         match code {
             1 => {
@@ -572,7 +584,8 @@ impl Link {
             script,
             &[&keys.leased, &keys.active, &keys.leases, &keys.dead],
         );
-        call.arg(self.config.dead_letter_limit);
+        call.arg(self.config.dead_letter_limit)
+            .arg(self.config.dead_letter_bytes);
         for (lease, index, reason) in items {
             write_field(&mut call, *lease, *index);
             call.arg(reason.as_str());

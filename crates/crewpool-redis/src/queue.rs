@@ -194,28 +194,76 @@ pub struct QueueStats {
 }
 
 /// A dead-lettered job: what it was, why it died, and on which attempt.
+///
+/// Listing never fails on an entry it cannot fully read (written by another tool, or
+/// holding a record that breaks the wire format): such an entry is listed with what it
+/// has, the rest left at zero and the job's `Err` saying what is missing.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct DeadLetter<J> {
-    /// The job's id (0 when its record in Redis is malformed).
+    /// The job's id (0 when the entry has no record with an id in range).
     pub id: JobId,
-    /// The job, or why its envelope does not decode (the raw envelope is kept in Redis).
+    /// The job, or why it cannot be read (the raw entry is kept in Redis).
     pub job: std::result::Result<J, String>,
-    /// The error of the last attempt.
+    /// Why it was dead-lettered: the error of its last attempt, or why its record was
+    /// refused.
     pub reason: String,
-    /// The attempt that failed last.
+    /// The attempt that failed last (0 when the entry does not say, e.g. for a record
+    /// refused because its attempt was out of range).
     pub attempt: u32,
-    /// When it was dead-lettered, in milliseconds since the Unix epoch (Redis clock).
+    /// When it was dead-lettered, in milliseconds since the Unix epoch (Redis clock;
+    /// 0 when the entry does not say).
     pub at_ms: u64,
 }
 
-/// A dead-letter entry as the scripts write it.
-#[derive(serde::Deserialize)]
-struct DeadEntry {
-    record: String,
-    reason: String,
-    attempt: u32,
-    at: u64,
+impl<J: DeserializeOwned> DeadLetter<J> {
+    /// Reads a dead-letter entry `{"record":…,"reason":…,"attempt":…,"at":…}` as far
+    /// as it can.
+    fn read(entry: &[u8]) -> Self {
+        // Lossy: a record a producer wrote with bytes that are not UTF-8 is still
+        // listed (its job then does not decode).
+        let text = String::from_utf8_lossy(entry);
+        let fields = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => {
+                return DeadLetter {
+                    id: JobId(0),
+                    job: Err("the entry has no job record".to_owned()),
+                    reason: format!("unreadable dead-letter entry: {}", shorten(&text)),
+                    attempt: 0,
+                    at_ms: 0,
+                };
+            }
+        };
+        let number = |name: &str| fields.get(name).and_then(serde_json::Value::as_u64);
+        let (id, job) = match fields.get("record").and_then(serde_json::Value::as_str) {
+            Some(record) => match wire::Record::salvage(record.as_bytes()) {
+                (id, Some(envelope)) => (id, wire::decode(envelope)),
+                (id, None) => (id, Err(format!("malformed job record {}", shorten(record)))),
+            },
+            None => (0, Err("the entry has no job record".to_owned())),
+        };
+        DeadLetter {
+            id: JobId(id),
+            job,
+            reason: match fields.get("reason").and_then(serde_json::Value::as_str) {
+                Some(reason) => reason.to_owned(),
+                None => "(no reason recorded)".to_owned(),
+            },
+            attempt: number("attempt")
+                .and_then(|attempt| u32::try_from(attempt).ok())
+                .unwrap_or(0),
+            at_ms: number("at").unwrap_or(0),
+        }
+    }
+}
+
+/// Text shortened for a message: at most 100 characters, quoted.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
 }
 
 impl<J> RedisQueue<J>
@@ -296,12 +344,12 @@ where
         self.link().counters.snapshot()
     }
 
-    /// The newest `limit` dead letters, newest first.
+    /// The newest `limit` dead letters, newest first. An entry that cannot be fully
+    /// read is listed with what it has (see [`DeadLetter`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when a call fails, [`Error::Protocol`] for an entry this
-    /// crate did not write.
+    /// [`Error::Redis`] when the call fails.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter<J>>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -315,26 +363,10 @@ where
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
-        entries
+        Ok(entries
             .iter()
-            .map(|entry| {
-                // Lossy: a record a producer wrote with bytes that are not UTF-8 is
-                // still listed (its job then does not decode).
-                let entry: DeadEntry = serde_json::from_str(&String::from_utf8_lossy(entry))
-                    .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
-                let (id, job) = match wire::Record::parse(entry.record.as_bytes()) {
-                    Some(record) => (record.id, wire::decode(record.envelope)),
-                    None => (0, Err(format!("malformed job record {:?}", entry.record))),
-                };
-                Ok(DeadLetter {
-                    id: JobId(id),
-                    job,
-                    reason: entry.reason,
-                    attempt: entry.attempt,
-                    at_ms: entry.at,
-                })
-            })
-            .collect()
+            .map(|entry| DeadLetter::read(entry))
+            .collect())
     }
 
     /// Moves the given dead letters back to the queue as fresh jobs (attempt 1);
