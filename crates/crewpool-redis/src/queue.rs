@@ -123,6 +123,8 @@ where
     ///
     /// # Errors
     ///
+    /// [`Error::Closed`] once the queue was closed in this process
+    /// ([`Queue::close`], which a pool's shutdown does; checked when the future runs);
     /// [`Error::PayloadTooLarge`] when the encoded envelope is over
     /// [`RedisConfig::max_payload`] (nothing is stored), [`Error::Encode`] when the job
     /// does not serialise, [`Error::Redis`] when the call failed. After a connection
@@ -134,8 +136,12 @@ where
         self.store(wire::encode(job, self.link().config.max_payload))
     }
 
-    /// Stores one encoded envelope (or returns its encoding error) in one script call.
+    /// Stores one encoded envelope (or returns its encoding error) in one script call,
+    /// unless the queue is closed.
     async fn store(&self, envelope: Result<Vec<u8>>) -> Result<JobId> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         Ok(JobId(self.link().enqueue(&envelope?).await?))
     }
 
@@ -148,8 +154,9 @@ where
     ///
     /// # Errors
     ///
-    /// As for [`enqueue`](RedisQueue::enqueue). When a Redis call fails midway, the
-    /// batches before it are stored and the error is returned.
+    /// As for [`enqueue`](RedisQueue::enqueue). When a Redis call fails midway (or the
+    /// queue is closed midway), the batches before it are stored and the error is
+    /// returned.
     ///
     /// # Cancel safety
     ///
@@ -169,9 +176,15 @@ where
     }
 
     async fn enqueue_encoded(&self, envelopes: Result<Vec<Vec<u8>>>) -> Result<Vec<JobId>> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let envelopes = envelopes?;
         let mut ids = Vec::with_capacity(envelopes.len());
         for window in envelopes.chunks(ENQUEUE_CHUNK * ENQUEUE_WINDOW) {
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
             let first = self.link().enqueue_chunks(window).await?;
             ids.extend((first..first + window.len() as u64).map(JobId));
         }
@@ -474,15 +487,14 @@ where
         &self,
         envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
-        let closed = self.is_closed();
         let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
         async move {
-            if closed {
-                return Err(PushError::Closed(envelope));
-            }
-            stored.await.map_err(|error| PushError::Backend {
-                item: envelope,
-                source: error.into(),
+            stored.await.map_err(|error| match error {
+                Error::Closed => PushError::Closed(envelope),
+                error => PushError::Backend {
+                    item: envelope,
+                    source: error.into(),
+                },
             })
         }
     }
@@ -509,7 +521,8 @@ where
         None
     }
 
-    /// Stops this process from pushing and fetching: jobs in Redis stay there for
+    /// Stops this process from enqueueing and fetching: `enqueue`, `enqueue_bulk` and
+    /// `push` fail with [`Error::Closed`] from now on, jobs in Redis stay there for
     /// other workers, prefetched ones are released, and consumers return `None` once
     /// their local work is done. See "Closing" in the crate docs.
     fn close(&self) {
