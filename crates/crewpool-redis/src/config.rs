@@ -283,9 +283,11 @@ impl RedisConfig {
     }
 
     /// The longest one blocking wait for jobs lasts before it is renewed (default 10
-    /// s). Waits end earlier on their own when a job arrives, a delayed job is due or
-    /// a lease expires; this only bounds how long a silently broken connection can go
-    /// unnoticed.
+    /// s). Waits end earlier on their own when a job is pushed, or at the next lease
+    /// deadline or delayed job this process knows of. A renewal is a fetch and a new
+    /// wait (two commands: all an idle process sends), and bounds how late an idle
+    /// process notices a retry that another process scheduled, and how long a
+    /// silently broken connection can go unnoticed.
     #[must_use]
     pub fn max_block(mut self, max_block: Duration) -> Self {
         self.max_block = max_block;
