@@ -77,7 +77,8 @@ pub mod flume {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use crewpool_redis::{
-        AckMode, ClientCounters, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error, QueueStats,
-        RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy, ServerInfo,
+        AckMode, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error,
+        QueueStats, RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy,
+        ServerInfo,
     };
 }
