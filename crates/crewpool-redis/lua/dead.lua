@@ -57,14 +57,17 @@ end
 
 -- Bounds the dead-letter list: at most `max_count` entries, and the oldest dropped
 -- while it takes more than `max_bytes` of Redis memory (MEMORY USAGE), the newest
--- always kept.
+-- always kept. A user whose ACL forbids MEMORY gets the count bound only.
 local function trim_dead(key, max_count, max_bytes)
   redis.call('LTRIM', key, 0, max_count - 1)
   local len = redis.call('LLEN', key)
   if len <= 1 then
     return
   end
-  local used = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0
+  local used = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+  if type(used) ~= 'number' then
+    return
+  end
   while used > max_bytes and len > 1 do
     -- An entry takes at least its length: the estimate stays at or above the truth.
     used = used - #redis.call('RPOP', key)

@@ -238,7 +238,8 @@ impl RedisConfig {
     /// `MEMORY USAGE` counts it; the oldest dead letters are deleted beyond that, the
     /// newest is always kept (so the list may exceed the bound by that one entry, at
     /// most one record of any size that reached the queue). Checked whenever this
-    /// process dead-letters a job.
+    /// process dead-letters a job; needs the `MEMORY` command (ACL category `@read`),
+    /// without which only [`dead_letter_limit`](RedisConfig::dead_letter_limit) holds.
     #[must_use]
     pub fn dead_letter_bytes(mut self, bytes: usize) -> Self {
         self.dead_letter_bytes = bytes;

@@ -196,3 +196,32 @@ async fn the_dead_letter_list_is_bounded_by_bytes() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, huge);
 }
+
+/// An ACL user without the `MEMORY` command still dead-letters jobs: only the count
+/// bound applies then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_without_the_memory_command_keep_the_count_bound() {
+    let server = RedisServer::builder()
+        .arg("--user")
+        .arg("limited")
+        .arg("on")
+        .arg(">limited-pass")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-memory")
+        .start();
+    let config = RedisConfig::new(server.url_for("limited", "limited-pass"), "nomemory")
+        .dead_letter_limit(2)
+        .dead_letter_bytes(1);
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    let ids = queue.enqueue_bulk(0..3_u64).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    for _ in &ids {
+        let received = consumer.next().await.unwrap();
+        received.delivery.dead_letter("no memory").await.unwrap();
+    }
+    let dead = queue.dead_letters(10).await.unwrap();
+    let kept: Vec<_> = dead.iter().map(|d| d.id).collect();
+    assert_eq!(kept, [ids[2], ids[1]]);
+}
