@@ -4,6 +4,11 @@
 //! ```text
 //! cargo run --release --example quickstart
 //! ```
+//!
+//! The library's warnings go to standard error (`RUST_LOG` chooses more or less).
+
+#[path = "logging/mod.rs"]
+mod logging;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,7 @@ async fn check_order(order: u64) -> Result<u64, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init();
     let pool = PoolBuilder::new()
         .name("orders")
         .workers(WORKERS)

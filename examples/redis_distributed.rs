@@ -12,10 +12,15 @@
 //! worker had finished but not yet acknowledged runs again ("ran twice"): delivery is
 //! at-least-once, so jobs should be idempotent.
 //!
-//! `tally <queue>` checks any run of `redis_producer` and `redis_worker` the same way.
+//! The demo's workers keep the audit ledger the tally reads (see `redis_worker`);
+//! `tally <queue>` checks any run of `redis_producer --audit` and `redis_worker --audit`
+//! the same way. The library's warnings go to standard error (`RUST_LOG` chooses more
+//! or less).
 
 #[path = "redis_common/mod.rs"]
 mod common;
+#[path = "logging/mod.rs"]
+mod logging;
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,12 +39,14 @@ The demo (first form):
   --own-server    start a private redis-server on a free port instead of using REDIS_URL
   --keep          keep the demo queue's keys in Redis afterwards (default: deleted)
 
-tally <queue>: what a run of redis_producer and redis_worker did on <queue>: jobs
-  enqueued, completed, run more than once, lost, and what is still in the queue; with
-  --wait, first waits (up to SECONDS) until nothing is pending, leased or delayed
-  any more. Exits with 1 when jobs are lost or still in flight.
+tally <queue>: what a run of redis_producer --audit and redis_worker --audit did on
+  <queue>, from the audit ledger they keep: jobs enqueued, completed, run more than
+  once, lost, and what is still in the queue; with --wait, first waits (up to SECONDS)
+  until nothing is pending, leased or delayed any more. Exits with 1 when jobs are
+  lost or still in flight, or when no audited run is found.
 
-Redis: REDIS_URL (default redis://127.0.0.1:6379).";
+Redis: REDIS_URL (default redis://127.0.0.1:6379).
+Logs: RUST_LOG (default: warnings).";
 
 /// The lease of the demo's workers: a killed worker's jobs come back this long after
 /// its last heartbeat.
@@ -47,6 +54,7 @@ const LEASE: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "-h" || arg == "--help") {
         println!("{USAGE}");
@@ -64,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
                 workers,
                 prefetch: workers,
                 lease: LEASE,
+                // The tally at the end reads it.
+                audit: true,
+                connect_wait: Duration::from_secs(60),
             })
             .await
         }
@@ -78,6 +89,12 @@ async fn tally(args: &[String]) -> anyhow::Result<()> {
     common::wait_quiet(&url, queue, wait).await?;
     let tally = common::Tally::read(&url, queue).await?;
     println!("{tally}");
+    if tally.enqueued == 0 {
+        eprintln!(
+            "no audited jobs on {queue:?}: the tally needs redis_producer and redis_worker run with --audit"
+        );
+        std::process::exit(1);
+    }
     if tally.lost > 0 || !tally.settled() {
         std::process::exit(1);
     }
@@ -117,9 +134,7 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
     let queue =
         RedisQueue::<common::Task>::connect(RedisConfig::new(url.as_str(), queue_name.as_str()))
             .await
-            .with_context(|| {
-                format!("connecting to {url} (set REDIS_URL, or pass --own-server)")
-            })?;
+            .context("no Redis for the demo (set REDIS_URL, or pass --own-server)")?;
     let ledger = common::Ledger::connect(&url, &queue_name).await?;
     println!(
         "demo: {processes} worker processes x {workers} workers, {jobs} jobs, queue {queue_name:?} at {}",

@@ -4,29 +4,38 @@
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --features redis --example redis_producer -- thumbnails 100000
 //! ```
 //!
-//! Each job gets a number in the queue's ledger (see `redis_worker`), so
-//! `redis_distributed tally <queue>` can later check that every one of them ran.
+//! With `--audit`, each job gets a number in the queue's audit ledger (see
+//! `redis_worker`), so `redis_distributed tally <queue>` can later check that every one
+//! of them ran (if the workers ran with `--audit` too). The library's warnings go to
+//! standard error (`RUST_LOG` chooses more or less).
 
 #[path = "redis_common/mod.rs"]
 mod common;
+#[path = "logging/mod.rs"]
+mod logging;
 
 use std::time::{Duration, Instant};
 
 use crewpool::redis::{RedisConfig, RedisQueue};
 
 const USAGE: &str = "\
-usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R]
+usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--audit]
 
   <queue>       the queue to fill (workers use the same name)
   <jobs>        how many jobs to enqueue
   --batch B     jobs per enqueue_bulk call (default 10000)
   --work-us U   each job sleeps about U microseconds, between 0 and 2U (default 0)
   --rate R      at most R jobs per second, in batches (default: as fast as possible)
+  --audit       number the jobs in the queue's audit ledger in Redis and record each
+                batch enqueued, for `redis_distributed tally` (workers need --audit
+                too); off by default
 
-Redis: REDIS_URL (default redis://127.0.0.1:6379).";
+Redis: REDIS_URL (default redis://127.0.0.1:6379).
+Logs: RUST_LOG (default: warnings).";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 || args.iter().any(|arg| arg == "-h" || arg == "--help") {
         println!("{USAGE}");
@@ -37,15 +46,21 @@ async fn main() -> anyhow::Result<()> {
     let batch: u64 = common::flag(&args, "--batch")?.unwrap_or(10_000).max(1);
     let work_us: u64 = common::flag(&args, "--work-us")?.unwrap_or(0);
     let rate: Option<f64> = common::flag(&args, "--rate")?;
+    let audit = args.iter().any(|arg| arg == "--audit");
 
     let url = common::redis_url();
     let queue =
         RedisQueue::<common::Task>::connect(RedisConfig::new(url.as_str(), queue_name.as_str()))
             .await?;
-    let ledger = common::Ledger::connect(&url, queue_name).await?;
+    let ledger = if audit {
+        Some(common::Ledger::connect(&url, queue_name).await?)
+    } else {
+        None
+    };
     println!(
-        "enqueueing {jobs} jobs on {queue_name:?} at {}",
-        queue.config().url()
+        "enqueueing {jobs} jobs on {queue_name:?} at {} (audit ledger {})",
+        queue.config().url(),
+        if audit { "on" } else { "off" }
     );
 
     let started = Instant::now();
@@ -58,7 +73,10 @@ async fn main() -> anyhow::Result<()> {
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let first = with_retries("reserving job numbers", || ledger.reserve(n)).await?;
+        let first = match &ledger {
+            Some(ledger) => with_retries("reserving job numbers", || ledger.reserve(n)).await?,
+            None => sent,
+        };
         let tasks: Vec<common::Task> = (first..first + n)
             .map(|seq| common::Task {
                 seq,
@@ -72,10 +90,12 @@ async fn main() -> anyhow::Result<()> {
         // After a connection error the batch may or may not be stored: sending it again
         // may enqueue some jobs twice (they then run twice; nothing is lost).
         with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
-        with_retries("recording the batch in the ledger", || {
-            ledger.record_enqueued(first, n)
-        })
-        .await?;
+        if let Some(ledger) = &ledger {
+            with_retries("recording the batch in the ledger", || {
+                ledger.record_enqueued(first, n)
+            })
+            .await?;
+        }
         sent += n;
     }
     let elapsed = started.elapsed();
@@ -92,14 +112,16 @@ async fn main() -> anyhow::Result<()> {
 async fn with_retries<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> anyhow::Result<T>
 where
     F: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let mut delay = Duration::from_millis(100);
     for _ in 0..40 {
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) => {
-                eprintln!("{what} failed ({error}); retrying in {delay:?}");
+                // The whole chain: what failed, and why.
+                let error = anyhow::Error::new(error);
+                eprintln!("{what} failed ({error:#}); retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }

@@ -38,7 +38,7 @@
 //! }
 //! let report = pool.shutdown().await; // graceful: every accepted job has run
 //! assert!(report.is_complete());
-//! assert_eq!(sum, (0..1000).map(|n| n * n).sum());
+//! assert_eq!(sum, (0..1000).map(|n| n * n).sum::<u64>());
 //! # Ok(()) }
 //! # #[cfg(not(feature = "flume"))]
 //! # fn main() {}
@@ -77,7 +77,8 @@ pub mod flume {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use crewpool_redis::{
-        AckMode, ClientCounters, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error, QueueStats,
-        RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy, ServerInfo,
+        AckMode, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error,
+        QueueStats, RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy,
+        ServerInfo,
     };
 }

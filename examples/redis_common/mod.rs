@@ -1,7 +1,10 @@
-//! What the Redis examples share: the job type, the worker process, and the ledger
-//! that lets a run be checked (what was enqueued, what ran, how often).
+//! What the Redis examples share: the job type, the worker process, and the audit
+//! ledger that lets a run be checked (what was enqueued, what ran, how often).
 //!
-//! The **ledger** lives in Redis next to the queue, under `<queue>:ledger:*`:
+//! The **ledger** is opt-in (`--audit` on `redis_producer` and `redis_worker`; the
+//! `redis_distributed` demo and `cargo xtask chaos` turn it on), because it grows with
+//! every job: about 65 bytes of Redis per job run, kept until the ledger is deleted.
+//! It lives in Redis next to the queue, under `<queue>:ledger:*`:
 //!
 //! - `<queue>:ledger:seq` (string): how many job numbers producers have taken; a
 //!   producer reserves its jobs' numbers (`seq`) with `INCRBY` before enqueueing them,
@@ -150,6 +153,10 @@ pub(crate) struct WorkerSettings {
     pub(crate) workers: usize,
     pub(crate) prefetch: usize,
     pub(crate) lease: Duration,
+    /// Record every job's run in the ledger.
+    pub(crate) audit: bool,
+    /// How long to wait for Redis at start.
+    pub(crate) connect_wait: Duration,
 }
 
 /// Runs a pool of `settings.workers` workers on the queue until SIGTERM or Ctrl-C,
@@ -160,39 +167,50 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
     let config = RedisConfig::new(settings.url.as_str(), settings.queue.as_str())
         .lease(settings.lease)
         .prefetch(settings.prefetch)
+        // Start order does not matter: wait for a Redis that is not up yet.
+        .connect_retry_for(settings.connect_wait)
         // A job whose ledger write failed (Redis away) is retried soon.
         .retry(RetryPolicy::exponential(
             Duration::from_millis(100),
             Duration::from_secs(2),
         ));
-    let queue = RedisQueue::<Task>::connect(config)
-        .await
-        .with_context(|| format!("connecting to {}", settings.url))?;
+    // The error names the URL (its password hidden) and what failed.
+    let queue = RedisQueue::<Task>::connect(config).await?;
     // Shared by the jobs: one reference count per job, not a copy of its key names.
-    let ledger = std::sync::Arc::new(Ledger::connect(&settings.url, &settings.queue).await?);
+    let ledger = if settings.audit {
+        Some(std::sync::Arc::new(
+            Ledger::connect(&settings.url, &settings.queue).await?,
+        ))
+    } else {
+        None
+    };
     let pool = PoolBuilder::new()
         .name("redis-worker")
         .workers(settings.workers)
         .queue(queue)
         .build(move |task: Task| {
-            let ledger = std::sync::Arc::clone(&ledger);
+            let ledger = ledger.clone();
             async move {
                 if task.work_us > 0 {
                     tokio::time::sleep(Duration::from_micros(task.work_us)).await;
                 }
                 // The job's side effect, written before it is acknowledged.
-                ledger
-                    .record_run(task.seq)
-                    .await
-                    .map_err(|e| format!("recording the run: {e}"))
+                match ledger {
+                    Some(ledger) => ledger
+                        .record_run(task.seq)
+                        .await
+                        .map_err(|e| format!("recording the run: {e}")),
+                    None => Ok(()),
+                }
             }
         })?;
     println!(
-        "worker {pid}: {} workers on queue {:?} at {} (lease {:?}); Ctrl-C or SIGTERM stops gracefully",
+        "worker {pid}: {} workers on queue {:?} at {} (lease {:?}, audit ledger {}); Ctrl-C or SIGTERM stops gracefully",
         settings.workers,
         settings.queue,
         pool.queue().config().url(),
-        settings.lease
+        settings.lease,
+        if settings.audit { "on" } else { "off" },
     );
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -226,7 +244,8 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
     let counters = pool.queue().counters();
     println!(
         "worker {pid}: stopped after {:.1?}: {}; fetched {}, acknowledged {}, retried {}, released {}, \
-         took back {} jobs of dead workers",
+         took back {} jobs of dead workers; dead-lettered {} (of which {} undecodable or malformed), \
+         {} acknowledgements refused (lease lost)",
         started.elapsed(),
         report.stats,
         counters.fetched,
@@ -234,6 +253,9 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         counters.retried,
         counters.released,
         counters.recovered,
+        counters.dead_lettered,
+        counters.undecodable,
+        counters.stale,
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! Against a `redis-server` of its own (a free loopback port, its own directory, AOF
 //! with `appendfsync always`, so Redis keeps everything it acknowledged), it runs the
 //! `redis_worker` example as several worker processes and the `redis_producer` example
-//! to enqueue the jobs at a steady rate. While the jobs flow it SIGKILLs worker
+//! to enqueue the jobs at a steady rate, both keeping the audit ledger (`--audit`). While the jobs flow it SIGKILLs worker
 //! processes at random moments (starting a fresh one each time) and kills and restarts
 //! the Redis server once. When everything has settled it stops the workers gracefully
 //! and audits the run with `redis_distributed tally`: every job the producer enqueued
@@ -432,6 +432,8 @@ impl Run {
         self.example("redis_worker")
             .args([&self.queue, &workers])
             .args(["--prefetch", &workers, "--lease-ms", &LEASE_MS.to_string()])
+            // The audit ledger the tally reads.
+            .arg("--audit")
             .stdout(log)
             .stderr(err)
             .spawn()
@@ -484,6 +486,7 @@ impl Run {
             .args(["--batch", &(plan.rate / 50).max(1).to_string()])
             .args(["--work-us", &WORK_US.to_string()])
             .args(["--rate", &plan.rate.to_string()])
+            .arg("--audit")
             .stdout(producer_log)
             .stderr(producer_err)
             .spawn()

@@ -12,9 +12,11 @@
 -- ARGV[1] how many jobs to take (may be 0: housekeeping only)
 -- ARGV[2] lease length (ms)
 -- ARGV[3] max attempts (0: no limit), applied to jobs whose lease expired
--- ARGV[4] dead-letter bound
+-- ARGV[4] dead-letter bound (entries)
 -- ARGV[5] at most this many due delayed jobs per call
 -- ARGV[6] at most this many expired leases per call
+-- ARGV[7] dead-letter bound (bytes of memory)
+-- ARGV[8] the largest envelope this worker takes (bytes)
 --
 -- One fetch is one lease: its jobs are fields '<lease>:1' .. '<lease>:<count>' of
 -- `leased`, and the field name is the delivery's fencing token: it exists exactly
@@ -24,9 +26,13 @@
 -- back to the front of pending as their next attempt, or to dead-letter once out of
 -- attempts; delayed jobs that are due go to the back of pending.
 --
+-- A record taken from pending that breaks the documented format (see `parse_record`:
+-- id, attempt, envelope size) is dead-lettered with the reason instead of leased: it
+-- never reaches a worker, so it is never decoded.
+--
 -- Returns {pending length, next due (ms from now, -1: nothing scheduled; only computed
--- when no job was taken), recovered, buried, lease (0: none), then the records taken,
--- oldest first}.
+-- when no job was taken), recovered, buried, refused (records that broke the format),
+-- lease (0: none), then the records taken, oldest first}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local count = tonumber(ARGV[1])
@@ -35,6 +41,8 @@ local max_attempts = tonumber(ARGV[3])
 local dead_limit = tonumber(ARGV[4])
 local due_bound = tonumber(ARGV[5])
 local lease_bound = tonumber(ARGV[6])
+local dead_bytes = tonumber(ARGV[7])
+local max_envelope = tonumber(ARGV[8])
 
 -- Pushes a list through Lua's unpack stack limit in slices, keeping its order.
 local function push(command, key, list)
@@ -43,7 +51,7 @@ local function push(command, key, list)
   end
 end
 
-local recovered, buried = 0, 0
+local recovered, buried, refused = 0, 0, 0
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, lease_bound)
 if #expired > 0 then
   local back = {}
@@ -58,18 +66,17 @@ if #expired > 0 then
         local record = records[i]
         if record then
           gone[#gone + 1] = fields[i]
-          local id, attempt, rest = string.match(record, '^(%d+)|(%d+)|()')
-          attempt = tonumber(attempt)
+          local id, attempt, rest = parse_record(record, nil)
           local reason
           if not id then
-            reason = 'malformed job record (expected <id>|<attempt>|<envelope>)'
+            reason = attempt
+            attempt = nil
           elseif max_attempts > 0 and attempt >= max_attempts then
             reason = 'lease expired on attempt ' .. attempt .. ' of ' .. max_attempts ..
               ' (the worker died or stalled)'
           end
           if reason then
-            redis.call('LPUSH', KEYS[7], cjson.encode({record = record, attempt = attempt or 1,
-              reason = reason, at = now}))
+            dead_letter(KEYS[7], record, reason, attempt, now)
             buried = buried + 1
           else
             back[#back + 1] = id .. '|' .. (attempt + 1) .. '|' .. string.sub(record, rest)
@@ -82,9 +89,6 @@ if #expired > 0 then
     end
     redis.call('ZREM', KEYS[3], lease)
     redis.call('HDEL', KEYS[4], lease, lease .. ':n', lease .. ':t')
-  end
-  if buried > 0 then
-    redis.call('LTRIM', KEYS[7], 0, dead_limit - 1)
   end
   if #back > 0 then
     -- To the front (the RPOP end), the earliest deadline's first job served first.
@@ -102,26 +106,43 @@ if #due > 0 then
   redis.call('LPUSH', KEYS[1], unpack(due))
 end
 
-local out = {0, -1, recovered, buried, 0}
+local out = {0, -1, recovered, buried, 0, 0}
 if count > 0 then
   local records = redis.call('RPOP', KEYS[1], count)
   if records then
-    local lease = string.format('%d', redis.call('INCR', KEYS[5]))
-    local prefix = lease .. ':'
-    local pairs = {}
+    local valid = {}
     for i = 1, #records do
-      pairs[2 * i - 1] = prefix .. i
-      pairs[2 * i] = records[i]
-      out[5 + i] = records[i]
+      local record = records[i]
+      local id, reason = parse_record(record, max_envelope)
+      if id then
+        valid[#valid + 1] = record
+      else
+        dead_letter(KEYS[7], record, reason, nil, now)
+        refused = refused + 1
+      end
     end
-    push('HSET', KEYS[2], pairs)
-    redis.call('ZADD', KEYS[3], now + lease_ms, lease)
-    redis.call('HSET', KEYS[4], lease, #records, prefix .. 'n', #records, prefix .. 't', now)
-    out[5] = lease
+    if #valid > 0 then
+      local lease = string.format('%d', redis.call('INCR', KEYS[5]))
+      local prefix = lease .. ':'
+      local pairs = {}
+      for i = 1, #valid do
+        pairs[2 * i - 1] = prefix .. i
+        pairs[2 * i] = valid[i]
+        out[6 + i] = valid[i]
+      end
+      push('HSET', KEYS[2], pairs)
+      redis.call('ZADD', KEYS[3], now + lease_ms, lease)
+      redis.call('HSET', KEYS[4], lease, #valid, prefix .. 'n', #valid, prefix .. 't', now)
+      out[6] = lease
+    end
   end
 end
+if buried + refused > 0 then
+  trim_dead(KEYS[7], dead_limit, dead_bytes)
+end
+out[5] = refused
 out[1] = redis.call('LLEN', KEYS[1])
-if out[5] == 0 then
+if out[6] == 0 then
   local next_due = -1
   local a = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if #a > 0 then next_due = tonumber(a[2]) end

@@ -9,10 +9,11 @@
 -- KEYS[6] dead     LIST  dead letters (JSON), newest first
 -- KEYS[7] stats    HASH  totals: 'succeeded', 'failed', 'expired'
 -- ARGV[1] field '<lease>:<n>'  ARGV[2] delay (ms)  ARGV[3] reason
--- ARGV[4] max attempts (0: no limit)  ARGV[5] dead-letter bound
+-- ARGV[4] max attempts (0: no limit)  ARGV[5] dead-letter bound (entries)
+-- ARGV[6] dead-letter bound (bytes of memory)
 --
--- Returns 1 scheduled; 2 dead-lettered (out of attempts, or a malformed record); 0
--- lease lost.
+-- Returns 1 scheduled; 2 dead-lettered (out of attempts, or a record that breaks the
+-- format); 0 lease lost.
 local record = take(ARGV[1])
 if not record then
   return 0
@@ -21,12 +22,10 @@ redis.call('HINCRBY', KEYS[7], 'failed', 1)
 local now = now_ms()
 local delay = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[4])
-local id, attempt, rest = string.match(record, '^(%d+)|(%d+)|()')
-attempt = tonumber(attempt)
+local id, attempt, rest = parse_record(record, nil)
 if not id or (max_attempts > 0 and attempt >= max_attempts) then
-  redis.call('LPUSH', KEYS[6], cjson.encode({record = record, attempt = attempt or 1,
-    reason = ARGV[3], at = now}))
-  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[5]) - 1)
+  dead_letter(KEYS[6], record, ARGV[3], id and attempt or nil, now)
+  trim_dead(KEYS[6], tonumber(ARGV[5]), tonumber(ARGV[6]))
   return 2
 end
 local next_record = id .. '|' .. (attempt + 1) .. '|' .. string.sub(record, rest)

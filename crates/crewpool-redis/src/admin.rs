@@ -11,7 +11,7 @@ use redis::{Script, Value};
 use serde::{Serialize, Serializer};
 
 use crate::keys::Keys;
-use crate::link::{client, manager};
+use crate::link::{Call, client, connect_with_retries, manager};
 use crate::queue::DeadEntry;
 use crate::registry::{self, RegisteredQueue};
 use crate::wire::{self, array, bytes, int, uint};
@@ -92,7 +92,9 @@ impl Admin {
     /// As for [`connect`](Admin::connect).
     pub async fn connect_with(config: &RedisConfig) -> Result<Self> {
         config.validate()?;
-        let conn = manager(&client(config)?, config, config.response_timeout).await?;
+        let client = client(config)?;
+        connect_with_retries(&client, config).await?;
+        let conn = manager(&client, config, config.response_timeout)?;
         Ok(Admin {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
@@ -119,10 +121,6 @@ impl Admin {
         self.inner.conn.clone()
     }
 
-    fn error(&self, error: &redis::RedisError) -> Error {
-        Error::redis(error, &self.inner.url)
-    }
-
     /// The queues processes have connected to under this prefix (the registry
     /// `<prefix>:queues`), by name.
     ///
@@ -130,6 +128,7 @@ impl Admin {
     ///
     /// [`Error::Redis`] when the call fails.
     pub async fn queues(&self) -> Result<Vec<RegisteredQueue>> {
+        let call = Call::new(self.url(), "listing queues");
         let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(registry::key(&self.inner.prefix))
             .arg(0)
@@ -137,7 +136,7 @@ impl Admin {
             .arg("WITHSCORES")
             .query_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let mut queues: Vec<RegisteredQueue> = entries
             .into_iter()
             // Scores are whole milliseconds, exact in an f64 until the year 287,396.
@@ -351,22 +350,16 @@ fn job_id<S: Serializer>(id: &JobId, serializer: S) -> std::result::Result<S::Ok
 impl JobView {
     /// Decodes a job record `<id>|<attempt>|<envelope>`.
     fn from_record(record: &[u8]) -> Self {
-        let (id, attempt, decoded, at) = match wire::Record::parse(record) {
-            Some(parsed) => (
+        // An operator sees every record, whatever its size; one that breaks the format
+        // shows why, with the id it has if any.
+        let (id, attempt, decoded, at) = match wire::Record::parse(record, usize::MAX) {
+            Ok(parsed) => (
                 parsed.id,
                 parsed.attempt,
                 wire::decode::<serde_json::Value>(parsed.envelope),
                 wire::enqueued_at(parsed.envelope),
             ),
-            None => (
-                0,
-                0,
-                Err(format!(
-                    "malformed job record {:?}",
-                    String::from_utf8_lossy(record)
-                )),
-                None,
-            ),
+            Err(reason) => (wire::Record::salvage(record).0, 0, Err(reason), None),
         };
         let (job, error) = match decoded {
             Ok(job) => (Some(job), None),
@@ -403,8 +396,8 @@ impl QueueAdmin {
         self.admin.conn()
     }
 
-    fn error(&self, error: &redis::RedisError) -> Error {
-        self.admin.error(error)
+    fn url(&self) -> &RedisUrl {
+        self.admin.url()
     }
 
     /// The counts of every state, the age of the oldest pending job and the totals,
@@ -416,6 +409,7 @@ impl QueueAdmin {
     /// crate does not expect (a key of the same name written by something else).
     pub async fn overview(&self) -> Result<QueueOverview> {
         let keys = &self.keys;
+        let call = Call::new(self.url(), "reading a queue's overview");
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("LLEN")
@@ -438,7 +432,7 @@ impl QueueAdmin {
         let replies: Vec<Value> = pipe
             .query_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let [pending, delayed, leased, dead, head, totals, exists, time] =
             <[Value; 8]>::try_from(replies).map_err(|replies| {
                 Error::Protocol(format!("overview returned {} replies", replies.len()))
@@ -446,7 +440,8 @@ impl QueueAdmin {
         let now_ms = redis_time(time)?;
         let oldest_pending_age_ms = match head {
             Value::Nil => None,
-            head => wire::Record::parse(&bytes(head)?)
+            head => wire::Record::parse(&bytes(head)?, usize::MAX)
+                .ok()
                 .and_then(|record| wire::enqueued_at(record.envelope))
                 .map(|at| now_ms.saturating_sub(at)),
         };
@@ -502,6 +497,7 @@ impl QueueAdmin {
     /// Reads `first` (a `LRANGE`/`ZRANGE` of the page), the state's count and the time
     /// in one `MULTI`/`EXEC`.
     async fn page(&self, count: redis::Cmd, first: redis::Cmd) -> Result<(u64, u64, Value)> {
+        let call = Call::new(self.url(), "reading a page of jobs");
         let mut pipe = redis::pipe();
         pipe.atomic()
             .add_command(count)
@@ -510,7 +506,7 @@ impl QueueAdmin {
         let replies: Vec<Value> = pipe
             .query_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let [total, page, time] = <[Value; 3]>::try_from(replies).map_err(|replies| {
             Error::Protocol(format!("a page read returned {} replies", replies.len()))
         })?;
@@ -573,6 +569,7 @@ impl QueueAdmin {
 
     async fn leased(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
         let keys = &self.keys;
+        let call = Call::new(self.url(), "listing leased jobs");
         let reply: Value = self
             .admin
             .inner
@@ -584,7 +581,7 @@ impl QueueAdmin {
             .arg(limit)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let reply = array(reply)?;
         let (header, rest) = reply
             .split_at_checked(2)
@@ -623,11 +620,12 @@ impl QueueAdmin {
         let jobs = array(page)?
             .into_iter()
             .map(|entry| {
-                // Lossy: a record written with bytes that are not UTF-8 is still listed.
-                let entry: DeadEntry =
-                    serde_json::from_str(&String::from_utf8_lossy(&bytes(entry)?))
-                        .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
-                let mut view = JobView::from_record(entry.record.as_bytes());
+                // Any entry is listed, with what can be read of it.
+                let entry = DeadEntry::read(&bytes(entry)?);
+                let mut view = match &entry.record {
+                    Some(record) => JobView::from_record(record.as_bytes()),
+                    None => JobView::from_record(b""),
+                };
                 view.attempt = entry.attempt;
                 view.death = Some(DeathView {
                     reason: entry.reason,
@@ -668,10 +666,11 @@ impl QueueAdmin {
                 .arg("ids")
                 .arg(ids.iter().map(|id| id.0).collect::<Vec<_>>()),
         };
+        let timing = Call::new(self.url(), "requeueing dead letters");
         let moved: Value = call
             .invoke_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| timing.fail(&e))?;
         uint(&moved)
     }
 
@@ -696,6 +695,7 @@ impl QueueAdmin {
             return Ok(0);
         }
         let keys = &self.keys;
+        let call = Call::new(self.url(), "deleting jobs");
         let deleted: Value = self
             .admin
             .inner
@@ -707,7 +707,7 @@ impl QueueAdmin {
             .arg(ids.iter().map(|id| id.0).collect::<Vec<_>>())
             .invoke_async(&mut self.conn())
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         uint(&deleted)
     }
 
@@ -719,18 +719,19 @@ impl QueueAdmin {
     ///
     /// [`Error::Redis`] when a call fails.
     pub async fn purge(&self) -> Result<()> {
+        let call = Call::new(self.url(), "purging a queue");
         let mut conn = self.conn();
         let _: Value = redis::cmd("DEL")
             .arg(&self.keys.all()[..])
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let _: Value = redis::cmd("ZREM")
             .arg(registry::key(self.admin.prefix()))
             .arg(&self.name)
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(())
     }
 }

@@ -36,8 +36,11 @@ pub struct RedisConfig {
     pub(crate) max_payload: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) dead_letter_limit: usize,
+    pub(crate) dead_letter_bytes: usize,
     pub(crate) ack_mode: AckMode,
     pub(crate) response_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) connect_retry: Duration,
     pub(crate) max_block: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
@@ -131,8 +134,9 @@ impl Default for RetryPolicy {
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
     /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, no
-    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], 10,000 dead letters,
-    /// [`AckMode::Confirmed`].
+    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], dead letters up to 10,000
+    /// and 64 MiB, [`AckMode::Confirmed`], a 2 s connect timeout and one connection
+    /// attempt, a 5 s response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
     /// (feature `tls`).
@@ -148,8 +152,11 @@ impl RedisConfig {
             max_payload: 512 * 1024,
             retry: RetryPolicy::default(),
             dead_letter_limit: 10_000,
+            dead_letter_bytes: 64 << 20,
             ack_mode: AckMode::Confirmed,
             response_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            connect_retry: Duration::ZERO,
             max_block: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls_root_cert: None,
@@ -202,8 +209,10 @@ impl RedisConfig {
         self
     }
 
-    /// The largest encoded envelope [`enqueue`](crate::RedisQueue::enqueue) accepts
-    /// (default 512 KiB).
+    /// The largest encoded envelope, in bytes (default 512 KiB).
+    /// [`enqueue`](crate::RedisQueue::enqueue) refuses a larger job
+    /// ([`Error::PayloadTooLarge`]); a worker dead-letters a larger record that another
+    /// producer pushed, with the reason, without decoding it.
     #[must_use]
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
@@ -225,6 +234,18 @@ impl RedisConfig {
         self
     }
 
+    /// How much Redis memory the dead-letter list may take (default 64 MiB), as Redis's
+    /// `MEMORY USAGE` counts it; the oldest dead letters are deleted beyond that, the
+    /// newest is always kept (so the list may exceed the bound by that one entry, at
+    /// most one record of any size that reached the queue). Checked whenever this
+    /// process dead-letters a job; needs the `MEMORY` command (ACL category `@read`),
+    /// without which only [`dead_letter_limit`](RedisConfig::dead_letter_limit) holds.
+    #[must_use]
+    pub fn dead_letter_bytes(mut self, bytes: usize) -> Self {
+        self.dead_letter_bytes = bytes;
+        self
+    }
+
     /// When `ack` returns (see [`AckMode`]).
     #[must_use]
     pub fn ack_mode(mut self, mode: AckMode) -> Self {
@@ -239,10 +260,35 @@ impl RedisConfig {
         self
     }
 
+    /// How long opening one connection (TCP connect, TLS and the Redis handshake) may
+    /// take before it fails as a timeout (default 2 s). Applies to
+    /// [`RedisQueue::connect`](crate::RedisQueue::connect) and to every reconnection.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Makes [`RedisQueue::connect`](crate::RedisQueue::connect) keep trying for up to
+    /// `wait` while Redis cannot be reached (refused, unreachable, no answer in time),
+    /// backing off from 100 ms to 5 s between attempts and logging the first failure
+    /// as a warning; default zero: one attempt. Set it for a worker that may start
+    /// before Redis does (under an orchestrator, start order is not guaranteed).
+    ///
+    /// Errors that retrying cannot fix end the wait at once: refused credentials or
+    /// permissions, an invalid URL, a server that is too old.
+    #[must_use]
+    pub fn connect_retry_for(mut self, wait: Duration) -> Self {
+        self.connect_retry = wait;
+        self
+    }
+
     /// The longest one blocking wait for jobs lasts before it is renewed (default 10
-    /// s). Waits end earlier on their own when a job arrives, a delayed job is due or
-    /// a lease expires; this only bounds how long a silently broken connection can go
-    /// unnoticed.
+    /// s). Waits end earlier on their own when a job is pushed, or at the next lease
+    /// deadline or delayed job this process knows of. A renewal is a fetch and a new
+    /// wait (two commands: all an idle process sends), and bounds how late an idle
+    /// process notices a retry that another process scheduled, and how long a
+    /// silently broken connection can go unnoticed.
     #[must_use]
     pub fn max_block(mut self, max_block: Duration) -> Self {
         self.max_block = max_block;
@@ -317,9 +363,14 @@ impl RedisConfig {
         if !(1..=1000).contains(&self.batch_size) {
             return Err(Error::Config("the batch size must be 1..=1000".to_owned()));
         }
-        if self.dead_letter_limit == 0 {
+        if self.dead_letter_limit == 0 || self.dead_letter_bytes == 0 {
             return Err(Error::Config(
-                "the dead-letter limit must be at least 1".to_owned(),
+                "the dead-letter limits must be at least 1".to_owned(),
+            ));
+        }
+        if self.connect_timeout < Duration::from_millis(10) {
+            return Err(Error::Config(
+                "the connect timeout must be at least 10 ms".to_owned(),
             ));
         }
         if self.max_block < Duration::from_millis(100) {
@@ -355,6 +406,8 @@ mod tests {
             ok.clone().batch_size(0),
             ok.clone().batch_size(1001),
             ok.clone().dead_letter_limit(0),
+            ok.clone().dead_letter_bytes(0),
+            ok.clone().connect_timeout(Duration::ZERO),
         ] {
             assert!(bad.validate().is_err(), "{bad:?} should be rejected");
         }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::error::Chain;
 use crate::link::{Counters, Link};
 use crate::{AckMode, Error, Result};
 
@@ -236,7 +237,7 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
                     break Err(error);
                 }
                 if backoff.is_fresh() {
-                    tracing::warn!(queue = %link.config.queue, %error, jobs = acks.len(), "could not flush acknowledgements; retrying with backoff");
+                    tracing::warn!(queue = %link.config.queue, error = %Chain(&error), jobs = acks.len(), "could not flush acknowledgements; retrying with backoff");
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
                 repeated = true;
@@ -245,14 +246,17 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
     };
     match outcome {
         Ok(codes) => {
-            let total = acks.len();
-            let mut acked = 0;
+            // A gone lease after a repeated call may be our own earlier call that
+            // landed unanswered (it settled the lease's last jobs); on a first call it
+            // means the lease expired and its jobs were taken back.
+            let settled = |group: usize| codes[group] == 1 || repeated;
+            let acked = group_of.iter().filter(|&&group| settled(group)).count();
+            // Counted before anyone is answered: a caller woken by its answer reads
+            // counters that include its own acknowledgement.
+            Counters::add(&link.counters.acked, acked);
+            Counters::add(&link.counters.stale, acks.len() - acked);
             for (ack, group) in acks.drain(..).zip(group_of) {
-                // A gone lease after a repeated call may be our own earlier call that
-                // landed unanswered (it settled the lease's last jobs); on a first
-                // call it means the lease expired and its jobs were taken back.
-                let result = if codes[group] == 1 || repeated {
-                    acked += 1;
+                let result = if settled(group) {
                     Ok(())
                 } else {
                     Err(Error::LeaseLost(crewpool_core::JobId(ack.id)))
@@ -263,23 +267,20 @@ async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
                     }
                     None => {
                         if let Err(error) = result {
-                            tracing::warn!(queue = %link.config.queue, %error, "acknowledgement refused");
+                            tracing::warn!(queue = %link.config.queue, error = %Chain(&error), "acknowledgement refused");
                         }
                     }
                 }
             }
-            Counters::add(&link.counters.acked, acked);
-            Counters::add(&link.counters.stale, total - acked);
         }
         Err(error) => {
-            tracing::error!(queue = %link.config.queue, %error, jobs = acks.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");
-            let message = error.to_string();
+            tracing::error!(queue = %link.config.queue, error = %Chain(&error), jobs = acks.len(), "gave up flushing acknowledgements; the jobs will run again when their leases expire");
             for ack in acks.drain(..) {
                 if let Some(reply) = ack.reply {
-                    let _ = reply.send(Err(Error::Redis {
-                        message: message.clone(),
-                        connection: error.is_connection(),
-                    }));
+                    let copy = error
+                        .duplicate()
+                        .unwrap_or_else(|| Error::Protocol(error.to_string()));
+                    let _ = reply.send(Err(copy));
                 }
             }
         }
@@ -295,7 +296,7 @@ async fn abandon(link: &Link, abandoned: &mut Vec<(u64, u32)>) {
         }
         Err(error) => {
             Counters::add(&link.counters.redis_errors, 1);
-            tracing::warn!(queue = %link.config.queue, %error, jobs = abandoned.len(), "could not give dropped deliveries their own lease; they come back when their fetch's lease expires");
+            tracing::warn!(queue = %link.config.queue, error = %Chain(&error), jobs = abandoned.len(), "could not give dropped deliveries their own lease; they come back when their fetch's lease expires");
         }
     }
     abandoned.clear();
@@ -313,7 +314,7 @@ async fn run_heartbeat(link: Arc<Link>, mut stop: watch::Receiver<()>) {
         }
         if let Err(error) = extend_leases(&link).await {
             Counters::add(&link.counters.redis_errors, 1);
-            tracing::warn!(queue = %link.config.queue, %error, "heartbeat failed; retrying at the next tick");
+            tracing::warn!(queue = %link.config.queue, error = %Chain(&error), "heartbeat failed; retrying at the next tick");
         }
     }
 }

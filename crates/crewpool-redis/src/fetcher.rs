@@ -12,7 +12,7 @@
 //!    │                       deadline or delayed job (local timer), a local retry
 //!    └────────────────────── (rescan), or max_block; then Fetch again if still wanted
 //!
-//!   any state ──close / drop──▶ Closing: release the buffered jobs, drop the sender
+//!   any state ──close / drop──▶ Closing: release the buffered jobs, then drop the sender
 //! ```
 //!
 //! # Races
@@ -42,6 +42,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::core::Backoff;
+use crate::error::Chain;
 use crate::link::{Counters, Fetched, Lease, Link};
 use crate::{Result, wire};
 
@@ -154,7 +155,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
 
             // Block until a push, a due time, a local retry, or max_block.
             if blocking.is_none() {
-                match self.link.blocking_connection().await {
+                match self.link.blocking_connection() {
                     Ok(conn) => blocking = Some(conn),
                     Err(error) => {
                         if self.pause_after(&error, &mut backoff).await {
@@ -215,9 +216,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     async fn pause_after(&mut self, error: &crate::Error, backoff: &mut Backoff) -> bool {
         Counters::add(&self.link.counters.redis_errors, 1);
         if backoff.is_fresh() {
-            tracing::warn!(queue = %self.link.config.queue, %error, "fetching failed; retrying with backoff");
+            tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "fetching failed; retrying with backoff");
         } else {
-            tracing::debug!(queue = %self.link.config.queue, %error, "fetching failed again");
+            tracing::debug!(queue = %self.link.config.queue, error = %Chain(&error), "fetching failed again");
         }
         let delay = backoff.next_delay();
         tokio::select! {
@@ -227,27 +228,20 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         self.is_closed()
     }
 
-    /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode.
+    /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode,
+    /// first: a worker handed a job of this batch finds the batch's undecodable ones
+    /// already counted and dead-lettered.
     async fn dispatch(&mut self, lease: Arc<Lease>, records: Vec<Vec<u8>>) {
+        let mut decoded = Vec::with_capacity(records.len());
         let mut undecodable = Vec::new();
         for (index, record) in (1..).zip(&records) {
-            let decoded = match wire::Record::parse(record) {
-                Some(record) => {
+            // Checked by the fetch script already; checked again before decoding.
+            let job =
+                wire::Record::parse(record, self.link.config.max_payload).and_then(|record| {
                     wire::decode::<J>(record.envelope).map(|job| (record.id, record.attempt, job))
-                }
-                None => Err("malformed job record (expected <id>|<attempt>|<envelope>)".to_owned()),
-            };
-            match decoded {
-                Ok((id, attempt, job)) => {
-                    let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
-                    // The fetcher holds a receiver itself, so the channel never
-                    // disconnects while this sender exists.
-                    let _ = self.buffer.send(Leased {
-                        envelope,
-                        lease: Arc::clone(&lease),
-                        index,
-                    });
-                }
+                });
+            match job {
+                Ok(job) => decoded.push((index, job)),
                 Err(reason) => {
                     tracing::warn!(queue = %self.link.config.queue, lease = lease.id, index, %reason, "dead-lettering a job that does not decode");
                     lease.let_go();
@@ -259,12 +253,24 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             Counters::add(&self.link.counters.undecodable, undecodable.len());
             if let Err(error) = self.link.bury(&undecodable).await {
                 Counters::add(&self.link.counters.redis_errors, 1);
-                tracing::warn!(queue = %self.link.config.queue, %error, "could not dead-letter undecodable jobs; their leases will bring them back");
+                tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "could not dead-letter undecodable jobs; their leases will bring them back");
             }
+        }
+        for (index, (id, attempt, job)) in decoded {
+            let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
+            // The fetcher holds a receiver itself, so the channel never disconnects
+            // while this sender exists.
+            let _ = self.buffer.send(Leased {
+                envelope,
+                lease: Arc::clone(&lease),
+                index,
+            });
         }
     }
 
-    /// Takes back what no worker took and releases it to the queue.
+    /// Takes back what no worker took and releases it to the queue; then ends the
+    /// buffer, so a worker that sees the end (and a pool whose shutdown waits for its
+    /// workers) finds the released jobs back in Redis and counted.
     async fn close(self) {
         let mut leftover = Vec::new();
         while let Ok(leased) = self.unclaimed.try_recv() {
@@ -272,25 +278,30 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             leased.lease.let_go();
             leftover.push((leased.lease.id, leased.index));
         }
+        if !leftover.is_empty() {
+            self.release(&leftover).await;
+        }
         // Workers waiting in `next` see the end once both ends held here are gone.
         drop(self.buffer);
         drop(self.unclaimed);
-        if leftover.is_empty() {
-            return;
-        }
+    }
+
+    /// Releases jobs fetched ahead, trying three times; on failure their leases bring
+    /// them back.
+    async fn release(&self, leftover: &[(u64, u32)]) {
         let mut backoff = Backoff::new();
         for attempt in 1..=3 {
-            match self.link.release(&leftover).await {
+            match self.link.release(leftover).await {
                 Ok(_) => {
                     tracing::debug!(queue = %self.link.config.queue, jobs = leftover.len(), "released prefetched jobs");
                     return;
                 }
                 Err(error) if attempt < 3 => {
-                    tracing::debug!(%error, "release failed; retrying");
+                    tracing::debug!(error = %Chain(&error), "release failed; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(error) => {
-                    tracing::warn!(queue = %self.link.config.queue, %error, jobs = leftover.len(), "could not release prefetched jobs; their leases will bring them back");
+                    tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), jobs = leftover.len(), "could not release prefetched jobs; their leases will bring them back");
                 }
             }
         }

@@ -13,7 +13,8 @@
 //! # Roles
 //!
 //! - [`RedisConfig`]: URL, queue name, key prefix, lease, heartbeat, batch, prefetch,
-//!   payload limit, [`RetryPolicy`], dead-letter bound, [`AckMode`].
+//!   payload limit, [`RetryPolicy`], dead-letter bounds, [`AckMode`], connect timeout
+//!   and retries.
 //! - [`RedisQueue`]: the producer ([`enqueue`](RedisQueue::enqueue),
 //!   [`enqueue_bulk`](RedisQueue::enqueue_bulk)), the inspector
 //!   ([`stats`](RedisQueue::stats), [`dead_letters`](RedisQueue::dead_letters),
@@ -95,17 +96,22 @@
 //!   extended once its settlement is handed to Redis.
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
-//!   [`RetryPolicy`]); after the last attempt the job goes to a bounded dead-letter
-//!   list with its last error ([`dead_letters`](RedisQueue::dead_letters),
-//!   [`requeue_dead`](RedisQueue::requeue_dead)). An envelope that does not decode is
-//!   dead-lettered with the reason and the worker goes on.
+//!   [`RetryPolicy`]); after the last attempt the job goes to the dead-letter list
+//!   with its last error ([`dead_letters`](RedisQueue::dead_letters),
+//!   [`requeue_dead`](RedisQueue::requeue_dead)), bounded by count
+//!   ([`dead_letter_limit`](RedisConfig::dead_letter_limit), 10,000) and by Redis
+//!   memory ([`dead_letter_bytes`](RedisConfig::dead_letter_bytes), 64 MiB), the oldest
+//!   dropped first. A record that breaks the wire format or an envelope that does not
+//!   decode is dead-lettered with the reason, and the worker goes on.
 //! - **Order.** FIFO from one producer: jobs are fetched oldest first. Retries go to
 //!   the back when due; jobs of dead workers and released jobs go to the front.
 //! - **Connection loss** (a Redis restart, a dropped connection) is survived: the
 //!   connections reconnect with exponential backoff (50 ms to 2 s), and every
 //!   background task backs off between failed calls (10 ms doubling to 2 s), so an
 //!   outage costs a handful of calls, not a tight loop. Scripts are called by SHA and
-//!   reloaded when Redis answers `NOSCRIPT`.
+//!   reloaded when Redis answers `NOSCRIPT`. A process that may start before Redis
+//!   does sets [`RedisConfig::connect_retry_for`], and
+//!   [`connect`](RedisQueue::connect) waits for Redis that long.
 //!
 //! # The hot path
 //!
@@ -114,7 +120,15 @@
 //!   as a job is pushed and moves nothing (it pops the newest record and pushes it
 //!   back in place), so a wait that is abandoned, or a process that dies waiting, strands
 //!   no job. Lease deadlines and delayed jobs wake it by a local timer set from the
-//!   earliest deadline Redis reports. An idle pool sends no command at all.
+//!   earliest deadline Redis reports.
+//! - **What an idle process sends**: two commands per
+//!   [`max_block`](RedisConfig::max_block) (default 10 s, so 0.2 commands/s; 10 in a
+//!   measured minute): when the wait times out, a fetch and a new wait. The fetch does
+//!   the housekeeping that no push announces (a retry another process scheduled that
+//!   became due, a lease of a process that died since the last fetch), and the renewal
+//!   bounds how long a silently broken connection goes unnoticed. Nothing else: the
+//!   heartbeat sends nothing while no job is leased, the acknowledgements nothing
+//!   while none is waiting.
 //! - **Batches.** One fetch script call leases as many jobs as workers wait (plus
 //!   [`prefetch`](RedisConfig::prefetch), up to [`batch_size`](RedisConfig::batch_size))
 //!   and does the housekeeping (expired leases, due retries) in the same call.
@@ -132,11 +146,13 @@
 //! # Closing
 //!
 //! Closing a Redis queue ([`Queue::close`], which a pool's `shutdown` does) means
-//! **this process stops fetching**: jobs still in Redis stay there for other workers
-//! (or a later run), jobs fetched ahead and not started are released to the front of
-//! the queue, and [`Consumer::next`](crewpool_core::Consumer::next) returns `None`
-//! once this process's local work is done (after flushing its queued
-//! acknowledgements). This differs from the in-memory queues, where close-and-drain
+//! **this process stops enqueueing and fetching**: [`enqueue`](RedisQueue::enqueue),
+//! [`enqueue_bulk`](RedisQueue::enqueue_bulk) and `push` fail with [`Error::Closed`],
+//! jobs still in Redis stay there for other workers (or a later run), jobs fetched
+//! ahead and not started are released to the front of the queue, and
+//! [`Consumer::next`](crewpool_core::Consumer::next) returns `None` once this
+//! process's local work is done (the prefetched jobs released, its queued
+//! acknowledgements flushed). This differs from the in-memory queues, where close-and-drain
 //! runs every accepted job. [`Queue::depth`] is the pending count Redis reported on
 //! this process's last push or fetch (plus the jobs fetched into this process and not
 //! yet taken); [`RedisQueue::len`] asks Redis.
@@ -148,8 +164,11 @@
 //! of a queue is in one slot and the scripts work on Cluster.
 //!
 //! A job travels as a **record** `<id>|<attempt>|<envelope>`: its id (a unique
-//! positive integer below 2^53), the number of its next delivery (1 for a new job),
-//! and its envelope.
+//! decimal integer from 1 to 2^53 − 1, exact in every language's numbers), the number
+//! of its next delivery (decimal, from 1 to 2^32 − 1; 1 for a new job), and its
+//! envelope (at most the worker's [`max_payload`](RedisConfig::max_payload) bytes).
+//! A worker checks every record it takes against these rules and dead-letters one
+//! that breaks them with the reason, without decoding it.
 //!
 //! | key | type | content |
 //! |---|---|---|
@@ -160,7 +179,7 @@
 //! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
 //! | `fence` | string | the last lease number given |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
-//! | `dead` | list | dead letters, newest first, at most the dead-letter bound: `{"record":…,"reason":…,"attempt":…,"at":ms}` |
+//! | `dead` | list | dead letters, newest first, within the dead-letter bounds: `{"record":…,"reason":…,"attempt":…,"at":ms}` (no `attempt` when the record has no valid one) |
 //! | `stats` | hash | totals since the queue began: `succeeded` (jobs acknowledged, by `ack.lua`), `failed` (failed attempts, by `retry.lua` and `bury.lua`), `expired` (jobs whose lease ran out, by `fetch.lua`) |
 //!
 //! One key per prefix spans queues, and so has no hash tag: **`<prefix>:queues`**, a
@@ -209,6 +228,15 @@
 //! [`RedisConfig::tls_root_cert`](RedisConfig). The password never appears in `Debug`,
 //! `Display`, errors or logs ([`RedisUrl`]).
 //!
+//! # Errors
+//!
+//! [`Error`]'s `Display` says what this crate was doing and where (`could not connect
+//! to Redis at redis://crew:***@10.0.0.5:6379`, `Redis at …: fetching jobs failed`);
+//! the cause is its [`source`](std::error::Error::source) (a [`ClientError`]: `no
+//! reply within 5.0s`, `Connection refused`), so an application that prints the chain
+//! shows each part once. [`Error::is_connection`] tells what retrying may fix from
+//! what it will not ([`Error::is_auth`]: refused credentials).
+//!
 //! # Testing
 //!
 //! The `testing` feature adds [`testing::RedisServer`] (a private `redis-server` on a
@@ -245,7 +273,7 @@ pub use admin::{
 pub use config::{AckMode, RedisConfig, RetryPolicy};
 pub use consumer::RedisConsumer;
 pub use delivery::RedisDelivery;
-pub use error::{Error, Result};
+pub use error::{ClientError, Error, Result};
 pub use link::{ClientCounters, ServerInfo};
 pub use queue::{DeadLetter, QueueStats, RedisQueue};
 pub use registry::RegisteredQueue;

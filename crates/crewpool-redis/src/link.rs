@@ -4,15 +4,18 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value,
+};
 
+use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
 use crate::scripts::Scripts;
 use crate::wire::{array, bytes, int, uint};
-use crate::{Error, RedisConfig, Result};
+use crate::{Error, RedisConfig, RedisUrl, Result};
 
 /// How many due delayed jobs one fetch moves to the queue at most.
 const DUE_PER_FETCH: usize = 1000;
@@ -109,7 +112,10 @@ pub struct ClientCounters {
     pub released: u64,
     /// Jobs of dead or stalled workers put back by this process's fetches.
     pub recovered: u64,
-    /// Envelopes that did not decode (dead-lettered with the reason).
+    /// Job records this process refused, each dead-lettered with the reason: records
+    /// that break the wire format (malformed, an id or attempt out of range, an
+    /// envelope over [`RedisConfig::max_payload`](crate::RedisConfig::max_payload)) and
+    /// envelopes that do not decode as the job type.
     pub undecodable: u64,
     /// Failed Redis calls in the background tasks (each followed by a backoff).
     pub redis_errors: u64,
@@ -201,11 +207,14 @@ fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
 }
 
 impl Link {
-    pub(crate) async fn connect(config: RedisConfig) -> Result<Self> {
+    /// Connects (retrying for [`RedisConfig::connect_retry_for`] while Redis cannot be
+    /// reached) and reads what the server is.
+    pub(crate) async fn connect(config: RedisConfig) -> Result<(Self, ServerInfo)> {
         config.validate()?;
         let client = client(&config)?;
-        let conn = manager(&client, &config, config.response_timeout).await?;
-        Ok(Link {
+        let server = connect_with_retries(&client, &config).await?;
+        let conn = manager(&client, &config, config.response_timeout)?;
+        let link = Link {
             keys: Keys::new(&config.prefix, &config.queue),
             scripts: Scripts::new(),
             client,
@@ -215,22 +224,25 @@ impl Link {
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
             config,
-        })
+        };
+        Ok((link, server))
     }
 
     /// A second connection, for the blocking wait (which would stall every command
-    /// multiplexed behind it).
-    pub(crate) async fn blocking_connection(&self) -> Result<ConnectionManager> {
+    /// multiplexed behind it). Made on its first use.
+    pub(crate) fn blocking_connection(&self) -> Result<ConnectionManager> {
         let timeout = self.config.max_block + self.config.response_timeout;
-        manager(&self.client, &self.config, timeout).await
+        manager(&self.client, &self.config, timeout)
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
-    pub(crate) fn error(&self, error: &redis::RedisError) -> Error {
-        Error::redis(error, &self.config.url)
+    /// Starts timing a call to Redis, for its error: `what` names it there
+    /// ("fetching jobs").
+    pub(crate) fn call(&self, what: &'static str) -> Call<'_> {
+        Call::new(&self.config.url, what)
     }
 
     pub(crate) fn observed_pending(&self) -> usize {
@@ -287,20 +299,20 @@ impl Link {
 
     /// Sends a script call; loads the script and repeats the call when Redis answers
     /// `NOSCRIPT` (a restarted or failed-over server has an empty script cache).
-    async fn invoke(&self, script: &Script, call: &Cmd) -> Result<Value> {
+    /// `what` names the call in its error.
+    async fn invoke(&self, what: &'static str, script: &Script, cmd: &Cmd) -> Result<Value> {
+        let call = self.call(what);
         let mut conn = self.conn();
-        match call.query_async::<Value>(&mut conn).await {
+        match cmd.query_async::<Value>(&mut conn).await {
             Ok(reply) => Ok(reply),
             Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 let _: String = script
                     .load_async(&mut conn)
                     .await
-                    .map_err(|e| self.error(&e))?;
-                call.query_async(&mut conn)
-                    .await
-                    .map_err(|e| self.error(&e))
+                    .map_err(|e| call.fail(&e))?;
+                cmd.query_async(&mut conn).await.map_err(|e| call.fail(&e))
             }
-            Err(error) => Err(self.error(&error)),
+            Err(error) => Err(call.fail(&error)),
         }
     }
 
@@ -309,7 +321,7 @@ impl Link {
         let script = &self.scripts.enqueue;
         let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
         call.arg(envelope);
-        let reply = array(self.invoke(script, &call).await?)?;
+        let reply = array(self.invoke("enqueueing", script, &call).await?)?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
                 "enqueue returned {} values",
@@ -327,13 +339,14 @@ impl Link {
     /// ids follow in order.
     pub(crate) async fn enqueue_chunks(&self, envelopes: &[Vec<u8>]) -> Result<u64> {
         let total = envelopes.len();
+        let call = self.call("enqueueing in bulk");
         let mut conn = self.conn();
         let last: u64 = redis::cmd("INCRBY")
             .arg(&self.keys.seq)
             .arg(total)
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         let first = last + 1 - total as u64;
         let mut pipe = redis::pipe();
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
@@ -351,7 +364,7 @@ impl Link {
         let replies: Vec<Value> = pipe
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         if let Some(pending) = replies.last() {
             self.observe_pending(uint(pending)?);
         }
@@ -381,16 +394,24 @@ impl Link {
             .arg(config.retry.attempts())
             .arg(config.dead_letter_limit)
             .arg(DUE_PER_FETCH)
-            .arg(EXPIRED_LEASES_PER_FETCH);
-        let reply = self.invoke(script, &call).await?;
+            .arg(EXPIRED_LEASES_PER_FETCH)
+            .arg(config.dead_letter_bytes)
+            .arg(config.max_payload);
+        let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 5];
+        let mut header = [0_i64; 6];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
-        let [pending, next_due, recovered, buried, lease] = header;
+        let [pending, next_due, recovered, buried, refused, lease] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
+        if refused > 0 {
+            let refused = usize::try_from(refused).unwrap_or(0);
+            Counters::add(&self.counters.undecodable, refused);
+            Counters::add(&self.counters.dead_lettered, refused);
+            tracing::warn!(queue = %config.queue, refused, "dead-lettered job records that break the wire format (see the queue's dead letters for the reasons)");
+        }
         if recovered > 0 || buried > 0 {
             Counters::add(
                 &self.counters.recovered,
@@ -441,6 +462,7 @@ impl Link {
         timeout: Duration,
     ) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);
+        let call = self.call("waiting for jobs");
         let _: Value = redis::cmd("BLMOVE")
             .arg(&self.keys.pending)
             .arg(&self.keys.pending)
@@ -449,7 +471,7 @@ impl Link {
             .arg(format!("{seconds:.3}"))
             .query_async(blocking)
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(())
     }
 
@@ -468,7 +490,7 @@ impl Link {
                 write_field(&mut call, *lease, index);
             }
         }
-        let reply = self.invoke(script, &call).await?;
+        let reply = self.invoke("acknowledging jobs", script, &call).await?;
         Counters::add(&self.counters.ack_flushes, 1);
         codes(reply, groups.len(), "ack")
     }
@@ -478,7 +500,7 @@ impl Link {
         let script = &self.scripts.extend;
         let mut call = Self::script_call(script, &[&self.keys.active]);
         call.arg(millis(self.config.lease)).arg(leases);
-        array(self.invoke(script, &call).await?)?
+        array(self.invoke("extending leases", script, &call).await?)?
             .iter()
             .map(uint)
             .collect()
@@ -503,7 +525,11 @@ impl Link {
         for &(lease, index) in items {
             write_field(&mut call, lease, index);
         }
-        let codes = codes(self.invoke(script, &call).await?, items.len(), "release")?;
+        let codes = codes(
+            self.invoke("releasing jobs", script, &call).await?,
+            items.len(),
+            "release",
+        )?;
         self.tally(&codes, &self.counters.released);
         Ok(codes)
     }
@@ -535,8 +561,9 @@ impl Link {
         call.arg(millis(delay))
             .arg(reason)
             .arg(self.config.retry.attempts())
-            .arg(self.config.dead_letter_limit);
-        let code = int(&self.invoke(script, &call).await?)?;
+            .arg(self.config.dead_letter_limit)
+            .arg(self.config.dead_letter_bytes);
+        let code = int(&self.invoke("scheduling a retry", script, &call).await?)?;
         match code {
             1 => {
                 Counters::add(&self.counters.retried, 1);
@@ -564,12 +591,17 @@ impl Link {
                 &keys.stats,
             ],
         );
-        call.arg(self.config.dead_letter_limit);
+        call.arg(self.config.dead_letter_limit)
+            .arg(self.config.dead_letter_bytes);
         for (lease, index, reason) in items {
             write_field(&mut call, *lease, *index);
             call.arg(reason.as_str());
         }
-        let codes = codes(self.invoke(script, &call).await?, items.len(), "bury")?;
+        let codes = codes(
+            self.invoke("dead-lettering jobs", script, &call).await?,
+            items.len(),
+            "bury",
+        )?;
         self.tally(&codes, &self.counters.dead_lettered);
         Ok(codes)
     }
@@ -586,7 +618,11 @@ impl Link {
         for &(lease, index) in items {
             write_field(&mut call, lease, index);
         }
-        uint(&self.invoke(script, &call).await?)
+        uint(
+            &self
+                .invoke("moving dropped deliveries", script, &call)
+                .await?,
+        )
     }
 
     /// Moves dead letters back to the queue: all of them (`ids` = `None`) or the given
@@ -602,26 +638,11 @@ impl Link {
                 call.arg("ids").arg(ids);
             }
         }
-        uint(&self.invoke(script, &call).await?)
-    }
-
-    /// Reads the server's version and eviction policy.
-    pub(crate) async fn server_info(&self) -> Result<ServerInfo> {
-        let info: String = redis::cmd("INFO")
-            .query_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error(&e))?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-                .map(|value| value.trim().to_owned())
-        };
-        let version = field("redis_version").unwrap_or_default();
-        let maxmemory_policy = field("maxmemory_policy").unwrap_or_default();
-        Ok(ServerInfo {
-            version,
-            maxmemory_policy,
-        })
+        uint(
+            &self
+                .invoke("requeueing dead letters", script, &call)
+                .await?,
+        )
     }
 }
 
@@ -653,6 +674,34 @@ pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A call to Redis in progress: what it is and when it started, for its error.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    url: &'a RedisUrl,
+    what: &'static str,
+    started: Instant,
+}
+
+impl<'a> Call<'a> {
+    /// Starts timing a call to the Redis at `url`, named `what` in its error.
+    pub(crate) fn new(url: &'a RedisUrl, what: &'static str) -> Self {
+        Call {
+            url,
+            what,
+            started: Instant::now(),
+        }
+    }
+
+    /// The error for this call's failure.
+    pub(crate) fn fail(&self, error: &redis::RedisError) -> Error {
+        Error::Redis {
+            call: self.what,
+            url: self.url.clone(),
+            source: ClientError::new(error, self.url, self.started.elapsed()),
+        }
+    }
+}
+
 pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
     let url = &config.url;
     #[cfg(feature = "tls")]
@@ -669,20 +718,115 @@ pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
     Client::open(url.expose()).map_err(|e| Error::Config(url.scrub(e.to_string())))
 }
 
-pub(crate) async fn manager(
+/// The first delay between connection attempts; it doubles up to [`CONNECT_BACKOFF_MAX`].
+const CONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest delay between connection attempts.
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Opens a connection and reads the server's `INFO`, trying again while Redis cannot
+/// be reached until [`RedisConfig::connect_retry_for`] has passed.
+pub(crate) async fn connect_with_retries(
+    client: &Client,
+    config: &RedisConfig,
+) -> Result<ServerInfo> {
+    let url = &config.url;
+    let started = Instant::now();
+    let deadline = started + config.connect_retry;
+    let mut delay = CONNECT_BACKOFF_FIRST;
+    let mut attempts = 1_u32;
+    loop {
+        let error = match probe(client, config).await {
+            Ok(server) => {
+                if attempts > 1 {
+                    tracing::info!(%url, attempts, waited = %seconds(started.elapsed()), "connected to Redis");
+                }
+                return Ok(server);
+            }
+            Err(error) => error,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !error.is_connection() || left.is_zero() {
+            return Err(Error::Connect {
+                url: url.clone(),
+                source: error,
+            });
+        }
+        if attempts == 1 {
+            tracing::warn!(%url, %error, retrying_for = %seconds(config.connect_retry), "Redis cannot be reached; retrying with backoff");
+        } else {
+            tracing::debug!(%url, %error, attempts, "Redis still cannot be reached");
+        }
+        tokio::time::sleep(delay.min(left)).await;
+        delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
+        attempts += 1;
+    }
+}
+
+/// One connection attempt: open a connection (within the connect timeout) and read
+/// `INFO` on it (within the response timeout). The connection is closed afterwards;
+/// the queue's own connections are opened on their first use.
+async fn probe(
+    client: &Client,
+    config: &RedisConfig,
+) -> std::result::Result<ServerInfo, ClientError> {
+    let url = &config.url;
+    let settings = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout));
+    let started = Instant::now();
+    let mut conn: MultiplexedConnection = client
+        .get_multiplexed_async_connection_with_config(&settings)
+        .await
+        .map_err(|error| {
+            if error.is_timeout() {
+                ClientError::timeout(format!(
+                    "no connection within {} (TCP connect and Redis handshake; `RedisConfig::connect_timeout`)",
+                    seconds(started.elapsed())
+                ))
+            } else {
+                ClientError::new(&error, url, started.elapsed())
+            }
+        })?;
+    let started = Instant::now();
+    let info: String = redis::cmd("INFO")
+        .query_async(&mut conn)
+        .await
+        .map_err(|error| {
+            if error.is_timeout() {
+                ClientError::timeout(format!(
+                    "connected, but no reply to INFO within {} (`RedisConfig::response_timeout`)",
+                    seconds(started.elapsed())
+                ))
+            } else {
+                ClientError::new(&error, url, started.elapsed())
+            }
+        })?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(|value| value.trim().to_owned())
+    };
+    Ok(ServerInfo {
+        version: field("redis_version").unwrap_or_default(),
+        maxmemory_policy: field("maxmemory_policy").unwrap_or_default(),
+    })
+}
+
+/// A connection manager that connects on its first use and reconnects with backoff.
+pub(crate) fn manager(
     client: &Client,
     config: &RedisConfig,
     response_timeout: Duration,
 ) -> Result<ConnectionManager> {
     // Reconnects back off exponentially from 50 ms to 2 s; each attempt gives up after
-    // 2 s. A command issued while Redis is away fails, and its caller backs off too.
+    // the connect timeout. A command issued while Redis is away fails, and its caller
+    // backs off too.
     let manager_config = ConnectionManagerConfig::new()
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_secs(2))
         .set_number_of_retries(4)
-        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(response_timeout));
-    ConnectionManager::new_with_config(client.clone(), manager_config)
-        .await
-        .map_err(|e| Error::redis(&e, &config.url))
+    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .map_err(|e| Error::Config(config.url.scrub(e.to_string())))
 }

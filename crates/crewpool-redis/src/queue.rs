@@ -72,20 +72,25 @@ where
     /// evicting Redis may silently delete queued jobs; see
     /// [`server`](RedisQueue::server)).
     ///
+    /// One attempt by default, bounded by [`RedisConfig::connect_timeout`] (2 s) for
+    /// the connection and [`RedisConfig::response_timeout`] for the server check; with
+    /// [`RedisConfig::connect_retry_for`] it keeps trying while Redis cannot be reached.
+    ///
     /// Must be called within a tokio runtime: the background tasks (acknowledgement
     /// flushes, heartbeats, and once a consumer exists the fetcher) run on it.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an invalid configuration, [`Error::Redis`] when Redis
-    /// cannot be reached or refuses the credentials (the message never contains the
-    /// password), [`Error::Unsupported`] for a server older than 6.2.
+    /// [`Error::Config`] for an invalid configuration; [`Error::Connect`] (naming the
+    /// URL, its password hidden) when Redis cannot be reached, does not answer in time
+    /// ([`Error::is_timeout`]) or refuses the credentials ([`Error::is_auth`], never
+    /// retried); [`Error::Unsupported`] for a server older than 6.2.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Config("RedisQueue::connect must run within a tokio runtime".to_owned())
         })?;
-        let link = Arc::new(Link::connect(config).await?);
-        let server = link.server_info().await?;
+        let (link, server) = Link::connect(config).await?;
+        let link = Arc::new(link);
         if !server.at_least(6, 2) {
             return Err(Error::Unsupported(format!(
                 "Redis {} is older than 6.2 (RPOP with a count and BLMOVE are needed)",
@@ -119,6 +124,8 @@ where
     ///
     /// # Errors
     ///
+    /// [`Error::Closed`] once the queue was closed in this process
+    /// ([`Queue::close`], which a pool's shutdown does; checked when the future runs);
     /// [`Error::PayloadTooLarge`] when the encoded envelope is over
     /// [`RedisConfig::max_payload`] (nothing is stored), [`Error::Encode`] when the job
     /// does not serialise, [`Error::Redis`] when the call failed. After a connection
@@ -130,8 +137,12 @@ where
         self.store(wire::encode(job, self.link().config.max_payload))
     }
 
-    /// Stores one encoded envelope (or returns its encoding error) in one script call.
+    /// Stores one encoded envelope (or returns its encoding error) in one script call,
+    /// unless the queue is closed.
     async fn store(&self, envelope: Result<Vec<u8>>) -> Result<JobId> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         Ok(JobId(self.link().enqueue(&envelope?).await?))
     }
 
@@ -144,8 +155,9 @@ where
     ///
     /// # Errors
     ///
-    /// As for [`enqueue`](RedisQueue::enqueue). When a Redis call fails midway, the
-    /// batches before it are stored and the error is returned.
+    /// As for [`enqueue`](RedisQueue::enqueue). When a Redis call fails midway (or the
+    /// queue is closed midway), the batches before it are stored and the error is
+    /// returned.
     ///
     /// # Cancel safety
     ///
@@ -165,9 +177,15 @@ where
     }
 
     async fn enqueue_encoded(&self, envelopes: Result<Vec<Vec<u8>>>) -> Result<Vec<JobId>> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let envelopes = envelopes?;
         let mut ids = Vec::with_capacity(envelopes.len());
         for window in envelopes.chunks(ENQUEUE_CHUNK * ENQUEUE_WINDOW) {
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
             let first = self.link().enqueue_chunks(window).await?;
             ids.extend((first..first + window.len() as u64).map(JobId));
         }
@@ -190,28 +208,101 @@ pub struct QueueStats {
 }
 
 /// A dead-lettered job: what it was, why it died, and on which attempt.
+///
+/// Listing never fails on an entry it cannot fully read (written by another tool, or
+/// holding a record that breaks the wire format): such an entry is listed with what it
+/// has, the rest left at zero and the job's `Err` saying what is missing.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct DeadLetter<J> {
-    /// The job's id (0 when its record in Redis is malformed).
+    /// The job's id (0 when the entry has no record with an id in range).
     pub id: JobId,
-    /// The job, or why its envelope does not decode (the raw envelope is kept in Redis).
+    /// The job, or why it cannot be read (the raw entry is kept in Redis).
     pub job: std::result::Result<J, String>,
-    /// The error of the last attempt.
+    /// Why it was dead-lettered: the error of its last attempt, or why its record was
+    /// refused.
     pub reason: String,
-    /// The attempt that failed last.
+    /// The attempt that failed last (0 when the entry does not say, e.g. for a record
+    /// refused because its attempt was out of range).
     pub attempt: u32,
-    /// When it was dead-lettered, in milliseconds since the Unix epoch (Redis clock).
+    /// When it was dead-lettered, in milliseconds since the Unix epoch (Redis clock;
+    /// 0 when the entry does not say).
     pub at_ms: u64,
 }
 
-/// A dead-letter entry as the scripts write it.
-#[derive(serde::Deserialize)]
+/// A dead-letter entry `{"record":…,"reason":…,"attempt":…,"at":…}` as the scripts
+/// write it, read as far as it can be: any entry is listed, whatever else wrote it.
 pub(crate) struct DeadEntry {
-    pub(crate) record: String,
+    /// The job record, if the entry has one.
+    pub(crate) record: Option<String>,
     pub(crate) reason: String,
+    /// 0 when the entry does not say (or says something out of range).
     pub(crate) attempt: u32,
+    /// 0 when the entry does not say.
     pub(crate) at: u64,
+}
+
+impl DeadEntry {
+    pub(crate) fn read(entry: &[u8]) -> Self {
+        // Lossy: a record a producer wrote with bytes that are not UTF-8 is still
+        // listed (its job then does not decode).
+        let text = String::from_utf8_lossy(entry);
+        let fields = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => {
+                return DeadEntry {
+                    record: None,
+                    reason: format!("unreadable dead-letter entry: {}", shorten(&text)),
+                    attempt: 0,
+                    at: 0,
+                };
+            }
+        };
+        let number = |name: &str| fields.get(name).and_then(serde_json::Value::as_u64);
+        DeadEntry {
+            record: fields
+                .get("record")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            reason: match fields.get("reason").and_then(serde_json::Value::as_str) {
+                Some(reason) => reason.to_owned(),
+                None => "(no reason recorded)".to_owned(),
+            },
+            attempt: number("attempt")
+                .and_then(|attempt| u32::try_from(attempt).ok())
+                .unwrap_or(0),
+            at: number("at").unwrap_or(0),
+        }
+    }
+}
+
+impl<J: DeserializeOwned> DeadLetter<J> {
+    /// Reads a dead-letter entry as far as it can (see [`DeadEntry`]).
+    fn read(entry: &[u8]) -> Self {
+        let entry = DeadEntry::read(entry);
+        let (id, job) = match &entry.record {
+            Some(record) => match wire::Record::salvage(record.as_bytes()) {
+                (id, Some(envelope)) => (id, wire::decode(envelope)),
+                (id, None) => (id, Err(format!("malformed job record {}", shorten(record)))),
+            },
+            None => (0, Err("the entry has no job record".to_owned())),
+        };
+        DeadLetter {
+            id: JobId(id),
+            job,
+            reason: entry.reason,
+            attempt: entry.attempt,
+            at_ms: entry.at,
+        }
+    }
+}
+
+/// Text shortened for a message: at most 100 characters, quoted.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
 }
 
 impl<J> RedisQueue<J>
@@ -240,11 +331,12 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn len(&self) -> Result<u64> {
         let link = self.link();
+        let call = link.call("reading the queue's length");
         let len: u64 = redis::cmd("LLEN")
             .arg(&link.keys.pending)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(len)
     }
 
@@ -265,6 +357,7 @@ where
     pub async fn stats(&self) -> Result<QueueStats> {
         let link = self.link();
         let keys = &link.keys;
+        let call = link.call("counting the queue's jobs");
         let (pending, active, delayed, dead): (u64, u64, u64, u64) = redis::pipe()
             .cmd("LLEN")
             .arg(&keys.pending)
@@ -276,7 +369,7 @@ where
             .arg(&keys.dead)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(QueueStats {
             pending,
             active,
@@ -290,44 +383,29 @@ where
         self.link().counters.snapshot()
     }
 
-    /// The newest `limit` dead letters, newest first.
+    /// The newest `limit` dead letters, newest first. An entry that cannot be fully
+    /// read is listed with what it has (see [`DeadLetter`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`] when a call fails, [`Error::Protocol`] for an entry this
-    /// crate did not write.
+    /// [`Error::Redis`] when the call fails.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter<J>>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let link = self.link();
+        let call = link.call("listing dead letters");
         let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(&link.keys.dead)
             .arg(0)
             .arg(limit - 1)
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
-        entries
+            .map_err(|e| call.fail(&e))?;
+        Ok(entries
             .iter()
-            .map(|entry| {
-                // Lossy: a record a producer wrote with bytes that are not UTF-8 is
-                // still listed (its job then does not decode).
-                let entry: DeadEntry = serde_json::from_str(&String::from_utf8_lossy(entry))
-                    .map_err(|e| Error::Protocol(format!("dead-letter entry: {e}")))?;
-                let (id, job) = match wire::Record::parse(entry.record.as_bytes()) {
-                    Some(record) => (record.id, wire::decode(record.envelope)),
-                    None => (0, Err(format!("malformed job record {:?}", entry.record))),
-                };
-                Ok(DeadLetter {
-                    id: JobId(id),
-                    job,
-                    reason: entry.reason,
-                    attempt: entry.attempt,
-                    at_ms: entry.at,
-                })
-            })
-            .collect()
+            .map(|entry| DeadLetter::read(entry))
+            .collect())
     }
 
     /// Moves the given dead letters back to the queue as fresh jobs (attempt 1);
@@ -387,11 +465,12 @@ where
     /// [`Error::Redis`] when the call fails.
     pub async fn purge(&self) -> Result<()> {
         let link = self.link();
+        let call = link.call("purging the queue");
         let _: Value = redis::cmd("DEL")
             .arg(&link.keys.all()[..])
             .query_async(&mut link.conn())
             .await
-            .map_err(|e| link.error(&e))?;
+            .map_err(|e| call.fail(&e))?;
         Ok(())
     }
 
@@ -434,15 +513,14 @@ where
         &self,
         envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
-        let closed = self.is_closed();
         let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
         async move {
-            if closed {
-                return Err(PushError::Closed(envelope));
-            }
-            stored.await.map_err(|error| PushError::Backend {
-                item: envelope,
-                source: error.into(),
+            stored.await.map_err(|error| match error {
+                Error::Closed => PushError::Closed(envelope),
+                error => PushError::Backend {
+                    item: envelope,
+                    source: error.into(),
+                },
             })
         }
     }
@@ -469,7 +547,8 @@ where
         None
     }
 
-    /// Stops this process from pushing and fetching: jobs in Redis stay there for
+    /// Stops this process from enqueueing and fetching: `enqueue`, `enqueue_bulk` and
+    /// `push` fail with [`Error::Closed`] from now on, jobs in Redis stay there for
     /// other workers, prefetched ones are released, and consumers return `None` once
     /// their local work is done. See "Closing" in the crate docs.
     fn close(&self) {

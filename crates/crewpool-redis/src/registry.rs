@@ -23,13 +23,14 @@ pub(crate) fn key(prefix: &str) -> String {
 
 /// Records `link`'s queue as served now.
 pub(crate) async fn record(link: &Link) -> Result<()> {
+    let call = link.call("recording the queue in the registry");
     let _: Value = redis::cmd("ZADD")
         .arg(key(&link.config.prefix))
         .arg(now_ms())
         .arg(&link.config.queue)
         .query_async(&mut link.conn())
         .await
-        .map_err(|e| link.error(&e))?;
+        .map_err(|e| call.fail(&e))?;
     Ok(())
 }
 

@@ -10,7 +10,11 @@ use redis::Script;
 /// The source of `enqueue.lua`, for producers in other languages: see "Wire format" in
 /// the crate docs.
 pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
-const FETCH_LUA: &str = include_str!("../lua/fetch.lua");
+/// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters).
+const FETCH_LUA: &str = concat!(
+    include_str!("../lua/dead.lua"),
+    include_str!("../lua/fetch.lua")
+);
 const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
 pub(crate) const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
 
@@ -25,10 +29,22 @@ macro_rules! settlement {
     };
 }
 
+/// A settlement script that dead-letters: `lease.lua`'s and `dead.lua`'s helpers, then
+/// the script itself.
+macro_rules! burying_settlement {
+    ($file:literal) => {
+        concat!(
+            include_str!("../lua/lease.lua"),
+            include_str!("../lua/dead.lua"),
+            include_str!(concat!("../lua/", $file))
+        )
+    };
+}
+
 const ACK_LUA: &str = settlement!("ack.lua");
 const RELEASE_LUA: &str = settlement!("release.lua");
-const RETRY_LUA: &str = settlement!("retry.lua");
-const BURY_LUA: &str = settlement!("bury.lua");
+const RETRY_LUA: &str = burying_settlement!("retry.lua");
+const BURY_LUA: &str = burying_settlement!("bury.lua");
 const ABANDON_LUA: &str = settlement!("abandon.lua");
 
 /// The compiled-in scripts with their SHA1s.

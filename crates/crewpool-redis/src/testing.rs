@@ -49,6 +49,7 @@ pub struct RedisServerBuilder {
     users: Vec<User>,
     default_user_off: bool,
     args: Vec<String>,
+    port: Option<u16>,
 }
 
 impl RedisServerBuilder {
@@ -81,14 +82,32 @@ impl RedisServerBuilder {
         self
     }
 
-    /// Starts the server on a free loopback port and waits until it accepts
-    /// connections.
+    /// Starts on this loopback port instead of a free one (for a test that points a
+    /// client at the port before the server exists).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Starts the server on a free loopback port (or the one given to
+    /// [`port`](Self::port)) and waits until it accepts connections.
     ///
     /// # Panics
     ///
     /// When `redis-server` is missing or does not start.
     pub fn start(self) -> RedisServer {
         let dir = fresh_dir();
+        if let Some(port) = self.port {
+            return match launch(&self, port, &dir) {
+                Ok(child) => RedisServer {
+                    options: self,
+                    port,
+                    dir,
+                    child: Some(child),
+                },
+                Err(error) => panic!("redis-server did not start on port {port}: {error}"),
+            };
+        }
         let mut last_error = String::new();
         // Another process may take the port between our probe and the server's bind:
         // try a few ports.

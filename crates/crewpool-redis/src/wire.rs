@@ -74,6 +74,10 @@ pub(crate) fn enqueued_at(envelope: &[u8]) -> Option<u64> {
     serde_json::from_slice::<Meta>(envelope).ok()?.at
 }
 
+/// The largest job id: ids are 1 to 2^53 − 1, so they are exact in every language's
+/// numbers (JavaScript's `Number.MAX_SAFE_INTEGER`, Lua's doubles).
+pub(crate) const MAX_ID: u64 = (1 << 53) - 1;
+
 /// A job record as Redis keeps it: `<id>|<attempt>|<envelope>`, the attempt being the
 /// number of the job's next delivery (1 for a new job).
 #[derive(Debug, PartialEq, Eq)]
@@ -84,29 +88,87 @@ pub(crate) struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// Splits a record; `None` when it is not `<id>|<attempt>|<envelope>` with decimal
-    /// numbers.
-    pub(crate) fn parse(record: &'a [u8]) -> Option<Self> {
+    /// Splits a record and checks it against the documented format (the same checks,
+    /// with the same reasons, as `parse_record` in `lua/dead.lua`): decimal id from 1
+    /// to 2^53 − 1, decimal attempt from 1 to 2^32 − 1, an envelope of at most
+    /// `max_envelope` bytes. Returns why not (a dead-letter reason).
+    pub(crate) fn parse(record: &'a [u8], max_envelope: usize) -> Result<Self, String> {
         let mut parts = record.splitn(3, |&byte| byte == b'|');
-        let id = decimal(parts.next()?)?;
-        let attempt = u32::try_from(decimal(parts.next()?)?).ok()?;
-        let envelope = parts.next()?;
-        Some(Record {
+        let (Some(id), Some(attempt), Some(envelope)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MALFORMED.to_owned());
+        };
+        if !is_digits(id) || !is_digits(attempt) {
+            return Err(MALFORMED.to_owned());
+        }
+        let id_value = decimal(id).filter(|&id| (1..=MAX_ID).contains(&id));
+        let Some(id) = id_value else {
+            return Err(format!(
+                "invalid job id {} (ids are 1 to 2^53 - 1)",
+                preview(id)
+            ));
+        };
+        let attempt_value = decimal(attempt)
+            .and_then(|attempt| u32::try_from(attempt).ok())
+            .filter(|&attempt| attempt >= 1);
+        let Some(attempt) = attempt_value else {
+            return Err(format!(
+                "invalid attempt {} (attempts are 1 to 2^32 - 1)",
+                preview(attempt)
+            ));
+        };
+        if envelope.len() > max_envelope {
+            return Err(format!(
+                "the envelope is {} bytes, over this worker's limit of {max_envelope} bytes (`RedisConfig::max_payload`)",
+                envelope.len()
+            ));
+        }
+        Ok(Record {
             id,
             attempt,
             envelope,
         })
     }
+
+    /// What can be read from a record that may break the format, for listing a dead
+    /// letter: its id (0 when there is none in range) and its envelope, if it has the
+    /// two `|`-separated fields before one.
+    pub(crate) fn salvage(record: &'a [u8]) -> (u64, Option<&'a [u8]>) {
+        let mut parts = record.splitn(3, |&byte| byte == b'|');
+        let id = parts
+            .next()
+            .filter(|id| is_digits(id))
+            .and_then(decimal)
+            .filter(|&id| (1..=MAX_ID).contains(&id))
+            .unwrap_or(0);
+        let envelope = parts.next().and_then(|_| parts.next());
+        (id, envelope)
+    }
 }
 
-/// Parses a non-empty run of ASCII digits.
+/// The reason for a record without the `<id>|<attempt>|` header.
+const MALFORMED: &str = "malformed job record (expected <id>|<attempt>|<envelope>)";
+
+/// Whether `digits` is a non-empty run of ASCII digits.
+fn is_digits(digits: &[u8]) -> bool {
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// The value of a run of ASCII digits; `None` when it does not fit in 64 bits.
 fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
     digits.iter().try_fold(0_u64, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        n.checked_mul(10)?
+            .checked_add(u64::from(d.checked_sub(b'0')?))
     })
+}
+
+/// A field of a record, shortened for a message.
+fn preview(field: &[u8]) -> String {
+    let text = String::from_utf8_lossy(field);
+    match text.char_indices().nth(24) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.into_owned(),
+    }
 }
 
 /// Writes the record of a new job (attempt 1) as one command argument.
@@ -202,25 +264,53 @@ mod tests {
     #[test]
     fn splits_records() {
         assert_eq!(
-            Record::parse(br#"42|3|{"v":1,"job":"a|b"}"#),
-            Some(Record {
+            Record::parse(br#"42|3|{"v":1,"job":"a|b"}"#, 100),
+            Ok(Record {
                 id: 42,
                 attempt: 3,
                 envelope: br#"{"v":1,"job":"a|b"}"#,
             })
         );
-        for bad in [
-            &b"42"[..],
-            b"42|1",
-            b"|1|{}",
-            b"42||{}",
-            b"x|1|{}",
-            b"42|-1|{}",
-            b"42|99999999999|{}",
-            b"99999999999999999999|1|{}",
+        let max = Record::parse(b"9007199254740991|4294967295|{}", 2).unwrap();
+        assert_eq!((max.id, max.attempt), (MAX_ID, u32::MAX));
+        for (bad, reason) in [
+            (&b"42"[..], "malformed"),
+            (b"42|1", "malformed"),
+            (b"|1|{}", "malformed"),
+            (b"42||{}", "malformed"),
+            (b"x|1|{}", "malformed"),
+            (b"42|-1|{}", "malformed"),
+            (b"0|1|{}", "invalid job id 0 "),
+            (b"9007199254740992|1|{}", "invalid job id 9007199254740992 "),
+            (
+                b"99999999999999999999|1|{}",
+                "invalid job id 99999999999999999999 ",
+            ),
+            (b"42|0|{}", "invalid attempt 0 "),
+            (b"42|99999999999|{}", "invalid attempt 99999999999 "),
+            (b"42|4294967296|{}", "invalid attempt 4294967296 "),
+            (
+                b"42|1|{\"v\":1}",
+                "the envelope is 7 bytes, over this worker's limit of 4 bytes",
+            ),
         ] {
-            assert_eq!(Record::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+            let error = Record::parse(bad, 4).unwrap_err();
+            assert!(
+                error.starts_with(reason),
+                "{}: {error}",
+                String::from_utf8_lossy(bad)
+            );
         }
+        let long = format!("{}|1|{{}}", "7".repeat(40));
+        let error = Record::parse(long.as_bytes(), 10).unwrap_err();
+        assert!(error.contains("7777...") && error.len() < 80, "{error}");
+
+        assert_eq!(
+            Record::salvage(b"903|99999999999|{}"),
+            (903, Some(&b"{}"[..]))
+        );
+        assert_eq!(Record::salvage(b"0|1|{}"), (0, Some(&b"{}"[..])));
+        assert_eq!(Record::salvage(b"garbage"), (0, None));
         let mut args: Vec<Vec<u8>> = Vec::new();
         write_record(&mut args, 7, br#"{"v":1,"job":5}"#);
         assert_eq!(args, [br#"7|1|{"v":1,"job":5}"#.to_vec()]);

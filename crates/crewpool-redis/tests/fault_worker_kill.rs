@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{RedisConfig, RedisQueue};
-use support::WorkerProcess;
+use support::{HANG_GUARD, WorkerProcess};
 
 const LEASE_MS: u64 = 1000;
 
@@ -43,13 +43,20 @@ async fn a_killed_workers_job_is_completed_by_another_process() {
     );
 
     // The job ran to completion exactly once (the killed attempt never recorded), and
-    // nothing is left in Redis.
+    // nothing is left in Redis once the rescuer's acknowledgement lands (it is sent
+    // after the job printed "done": poll Redis for it, within the hang guard).
     assert_eq!(server.cli(&["HGET", "faults:test:runs", "7"]).trim(), "1");
-    let stats = queue.stats().await.unwrap();
-    assert_eq!(
-        (stats.pending, stats.active, stats.delayed, stats.dead),
-        (0, 0, 0, 0)
-    );
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let stats = queue.stats().await.unwrap();
+        let left = (stats.pending, stats.active, stats.delayed, stats.dead);
+        if left == (0, 0, 0, 0) {
+            break;
+        }
+        assert!(left == (0, 1, 0, 0), "left in Redis: {stats:?}");
+        assert!(Instant::now() < deadline, "the job was never acknowledged");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // It came back through lease expiry, not earlier: the dead process's lease had to
     // run out (its last heartbeat was at most a fifth of a lease before the kill).
     assert!(

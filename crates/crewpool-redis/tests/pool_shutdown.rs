@@ -84,6 +84,13 @@ async fn shutdown_finishes_running_jobs_and_returns_prefetched_ones() {
         "nothing new started"
     );
 
+    // Shutdown returned after the prefetched jobs went back: counted, and in Redis.
+    let counters = pool.queue().counters();
+    assert_eq!(
+        counters.released,
+        counters.fetched - WORKERS as u64,
+        "every job fetched and not started was released before shutdown returned"
+    );
     let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
     let stats = inspector.stats().await.unwrap();
     assert_eq!(stats.active, 0, "prefetched jobs were released");
@@ -158,4 +165,51 @@ async fn spawn_returns_the_id_the_worker_sees() {
         "the ids come from Redis, after the 3 enqueued first: {spawned:?}"
     );
     pool.shutdown().await;
+}
+
+/// After a pool's shutdown (which closes its queue) the queue enqueues nothing more:
+/// `enqueue`, `enqueue_bulk` and `push` fail with the typed closed error, as the
+/// `Queue::close` contract says, and Redis is left untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_queue_enqueues_nothing() {
+    let server = RedisServer::start();
+    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "closed"))
+        .await
+        .unwrap();
+    let pool = PoolBuilder::new()
+        .workers(1)
+        .queue(queue)
+        .build(|_n: u64| async { Ok::<_, String>(()) })
+        .unwrap();
+    pool.shutdown().await;
+    let queue = pool.queue();
+    assert!(queue.is_closed());
+
+    let error = queue.enqueue(&1).await.unwrap_err();
+    assert!(error.is_closed(), "{error:?}");
+    let error = queue.enqueue_bulk([2_u64, 3]).await.unwrap_err();
+    assert!(error.is_closed(), "{error:?}");
+    match queue.push(crewpool_core::Envelope::new(4)).await {
+        Err(crewpool_core::PushError::Closed(envelope)) => assert_eq!(envelope.job, 4),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    // A future made before the close fails too: the check is made when it runs.
+    let other = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "closed"))
+        .await
+        .unwrap();
+    let pending = other.enqueue(&5);
+    other.close();
+    assert!(pending.await.unwrap_err().is_closed());
+
+    assert_eq!(
+        server
+            .cli(&[
+                "EXISTS",
+                "crewpool:{closed}:pending",
+                "crewpool:{closed}:seq"
+            ])
+            .trim(),
+        "0",
+        "nothing reached Redis"
+    );
 }

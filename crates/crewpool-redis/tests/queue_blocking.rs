@@ -85,6 +85,104 @@ async fn idle_workers_block_without_polling_and_wake_within_milliseconds() {
     );
 }
 
+/// The calls of each command Redis has processed so far (`INFO commandstats`).
+fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64> {
+    server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// The commands the fetch script runs inside Redis when it finds nothing to do (Redis
+/// counts them in `commandstats` as well as the `EVALSHA` that ran them).
+const IDLE_FETCH_INSIDE: [&str; 5] = ["llen", "rpop", "time", "zrange", "zrangebyscore"];
+
+/// What an idle process sends: a worker waits, nothing is queued, nothing is leased.
+/// Counts the commands it sends over `window`, by name (INFO, which this test sends,
+/// and the commands scripts run inside Redis excluded).
+async fn idle_commands(max_block: Duration, window: Duration) -> Vec<(String, u64)> {
+    let server = RedisServer::start();
+    let queue =
+        RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "idle").max_block(max_block))
+            .await
+            .unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let waiting = tokio::spawn(async move { consumer.next().await.map(|r| r.envelope.job) });
+    // Idle once the fetcher blocks in Redis (polled: Redis offers no notification).
+    let deadline = Instant::now() + HANG_GUARD;
+    while info_field(&server, "clients", "blocked_clients") != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no blocked fetcher within {HANG_GUARD:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = command_calls(&server);
+    // An observation window, not a synchronisation.
+    tokio::time::sleep(window).await;
+    let after = command_calls(&server);
+    waiting.abort();
+    let mut sent: Vec<(String, u64)> = after
+        .into_iter()
+        .filter(|(name, _)| name != "info" && !IDLE_FETCH_INSIDE.contains(&name.as_str()))
+        .map(|(name, calls)| {
+            let earlier = before.get(&name).copied().unwrap_or(0);
+            (name, calls - earlier)
+        })
+        .filter(|&(_, calls)| calls > 0)
+        .collect();
+    sent.sort();
+    sent
+}
+
+/// An idle process sends two commands per `max_block`: the blocking wait, renewed when
+/// it times out, and the fetch (with its housekeeping) that precedes each renewal.
+/// Nothing else: no heartbeat without leases, no acknowledgement flush without acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_process_sends_two_commands_per_max_block() {
+    let max_block = Duration::from_millis(500);
+    let window = Duration::from_secs(3);
+    let sent = idle_commands(max_block, window).await;
+    let renewals = (window.as_millis() / max_block.as_millis()) as u64;
+    println!("idle for {window:?} with max_block {max_block:?}: {sent:?}");
+    let names: Vec<&str> = sent.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["blmove", "evalsha"],
+        "only the wait and the fetch: {sent:?}"
+    );
+    for (name, calls) in &sent {
+        assert!(
+            (1..=renewals + 1).contains(calls),
+            "{calls} {name} in {window:?} with max_block {max_block:?}"
+        );
+    }
+}
+
+/// The figure the crate docs quote: commands per second of an idle process with the
+/// default `max_block` (10 s), over a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a minute long; prints the idle command rate at the defaults"]
+async fn idle_command_rate_at_the_defaults() {
+    let window = Duration::from_secs(60);
+    let sent = idle_commands(Duration::from_secs(10), window).await;
+    let total: u64 = sent.iter().map(|(_, calls)| calls).sum();
+    println!(
+        "idle for {window:?} at the defaults: {sent:?}: {:.3} commands/s",
+        total as f64 / window.as_secs_f64()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_and_acks_are_batched() {
     let server = RedisServer::start();

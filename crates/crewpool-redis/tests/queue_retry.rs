@@ -136,3 +136,92 @@ async fn the_dead_letter_list_is_bounded_and_requeue_all_works() {
     assert_eq!(back, [2, 3, 4], "oldest dead letter first");
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
+
+/// The dead-letter list is bounded by the Redis memory it takes as well as by count:
+/// the oldest entries go first, the newest is always kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_list_is_bounded_by_bytes() {
+    const BOUND: usize = 64 * 1024;
+    let server = RedisServer::start();
+    let config = RedisConfig::new(server.url(), "deadbytes")
+        .max_payload(1 << 20)
+        .dead_letter_bytes(BOUND);
+    let queue = RedisQueue::<String>::connect(config).await.unwrap();
+    let memory = || -> usize {
+        server
+            .cli(&[
+                "MEMORY",
+                "USAGE",
+                "crewpool:{deadbytes}:dead",
+                "SAMPLES",
+                "0",
+            ])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut consumer = queue.consumer().unwrap();
+    // 100 dead letters of about 4 KiB: 400 KiB unbounded.
+    let ids = queue
+        .enqueue_bulk((0..100).map(|n| format!("{n:03}{}", "x".repeat(4000))))
+        .await
+        .unwrap();
+    for _ in &ids {
+        let received = consumer.next().await.unwrap();
+        received
+            .delivery
+            .dead_letter("too big to care")
+            .await
+            .unwrap();
+    }
+    let kept = queue.stats().await.unwrap().dead;
+    assert!(
+        memory() <= BOUND,
+        "{} bytes in {kept} dead letters",
+        memory()
+    );
+    assert!((10..100).contains(&kept), "{kept} dead letters kept");
+    let newest = queue.dead_letters(1).await.unwrap();
+    assert_eq!(newest[0].id, ids[99], "the newest is kept");
+    println!(
+        "{kept} of 100 dead letters kept in {} bytes (bound {BOUND})",
+        memory()
+    );
+
+    // One dead letter larger than the whole bound is kept alone.
+    let huge = queue.enqueue(&"y".repeat(200 * 1024)).await.unwrap();
+    let received = consumer.next().await.unwrap();
+    received.delivery.dead_letter("huge").await.unwrap();
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, huge);
+}
+
+/// An ACL user without the `MEMORY` command still dead-letters jobs: only the count
+/// bound applies then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_without_the_memory_command_keep_the_count_bound() {
+    let server = RedisServer::builder()
+        .arg("--user")
+        .arg("limited")
+        .arg("on")
+        .arg(">limited-pass")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-memory")
+        .start();
+    let config = RedisConfig::new(server.url_for("limited", "limited-pass"), "nomemory")
+        .dead_letter_limit(2)
+        .dead_letter_bytes(1);
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    let ids = queue.enqueue_bulk(0..3_u64).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    for _ in &ids {
+        let received = consumer.next().await.unwrap();
+        received.delivery.dead_letter("no memory").await.unwrap();
+    }
+    let dead = queue.dead_letters(10).await.unwrap();
+    let kept: Vec<_> = dead.iter().map(|d| d.id).collect();
+    assert_eq!(kept, [ids[2], ids[1]]);
+}

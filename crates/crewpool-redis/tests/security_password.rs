@@ -54,12 +54,23 @@ async fn the_password_never_shows() {
     assert_hidden("Delivery Debug", &format!("{:?}", received.delivery));
     received.delivery.ack().await.unwrap();
 
-    // A wrong password is refused without echoing it.
-    let wrong = RedisConfig::new(server.url_for("crew", WRONG), "secure");
-    let error = RedisQueue::<u64>::connect(wrong).await.unwrap_err();
-    assert_hidden("auth error Display", &error.to_string());
+    // A wrong password is refused without echoing it, and is not worth retrying: even
+    // with a long connect wait, connect gives up at once.
+    let wrong = RedisConfig::new(server.url_for("crew", WRONG), "secure")
+        .connect_retry_for(Duration::from_secs(600));
+    let error = tokio::time::timeout(Duration::from_secs(30), RedisQueue::<u64>::connect(wrong))
+        .await
+        .expect("a refused password was retried")
+        .unwrap_err();
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_hidden("auth error Display", &format!("{error}: {source:?}"));
     assert_hidden("auth error Debug", &format!("{error:?}"));
-    println!("wrong password: {error}");
+    assert!(error.is_auth() && !error.is_connection(), "{error:?}");
+    assert!(
+        !logs.text().contains("cannot be reached"),
+        "a refused password is not an unreachable server"
+    );
+    println!("wrong password: {error}: {source:?}");
 
     // Without the URL's user, the default user is off: refused.
     let anonymous = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "secure")).await;

@@ -6,17 +6,42 @@
 //!
 //! Installs the Prometheus recorder for the `metrics` facade, runs a pool with
 //! `.metrics()` on (some jobs fail, one panics, one times out and is retried), and prints
-//! what a `/metrics` endpoint would serve. In a service, expose the same text over
-//! HTTP (e.g. with the exporter's own listener, `PrometheusBuilder::install`).
+//! what a `/metrics` endpoint would serve. The pool's warnings about those jobs go to
+//! standard error (`RUST_LOG` chooses more or less). In a service, expose the same text
+//! over HTTP (e.g. with the exporter's own listener, `PrometheusBuilder::install`).
 
 use std::time::Duration;
 
 use crewpool_flume::FlumeQueue;
 use crewpool_runtime::{PoolBuilder, RetryPolicy};
 use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Prints the library's log on standard error: `RUST_LOG` directives (`target=level`,
+/// e.g. `RUST_LOG=debug`), by default warnings and errors.
+fn init_logging() {
+    let warnings = || Targets::new().with_default(LevelFilter::WARN);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => directives.parse::<Targets>().unwrap_or_else(|error| {
+            eprintln!("ignoring RUST_LOG={directives:?} ({error}); showing warnings");
+            warnings()
+        }),
+        Err(_) => warnings(),
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
+        .init();
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    init_logging();
     // Quiet the expected panic below.
     std::panic::set_hook(Box::new(|_| {}));
     let prometheus = PrometheusBuilder::new().install_recorder()?;
