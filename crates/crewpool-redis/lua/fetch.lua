@@ -26,9 +26,11 @@
 -- back to the front of pending as their next attempt, or to dead-letter once out of
 -- attempts; delayed jobs that are due go to the back of pending.
 --
--- A record taken from pending that breaks the documented format (see `parse_record`:
--- id, attempt, envelope size) is dead-lettered with the reason instead of leased: it
--- never reaches a worker, so it is never decoded.
+-- A record taken from pending whose envelope is over the worker's limit is
+-- dead-lettered with the reason instead of leased: it never leaves Redis. The rest of
+-- the documented format (id, attempt: see `parse_record`) is checked by the worker as
+-- it parses each record, before decoding anything; it dead-letters (bury.lua) one
+-- that breaks it. Checking every record here would cost Redis a pattern match per job.
 --
 -- Returns {pending length, next due (ms from now, -1: nothing scheduled; only computed
 -- when no job was taken), recovered, buried, refused (records that broke the format),
@@ -113,7 +115,12 @@ if count > 0 then
     local valid = {}
     for i = 1, #records do
       local record = records[i]
-      local id, reason = parse_record(record, max_envelope)
+      -- Only a record longer than the largest envelope can break the size rule, so
+      -- only such a record is parsed here (a length is all a plain job pays).
+      local id, reason = true, nil
+      if #record > max_envelope then
+        id, reason = parse_record(record, max_envelope)
+      end
       if id then
         valid[#valid + 1] = record
       else
