@@ -172,6 +172,11 @@ fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushE
 }
 
 /// Completes when the queue has room or is closed, registered with `waiter` meanwhile.
+///
+/// A poll that finds no room returns `Pending` with the waker registered, after at
+/// most a few cheap checks ([`linger_for_room`]): it never holds the caller's thread
+/// beyond that, so a producer on an async runtime lets the runtime's other tasks run
+/// while the queue is full.
 async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
     poll_fn(|cx| {
         if shared.has_room() || linger_for_room(shared) {
@@ -188,18 +193,19 @@ async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
     .await;
 }
 
-/// The short, bounded wait before a producer parks for room: a few checks with
-/// exponential backoff in between (spinning, then yielding the thread; microseconds),
-/// as crossbeam-channel's senders do. When consumers are taking jobs, room comes back
-/// within that time, and a producer that finds it here saves parking and a wake-up per
-/// freed place, which under CPU contention cost a context switch each. Not under loom
-/// (see `DequeConsumer::linger`).
+/// The short, bounded spin before a producer parks for room: a few checks with
+/// exponential backoff in between, spinning only (1 to 64 CPU pause hints, about a
+/// hundred in all: a microsecond or two), never yielding the thread. When consumers are
+/// taking jobs on other cores, room often comes back within that time, and a producer
+/// that finds it here saves parking and a wake-up. Anything longer would hold the
+/// thread, which on an async runtime belongs to other tasks too. Not under loom (see
+/// `DequeConsumer::linger`).
 fn linger_for_room<J>(shared: &Shared<J>) -> bool {
     #[cfg(not(crewpool_loom))]
     {
         let backoff = crossbeam_utils::Backoff::new();
-        while !backoff.is_completed() {
-            backoff.snooze();
+        for _ in 0..LINGER_STEPS {
+            backoff.spin();
             if shared.has_room() {
                 return true;
             }
@@ -209,6 +215,11 @@ fn linger_for_room<J>(shared: &Shared<J>) -> bool {
     let _ = shared;
     false
 }
+
+/// How many checks the producer's and the consumer's lingers make: with
+/// `Backoff::spin`'s doubling, 1 + 2 + ... + 64 pause hints in all (it stops doubling
+/// at 64).
+pub(crate) const LINGER_STEPS: usize = 7;
 
 impl<J: Send + 'static> TryPush for DequeQueue<J> {
     fn try_push(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
