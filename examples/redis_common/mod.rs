@@ -23,8 +23,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use crewpool::redis::{RedisConfig, RedisQueue, RetryPolicy};
-use crewpool::{PoolBuilder, Queue as _};
+use crewpool::redis::{RedisConfig, RedisQueue};
+use crewpool::{PoolBuilder, RetryPolicy};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 
@@ -161,10 +161,11 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         .lease(settings.lease)
         .prefetch(settings.prefetch)
         // A job whose ledger write failed (Redis away) is retried soon.
-        .retry(RetryPolicy::exponential(
-            Duration::from_millis(100),
-            Duration::from_secs(2),
-        ));
+        .retry(
+            RetryPolicy::exponential(25)
+                .base_delay(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(2)),
+        );
     let queue = RedisQueue::<Task>::connect(config)
         .await
         .with_context(|| format!("connecting to {}", settings.url))?;
@@ -213,7 +214,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
                         stats.completed - last,
                         stats.running,
                         stats.failed,
-                        pool.queue().depth(),
+                        stats.queued,
                         pool.queue().counters().recovered,
                     );
                     last = stats.completed;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::task::Poll;
 
-use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, TryPush, TryPushError};
+use crewpool_core::{
+    Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
+};
 use crossbeam_utils::CachePadded;
 
 use crate::consumer::DequeConsumer;
@@ -70,9 +72,18 @@ impl<J: Send + 'static> DequeQueue<J> {
     ///
     /// # Panics
     ///
-    /// If `capacity` is 0: a deque cannot hand a job over without holding it.
+    /// If `capacity` is 0, as every crewpool queue does: what a bound of zero means
+    /// differs between libraries (a rendezvous in Go's channels and flume, no bound at
+    /// all in pond, a panic in tokio's channels), so crewpool refuses to guess. Use
+    /// `bounded(1)` for the closest to a hand-off (a submit waits while one job is
+    /// queued), or [`unbounded`](DequeQueue::unbounded).
+    #[track_caller]
     pub fn bounded(capacity: usize) -> Self {
-        assert!(capacity > 0, "a DequeQueue needs a capacity of at least 1");
+        assert!(
+            capacity > 0,
+            "a bounded queue needs a capacity of at least 1 (crewpool gives a bound of 0 no \
+             meaning): use bounded(1) or unbounded()"
+        );
         Self::with_capacity(Some(capacity))
     }
 
@@ -122,11 +133,11 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
             loop {
                 match try_push(shared, envelope) {
                     Ok(()) => break,
-                    Err(TryPushError::Closed(back)) => {
-                        waiter.finish();
-                        return Err(PushError::Closed(back));
-                    }
                     Err(TryPushError::Full(back)) => envelope = back,
+                    Err(refused) => {
+                        waiter.finish();
+                        return Err(PushError::Closed(refused.into_inner()));
+                    }
                 }
                 wait_for_room(shared, &mut waiter).await;
             }
@@ -220,6 +231,14 @@ fn linger_for_room<J>(shared: &Shared<J>) -> bool {
 /// `Backoff::spin`'s doubling, 1 + 2 + ... + 64 pause hints in all (it stops doubling
 /// at 64).
 pub(crate) const LINGER_STEPS: usize = 7;
+
+impl<J: Send + 'static> Replies for DequeQueue<J> {}
+
+impl<J: Clone + Send + 'static> Retryable for DequeQueue<J> {
+    fn copy_for_retry(job: &J) -> Option<J> {
+        Some(job.clone())
+    }
+}
 
 impl<J: Send + 'static> TryPush for DequeQueue<J> {
     fn try_push(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {

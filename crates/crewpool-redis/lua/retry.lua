@@ -1,5 +1,5 @@
--- retry.lua: schedule a failed job's next attempt, or dead-letter it when it is out of
--- attempts.
+-- retry.lua: schedule a failed job's next attempt. The caller decided, with its retry
+-- policy: no attempt limit applies here (one policy, applied once).
 --
 -- KEYS[1] leased   HASH  '<lease>:<n>' -> job record '<id>|<attempt>|<envelope>'
 -- KEYS[2] active   ZSET  lease -> deadline
@@ -8,23 +8,21 @@
 -- KEYS[5] pending  LIST  job records waiting
 -- KEYS[6] dead     LIST  dead letters (JSON), newest first
 -- ARGV[1] field '<lease>:<n>'  ARGV[2] delay (ms)  ARGV[3] reason
--- ARGV[4] max attempts (0: no limit)  ARGV[5] dead-letter bound
+-- ARGV[4] dead-letter bound
 --
--- Returns 1 scheduled; 2 dead-lettered (out of attempts, or a malformed record); 0
--- lease lost.
+-- Returns 1 scheduled; 2 dead-lettered (a malformed record); 0 lease lost.
 local record = take(ARGV[1])
 if not record then
   return 0
 end
 local now = now_ms()
 local delay = tonumber(ARGV[2])
-local max_attempts = tonumber(ARGV[4])
 local id, attempt, rest = string.match(record, '^(%d+)|(%d+)|()')
 attempt = tonumber(attempt)
-if not id or (max_attempts > 0 and attempt >= max_attempts) then
+if not id then
   redis.call('LPUSH', KEYS[6], cjson.encode({record = record, attempt = attempt or 1,
     reason = ARGV[3], at = now}))
-  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[5]) - 1)
+  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[4]) - 1)
   return 2
 end
 local next_record = id .. '|' .. (attempt + 1) .. '|' .. string.sub(record, rest)

@@ -32,7 +32,10 @@ pub enum Error {
     #[error("could not encode the job: {0}")]
     Encode(#[source] serde_json::Error),
     /// The encoded envelope is larger than the configured maximum.
-    #[error("the encoded job is {size} bytes, over the limit of {max} bytes")]
+    #[error(
+        "the encoded job is {size} bytes, over the limit of {max} bytes (raise it with \
+         RedisConfig::max_payload)"
+    )]
     PayloadTooLarge {
         /// The envelope's size in bytes.
         size: usize,
