@@ -49,6 +49,7 @@ impl Drop for Polling {
 }
 
 /// The worker whose job the thread is polling now; 0 outside any job.
+#[inline]
 pub(crate) fn worker() -> usize {
     POLLING.with(Cell::get)
 }

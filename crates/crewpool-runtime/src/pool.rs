@@ -122,13 +122,10 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// was not accepted (and is not counted) and is dropped with it. Use
     /// [`submit_timeout`](Pool::submit_timeout) to bound the wait and keep the job. On
     /// a durable queue the job may have been stored before the drop.
-    pub fn spawn(
-        &self,
-        job: Q::Job,
-    ) -> impl Future<Output = Result<JobId, SubmitError<Q::Job>>> + Send + '_ {
+    pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let shared = self.shared();
         let id = shared.next_id();
-        shared.submit(shared.envelope(job, id))
+        shared.submit(shared.envelope(job, id)).await
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
@@ -252,19 +249,17 @@ impl<Q: Replies, W: Worker<Q::Job>> Pool<Q, W> {
     /// If the future is dropped before it completes, the job was not accepted (and is
     /// not counted) and is dropped with it. Use
     /// [`submit_timeout`](Pool::submit_timeout) to bound the wait and keep the job.
-    pub fn submit(
+    pub async fn submit(
         &self,
         job: Q::Job,
-    ) -> impl Future<Output = Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>>> + Send + '_
-    {
+    ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
         let shared = self.shared();
         let id = shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        let submitted = shared.submit(shared.envelope(job, id).with_reply(reply));
-        async move {
-            submitted.await?;
-            Ok(handle)
-        }
+        shared
+            .submit(shared.envelope(job, id).with_reply(reply))
+            .await?;
+        Ok(handle)
     }
 }
 

@@ -465,11 +465,16 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
 
     /// The spawner of the worker whose job is calling, if the call comes from inside
     /// one of this pool's jobs (see `current`).
+    #[inline]
     fn own_spawner(&self) -> Option<std::sync::Arc<dyn Spawn<Q::Job>>> {
-        let worker = current::worker();
-        if worker == 0 {
-            return None;
+        match current::worker() {
+            0 => None,
+            worker => self.spawner_of(worker),
         }
+    }
+
+    #[cold]
+    fn spawner_of(&self, worker: usize) -> Option<std::sync::Arc<dyn Spawn<Q::Job>>> {
         lock(&self.spawners)
             .iter()
             .find(|(key, _)| *key == worker)

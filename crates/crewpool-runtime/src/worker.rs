@@ -365,8 +365,13 @@ async fn run_one<Q, W>(
             }
         }
     };
-    // The job is over (a Ready poll set the worker idle already).
-    counters.idle();
+    if matches!(
+        ran,
+        Ran::TimedOut | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+    ) {
+        // Ended between polls (a Ready poll, or a panic, set the worker idle already).
+        counters.idle();
+    }
     if let Some(metrics) = &shared.metrics {
         metrics.running.decrement(1.0);
     }
@@ -582,6 +587,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
 
 /// Sends an outcome to the job's handle if it has one, else to the results stream if
 /// the pool has one, else drops it (it was counted).
+#[inline]
 fn deliver<T: Send + 'static, E: Send + 'static>(
     reply: Option<Reply>,
     results: Option<&flume::Sender<JobResult<T, E>>>,
