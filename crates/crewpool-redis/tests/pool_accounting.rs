@@ -75,36 +75,41 @@ async fn failed_counts_last_attempts_when_the_queues_policy_decides() {
     assert!(dead.iter().all(|letter| letter.attempt == 2), "{dead:?}");
 }
 
+/// A job type that is not `Clone`: Redis keeps the job, the pool keeps no copy.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Unique(u64);
+
 /// A pool built with a policy of its own (three attempts) on a queue configured with
 /// another (two): the pool's is the only limit. Every job gets three attempts (the
 /// queue's limit no longer cuts in), and the queue applies the pool's policy to jobs
-/// whose worker died as well.
+/// whose worker died as well. The job type needs no `Clone`, and `retry` may come
+/// before `queue`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pools_own_policy_is_the_only_limit() {
     const JOBS: u64 = 5;
     let server = RedisServer::start();
     let config = RedisConfig::new(server.url(), "limit").retry(quick(2));
-    let queue = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
-    queue.enqueue_bulk(0..JOBS).await.unwrap();
+    let queue = RedisQueue::<Unique>::connect(config.clone()).await.unwrap();
+    queue.enqueue_bulk((0..JOBS).map(Unique)).await.unwrap();
     let pool = PoolBuilder::new()
+        .retry(quick(3))
         .workers(2)
         .queue(queue)
-        .retry(quick(3))
-        .build(always_failing)
+        .build(|Unique(n): Unique| always_failing(n))
         .unwrap();
     assert_eq!(
         pool.queue().retry_policy().map(|policy| policy.attempts()),
         Some(3),
         "the queue applies the pool's policy (to expired leases too)"
     );
-    let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
+    let inspector = RedisQueue::<Unique>::connect(config).await.unwrap();
     wait_for(&inspector, "every job dead-lettered", |stats| {
         stats.dead == JOBS
     })
     .await;
     let dead = inspector.dead_letters(100).await.unwrap();
     let attempts: Vec<u32> = dead.iter().map(|letter| letter.attempt).collect();
-    assert_eq!(attempts, vec![3; JOBS as usize], "{dead:?}");
+    assert_eq!(attempts, vec![3; JOBS as usize]);
     let stats = pool.shutdown().await.stats;
     assert_eq!((stats.failed, stats.retried), (JOBS, 2 * JOBS), "{stats}");
 }
