@@ -11,8 +11,10 @@
 //! | `flume` (default) | [`flume`] | a bounded or unbounded flume channel |
 //! | `redis` | `redis` | a Redis queue shared by worker processes on many machines: at-least-once, leased and fenced (`redis-tls` adds `rediss://`) |
 //!
-//! This crate only re-exports: the traits from `crewpool-core`, the [`Pool`] from
-//! `crewpool-runtime`, and one module per backend.
+//! This crate only re-exports: at the top, what a user of a pool needs (the
+//! [`PoolBuilder`], the [`Pool`] and [`AnyPool`], handles, errors, policies, the
+//! [`Worker`] trait and the [`JobContext`]); one module per backend; and, in
+//! [`backend`], the traits and types for writing a queue backend of your own.
 //!
 //! # Example
 //!
@@ -50,15 +52,24 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub use crewpool_core::{
-    Attachment, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, JobContext,
-    JobId, PushError, Queue, QueueError, Received, Reply, Spawn, SpawnError, TryPush, TryPushError,
-    WithContext, Worker, with_context,
+    Failure, FailureKind, JobContext, JobId, QueueError, RetryPolicy, SpawnError, WithContext,
+    Worker, with_context,
 };
 pub use crewpool_runtime::{
-    BuildError, CancellationToken, ContextExt, Failure, FailureKind, JobError, JobHandle,
-    JobResult, Outcome, Pool, PoolBuilder, ResizeError, Results, RetryPolicy, ShutdownReport,
-    Stats, SubmitError, SubmitTimeoutError, TrySubmitError,
+    AnyPool, BuildError, CancellationToken, ContextExt, JobError, JobHandle, JobResult, Outcome,
+    Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, Stats, SubmitError,
+    SubmitTimeoutError, TrySubmitError,
 };
+
+/// For writing a queue backend: the traits a queue implements and the types that
+/// travel through it (`crewpool-core`). Run the conformance suite of
+/// `crewpool_core::testkit` (feature `testkit`) against it.
+pub mod backend {
+    pub use crewpool_core::{
+        Attachment, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, PushError,
+        Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
+    };
+}
 
 /// The work-stealing backend (`crewpool-deque`).
 #[cfg(feature = "deque")]
@@ -77,8 +88,8 @@ pub mod flume {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use crewpool_redis::{
-        AckMode, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error,
-        QueueStats, RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy,
-        ServerInfo,
+        AckMode, Admin, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION,
+        Error, JobState, QueueAdmin, QueueStats, RedisConfig, RedisConsumer, RedisDelivery,
+        RedisQueue, RedisUrl, ServerInfo,
     };
 }

@@ -7,7 +7,8 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use crewpool::{JobContext, Pool, PoolBuilder, Queue, Worker};
+use crewpool::backend::Queue;
+use crewpool::{JobContext, Pool, PoolBuilder, Worker};
 
 use super::completion::{Gate, HANG_GUARD, Start};
 

@@ -26,8 +26,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use crewpool::redis::{RedisConfig, RedisQueue, RetryPolicy};
-use crewpool::{PoolBuilder, Queue as _};
+use crewpool::redis::{RedisConfig, RedisQueue};
+use crewpool::{PoolBuilder, RetryPolicy};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 
@@ -170,10 +170,11 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         // Start order does not matter: wait for a Redis that is not up yet.
         .connect_retry_for(settings.connect_wait)
         // A job whose ledger write failed (Redis away) is retried soon.
-        .retry(RetryPolicy::exponential(
-            Duration::from_millis(100),
-            Duration::from_secs(2),
-        ));
+        .retry(
+            RetryPolicy::exponential(25)
+                .base_delay(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(2)),
+        );
     // The error names the URL (its password hidden) and what failed.
     let queue = RedisQueue::<Task>::connect(config).await?;
     // Shared by the jobs: one reference count per job, not a copy of its key names.
@@ -231,7 +232,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
                         stats.completed - last,
                         stats.running,
                         stats.failed,
-                        pool.queue().depth(),
+                        stats.queued,
                         pool.queue().counters().recovered,
                     );
                     last = stats.completed;

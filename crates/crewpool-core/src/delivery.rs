@@ -31,7 +31,9 @@ pub trait Delivery: Send + 'static {
     /// (its lease ran out and another worker took it).
     fn ack(self) -> impl Future<Output = Result<(), QueueError>> + Send;
 
-    /// The job failed and should run again after `delay`, as its next attempt.
+    /// The job failed and should run again after `delay`, as its next attempt. The
+    /// caller decided (with its [`RetryPolicy`](crate::RetryPolicy)): the backend
+    /// applies no attempt limit of its own here.
     ///
     /// # Errors
     ///
@@ -42,10 +44,12 @@ pub trait Delivery: Send + 'static {
         reason: &str,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
-    /// The job failed and the caller has no retry policy of its own: the backend
-    /// applies its own (a durable queue may schedule a retry with its configured
-    /// backoff, or dead-letter the job once its attempts are used up). The default
-    /// dead-letters.
+    /// The job failed and the caller leaves the decision to the backend: it applies
+    /// its own retry policy ([`Queue::retry_policy`](crate::Queue::retry_policy): a
+    /// durable queue schedules a retry with its backoff, or dead-letters the job once
+    /// its attempts are used up). The default dead-letters. A pool decides itself and
+    /// calls [`retry`](Delivery::retry) or [`dead_letter`](Delivery::dead_letter);
+    /// this is for consumer loops written by hand.
     ///
     /// # Errors
     ///

@@ -23,9 +23,9 @@ impl fmt::Display for JobId {
 ///
 /// Backends carry envelopes untouched: what was pushed is what a consumer receives
 /// (same `job`, `id`, `attempt` and `reply`). Durable backends cannot carry a
-/// [`Reply`] across processes: they drop it on push, so the submitter's handle reports
-/// that the result is not available here, and they assign `id` and `attempt` from
-/// their own records.
+/// [`Reply`] across processes: they do not implement [`Replies`](crate::Replies), so a
+/// pool never gives them an envelope with one (a backend that gets one drops it), and
+/// they assign `id` and `attempt` from their own records.
 ///
 /// Build one with [`Envelope::new`] and the `with_*` methods; new fields may be added.
 #[derive(Debug)]

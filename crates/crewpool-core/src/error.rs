@@ -3,6 +3,19 @@
 //! Errors that refuse an item (a push, a spawn) always hand the item back, so a caller
 //! never loses a job to an error: [`PushError::into_inner`], [`TryPushError::into_inner`],
 //! [`SpawnError::into_inner`].
+//!
+//! # Conventions
+//!
+//! Every error of crewpool follows these, so a chain printed cause by cause (the way
+//! `anyhow` or a logger does) says each thing once:
+//!
+//! - `Display` describes this level only; an underlying error is reachable through
+//!   [`source`](std::error::Error::source), never repeated in the message.
+//! - Errors that refuse a job answer [`is_closed`](PushError::is_closed) and
+//!   [`is_full`](PushError::is_full), and hand the job back with `into_inner`.
+//! - A backend's own error is one typed call away: [`PushError::backend_error`],
+//!   [`QueueError::backend_error`].
+//! - Every public error enum is `#[non_exhaustive]`.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -17,8 +30,9 @@ pub enum QueueError {
     /// The queue is closed.
     #[error("the queue is closed")]
     Closed,
-    /// The backend failed (connection, protocol, encoding).
-    #[error("queue backend error: {0}")]
+    /// The backend failed (connection, protocol, encoding); the cause is the
+    /// error's [`source`](std::error::Error::source).
+    #[error("the queue backend failed")]
     Backend(#[source] BoxError),
 }
 
@@ -26,6 +40,19 @@ impl QueueError {
     /// Wraps a backend error.
     pub fn backend(error: impl Into<BoxError>) -> Self {
         QueueError::Backend(error.into())
+    }
+
+    /// Whether the queue was closed (as opposed to failing).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, QueueError::Closed)
+    }
+
+    /// The backend's own error, if it failed with one of type `E`.
+    pub fn backend_error<E: StdError + 'static>(&self) -> Option<&E> {
+        match self {
+            QueueError::Backend(error) => error.downcast_ref::<E>(),
+            QueueError::Closed => None,
+        }
     }
 }
 
@@ -36,14 +63,17 @@ pub enum PushError<T> {
     /// The queue is closed and accepts nothing more.
     #[error("the queue is closed")]
     Closed(T),
-    /// The backend failed before it accepted the item.
-    #[error("the queue backend failed: {source}")]
+    /// The backend failed before it accepted the item (a durable queue could not
+    /// store it, or refused it); the backend's error is the
+    /// [`source`](std::error::Error::source), and [`backend_error`](PushError::backend_error)
+    /// returns it typed.
+    #[error("the queue backend did not accept the job")]
     Backend {
         /// The item that was not accepted.
         item: T,
-        /// Why.
+        /// Why: the backend's error.
         #[source]
-        source: QueueError,
+        source: BoxError,
     },
 }
 
@@ -52,6 +82,34 @@ impl<T> PushError<T> {
     pub fn into_inner(self) -> T {
         match self {
             PushError::Closed(item) | PushError::Backend { item, .. } => item,
+        }
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PushError::Closed(_))
+    }
+
+    /// Whether the queue was full: never, for a push (it waits for room); here so
+    /// every error that refuses a job answers the same questions.
+    pub fn is_full(&self) -> bool {
+        false
+    }
+
+    /// The backend's own error, if it refused the item with one of type `E`: a
+    /// payload over a durable queue's size limit, say.
+    ///
+    /// ```
+    /// use crewpool_core::PushError;
+    ///
+    /// let refused = PushError::Backend { item: 7, source: "disk full".into() };
+    /// assert!(refused.backend_error::<std::io::Error>().is_none());
+    /// assert_eq!(refused.into_inner(), 7);
+    /// ```
+    pub fn backend_error<E: StdError + 'static>(&self) -> Option<&E> {
+        match self {
+            PushError::Backend { source, .. } => source.downcast_ref::<E>(),
+            PushError::Closed(_) => None,
         }
     }
 
@@ -81,6 +139,7 @@ impl<T> fmt::Debug for PushError<T> {
 
 /// [`TryPush::try_push`](crate::TryPush::try_push) did not accept the item; the item comes back.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum TryPushError<T> {
     /// The queue is at capacity.
     #[error("the queue is full")]
@@ -109,6 +168,11 @@ impl<T> TryPushError<T> {
     /// Whether the queue was full (as opposed to closed).
     pub fn is_full(&self) -> bool {
         matches!(self, TryPushError::Full(_))
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryPushError::Closed(_))
     }
 }
 
@@ -142,6 +206,16 @@ impl<J> SpawnError<J> {
         match self {
             SpawnError::Full(job) | SpawnError::Closed(job) | SpawnError::Unsupported(job) => job,
         }
+    }
+
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, SpawnError::Full(_))
+    }
+
+    /// Whether the pool no longer accepts jobs.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SpawnError::Closed(_))
     }
 }
 

@@ -80,6 +80,7 @@ mod delivery;
 mod envelope;
 mod error;
 mod queue;
+mod retry;
 mod worker;
 
 #[cfg(feature = "testkit")]
@@ -89,7 +90,8 @@ pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
 pub use envelope::{Attachment, Envelope, JobId, Reply};
 pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};
-pub use queue::{Queue, TryPush};
+pub use queue::{Queue, Replies, Retryable, TryPush};
+pub use retry::{Failure, FailureKind, RetryPolicy};
 pub use worker::{ContextSupport, JobContext, WithContext, Worker, with_context};
 
 /// The README (the crate's registry page): its examples compile and run as doctests.

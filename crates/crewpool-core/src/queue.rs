@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::{Consumer, Envelope, JobId, PushError, QueueError, TryPushError};
+use crate::{Consumer, Envelope, JobId, PushError, QueueError, RetryPolicy, TryPushError};
 
 /// A queue of jobs: producers push [`Envelope`]s in, each worker takes them out through
 /// its own [`Consumer`].
@@ -17,6 +17,11 @@ use crate::{Consumer, Envelope, JobId, PushError, QueueError, TryPushError};
 ///   backends: at least once; in-memory backends: exactly once), even if the queue is
 ///   closed right after. A push that returns `Err` hands the envelope back and the
 ///   queue keeps nothing of it.
+/// - **Accepted in a poll.** An in-memory queue accepts an envelope only inside the
+///   poll of `push`'s future that returns `Ok`, never while the future waits between
+///   polls: a push dropped while pending pushed nothing, and a caller can count exactly
+///   what was accepted. (A durable queue's push sends the envelope away: it may be
+///   stored before the call returns.)
 /// - **Bounded means backpressure.** When the queue holds [`capacity`](Queue::capacity)
 ///   envelopes, `push` waits until a consumer takes one (and is woken when that
 ///   happens), and [`TryPush::try_push`] returns [`TryPushError::Full`] with the
@@ -89,7 +94,74 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Whether [`close`](Queue::close) has been called.
     fn is_closed(&self) -> bool;
+
+    /// The retry policy this queue applies by itself, if it has one.
+    ///
+    /// A durable queue keeps each job until it is settled, so it sees failures no
+    /// pool sees (a worker process that died holding a job) and retries them itself;
+    /// it returns the policy it applies there. A pool on such a queue that has no
+    /// policy of its own applies this same one to the failures it sees, so one policy,
+    /// with one attempt limit, decides every retry of a job (see [`Retryable`] for a
+    /// pool that brings its own). In-memory queues retry nothing by themselves: `None`,
+    /// the default.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        None
+    }
+
+    /// How many jobs this queue set aside without delivering them to any consumer,
+    /// since it was created: a durable queue's record that no longer decodes as the
+    /// job type, say, which it dead-letters with the reason. Such jobs never reach a
+    /// worker, so a pool counts them from here (its `Stats::undeliverable`). The
+    /// default, for queues that deliver everything they accept, is 0.
+    fn undeliverable(&self) -> u64 {
+        0
+    }
 }
+
+/// The capability to run failed jobs again, which a pool with a retry policy needs.
+///
+/// In-memory queues hand a job over whole: to run it again, the pool keeps a copy of
+/// it ([`copy_for_retry`](Retryable::copy_for_retry), so their implementation needs
+/// `Clone` on the job type) and runs the copy after the backoff. Durable queues keep
+/// the job until it is settled and retry it themselves ([`Delivery::retry`]), so no
+/// copy is kept and the job type needs no `Clone`; since they also retry jobs whose
+/// worker died, which no pool sees, they take the pool's policy
+/// ([`use_retry_policy`](Retryable::use_retry_policy)) and apply it there too.
+///
+/// [`Delivery::retry`]: crate::Delivery::retry
+#[diagnostic::on_unimplemented(
+    message = "a pool cannot retry jobs of `{Self}`",
+    label = "this queue cannot run a failed job again",
+    note = "an in-memory queue keeps a copy of each job to retry it: the job type must implement `Clone`"
+)]
+pub trait Retryable: Queue {
+    /// A copy of `job` for another attempt, taken before the job runs; `None` when the
+    /// queue keeps the job itself (durable queues).
+    fn copy_for_retry(job: &Self::Job) -> Option<Self::Job>;
+
+    /// Makes `policy` the one this queue applies by itself from now on, in place of
+    /// its configured one ([`Queue::retry_policy`]): a pool built with a policy of its
+    /// own hands it over, so one policy decides every retry of its jobs. The default,
+    /// for queues that retry nothing by themselves, ignores it.
+    fn use_retry_policy(&self, policy: &RetryPolicy) {
+        let _ = policy;
+    }
+}
+
+/// A queue whose jobs' results can reach their submitter: its consumers deliver each
+/// envelope's [`Reply`](crate::Reply) to the worker that runs it.
+///
+/// The in-memory queues implement it: a job runs in the submitter's process. A
+/// durable queue shared by many processes does not (yet): a job runs in whichever
+/// process takes it and its result stays there (in that pool's results stream). A
+/// pool hands out a handle that awaits a job's result only on queues with this
+/// capability, so a handle that could never resolve cannot be asked for.
+#[diagnostic::on_unimplemented(
+    message = "results of jobs on `{Self}` cannot come back to the submitter",
+    label = "this queue's jobs run in whichever process takes them",
+    note = "use `spawn` to enqueue without a handle; the pool that runs the job reports its outcome in its results stream"
+)]
+pub trait Replies: Queue {}
 
 /// The capability to push without waiting, for queues that can answer at once
 /// (the in-memory ones).

@@ -213,6 +213,47 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
     );
 }
 
+/// A push accepts its job only in the poll that returns `Ok` (the contract's
+/// "Accepted in a poll"): a push that waited for room and is dropped, after a consumer
+/// made room but before the push was polled again, pushed nothing. Needs a bounded
+/// queue whose futures need no reactor.
+pub fn a_dropped_waiting_push_pushes_nothing_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
+    let capacity = queue
+        .capacity()
+        .expect("a_dropped_waiting_push_pushes_nothing_by_hand needs a bounded queue");
+    let cap = capacity as u64;
+    for job in 0..cap {
+        if let Err(error) = queue.try_push(envelope(job)) {
+            panic!("try_push {job} below capacity failed: {error}");
+        }
+    }
+    let (_, waker) = CountingWaker::new();
+    let mut waiting = Box::pin(queue.push(envelope(cap)));
+    assert!(
+        poll_once(waiting.as_mut(), &waker).is_pending(),
+        "push on a full queue must wait"
+    );
+    let mut consumer = consumer(&queue);
+    let mut jobs = vec![
+        consumer
+            .try_next()
+            .expect("a full queue has a job to take")
+            .envelope
+            .job,
+    ];
+    // Room came back; the push is dropped without being polled again.
+    drop(waiting);
+    while let Some(received) = consumer.try_next() {
+        jobs.push(received.envelope.job);
+    }
+    jobs.sort_unstable();
+    assert_eq!(
+        jobs,
+        (0..cap).collect::<Vec<_>>(),
+        "a push dropped while it waited for room must not have pushed its job"
+    );
+}
+
 /// When a consumer offers a [`Spawn`](crate::Spawn)er, what it spawns is delivered
 /// like any pushed job (exactly once, in-memory). Backends without one pass trivially.
 pub async fn spawned_jobs_are_delivered<Q: Queue<Job = u64>>(queue: Q) {

@@ -176,6 +176,11 @@ impl<J: 'static> JobContext<J> {
     /// per-worker queues put it on this worker's own queue, where idle workers can
     /// steal it (fork-join).
     ///
+    /// This is the way for a job to add work to its own pool: it never waits for
+    /// room. (A job that waited for room in its own pool's full queue would wait for
+    /// the pool's workers, one of which is itself: once every worker did that, the
+    /// pool would stop for good.) Its outcome goes to the pool's results stream.
+    ///
     /// Sub-jobs are jobs like any other: counted, run by any worker, and waited for
     /// by a graceful shutdown.
     ///

@@ -12,8 +12,9 @@
 //!
 //! One pass over these is a search; a consumer repeats it while some source answered
 //! "retry" (it lost a race with another thief), a few times at most, and then a few
-//! more times with backoff (microseconds: see `linger`) before it parks. Nothing
-//! repeats without bound, and a parked worker costs nothing.
+//! more times with a short spin in between (a microsecond or two: see `linger`) before
+//! it parks. Nothing repeats without bound, nothing yields the thread, and a parked
+//! worker costs nothing.
 //!
 //! Peers that look empty (two plain loads) are skipped without a steal attempt, which
 //! would pin crossbeam's epoch. The short linger before parking re-checks only the
@@ -230,11 +231,12 @@ impl<J: Send + 'static> DequeConsumer<J> {
     }
 
     /// The short, bounded search before parking: a few more passes with exponential
-    /// backoff between them (spinning 1 to 64 iterations, then yielding the thread
-    /// four times; microseconds in all, as crossbeam-channel does before it blocks).
-    /// A producer pushing steadily refills the queue within that time, and a job found
-    /// here saves a sleep and a wake-up, which cost a system call each. It never
-    /// repeats without bound: then the consumer parks and uses no CPU.
+    /// backoff between them, spinning only (1 to 64 pause hints each, about a hundred
+    /// in all: a microsecond or two), never yielding the thread, which on an async
+    /// runtime belongs to other tasks too. A producer pushing steadily refills the
+    /// queue within that time, and a job found here saves a sleep and a wake-up, which
+    /// cost a system call each. It never repeats without bound: then the consumer
+    /// registers its waker and its `next` returns `Pending`.
     ///
     /// Not under loom: it only adds searches before the same parking protocol, and
     /// spinning would multiply the interleavings to explore.
@@ -242,11 +244,11 @@ impl<J: Send + 'static> DequeConsumer<J> {
         #[cfg(not(crewpool_loom))]
         {
             let backoff = crossbeam_utils::Backoff::new();
-            while !backoff.is_completed() {
-                backoff.snooze();
+            for _ in 0..crate::queue::LINGER_STEPS {
+                backoff.spin();
                 // The injector and the inbox only: that is where a steady producer's
                 // next job lands. Peers were searched just before and are searched
-                // again after registering; scanning them on every snooze would cost
+                // again after registering; scanning them on every spin would cost
                 // O(consumers) per pass, ruinous with thousands of them.
                 if let Found::Job(envelope) = self.search(false, false) {
                     return Some(envelope);

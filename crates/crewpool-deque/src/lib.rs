@@ -22,7 +22,10 @@
 //!   where a sleeper could find it wakes one; closing wakes all. See the `consumer`
 //!   module's "Parking" for the protocol, which the loom models check.
 //! - **Capacity.** A bounded queue counts every accepted job not yet handed to a
-//!   worker, wherever it waits; at the bound, `push` waits and `try_push` refuses.
+//!   worker, wherever it waits; at the bound, `push` waits (after a spin of a
+//!   microsecond or two it returns `Pending`, never holding its thread) and `try_push`
+//!   refuses. A bound of 0 is refused, as by every crewpool queue (see
+//!   [`DequeQueue::bounded`]).
 //!
 //! The delivery is [`Handover`](crewpool_core::Handover): in-memory jobs are exactly
 //! once and have nothing to settle.

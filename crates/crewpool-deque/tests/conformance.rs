@@ -67,3 +67,9 @@ async fn spawned_jobs_are_delivered() {
     testkit::spawned_jobs_are_delivered(DequeQueue::bounded(16)).await;
     testkit::spawned_jobs_are_delivered(DequeQueue::unbounded()).await;
 }
+
+#[test]
+fn a_dropped_waiting_push_pushes_nothing_by_hand() {
+    testkit::a_dropped_waiting_push_pushes_nothing_by_hand(DequeQueue::bounded(1));
+    testkit::a_dropped_waiting_push_pushes_nothing_by_hand(DequeQueue::bounded(3));
+}

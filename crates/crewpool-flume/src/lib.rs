@@ -28,13 +28,20 @@
 //! # }
 //! ```
 //!
+//! # Waiting for room
+//!
+//! A push into a full queue waits for a consumer to take a job, then tries again; it
+//! never parks its job inside the channel, so a push accepts its job only in the poll
+//! that returns `Ok` (the `Queue` contract: a push dropped while it waits pushed
+//! nothing, and a pool counts exactly what was accepted).
+//!
 //! # Closing
 //!
 //! flume has no explicit close; a channel disconnects when its last sender goes. The
-//! queue keeps the one sender that pushes clone, and [`close`](Queue::close) drops it.
-//! A push that was already waiting for room holds its own clone, so it completes (the
-//! job is accepted, and the channel stays open until it lands), and consumers see the
-//! end only once the channel is disconnected *and* empty: nothing accepted is lost.
+//! queue keeps the one sender that pushes use, and [`close`](Queue::close) drops it:
+//! pushes fail with `Closed` from then on, including one that was waiting for room,
+//! and consumers see the end once the channel is disconnected *and* empty: nothing
+//! accepted is lost.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,8 +51,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crewpool_core::{
-    Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received, Spawn, TryPush,
-    TryPushError,
+    Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received, Replies,
+    Retryable, Spawn, TryPush, TryPushError,
 };
 use event_listener::Event;
 use flume::{Receiver, Sender, WeakSender};
@@ -65,9 +72,20 @@ pub struct FlumeQueue<J> {
 impl<J: Send + 'static> FlumeQueue<J> {
     /// A queue holding at most `capacity` jobs; pushes wait for room beyond that.
     ///
-    /// A capacity of 0 makes a rendezvous queue: a push completes only when a
-    /// consumer takes the job.
+    /// # Panics
+    ///
+    /// If `capacity` is 0, as every crewpool queue does: what a bound of zero means
+    /// differs between libraries (a rendezvous in Go's channels and in flume itself,
+    /// no bound at all in pond, a panic in tokio's channels), so crewpool refuses to
+    /// guess. Use `bounded(1)` for the closest to a hand-off (a submit waits while one
+    /// job is queued), or [`unbounded`](FlumeQueue::unbounded).
+    #[track_caller]
     pub fn bounded(capacity: usize) -> Self {
+        assert!(
+            capacity > 0,
+            "a bounded queue needs a capacity of at least 1 (crewpool gives a bound of 0 no \
+             meaning): use bounded(1) or unbounded()"
+        );
         Self::from_channel(flume::bounded(capacity))
     }
 
@@ -101,26 +119,17 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
 
     async fn push(&self, envelope: Envelope<J>) -> Result<JobId, PushError<Envelope<J>>> {
         let id = envelope.id;
-        // Fast path under the lock without cloning the sender; only a push that has
-        // to wait takes its own clone (see "Closing" in the crate docs). Nothing is
-        // sent before the first poll: a future dropped unpolled pushes nothing.
-        let waiting = match self.sender().as_ref() {
-            None => Err(PushError::Closed(envelope)),
-            Some(sender) => match sender.try_send(envelope) {
-                Ok(()) => Ok(None),
-                Err(flume::TrySendError::Full(envelope)) => Ok(Some((sender.clone(), envelope))),
-                Err(flume::TrySendError::Disconnected(envelope)) => {
-                    Err(PushError::Closed(envelope))
-                }
-            },
-        };
-        match waiting? {
-            None => Ok(id),
-            Some((sender, envelope)) => sender
-                .send_async(envelope)
-                .await
-                .map(|()| id)
-                .map_err(|error| PushError::Closed(error.into_inner())),
+        let mut envelope = envelope;
+        // Tries, and waits for room between tries (see "Waiting for room" in the crate
+        // docs): flume's own `send_async` would park the job in the channel, where a
+        // consumer may take it while the push is pending (or after it was dropped).
+        loop {
+            match self.try_push(envelope) {
+                Ok(()) => return Ok(id),
+                Err(TryPushError::Full(back)) => envelope = back,
+                Err(refused) => return Err(PushError::Closed(refused.into_inner())),
+            }
+            self.ready().await;
         }
     }
 
@@ -153,6 +162,14 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<J: Send + 'static> Replies for FlumeQueue<J> {}
+
+impl<J: Clone + Send + 'static> Retryable for FlumeQueue<J> {
+    fn copy_for_retry(job: &J) -> Option<J> {
+        Some(job.clone())
     }
 }
 

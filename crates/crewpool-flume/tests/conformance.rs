@@ -67,3 +67,15 @@ async fn spawned_jobs_are_delivered() {
     testkit::spawned_jobs_are_delivered(FlumeQueue::bounded(16)).await;
     testkit::spawned_jobs_are_delivered(FlumeQueue::unbounded()).await;
 }
+
+#[test]
+fn a_dropped_waiting_push_pushes_nothing_by_hand() {
+    testkit::a_dropped_waiting_push_pushes_nothing_by_hand(FlumeQueue::bounded(1));
+    testkit::a_dropped_waiting_push_pushes_nothing_by_hand(FlumeQueue::bounded(3));
+}
+
+#[test]
+#[should_panic(expected = "a bounded queue needs a capacity of at least 1")]
+fn a_bound_of_zero_is_refused() {
+    let _ = FlumeQueue::<u64>::bounded(0);
+}

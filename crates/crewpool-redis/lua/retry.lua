@@ -1,5 +1,5 @@
--- retry.lua: schedule a failed job's next attempt, or dead-letter it when it is out of
--- attempts.
+-- retry.lua: schedule a failed job's next attempt. The caller decided, with its retry
+-- policy: no attempt limit applies here (one policy, applied once).
 --
 -- KEYS[1] leased   HASH  '<lease>:<n>' -> job record '<id>|<attempt>|<envelope>'
 -- KEYS[2] active   ZSET  lease -> deadline
@@ -9,11 +9,10 @@
 -- KEYS[6] dead     LIST  dead letters (JSON), newest first
 -- KEYS[7] stats    HASH  totals: 'succeeded', 'failed', 'expired'
 -- ARGV[1] field '<lease>:<n>'  ARGV[2] delay (ms)  ARGV[3] reason
--- ARGV[4] max attempts (0: no limit)  ARGV[5] dead-letter bound (entries)
--- ARGV[6] dead-letter bound (bytes of memory)
+-- ARGV[4] dead-letter bound (entries)  ARGV[5] dead-letter bound (bytes of memory)
 --
--- Returns 1 scheduled; 2 dead-lettered (out of attempts, or a record that breaks the
--- format); 0 lease lost.
+-- The caller decided to retry (its retry policy applies the attempt limit). Returns 1
+-- scheduled; 2 dead-lettered (a record that breaks the format); 0 lease lost.
 local record = take(ARGV[1])
 if not record then
   return 0
@@ -21,11 +20,10 @@ end
 redis.call('HINCRBY', KEYS[7], 'failed', 1)
 local now = now_ms()
 local delay = tonumber(ARGV[2])
-local max_attempts = tonumber(ARGV[4])
 local id, attempt, rest = parse_record(record, nil)
-if not id or (max_attempts > 0 and attempt >= max_attempts) then
-  dead_letter(KEYS[6], record, ARGV[3], id and attempt or nil, now)
-  trim_dead(KEYS[6], tonumber(ARGV[5]), tonumber(ARGV[6]))
+if not id then
+  dead_letter(KEYS[6], record, ARGV[3], nil, now)
+  trim_dead(KEYS[6], tonumber(ARGV[4]), tonumber(ARGV[5]))
   return 2
 end
 local next_record = id .. '|' .. (attempt + 1) .. '|' .. string.sub(record, rest)

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crewpool_core::RetryPolicy;
+
 use crate::{Error, RedisUrl};
 
 /// The configuration of a [`RedisQueue`](crate::RedisQueue): where Redis is, which
@@ -21,7 +23,7 @@ use crate::{Error, RedisUrl};
 ///     .prefix("myapp")
 ///     .lease(Duration::from_secs(10))
 ///     .batch_size(200)
-///     .retry(RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(600)).max_attempts(8));
+///     .retry(RetryPolicy::exponential(8).base_delay(Duration::from_secs(1)).max_delay(Duration::from_secs(600)));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
 #[derive(Debug, Clone)]
@@ -64,79 +66,21 @@ pub enum AckMode {
     Queued,
 }
 
-/// How failed jobs are retried: how many attempts in all, and how long to wait before
-/// each retry.
-///
-/// Applied by [`RedisDelivery::fail`](crate::RedisDelivery::fail), by
-/// [`Delivery::retry`](crewpool_core::Delivery::retry) (which chooses its own delay but
-/// still dead-letters a job out of attempts), and to jobs whose worker died: a lease
-/// that expires counts as a failed attempt, so a job that crashes its worker every
-/// time ends up dead-lettered instead of looping.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use crewpool_redis::RetryPolicy;
-///
-/// let policy = RetryPolicy::exponential(Duration::from_millis(100), Duration::from_secs(1));
-/// assert_eq!(policy.delay(1), Duration::from_millis(100)); // before attempt 2
-/// assert_eq!(policy.delay(2), Duration::from_millis(200));
-/// assert_eq!(policy.delay(9), Duration::from_secs(1)); // capped
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    max_attempts: u32,
-    base: Duration,
-    max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// Exponential backoff: `base`, `2 × base`, `4 × base`, ... capped at `max_delay`;
-    /// 25 attempts in all.
-    pub fn exponential(base: Duration, max_delay: Duration) -> Self {
-        RetryPolicy {
-            max_attempts: 25,
-            base,
-            max_delay,
-        }
-    }
-
-    /// Sets how many attempts a job gets in all (the first run included); `0` means no
-    /// limit. With `1`, a failing job is dead-lettered at once.
-    #[must_use]
-    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts;
-        self
-    }
-
-    /// The configured attempt limit (`0`: none).
-    pub fn attempts(&self) -> u32 {
-        self.max_attempts
-    }
-
-    /// How long to wait after failed attempt `attempt` (from 1) before the next one.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(63);
-        let factor = 1_u64 << doublings;
-        let base = crate::link::millis(self.base);
-        Duration::from_millis(base.saturating_mul(factor)).min(self.max_delay)
-    }
-}
-
-impl Default for RetryPolicy {
-    /// 25 attempts, 1 s doubling to at most 1 hour.
-    fn default() -> Self {
-        RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(3600))
-    }
+/// The retry policy of a queue that has none set: 25 attempts, 1 s doubling to at most
+/// an hour, jittered.
+pub(crate) fn default_retry() -> RetryPolicy {
+    RetryPolicy::exponential(25)
+        .base_delay(Duration::from_secs(1))
+        .max_delay(Duration::from_secs(3600))
 }
 
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
     /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, no
-    /// prefetch, 512 KiB payloads, [`RetryPolicy::default`], dead letters up to 10,000
-    /// and 64 MiB, [`AckMode::Confirmed`], a 2 s connect timeout and one connection
-    /// attempt, a 5 s response timeout.
+    /// prefetch, 512 KiB payloads, a retry policy of 25 attempts (1 s doubling to at
+    /// most an hour, jittered), dead letters up to 10,000 and 64 MiB,
+    /// [`AckMode::Confirmed`], a 2 s connect timeout and one connection attempt, a 5 s
+    /// response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
     /// (feature `tls`).
@@ -150,7 +94,7 @@ impl RedisConfig {
             batch_size: 1000,
             prefetch: 0,
             max_payload: 512 * 1024,
-            retry: RetryPolicy::default(),
+            retry: default_retry(),
             dead_letter_limit: 10_000,
             dead_letter_bytes: 64 << 20,
             ack_mode: AckMode::Confirmed,
@@ -219,7 +163,13 @@ impl RedisConfig {
         self
     }
 
-    /// The retry policy (see [`RetryPolicy`]).
+    /// The retry policy this queue applies: to jobs whose lease expired (their worker
+    /// died or stalled), to [`RedisDelivery::fail`](crate::RedisDelivery::fail), and,
+    /// through [`Queue::retry_policy`](crewpool_core::Queue::retry_policy), to the
+    /// failures a pool on this queue sees when the pool has no policy of its own. A
+    /// pool built with one replaces it (in this process). See [`RetryPolicy`]: one
+    /// type, one meaning, everywhere in crewpool. Its predicate sees only the failure's
+    /// text here, except in a pool, which gives it the typed error.
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -324,9 +274,9 @@ impl RedisConfig {
         self.heartbeat.unwrap_or(self.lease / 5)
     }
 
-    /// The retry policy.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+    /// The retry policy configured (a pool's own may replace it in the queue).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
@@ -385,14 +335,6 @@ impl RedisConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let policy = RetryPolicy::exponential(Duration::from_secs(2), Duration::from_secs(60));
-        let delays: Vec<u64> = (1..=7).map(|a| policy.delay(a).as_secs()).collect();
-        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(policy.delay(u32::MAX), Duration::from_secs(60));
-    }
 
     #[test]
     fn rejects_bad_settings() {

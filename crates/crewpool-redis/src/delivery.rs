@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crewpool_core::{Delivery, JobId, QueueError};
+use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
 use crate::core::Core;
 use crate::link::Lease;
@@ -101,16 +101,23 @@ impl RedisDelivery {
     }
 
     /// The job failed: schedule its next attempt after the backoff of the queue's
-    /// [`RetryPolicy`](crate::RetryPolicy), or dead-letter it with `reason` when it is
-    /// out of attempts.
+    /// [`RetryPolicy`](crate::RetryPolicy), or dead-letter it with `reason` when the
+    /// policy says no more (out of attempts, or its predicate, which sees `reason` as
+    /// the failure's text, declines).
     ///
     /// # Errors
     ///
     /// [`Error::LeaseLost`] when this delivery no longer owns the job; a Redis error
     /// when the call failed (the job then comes back when its lease expires).
     pub async fn fail(mut self, reason: &str) -> Result<()> {
-        let delay = self.core.link.config.retry.delay(self.attempt);
-        self.retry_after(delay, reason).await
+        let policy = self.core.link.retry_policy();
+        let again = policy.should_retry(&Failure::new(FailureKind::Failed, self.attempt, &reason));
+        if again {
+            self.retry_after(policy.delay_after(self.attempt), reason)
+                .await
+        } else {
+            self.bury(reason).await
+        }
     }
 
     async fn retry_after(&mut self, delay: Duration, reason: &str) -> Result<()> {
@@ -171,16 +178,14 @@ impl Delivery for RedisDelivery {
         async move { Ok(queued.outcome().await?) }
     }
 
-    /// Schedules the next attempt after `delay` (through the delayed set), or
-    /// dead-letters the job with `reason` when the queue's retry policy says it is out
-    /// of attempts.
+    /// Schedules the next attempt after `delay` (through the delayed set). The caller
+    /// decided: no attempt limit applies here.
     async fn retry(mut self, delay: Duration, reason: &str) -> Result<(), QueueError> {
         Ok(self.retry_after(delay, reason).await?)
     }
 
     /// Applies the queue's own [`RetryPolicy`](crate::RetryPolicy): see
-    /// [`RedisDelivery::fail`]. The runtime calls this when its pool has no retry policy
-    /// of its own.
+    /// [`RedisDelivery::fail`].
     async fn fail(self, reason: &str) -> Result<(), QueueError> {
         Ok(RedisDelivery::fail(self, reason).await?)
     }

@@ -55,7 +55,8 @@ pub enum Error {
     Encode(#[source] serde_json::Error),
     /// The encoded envelope is larger than the configured maximum.
     #[error(
-        "the encoded job is {size} bytes, over the limit of {max} bytes set by `RedisConfig::max_payload`"
+        "the encoded job is {size} bytes, over the limit of {max} bytes (raise it with \
+         `RedisConfig::max_payload`)"
     )]
     PayloadTooLarge {
         /// The envelope's size in bytes.

@@ -58,9 +58,13 @@
 //! ```
 //!
 //! With a pool (`crewpool_runtime::PoolBuilder`), pass the queue to `.queue(...)`:
-//! the pool acknowledges a job that returns `Ok`, retries one that fails or panics
-//! (with the pool's retry policy if it has one, else the queue's [`RetryPolicy`]) and
+//! the pool acknowledges a job that returns `Ok`, retries one that fails or panics and
 //! dead-letters it once out of attempts, and releases unstarted ones when it stops.
+//! One [`RetryPolicy`] decides every retry: the queue's ([`RedisConfig::retry`]), or
+//! the pool's own if it was built with one, which then replaces the queue's in this
+//! process (for jobs whose worker died too). Since a job runs in whichever process
+//! takes it, a pool on this queue offers `spawn` (the job's id), not `submit` (a
+//! handle to await the result): outcomes are in the running pool's results stream.
 //!
 //! # Guarantees
 //!
@@ -270,8 +274,10 @@ pub mod testing;
 pub use admin::{
     Admin, DeathView, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin, QueueOverview,
 };
-pub use config::{AckMode, RedisConfig, RetryPolicy};
+pub use config::{AckMode, RedisConfig};
 pub use consumer::RedisConsumer;
+/// The retry policy, shared with every crewpool crate (`crewpool_core::RetryPolicy`).
+pub use crewpool_core::RetryPolicy;
 pub use delivery::RedisDelivery;
 pub use error::{ClientError, Error, Result};
 pub use link::{ClientCounters, ServerInfo};

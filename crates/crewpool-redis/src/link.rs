@@ -11,6 +11,8 @@ use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value,
 };
 
+use crewpool_core::RetryPolicy;
+
 use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
 use crate::scripts::Scripts;
@@ -198,6 +200,9 @@ pub(crate) struct Link {
     /// Wakes this process's idle fetcher to fetch again: a job it retried is due
     /// before the fetcher's timer.
     pub(crate) rescan: tokio::sync::Notify,
+    /// The retry policy in force: the configured one, or the one a pool handed over
+    /// (`Retryable::use_retry_policy`).
+    retry: Mutex<RetryPolicy>,
 }
 
 /// Writes the field `<lease>:<index>` of a leased job as one command argument.
@@ -223,9 +228,23 @@ impl Link {
             leases: Mutex::new(Vec::new()),
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
+            retry: Mutex::new(config.retry.clone()),
             config,
         };
         Ok((link, server))
+    }
+
+    /// The retry policy in force (a clone: its predicate is shared).
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the retry policy in force.
+    pub(crate) fn use_retry_policy(&self, policy: RetryPolicy) {
+        *self.retry.lock().unwrap_or_else(PoisonError::into_inner) = policy;
     }
 
     /// A second connection, for the blocking wait (which would stall every command
@@ -391,7 +410,7 @@ impl Link {
         );
         call.arg(count)
             .arg(millis(config.lease))
-            .arg(config.retry.attempts())
+            .arg(self.retry_policy().attempts())
             .arg(config.dead_letter_limit)
             .arg(DUE_PER_FETCH)
             .arg(EXPIRED_LEASES_PER_FETCH)
@@ -534,8 +553,8 @@ impl Link {
         Ok(codes)
     }
 
-    /// Schedules another attempt after `delay` (or dead-letters a job out of
-    /// attempts): 1 scheduled, 2 dead-lettered, 0 lease lost.
+    /// Schedules another attempt after `delay`; the caller decided (no attempt limit
+    /// applies here). 1 scheduled, 2 dead-lettered (a malformed record), 0 lease lost.
     pub(crate) async fn retry(
         &self,
         lease: u64,
@@ -560,7 +579,6 @@ impl Link {
         write_field(&mut call, lease, index);
         call.arg(millis(delay))
             .arg(reason)
-            .arg(self.config.retry.attempts())
             .arg(self.config.dead_letter_limit)
             .arg(self.config.dead_letter_bytes);
         let code = int(&self.invoke("scheduling a retry", script, &call).await?)?;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError};
+use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, RetryPolicy, Retryable};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -557,6 +557,35 @@ where
 
     fn is_closed(&self) -> bool {
         *self.front.close_signal.borrow()
+    }
+
+    /// The policy in force: [`RedisConfig::retry`], or a pool's own that replaced it.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        Some(self.link().retry_policy())
+    }
+
+    /// Records this process's fetcher dead-lettered because they did not decode
+    /// ([`ClientCounters::undecodable`]).
+    fn undeliverable(&self) -> u64 {
+        self.link().counters.snapshot().undecodable
+    }
+}
+
+/// Redis keeps every job until it is settled: a retry is scheduled in Redis, no copy is
+/// kept, and the job type needs no `Clone`.
+impl<J> Retryable for RedisQueue<J>
+where
+    J: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn copy_for_retry(_job: &J) -> Option<J> {
+        None
+    }
+
+    /// Applies `policy` from now on, in this process, to expired leases and to
+    /// [`RedisDelivery::fail`](crate::RedisDelivery::fail), in place of
+    /// [`RedisConfig::retry`].
+    fn use_retry_policy(&self, policy: &RetryPolicy) {
+        self.link().use_retry_policy(policy.clone());
     }
 }
 

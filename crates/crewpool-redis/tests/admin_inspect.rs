@@ -63,8 +63,10 @@ async fn connecting_registers_the_queue_under_its_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_counts_every_state_and_the_scripts_keep_totals() {
     let server = RedisServer::start();
-    let policy =
-        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(5);
+    let policy = RetryPolicy::exponential(5)
+        .base_delay(Duration::from_secs(60))
+        .max_delay(Duration::from_secs(60))
+        .jitter(false);
     // A long heartbeat: the test expires a lease by hand below, and no heartbeat may
     // extend it meanwhile.
     let config = RedisConfig::new(server.url(), "mixed")
@@ -143,8 +145,10 @@ async fn overview_counts_every_state_and_the_scripts_keep_totals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_each_state_in_its_order_with_its_details() {
     let server = RedisServer::start();
-    let policy =
-        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(5);
+    let policy = RetryPolicy::exponential(5)
+        .base_delay(Duration::from_secs(60))
+        .max_delay(Duration::from_secs(60))
+        .jitter(false);
     let queue = RedisQueue::<serde_json::Value>::connect(
         RedisConfig::new(server.url(), "pages").retry(policy),
     )
@@ -237,11 +241,14 @@ async fn pages_show_each_state_in_its_order_with_its_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repairs_requeue_delete_and_purge() {
     let server = RedisServer::start();
-    let policy =
-        RetryPolicy::exponential(Duration::from_secs(60), Duration::from_secs(60)).max_attempts(1);
-    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "fix").retry(policy))
-        .await
-        .unwrap();
+    let policy = RetryPolicy::exponential(1)
+        .base_delay(Duration::from_secs(60))
+        .max_delay(Duration::from_secs(60))
+        .jitter(false);
+    let queue =
+        RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "fix").retry(policy.clone()))
+            .await
+            .unwrap();
     let admin = Admin::connect(server.url(), "crewpool").await.unwrap();
     let fix = admin.queue("fix").unwrap();
     let all = queue.enqueue_bulk(0..6_u64).await.unwrap();

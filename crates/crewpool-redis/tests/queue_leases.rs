@@ -227,7 +227,7 @@ async fn a_job_that_keeps_killing_its_worker_is_dead_lettered() {
     let server = RedisServer::start();
     let config = RedisConfig::new(server.url(), "leases")
         .lease(Duration::from_secs(60))
-        .retry(crewpool_redis::RetryPolicy::default().max_attempts(2));
+        .retry(crewpool_redis::RetryPolicy::exponential(2));
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();
     let id = queue.enqueue(&3).await.unwrap();
     let mut consumer = queue.consumer().unwrap();

@@ -26,7 +26,8 @@ async fn oversized_jobs_are_refused_with_a_clear_error_and_nothing_stored() {
     );
     assert_eq!(
         error.to_string(),
-        "the encoded job is 2035 bytes, over the limit of 1024 bytes set by `RedisConfig::max_payload`"
+        "the encoded job is 2035 bytes, over the limit of 1024 bytes (raise it with \
+         `RedisConfig::max_payload`)"
     );
     // Bulk: one oversized job refuses the whole call before anything is sent.
     let error = queue

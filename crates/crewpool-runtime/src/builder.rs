@@ -4,7 +4,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crewpool_core::{Queue, Worker};
+use crewpool_core::{Queue, Retryable, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BuildError;
@@ -66,47 +66,51 @@ enum Placement {
 ///
 /// Timeouts, retry delays and the rate limit use tokio's timer: a runtime given with
 /// [`runtime`](PoolBuilder::runtime) must have it enabled (`enable_time`).
-pub struct PoolBuilder<Q = ()> {
+///
+/// # Type parameters
+///
+/// `Q` is the queue, `()` until [`queue`](PoolBuilder::queue) sets one; `P` is the
+/// retry setting, `()` until [`retry`](PoolBuilder::retry) sets a [`RetryPolicy`].
+/// Every method can be called in any order.
+pub struct PoolBuilder<Q = (), P = ()> {
     queue: Q,
+    retry: P,
     name: String,
     workers: Option<usize>,
     placement: Placement,
     results: bool,
     timeout: Option<Duration>,
-    retry: Option<RetryPolicy>,
     rate: Option<(usize, Duration)>,
     metrics: bool,
     token: Option<CancellationToken>,
-    cloner: Option<Box<dyn std::any::Any + Send>>,
 }
 
-impl PoolBuilder<()> {
+impl PoolBuilder<(), ()> {
     /// A builder with defaults: named `crewpool`, one worker per available CPU,
     /// workers as tasks on the current tokio runtime, no results stream, no policies.
     pub fn new() -> Self {
         PoolBuilder {
             queue: (),
+            retry: (),
             name: "crewpool".to_owned(),
             workers: None,
             placement: Placement::Current,
             results: false,
             timeout: None,
-            retry: None,
             rate: None,
             metrics: false,
             token: None,
-            cloner: None,
         }
     }
 }
 
-impl Default for PoolBuilder<()> {
+impl Default for PoolBuilder<(), ()> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<Q> PoolBuilder<Q> {
+impl<Q, P> PoolBuilder<Q, P> {
     /// Names the pool (thread names, logs, metric labels).
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -122,21 +126,48 @@ impl<Q> PoolBuilder<Q> {
         self
     }
 
-    /// Sets the queue the workers take jobs from.
+    /// Sets the queue the workers take jobs from. Everything set before is kept.
     #[must_use]
-    pub fn queue<Q2: Queue>(self, queue: Q2) -> PoolBuilder<Q2> {
+    pub fn queue<Q2: Queue>(self, queue: Q2) -> PoolBuilder<Q2, P> {
         PoolBuilder {
             queue,
+            retry: self.retry,
             name: self.name,
             workers: self.workers,
             placement: self.placement,
             results: self.results,
             timeout: self.timeout,
-            retry: None,
             rate: self.rate,
             metrics: self.metrics,
             token: self.token,
-            cloner: None,
+        }
+    }
+
+    /// Retries failed attempts (errors, panics, timeouts) under `policy`: the one
+    /// policy that decides every retry of this pool's jobs.
+    ///
+    /// On an in-memory queue the pool keeps a copy of each job to run it again (so
+    /// [`build`](PoolBuilder::build) needs `Clone` on the job type) and runs it after
+    /// the backoff without blocking a worker. A durable queue keeps the job itself (no
+    /// `Clone` needed): the pool asks it to schedule the next attempt, and hands it the
+    /// policy ([`Retryable::use_retry_policy`]), which it then also applies to jobs
+    /// whose worker died, in place of its configured one. Without this call, a pool on
+    /// a durable queue applies the queue's own policy
+    /// ([`Queue::retry_policy`](crewpool_core::Queue::retry_policy)); on an in-memory
+    /// queue, a failure is final.
+    #[must_use]
+    pub fn retry(self, policy: RetryPolicy) -> PoolBuilder<Q, RetryPolicy> {
+        PoolBuilder {
+            queue: self.queue,
+            retry: policy,
+            name: self.name,
+            workers: self.workers,
+            placement: self.placement,
+            results: self.results,
+            timeout: self.timeout,
+            rate: self.rate,
+            metrics: self.metrics,
+            token: self.token,
         }
     }
 
@@ -201,22 +232,55 @@ impl<Q> PoolBuilder<Q> {
     }
 }
 
-impl<Q: Queue> PoolBuilder<Q>
-where
-    Q::Job: Clone,
-{
-    /// Retries failed attempts (errors, panics, timeouts) under `policy`. The pool
-    /// keeps a copy of each job of an in-memory queue to run it again, hence `Clone`.
-    #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        let cloner: fn(&Q::Job) -> Q::Job = Clone::clone;
-        self.cloner = Some(Box::new(cloner));
-        self
+/// What [`PoolBuilder::retry`] set, as [`build`](PoolBuilder::build) needs it: `()`
+/// (no policy of the pool's own) for any queue, a [`RetryPolicy`] for a queue that is
+/// [`Retryable`]. Implemented for those two only.
+#[diagnostic::on_unimplemented(
+    message = "a pool on `{Q}` cannot retry its jobs",
+    note = "an in-memory queue keeps a copy of each job to retry it: the job type must implement `Clone`"
+)]
+pub trait RetrySetting<Q: Queue>: sealed::Sealed {
+    /// The pool's own policy, if any, and how to copy a job for its retry; hands the
+    /// policy to a queue that retries jobs itself.
+    #[doc(hidden)]
+    fn resolve(self, queue: &Q) -> RetryParts<Q::Job>;
+}
+
+/// What a [`RetrySetting`] resolves to; opaque.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RetryParts<J> {
+    policy: Option<RetryPolicy>,
+    copy: Option<fn(&J) -> Option<J>>,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for () {}
+    impl Sealed for super::RetryPolicy {}
+}
+
+impl<Q: Queue> RetrySetting<Q> for () {
+    fn resolve(self, queue: &Q) -> RetryParts<Q::Job> {
+        // The queue's own policy, if it retries jobs itself (a durable queue).
+        RetryParts {
+            policy: queue.retry_policy(),
+            copy: None,
+        }
     }
 }
 
-impl<Q: Queue> PoolBuilder<Q> {
+impl<Q: Retryable> RetrySetting<Q> for RetryPolicy {
+    fn resolve(self, queue: &Q) -> RetryParts<Q::Job> {
+        queue.use_retry_policy(&self);
+        RetryParts {
+            policy: Some(self),
+            copy: Some(Q::copy_for_retry),
+        }
+    }
+}
+
+impl<Q: Queue, P: RetrySetting<Q>> PoolBuilder<Q, P> {
     /// Starts the workers, each running `worker` on the jobs it takes from the queue.
     ///
     /// # Errors
@@ -244,10 +308,10 @@ impl<Q: Queue> PoolBuilder<Q> {
             )),
             None => None,
         };
-        let cloner = self
-            .cloner
-            .and_then(|cloner| cloner.downcast::<fn(&Q::Job) -> Q::Job>().ok())
-            .map(|cloner| *cloner);
+        let RetryParts {
+            policy: retry,
+            copy: cloner,
+        } = self.retry.resolve(&self.queue);
         let (sink, results) = if self.results {
             let (sender, receiver) = flume::unbounded();
             (Some(sender), Some(Results::new(receiver)))
@@ -259,7 +323,7 @@ impl<Q: Queue> PoolBuilder<Q> {
             executor,
             policies: Policies {
                 timeout: self.timeout,
-                retry: self.retry,
+                retry,
                 rate,
                 metrics: self.metrics,
             },
@@ -278,7 +342,7 @@ impl<Q: Queue> PoolBuilder<Q> {
     }
 }
 
-impl<Q> fmt::Debug for PoolBuilder<Q> {
+impl<Q, P: fmt::Debug> fmt::Debug for PoolBuilder<Q, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolBuilder")
             .field("name", &self.name)

@@ -1,10 +1,16 @@
 //! The runtime's errors. Errors that refuse a job hand it back.
+//!
+//! They follow the conventions of `crewpool_core`'s errors: `Display` describes this
+//! level only, the cause is the [`source`](std::error::Error::source); errors that
+//! refuse a job answer `is_closed` and `is_full` and give the job back with
+//! `into_inner`.
 
+use std::error::Error as StdError;
 use std::fmt;
 
-use crewpool_core::QueueError;
+use crewpool_core::{BoxError, PushError, QueueError};
 
-pub use crewpool_core::{PushError as SubmitError, TryPushError as TrySubmitError};
+pub use crewpool_core::TryPushError as TrySubmitError;
 
 /// [`PoolBuilder::build`](crate::PoolBuilder::build) could not start the pool.
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +26,10 @@ pub enum BuildError {
     )]
     NoRuntime,
     /// The queue could not create a consumer for a worker.
-    #[error("the queue could not create a consumer: {0}")]
+    #[error("the queue could not create a consumer for a worker")]
     Queue(#[source] QueueError),
     /// A worker thread could not be started.
-    #[error("could not start worker thread: {0}")]
+    #[error("could not start a worker thread")]
     Thread(#[source] std::io::Error),
     /// The rate limit allows no job at all.
     #[error("a rate limit needs at least one start in a non-zero period")]
@@ -40,6 +46,100 @@ impl From<ResizeError> for BuildError {
     }
 }
 
+/// [`Pool::submit`](crate::Pool::submit) or [`Pool::spawn`](crate::Pool::spawn) did
+/// not accept the job; it comes back.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError<J> {
+    /// The pool is shutting down or shut down, and accepts nothing more.
+    #[error("the pool no longer accepts jobs")]
+    Closed(J),
+    /// The queue is full, and this submit does not wait for room: it was made from
+    /// inside one of the pool's own jobs (see "Submitting from inside a job" on
+    /// [`Pool`](crate::Pool)).
+    #[error(
+        "the queue is full, and a submit from inside one of the pool's own jobs does not \
+         wait for room"
+    )]
+    Full(J),
+    /// The queue's backend did not accept the job (a durable queue could not store it,
+    /// or refused it as too large); the backend's error is the
+    /// [`source`](std::error::Error::source), and
+    /// [`backend_error`](SubmitError::backend_error) returns it typed.
+    #[error("the queue backend did not accept the job")]
+    Backend {
+        /// The job that was not accepted.
+        job: J,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The pool's queue runs each job in whichever process takes it, so a handle to
+    /// the job's result cannot be given: [`AnyPool::submit`](crate::AnyPool::submit)
+    /// on a durable queue. Use `spawn`; the pool that runs the job reports its outcome
+    /// in its results stream.
+    #[error(
+        "the pool's queue runs jobs in whichever process takes them, so their results \
+         cannot come back here: use `spawn`"
+    )]
+    ResultsUnavailable(J),
+}
+
+impl<J> SubmitError<J> {
+    /// Returns the job that was not accepted.
+    pub fn into_inner(self) -> J {
+        match self {
+            SubmitError::Closed(job)
+            | SubmitError::Full(job)
+            | SubmitError::Backend { job, .. }
+            | SubmitError::ResultsUnavailable(job) => job,
+        }
+    }
+
+    /// Whether the pool no longer accepts jobs.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SubmitError::Closed(_))
+    }
+
+    /// Whether the queue was full (a submit from inside one of the pool's own jobs).
+    pub fn is_full(&self) -> bool {
+        matches!(self, SubmitError::Full(_))
+    }
+
+    /// The backend's own error, if it refused the job with one of type `E`: for the
+    /// Redis backend, `crewpool_redis::Error::PayloadTooLarge` for a job over its
+    /// size limit.
+    pub fn backend_error<E: StdError + 'static>(&self) -> Option<&E> {
+        match self {
+            SubmitError::Backend { source, .. } => source.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+}
+
+impl<J> From<PushError<J>> for SubmitError<J> {
+    fn from(error: PushError<J>) -> Self {
+        match error {
+            PushError::Backend { item, source } => SubmitError::Backend { job: item, source },
+            other => SubmitError::Closed(other.into_inner()),
+        }
+    }
+}
+
+impl<J> fmt::Debug for SubmitError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::Closed(_) => f.write_str("Closed(..)"),
+            SubmitError::Full(_) => f.write_str("Full(..)"),
+            SubmitError::Backend { source, .. } => f
+                .debug_struct("Backend")
+                .field("source", source)
+                .finish_non_exhaustive(),
+            SubmitError::ResultsUnavailable(_) => f.write_str("ResultsUnavailable(..)"),
+        }
+    }
+}
+
 /// [`Pool::submit_timeout`](crate::Pool::submit_timeout) did not accept the job; it
 /// comes back.
 #[derive(thiserror::Error)]
@@ -49,7 +149,7 @@ pub enum SubmitTimeoutError<J> {
     #[error("the queue stayed full until the timeout")]
     Timeout(J),
     /// The pool no longer accepts jobs.
-    #[error("the pool is shut down")]
+    #[error("the pool no longer accepts jobs")]
     Closed(J),
 }
 
@@ -59,6 +159,16 @@ impl<J> SubmitTimeoutError<J> {
         match self {
             SubmitTimeoutError::Timeout(job) | SubmitTimeoutError::Closed(job) => job,
         }
+    }
+
+    /// Whether the pool no longer accepts jobs.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SubmitTimeoutError::Closed(_))
+    }
+
+    /// Whether the queue was full (it stayed full until the timeout).
+    pub fn is_full(&self) -> bool {
+        matches!(self, SubmitTimeoutError::Timeout(_))
     }
 }
 
@@ -82,9 +192,9 @@ pub enum ResizeError {
     #[error("the pool is shut down")]
     Closed,
     /// The queue could not create a consumer for a new worker.
-    #[error("the queue could not create a consumer: {0}")]
+    #[error("the queue could not create a consumer for a worker")]
     Queue(#[source] QueueError),
     /// A new worker thread could not be started.
-    #[error("could not start worker thread: {0}")]
+    #[error("could not start a worker thread")]
     Thread(#[source] std::io::Error),
 }

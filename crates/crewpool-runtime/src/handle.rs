@@ -21,8 +21,9 @@ pub enum JobError<E> {
     /// The job panicked; the message is the panic's, when it was a string.
     #[error("job panicked: {0}")]
     Panicked(String),
-    /// The job was running when the pool was aborted or a shutdown deadline passed, and
-    /// was stopped.
+    /// The job was running when the pool was aborted, a shutdown deadline passed, or
+    /// the tokio runtime its worker ran on was dropped, and was stopped (its future
+    /// dropped).
     #[error("job was interrupted by shutdown")]
     Interrupted,
     /// The job ran past the pool's per-job timeout (on its last attempt) and was
@@ -34,13 +35,10 @@ pub enum JobError<E> {
     Cancelled,
     /// The job never ran: it was handed back by a shutdown (see
     /// [`ShutdownReport::returned`](crate::ShutdownReport::returned)), or the pool's
-    /// runtime went away with it still queued.
+    /// runtime went away with it still queued. (A job that was running when its
+    /// runtime went away is [`Interrupted`](JobError::Interrupted).)
     #[error("job did not run")]
     NotRun,
-    /// The queue is durable and shared: the job runs in whichever process takes it, and
-    /// its result stays there (see that pool's [`Results`]).
-    #[error("the result is not available to the submitter of a job on a durable queue")]
-    Unavailable,
 }
 
 impl<E> JobError<E> {
@@ -63,12 +61,11 @@ pub type Outcome<T, E> = Result<T, JobError<E>>;
 pub struct JobHandle<T, E> {
     id: JobId,
     state: HandleState<T, E>,
-    cancel: Option<CancellationToken>,
+    cancel: CancellationToken,
 }
 
 enum HandleState<T, E> {
     Waiting(oneshot::Receiver<Outcome<T, E>>),
-    Unavailable,
     Done,
 }
 
@@ -91,18 +88,9 @@ impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
         let handle = JobHandle {
             id,
             state: HandleState::Waiting(receiver),
-            cancel: Some(cancel),
+            cancel,
         };
         (reply, handle)
-    }
-
-    /// A handle for a job on a durable queue, whose result stays where it runs.
-    pub(crate) fn unavailable(id: JobId) -> Self {
-        JobHandle {
-            id,
-            state: HandleState::Unavailable,
-            cancel: None,
-        }
     }
 }
 
@@ -116,13 +104,8 @@ impl<T, E> JobHandle<T, E> {
     /// running one has its future dropped at its next await. The handle then resolves
     /// to [`JobError::Cancelled`], unless the job finished first. Jobs can also watch
     /// for it cooperatively ([`ContextExt`](crate::ContextExt)).
-    ///
-    /// A job on a durable queue cannot be cancelled from here (it may be running in
-    /// another process); this does nothing for it.
     pub fn cancel(&self) {
-        if let Some(cancel) = &self.cancel {
-            cancel.cancel();
-        }
+        self.cancel.cancel();
     }
 }
 
@@ -138,7 +121,6 @@ impl<T, E> Future for JobHandle<T, E> {
                 // its runtime.
                 Poll::Ready(Err(_)) => Err(JobError::NotRun),
             },
-            HandleState::Unavailable => Err(JobError::Unavailable),
             HandleState::Done => panic!("JobHandle polled after it completed"),
         };
         self.state = HandleState::Done;
@@ -161,7 +143,7 @@ pub struct JobResult<T, E> {
     pub outcome: Outcome<T, E>,
 }
 
-/// The pool-wide stream of results: the seed's "result queue".
+/// The pool-wide stream of results.
 ///
 /// It receives the outcome of every job that has no [`JobHandle`] waiting for it (jobs
 /// started with [`Pool::spawn`](crate::Pool::spawn), sub-jobs, and jobs from other

@@ -6,18 +6,20 @@
 //! - **submitting** — [`Pool::submit`] waits while a bounded queue is full
 //!   (backpressure), [`Pool::try_submit`] hands the job back at once,
 //!   [`Pool::submit_timeout`] waits a bounded time and hands it back;
-//!   [`Pool::spawn`] is fire-and-forget;
+//!   [`Pool::spawn`] is fire-and-forget; a `Pool` is a cheap cloneable handle, and
+//!   [`AnyPool`] keeps one without naming its queue and worker types;
 //! - **results** — a [`JobHandle`] per job, or the pool-wide [`Results`] stream;
 //! - **panic isolation** — a panicking job becomes [`JobError::Panicked`] with its
 //!   message; its worker goes on;
 //! - **statistics** — [`Pool::stats`]: queued, running, idle, submitted, completed,
-//!   failed, panicked;
+//!   failed, panicked, ...;
 //! - **shutdown** — graceful ([`Pool::shutdown`]), graceful with a deadline
 //!   ([`Pool::shutdown_timeout`]), or immediate ([`Pool::abort`]), each returning a
-//!   [`ShutdownReport`] in which every accepted job is accounted for;
+//!   [`ShutdownReport`] in which every accepted job is accounted for, and neither of
+//!   the last two waiting for a job blocked inside its own code;
 //! - **policies**, the same on every backend — a per-job timeout
 //!   ([`PoolBuilder::timeout`]), retries with exponential backoff and jitter
-//!   ([`RetryPolicy`]), cancellation of one job ([`JobHandle::cancel`]) or a pool-wide
+//!   ([`RetryPolicy`], the same type a durable queue's own policy is), cancellation of one job ([`JobHandle::cancel`]) or a pool-wide
 //!   token jobs can watch ([`ContextExt`]), resizing while running ([`Pool::resize`]),
 //!   a rate limit on job starts ([`PoolBuilder::rate_limit`]), metrics through the
 //!   `metrics` facade ([`PoolBuilder::metrics`], names below) and a tracing span per job
@@ -83,6 +85,7 @@
 
 mod builder;
 mod context;
+mod current;
 mod error;
 mod future;
 mod handle;
@@ -100,12 +103,14 @@ mod stats;
 mod tests;
 mod worker;
 
-pub use builder::PoolBuilder;
+#[doc(hidden)]
+pub use builder::RetryParts;
+pub use builder::{PoolBuilder, RetrySetting};
 pub use context::ContextExt;
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use handle::{JobError, JobHandle, JobResult, Outcome, Results};
 pub use policy::{Failure, FailureKind, RetryPolicy};
-pub use pool::Pool;
+pub use pool::{AnyPool, Pool};
 pub use report::ShutdownReport;
 pub use stats::Stats;
 pub use tokio_util::sync::CancellationToken;

@@ -14,7 +14,8 @@
 //! - **Stopping**: the `stop` signal has fired. Workers start nothing new: a job they
 //!   receive is handed back unstarted, a running job is interrupted (its future
 //!   dropped) and reported, and they leave. What is still queued is collected by the
-//!   shutdown caller once every worker has left.
+//!   shutdown caller once every worker has left, or is blocked inside a job's code and
+//!   was given up on (see `Shared::wait_stopped`).
 //!
 //! The state only moves forward (`fetch_max`). `live` counts workers still in their
 //! loop; shutdown waits for it to reach zero, which it always does: a worker leaves
@@ -33,7 +34,7 @@
 //!   one of: finished, interrupted, handed back.
 
 use crate::loom::{AtomicU8, Ordering};
-use crate::signal::{Latch, Signal};
+use crate::signal::{Event, Latch, Signal};
 
 const OPEN: u8 = 0;
 const DRAINING: u8 = 1;
@@ -46,6 +47,9 @@ pub(crate) struct Lifecycle {
     pub(crate) stop: Signal,
     /// Workers still in their loop.
     pub(crate) live: Latch,
+    /// Notified each time a worker leaves its loop (after it counted itself out of
+    /// `live`), for a stopping shutdown that waits for all but the blocked ones.
+    pub(crate) exited: Event,
 }
 
 impl Lifecycle {
@@ -54,6 +58,7 @@ impl Lifecycle {
             state: AtomicU8::new(OPEN),
             stop: Signal::new(),
             live: Latch::new(workers),
+            exited: Event::new(),
         }
     }
 

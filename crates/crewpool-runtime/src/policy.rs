@@ -2,10 +2,9 @@
 //! backoff, a per-job timeout, and a rate limit on job starts.
 
 mod rate;
-mod retry;
 
+pub use crewpool_core::{Failure, FailureKind, RetryPolicy};
 pub(crate) use rate::{RateLimit, RateLimiter};
-pub use retry::{Failure, FailureKind, RetryPolicy};
 
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub(crate) struct Policies {
     pub(crate) timeout: Option<Duration>,
+    /// The one policy that decides retries of this pool's jobs: the builder's, or the
+    /// queue's own when the builder set none (see `Queue::retry_policy`).
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) rate: Option<RateLimiter>,
     pub(crate) metrics: bool,

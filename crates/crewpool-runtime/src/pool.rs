@@ -1,9 +1,12 @@
 //! The pool handle: submit jobs, watch statistics, shut down.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use crewpool_core::{JobId, Queue, TryPush, Worker};
+use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
+use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
@@ -14,8 +17,9 @@ use crate::shared::{Shared, is_durable};
 
 /// A fixed crew of workers running jobs from a queue.
 ///
-/// Build one with [`PoolBuilder`](crate::PoolBuilder). Methods take `&self`; share a pool between tasks
-/// with an `Arc`.
+/// Build one with [`PoolBuilder`](crate::PoolBuilder). A `Pool` is a cheap handle:
+/// clone it to share the pool between tasks (every clone is the same pool), or turn it
+/// into an [`AnyPool`] to keep it without naming its queue and worker types.
 ///
 /// # Shutdown
 ///
@@ -27,18 +31,57 @@ use crate::shared::{Shared, is_durable};
 /// - [`abort`](Pool::abort) stops at once, with the same report.
 ///
 /// Submitting after shutdown began fails and hands the job back. No accepted job is
-/// lost silently: it finishes, comes back in a [`ShutdownReport`], or is listed as
-/// interrupted.
+/// lost silently: it finishes, comes back in a [`ShutdownReport`], is listed as
+/// interrupted, or, if its worker is blocked inside it, as still running.
+///
+/// **Blocking jobs.** A job blocked inside its own code (a blocking call or a long
+/// computation that never returns to its executor, typically on
+/// [`dedicated_threads`](crate::PoolBuilder::dedicated_threads)) cannot be stopped from
+/// outside: no thread can be killed safely. `shutdown_timeout` and `abort` do not wait
+/// for it: they return on time and list it in
+/// [`ShutdownReport::still_running`]. Its thread goes on until the job's code returns;
+/// then the job ends as interrupted (its outcome is discarded) and the worker exits.
+/// A process that exits ends such threads with it.
+///
+/// # Submitting from inside a job
+///
+/// A job may add work to its own pool. The way meant for it is
+/// [`JobContext::spawn`](crewpool_core::JobContext::spawn): it never waits, and puts
+/// the sub-job where the job's own worker, or an idle one, picks it up first. A job
+/// that holds a clone of its pool may also call [`submit`](Pool::submit) or
+/// [`spawn`](Pool::spawn) on it: called from inside one of the pool's own jobs (polled
+/// by the job itself, not by a task it started), they **never wait for room**. Room in
+/// a full queue is made only by the pool's workers, and this one is busy running the
+/// job that waits: were every worker to do that, the pool would stop for good. So such
+/// a submit is accepted if there is room now, and otherwise fails at once with
+/// [`SubmitError::Full`], handing the job back. (A worker that holds a clone of its
+/// own pool keeps the pool open after every other clone is dropped: shut it down
+/// explicitly.)
 ///
 /// # Dropping
 ///
-/// Dropping a pool without shutting it down closes its queue and returns at once; the
-/// workers finish the jobs already accepted in the background, then exit. Nothing waits
-/// for them, so jobs still queued when the program (or, for tokio workers, the
-/// runtime) exits are lost: call [`shutdown`](Pool::shutdown) to wait.
+/// Dropping the last clone of a pool (and of the [`AnyPool`]s made from it) without
+/// shutting it down closes its queue and returns at once; the workers finish the jobs
+/// already accepted in the background, then exit. Nothing waits for them, so jobs
+/// still queued when the program (or, for tokio workers, the runtime) exits are lost:
+/// call [`shutdown`](Pool::shutdown) to wait. Jobs running when their tokio runtime is
+/// dropped end as [`Interrupted`](crate::JobError::Interrupted).
 pub struct Pool<Q: Queue, W: Worker<Q::Job>> {
+    inner: std::sync::Arc<Handle<Q, W>>,
+}
+
+/// What the clones of one pool share; dropping the last one closes the queue.
+struct Handle<Q: Queue, W: Worker<Q::Job>> {
     shared: Arc<Shared<Q, W>>,
     results: Mutex<Option<Results<W::Output, W::Error>>>,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Clone for Pool<Q, W> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: std::sync::Arc::clone(&self.inner),
+        }
+    }
 }
 
 impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
@@ -47,43 +90,15 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
         results: Option<Results<W::Output, W::Error>>,
     ) -> Self {
         Pool {
-            shared,
-            results: Mutex::new(results),
+            inner: std::sync::Arc::new(Handle {
+                shared,
+                results: Mutex::new(results),
+            }),
         }
     }
 
-    /// Submits a job, waiting while a bounded queue is full; returns a handle to await
-    /// its result.
-    ///
-    /// On a durable queue the job runs in whichever process takes it, so the handle
-    /// resolves to [`JobError::Unavailable`](crate::JobError::Unavailable) (its
-    /// [`id`](JobHandle::id) is the one the backend assigned); prefer
-    /// [`spawn`](Pool::spawn) there.
-    ///
-    /// # Errors
-    ///
-    /// [`SubmitError::Closed`] once shutdown has begun; [`SubmitError::Backend`] when a
-    /// durable queue cannot store the job. The job comes back either way.
-    ///
-    /// # Cancel safety
-    ///
-    /// If the future is dropped before it completes, the job was not accepted and is
-    /// dropped with it. Use [`submit_timeout`](Pool::submit_timeout) to bound the wait
-    /// and keep the job.
-    pub async fn submit(
-        &self,
-        job: Q::Job,
-    ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
-        let id = self.shared.next_id();
-        if is_durable::<Q>() {
-            let id = self.shared.push(self.shared.envelope(job, id)).await?;
-            return Ok(JobHandle::unavailable(id));
-        }
-        let (reply, handle) = JobHandle::new(id);
-        self.shared
-            .push(self.shared.envelope(job, id).with_reply(reply))
-            .await?;
-        Ok(handle)
+    fn shared(&self) -> &Shared<Q, W> {
+        &self.inner.shared
     }
 
     /// Submits a job without a handle (fire and forget), waiting while a bounded queue
@@ -91,51 +106,58 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     ///
     /// Returns the job's id, the one its worker sees in
     /// [`JobContext::id`](crewpool_core::JobContext::id): the pool's own number on an
-    /// in-memory queue, the one the backend assigned on a durable queue.
+    /// in-memory queue, the one the backend assigned on a durable queue. On a durable
+    /// queue the job runs in whichever process takes it.
     ///
     /// # Errors
     ///
-    /// As for [`submit`](Pool::submit).
+    /// [`SubmitError::Closed`] once shutdown has begun; [`SubmitError::Backend`] when a
+    /// durable queue cannot store the job; [`SubmitError::Full`] when called from
+    /// inside one of the pool's own jobs and the queue is full (see "Submitting from
+    /// inside a job"). The job comes back each time.
     ///
     /// # Cancel safety
     ///
-    /// As for [`submit`](Pool::submit).
+    /// On an in-memory queue, if the future is dropped before it completes, the job
+    /// was not accepted (and is not counted) and is dropped with it. Use
+    /// [`submit_timeout`](Pool::submit_timeout) to bound the wait and keep the job. On
+    /// a durable queue the job may have been stored before the drop.
     pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
-        let id = self.shared.next_id();
-        let id = self.shared.push(self.shared.envelope(job, id)).await?;
-        Ok(id)
+        let shared = self.shared();
+        let id = shared.next_id();
+        shared.submit(shared.envelope(job, id)).await
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
     /// [`PoolBuilder::results`](crate::PoolBuilder::results) or the stream was already taken.
     pub fn take_results(&self) -> Option<Results<W::Output, W::Error>> {
-        lock(&self.results).take()
+        lock(&self.inner.results).take()
     }
 
     /// A snapshot of the pool's state and counters.
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.shared().stats()
     }
 
     /// The pool's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared().name
     }
 
     /// The queue the pool runs on.
     pub fn queue(&self) -> &Q {
-        &self.shared.queue
+        &self.shared().queue
     }
 
     /// Whether the pool still accepts jobs.
     pub fn is_open(&self) -> bool {
-        self.shared.lifecycle.is_open()
+        self.shared().lifecycle.is_open()
     }
 
     /// The number of workers asked for (at build, or by the last
     /// [`resize`](Pool::resize)). [`Stats::workers`] counts those actually running.
     pub fn workers(&self) -> usize {
-        self.shared.target()
+        self.shared().target()
     }
 
     /// Changes the number of workers while the pool runs, like ants' `Tune` or pond's
@@ -149,14 +171,14 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// begun; [`ResizeError::Queue`] or [`ResizeError::Thread`] when a new worker
     /// cannot start (the workers started before it keep running).
     pub fn resize(&self, workers: usize) -> Result<(), ResizeError> {
-        Shared::resize(&self.shared, workers)
+        Shared::resize(&self.inner.shared, workers)
     }
 
     /// The pool-wide cancellation token every job sees through
     /// [`ContextExt`](crate::ContextExt). Cancelling it asks running jobs to stop
     /// cooperatively; it does not stop the pool (see [`abort`](Pool::abort)).
-    pub fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
-        self.shared.pool_token.0.clone()
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.shared().pool_token.0.clone()
     }
 
     /// Stops accepting jobs and waits until every accepted job has run and every
@@ -170,36 +192,74 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// Dropping the future does not undo the shutdown: the queue stays closed and the
     /// workers drain it in the background. Call it again to wait.
     pub async fn shutdown(&self) -> ShutdownReport<Q::Job> {
-        self.shared.shutdown().await
+        self.shared().shutdown().await
     }
 
     /// Like [`shutdown`](Pool::shutdown), but waits at most `grace`; then stops: jobs
     /// not yet started come back in the report, running jobs are interrupted (their
-    /// futures dropped) and listed.
+    /// futures dropped) and listed, and jobs whose workers are blocked inside them are
+    /// listed as still running and not waited for (see "Blocking jobs" above).
     ///
     /// # Cancel safety
     ///
     /// As for [`shutdown`](Pool::shutdown).
     pub async fn shutdown_timeout(&self, grace: Duration) -> ShutdownReport<Q::Job> {
-        self.shared.begin_drain();
-        let drained = tokio::time::timeout(grace, self.shared.lifecycle.live.wait()).await;
+        let shared = self.shared();
+        shared.begin_drain();
+        let drained = tokio::time::timeout(grace, shared.lifecycle.live.wait()).await;
         if drained.is_err() {
-            self.shared.begin_stop();
-            self.shared.lifecycle.live.wait().await;
+            return shared.stop().await;
         }
-        self.shared.finish().await
+        shared.finish().await
     }
 
     /// Stops now: nothing new starts, running jobs are interrupted, queued jobs come
-    /// back in the report.
+    /// back in the report, and jobs whose workers are blocked inside them are listed as
+    /// still running and not waited for (see "Blocking jobs" above).
     ///
     /// # Cancel safety
     ///
     /// As for [`shutdown`](Pool::shutdown).
     pub async fn abort(&self) -> ShutdownReport<Q::Job> {
-        self.shared.begin_stop();
-        self.shared.lifecycle.live.wait().await;
-        self.shared.finish().await
+        self.shared().stop().await
+    }
+
+    /// This pool, without its queue and worker types in its own: for keeping it in
+    /// application state, a struct field, a collection of pools.
+    pub fn into_any(self) -> AnyPool<Q::Job, W::Output, W::Error> {
+        AnyPool { inner: self.inner }
+    }
+}
+
+impl<Q: Replies, W: Worker<Q::Job>> Pool<Q, W> {
+    /// Submits a job, waiting while a bounded queue is full; returns a handle to await
+    /// its result.
+    ///
+    /// Only queues that bring results back to the submitter have it
+    /// ([`Replies`]: the in-memory ones). On a durable queue shared by processes, a job
+    /// runs in whichever process takes it and its result stays there: use
+    /// [`spawn`](Pool::spawn), and read outcomes from the running pool's [`Results`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`spawn`](Pool::spawn).
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the job was not accepted (and is
+    /// not counted) and is dropped with it. Use
+    /// [`submit_timeout`](Pool::submit_timeout) to bound the wait and keep the job.
+    pub async fn submit(
+        &self,
+        job: Q::Job,
+    ) -> Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>> {
+        let shared = self.shared();
+        let id = shared.next_id();
+        let (reply, handle) = JobHandle::new(id);
+        shared
+            .submit(shared.envelope(job, id).with_reply(reply))
+            .await?;
+        Ok(handle)
     }
 }
 
@@ -214,11 +274,15 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     pub fn try_submit(
         &self,
         job: Q::Job,
-    ) -> Result<JobHandle<W::Output, W::Error>, TrySubmitError<Q::Job>> {
-        let id = self.shared.next_id();
+    ) -> Result<JobHandle<W::Output, W::Error>, TrySubmitError<Q::Job>>
+    where
+        Q: Replies,
+    {
+        let shared = self.shared();
+        let id = shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        self.shared
-            .try_push(self.shared.envelope(job, id).with_reply(reply))
+        shared
+            .try_push(shared.envelope(job, id).with_reply(reply))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(handle)
     }
@@ -229,9 +293,10 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     ///
     /// As for [`try_submit`](Pool::try_submit).
     pub fn try_spawn(&self, job: Q::Job) -> Result<JobId, TrySubmitError<Q::Job>> {
-        let id = self.shared.next_id();
-        self.shared
-            .try_push(self.shared.envelope(job, id))
+        let shared = self.shared();
+        let id = shared.next_id();
+        shared
+            .try_push(shared.envelope(job, id))
             .map_err(|error| error.map(|envelope| envelope.job))?;
         Ok(id)
     }
@@ -252,20 +317,22 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
         &self,
         job: Q::Job,
         timeout: Duration,
-    ) -> Result<JobHandle<W::Output, W::Error>, SubmitTimeoutError<Q::Job>> {
+    ) -> Result<JobHandle<W::Output, W::Error>, SubmitTimeoutError<Q::Job>>
+    where
+        Q: Replies,
+    {
+        let shared = self.shared();
         let deadline = tokio::time::Instant::now() + timeout;
-        let id = self.shared.next_id();
+        let id = shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        let mut envelope = self.shared.envelope(job, id).with_reply(reply);
+        let mut envelope = shared.envelope(job, id).with_reply(reply);
         loop {
-            match self.shared.try_push(envelope) {
+            match shared.try_push(envelope) {
                 Ok(()) => return Ok(handle),
-                Err(TrySubmitError::Closed(envelope)) => {
-                    return Err(SubmitTimeoutError::Closed(envelope.job));
-                }
                 Err(TrySubmitError::Full(back)) => envelope = back,
+                Err(refused) => return Err(SubmitTimeoutError::Closed(refused.into_inner().job)),
             }
-            let room = self.shared.queue.ready();
+            let room = shared.queue.ready();
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 return Err(SubmitTimeoutError::Timeout(envelope.job));
             }
@@ -273,9 +340,10 @@ impl<Q: TryPush, W: Worker<Q::Job>> Pool<Q, W> {
     }
 }
 
-impl<Q: Queue, W: Worker<Q::Job>> Drop for Pool<Q, W> {
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Handle<Q, W> {
     fn drop(&mut self) {
-        // Close the queue; the workers drain it and exit on their own. See "Dropping".
+        // The last clone is gone: close the queue; the workers drain it and exit on
+        // their own. See "Dropping" on `Pool`.
         self.shared.begin_drain();
     }
 }
@@ -283,7 +351,237 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Pool<Q, W> {
 impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Pool<Q, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("name", &self.shared.name)
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A boxed future of an [`AnyPool`] method.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an [`AnyPool`] can do with the pool behind it.
+trait Erased<J, T, E>: Send + Sync {
+    fn submit(&self, job: J) -> BoxFuture<'_, Result<JobHandle<T, E>, SubmitError<J>>>;
+    fn spawn(&self, job: J) -> BoxFuture<'_, Result<JobId, SubmitError<J>>>;
+    fn take_results(&self) -> Option<Results<T, E>>;
+    fn stats(&self) -> Stats;
+    fn name(&self) -> &str;
+    fn is_open(&self) -> bool;
+    fn workers(&self) -> usize;
+    fn resize(&self, workers: usize) -> Result<(), ResizeError>;
+    fn cancellation_token(&self) -> CancellationToken;
+    fn shutdown(&self) -> BoxFuture<'_, ShutdownReport<J>>;
+    fn shutdown_timeout(&self, grace: Duration) -> BoxFuture<'_, ShutdownReport<J>>;
+    fn abort(&self) -> BoxFuture<'_, ShutdownReport<J>>;
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Erased<Q::Job, W::Output, W::Error> for Handle<Q, W> {
+    fn submit(
+        &self,
+        job: Q::Job,
+    ) -> BoxFuture<'_, Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>>> {
+        if is_durable::<Q>() {
+            return Box::pin(std::future::ready(Err(SubmitError::ResultsUnavailable(
+                job,
+            ))));
+        }
+        let shared = &*self.shared;
+        let id = shared.next_id();
+        let (reply, handle) = JobHandle::new(id);
+        let submitted = shared.submit(shared.envelope(job, id).with_reply(reply));
+        Box::pin(async move {
+            submitted.await?;
+            Ok(handle)
+        })
+    }
+
+    fn spawn(&self, job: Q::Job) -> BoxFuture<'_, Result<JobId, SubmitError<Q::Job>>> {
+        let shared = &*self.shared;
+        let id = shared.next_id();
+        Box::pin(shared.submit(shared.envelope(job, id)))
+    }
+
+    fn take_results(&self) -> Option<Results<W::Output, W::Error>> {
+        lock(&self.results).take()
+    }
+
+    fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn is_open(&self) -> bool {
+        self.shared.lifecycle.is_open()
+    }
+
+    fn workers(&self) -> usize {
+        self.shared.target()
+    }
+
+    fn resize(&self, workers: usize) -> Result<(), ResizeError> {
+        Shared::resize(&self.shared, workers)
+    }
+
+    fn cancellation_token(&self) -> CancellationToken {
+        self.shared.pool_token.0.clone()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ShutdownReport<Q::Job>> {
+        Box::pin(self.shared.shutdown())
+    }
+
+    fn shutdown_timeout(&self, grace: Duration) -> BoxFuture<'_, ShutdownReport<Q::Job>> {
+        let shared = &*self.shared;
+        Box::pin(async move {
+            shared.begin_drain();
+            let drained = tokio::time::timeout(grace, shared.lifecycle.live.wait()).await;
+            if drained.is_err() {
+                return shared.stop().await;
+            }
+            shared.finish().await
+        })
+    }
+
+    fn abort(&self) -> BoxFuture<'_, ShutdownReport<Q::Job>> {
+        Box::pin(self.shared.stop())
+    }
+}
+
+/// A pool whose queue and worker types are erased: it takes jobs `J` and its jobs
+/// produce `T` or fail with `E`. The common way to keep a pool in application state.
+///
+/// Made with [`Pool::into_any`] (or `From`); cheap to clone, and every clone (and every
+/// [`Pool`] clone of the same pool) is the same pool: dropping the last one closes the
+/// queue, as for [`Pool`]. It offers what every pool offers; `try_submit` and
+/// `submit_timeout`, which depend on the queue, stay on the typed [`Pool`].
+///
+/// # Examples
+///
+/// ```
+/// use crewpool_flume::FlumeQueue;
+/// use crewpool_runtime::{AnyPool, PoolBuilder};
+///
+/// /// Application state: no closure type, no queue type.
+/// struct App {
+///     squares: AnyPool<u64, u64, std::convert::Infallible>,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = PoolBuilder::new()
+///     .workers(2)
+///     .queue(FlumeQueue::bounded(16))
+///     .build(|n: u64| async move { Ok(n * n) })?;
+/// let app = App { squares: pool.into_any() };
+///
+/// let handle = app.squares.clone().submit(12).await?;
+/// assert_eq!(handle.await?, 144);
+/// app.squares.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct AnyPool<J, T, E> {
+    inner: std::sync::Arc<dyn Erased<J, T, E>>,
+}
+
+impl<J, T, E> Clone for AnyPool<J, T, E> {
+    fn clone(&self) -> Self {
+        AnyPool {
+            inner: std::sync::Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> From<Pool<Q, W>> for AnyPool<Q::Job, W::Output, W::Error> {
+    fn from(pool: Pool<Q, W>) -> Self {
+        pool.into_any()
+    }
+}
+
+impl<J, T, E> AnyPool<J, T, E> {
+    /// Submits a job, waiting while a bounded queue is full; returns a handle to await
+    /// its result. See [`Pool::submit`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::spawn`], and [`SubmitError::ResultsUnavailable`] at once when the
+    /// pool's queue cannot bring results back (a durable queue shared by processes:
+    /// use [`spawn`](AnyPool::spawn) there).
+    pub async fn submit(&self, job: J) -> Result<JobHandle<T, E>, SubmitError<J>> {
+        self.inner.submit(job).await
+    }
+
+    /// Submits a job without a handle. See [`Pool::spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::spawn`].
+    pub async fn spawn(&self, job: J) -> Result<JobId, SubmitError<J>> {
+        self.inner.spawn(job).await
+    }
+
+    /// See [`Pool::take_results`].
+    pub fn take_results(&self) -> Option<Results<T, E>> {
+        self.inner.take_results()
+    }
+
+    /// See [`Pool::stats`].
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// See [`Pool::name`].
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// See [`Pool::is_open`].
+    pub fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
+
+    /// See [`Pool::workers`].
+    pub fn workers(&self) -> usize {
+        self.inner.workers()
+    }
+
+    /// See [`Pool::resize`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::resize`].
+    pub fn resize(&self, workers: usize) -> Result<(), ResizeError> {
+        self.inner.resize(workers)
+    }
+
+    /// See [`Pool::cancellation_token`].
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.inner.cancellation_token()
+    }
+
+    /// See [`Pool::shutdown`].
+    pub async fn shutdown(&self) -> ShutdownReport<J> {
+        self.inner.shutdown().await
+    }
+
+    /// See [`Pool::shutdown_timeout`].
+    pub async fn shutdown_timeout(&self, grace: Duration) -> ShutdownReport<J> {
+        self.inner.shutdown_timeout(grace).await
+    }
+
+    /// See [`Pool::abort`].
+    pub async fn abort(&self) -> ShutdownReport<J> {
+        self.inner.abort().await
+    }
+}
+
+impl<J, T, E> fmt::Debug for AnyPool<J, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyPool")
+            .field("name", &self.name())
             .field("stats", &self.stats())
             .finish()
     }

@@ -1,15 +1,19 @@
 //! The state a pool's handle and its workers share.
 
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::{Poll, ready};
 
 use crewpool_core::{
-    Consumer, ContextSupport, Delivery, Envelope, JobId, PushError, Queue, Received, Spawn,
-    SpawnError, TryPush, TryPushError, Worker,
+    Consumer, ContextSupport, Delivery, Envelope, JobId, Queue, Received, Spawn, SpawnError,
+    TryPush, TryPushError, Worker,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::context::PoolToken;
-use crate::error::ResizeError;
+use crate::current;
+use crate::error::{ResizeError, SubmitError};
 use crate::lane::RetryLane;
 use crate::lifecycle::Lifecycle;
 use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
@@ -46,7 +50,9 @@ pub(crate) struct Setup<J> {
     pub(crate) name: String,
     pub(crate) executor: Executor,
     pub(crate) policies: Policies,
-    pub(crate) cloner: Option<fn(&J) -> J>,
+    /// How to keep a copy of a job for its retry (`Retryable::copy_for_retry`), when
+    /// the pool was built with a retry policy of its own.
+    pub(crate) cloner: Option<fn(&J) -> Option<J>>,
     pub(crate) token: CancellationToken,
 }
 
@@ -123,7 +129,7 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     /// Delayed retries of in-memory jobs (`None` without a retry policy, or durable).
     pub(crate) lane: Option<RetryLane<Q::Job>>,
     /// Copies a job before it runs, when it may have to run again.
-    pub(crate) cloner: Option<fn(&Q::Job) -> Q::Job>,
+    pub(crate) cloner: Option<fn(&Q::Job) -> Option<Q::Job>>,
     /// The pool-wide token every job sees (through each worker's `Support`).
     pub(crate) pool_token: std::sync::Arc<PoolToken>,
     /// Ids are handed out by producers; kept off the lines workers read per job.
@@ -140,6 +146,11 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     returned: Mutex<Vec<Envelope<Q::Job>>>,
     /// Jobs interrupted while stopping.
     interrupted: Mutex<Vec<JobId>>,
+    /// Jobs a stopping shutdown gave up on while their workers were inside them.
+    still_running: Mutex<Vec<JobId>>,
+    /// Each live worker's spawner, under the worker's key (see `current`): a submit
+    /// made from inside one of the pool's jobs goes through it, never waiting for room.
+    spawners: Mutex<Vec<(usize, std::sync::Arc<dyn Spawn<Q::Job>>)>>,
 }
 
 impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
@@ -151,7 +162,8 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         results: Option<ResultSink<W, Q::Job>>,
     ) -> Self {
         let durable = is_durable::<Q>();
-        let lane = (setup.policies.retry.is_some() && !durable).then(RetryLane::new);
+        let lane = (setup.policies.retry.is_some() && !durable && setup.cloner.is_some())
+            .then(RetryLane::new);
         let metrics = setup
             .policies
             .metrics
@@ -171,6 +183,8 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             next_id: Padded(AtomicU64::new(1)),
             returned: Mutex::new(Vec::new()),
             interrupted: Mutex::new(Vec::new()),
+            still_running: Mutex::new(Vec::new()),
+            spawners: Mutex::new(Vec::new()),
             policies: setup.policies,
             name: setup.name,
             queue,
@@ -266,6 +280,49 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         self.finish().await
     }
 
+    /// Stops now and reports ([`Pool::abort`](crate::Pool::abort), and a shutdown past
+    /// its deadline).
+    pub(crate) async fn stop(&self) -> ShutdownReport<Q::Job> {
+        self.begin_stop();
+        self.wait_stopped().await;
+        self.finish().await
+    }
+
+    /// Waits, once the pool is stopping, until every worker has left, except those
+    /// blocked inside a job's own code, which are given up on.
+    ///
+    /// # States and races
+    ///
+    /// Stopping wakes every worker waiting for work or awaiting inside a job; they
+    /// leave promptly. A worker inside a poll of its job sees the stop only when the
+    /// poll returns, which a blocking call never does. So the wait goes on while some
+    /// live worker is not polling (it is leaving), and ends when every live worker is
+    /// polling: then each is abandoned (`Counters::abandon_stuck`, a compare-and-swap
+    /// against the worker's own swap at the end of its poll, so exactly one side reports
+    /// the job). A worker whose poll ended meanwhile keeps its job and leaves. Each exit
+    /// notifies `exited`, and the listener is made before the check, so an exit between
+    /// the check and the wait is not missed.
+    pub(crate) async fn wait_stopped(&self) {
+        loop {
+            let exited = self.lifecycle.exited.listen();
+            let live = self.lifecycle.live.count();
+            if live == 0 {
+                return;
+            }
+            let (abandoned, all) = self.counters.abandon_stuck(live);
+            if !abandoned.is_empty() {
+                for id in &abandoned {
+                    tracing::warn!(pool = %self.name, job = %id, "a stopping pool gave up on a job blocked inside its code; its worker finishes it in the background");
+                }
+                lock(&self.still_running).extend(abandoned);
+            }
+            if all {
+                return;
+            }
+            exited.await;
+        }
+    }
+
     /// Open → Draining, closing the queue. Idempotent.
     pub(crate) fn begin_drain(&self) {
         if self.lifecycle.begin_drain() {
@@ -312,21 +369,68 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         }
     }
 
-    /// Pushes a job unless the pool is closing; returns the id the queue knows it by.
-    pub(crate) async fn push(
+    /// Submits a job unless the pool is closing; returns the id the queue knows it by.
+    ///
+    /// Made from inside one of this pool's own jobs, it never waits for room (see
+    /// "Submitting from inside a job" on [`Pool`](crate::Pool)): it goes through the
+    /// job's worker's spawner and fails with `Full` when there is no room.
+    ///
+    /// Counting: on an in-memory queue the job is counted around each poll of the
+    /// push, and taken back unless that poll accepted it (the queue accepts only in
+    /// such a poll: see the `Queue` contract), so `submitted` counts exactly the
+    /// accepted jobs, never a push waiting for room or dropped, and never lags behind a
+    /// job that already finished. On a durable queue, once the queue confirmed it.
+    ///
+    /// Each poll also takes a unit of tokio's cooperative budget, so a producer that
+    /// never has to wait (room keeps appearing) still gives its runtime back now and
+    /// then, like tokio's own channels do.
+    pub(crate) async fn submit(
         &self,
         envelope: Envelope<Q::Job>,
-    ) -> Result<JobId, PushError<Q::Job>> {
+    ) -> Result<JobId, SubmitError<Q::Job>> {
         if !self.lifecycle.is_open() {
-            return Err(PushError::Closed(envelope.job));
+            return Err(SubmitError::Closed(envelope.job));
         }
-        self.counters.submitted();
-        let pushed = self.queue.push(envelope).await;
-        self.settle_submitted(pushed.is_ok());
-        pushed.map_err(|error| error.map(|envelope| envelope.job))
+        if let Some(spawner) = self.own_spawner() {
+            let id = envelope.id;
+            return self
+                .counted_spawn(&*spawner, envelope)
+                .map(|()| id)
+                .map_err(|refused| {
+                    let full = refused.is_full();
+                    let job = refused.into_inner().job;
+                    if full {
+                        SubmitError::Full(job)
+                    } else {
+                        SubmitError::Closed(job)
+                    }
+                });
+        }
+        if is_durable::<Q>() {
+            let pushed = self.queue.push(envelope).await;
+            if pushed.is_ok() {
+                self.counters.submitted();
+                if let Some(metrics) = &self.metrics {
+                    metrics.submitted.increment(1);
+                }
+            }
+            return pushed.map_err(|error| error.map(|envelope| envelope.job).into());
+        }
+        let mut push = pin!(self.queue.push(envelope));
+        poll_fn(|cx| {
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            self.counters.submitted();
+            let polled = push.as_mut().poll(cx);
+            self.settle_submitted(matches!(polled, Poll::Ready(Ok(_))));
+            if polled.is_ready() {
+                coop.made_progress();
+            }
+            polled.map_err(|error| error.map(|envelope| envelope.job).into())
+        })
+        .await
     }
 
-    /// Completes the count `counters.submitted()` began before a push (counted first:
+    /// Completes the count `counters.submitted()` began before a try (counted first:
     /// see `loom_shutdown`): the metric if the queue took the job, else the count back.
     fn settle_submitted(&self, accepted: bool) {
         if !accepted {
@@ -336,9 +440,53 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         }
     }
 
+    /// Offers a job to a spawner, counted like a submit.
+    fn counted_spawn(
+        &self,
+        spawner: &dyn Spawn<Q::Job>,
+        envelope: Envelope<Q::Job>,
+    ) -> Result<(), TryPushError<Envelope<Q::Job>>> {
+        self.counters.submitted();
+        let spawned = spawner.spawn(envelope);
+        self.settle_submitted(spawned.is_ok());
+        spawned
+    }
+
+    /// Records a worker's spawner under its key, if its consumer has one.
+    pub(crate) fn register_spawner(&self, key: usize, consumer: &Q::Consumer) {
+        if let Some(spawner) = consumer.spawner() {
+            lock(&self.spawners).push((key, spawner));
+        }
+    }
+
+    pub(crate) fn unregister_spawner(&self, key: usize) {
+        lock(&self.spawners).retain(|(worker, _)| *worker != key);
+    }
+
+    /// The spawner of the worker whose job is calling, if the call comes from inside
+    /// one of this pool's jobs (see `current`).
+    #[inline]
+    fn own_spawner(&self) -> Option<std::sync::Arc<dyn Spawn<Q::Job>>> {
+        match current::worker() {
+            0 => None,
+            worker => self.spawner_of(worker),
+        }
+    }
+
+    #[cold]
+    fn spawner_of(&self, worker: usize) -> Option<std::sync::Arc<dyn Spawn<Q::Job>>> {
+        lock(&self.spawners)
+            .iter()
+            .find(|(key, _)| *key == worker)
+            .map(|(_, spawner)| std::sync::Arc::clone(spawner))
+    }
+
     pub(crate) fn stats(&self) -> Stats {
-        self.counters
-            .snapshot(self.lifecycle.live.count(), self.queue.depth())
+        self.counters.snapshot(
+            self.lifecycle.live.count(),
+            self.queue.depth(),
+            self.queue.undeliverable(),
+        )
     }
 
     /// Once every worker has left: collects what is still queued or waiting to be
@@ -360,6 +508,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         ShutdownReport {
             returned,
             interrupted: std::mem::take(&mut *lock(&self.interrupted)),
+            still_running: std::mem::take(&mut *lock(&self.still_running)),
             stats: self.stats(),
         }
     }
@@ -441,10 +590,8 @@ where
         }
         let id = self.shared.next_id();
         let envelope = self.shared.envelope(job, id);
-        self.shared.counters.submitted();
-        let spawned = spawner.spawn(envelope);
-        self.shared.settle_submitted(spawned.is_ok());
-        spawned
+        self.shared
+            .counted_spawn(&**spawner, envelope)
             .map(|()| id)
             .map_err(|error| SpawnError::from(error.map(|envelope| envelope.job)))
     }

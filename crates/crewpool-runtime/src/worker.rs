@@ -22,6 +22,7 @@ use crewpool_core::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::current::Polling;
 use crate::future::{Either, first_of, panic_message, yield_now};
 use crate::handle::{JobError, JobResult, Outcome};
 use crate::lane::RetryLane;
@@ -39,15 +40,25 @@ pub(crate) type ResultSink<W, J> =
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
 const JOBS_PER_YIELD: u32 = 32;
 
-/// Counts the worker out of `live` however the loop ends, even by a panic in a backend.
-struct Exit<'a, Q: Queue, W: Worker<Q::Job>>(&'a Shared<Q, W>);
+/// Counts the worker out of `live` however the loop ends (even by a panic in a
+/// backend, or its runtime dropping its task), and tells a stopping shutdown.
+struct Exit<'a, Q: Queue, W: Worker<Q::Job>> {
+    shared: &'a Shared<Q, W>,
+    counters: &'a WorkerCounters,
+    /// The worker's key in the pool's spawner registry (see `Shared::spawners`).
+    key: usize,
+}
 
 impl<Q: Queue, W: Worker<Q::Job>> Drop for Exit<'_, Q, W> {
     fn drop(&mut self) {
-        if let Some(metrics) = &self.0.metrics {
+        let shared = self.shared;
+        shared.unregister_spawner(self.key);
+        if let Some(metrics) = &shared.metrics {
             metrics.workers.decrement(1.0);
         }
-        self.0.lifecycle.live.count_down();
+        self.counters.left();
+        shared.lifecycle.live.count_down();
+        shared.lifecycle.exited.notify_all();
     }
 }
 
@@ -123,9 +134,16 @@ pub(crate) async fn run<Q, W>(
     Q: Queue,
     W: Worker<Q::Job>,
 {
-    let _exit = Exit(&shared);
-    let support: std::sync::Arc<dyn ContextSupport<Q::Job>> =
-        std::sync::Arc::new(Support::new(Arc::clone(&shared), &consumer));
+    let support = std::sync::Arc::new(Support::new(Arc::clone(&shared), &consumer));
+    // The worker's identity, for jobs' submits to recognise (see `current`).
+    let key = std::sync::Arc::as_ptr(&support) as usize;
+    shared.register_spawner(key, &consumer);
+    let _exit = Exit {
+        shared: &shared,
+        counters: &counters,
+        key,
+    };
+    let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
     let mut exhausted = false;
     let mut streak = 0;
     loop {
@@ -174,6 +192,7 @@ pub(crate) async fn run<Q, W>(
             &shared,
             &counters,
             &support,
+            key,
             envelope,
             delivery,
             results.as_ref(),
@@ -209,22 +228,25 @@ enum Ran<T, E> {
     TimedOut,
     Cancelled,
     Interrupted,
+    /// A stopping shutdown gave up on the job while its worker was inside it, and
+    /// reported it as still running (see `stats::activity`).
+    Abandoned,
 }
 
 /// How a finished job is settled with its queue.
 enum Settle {
     Ack,
-    /// Failed, and the pool has no retry policy: the queue applies its own.
-    Fail(String),
-    /// Failed, and the pool's retry policy gave up.
+    /// Failed for good (no retry policy, or it gave up).
     DeadLetter(String),
     Release,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_one<Q, W>(
     shared: &Shared<Q, W>,
     counters: &WorkerCounters,
     support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
+    key: usize,
     envelope: Envelope<Q::Job>,
     delivery: Option<DeliveryOf<Q>>,
     results: Option<&ResultSink<W, Q::Job>>,
@@ -253,7 +275,7 @@ async fn run_one<Q, W>(
         metrics.queue_depth.set(shared.queue.depth() as f64);
         Instant::now()
     });
-    let ending = Ending {
+    let mut ending = Ending {
         shared,
         counters,
         id,
@@ -261,6 +283,7 @@ async fn run_one<Q, W>(
         delivery,
         results,
         started,
+        armed: true,
     };
     if job_token.is_some_and(CancellationToken::is_cancelled) {
         ending
@@ -270,11 +293,9 @@ async fn run_one<Q, W>(
     }
 
     // A copy for a retry, taken before the job moves into the worker; none on the
-    // last attempt, which is never retried.
+    // last attempt, which is never retried, nor where the queue keeps the job.
     let backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
-        (Some(_), Some(clone), Some(policy)) if attempt < policy.max_attempts() => {
-            Some(clone(&job))
-        }
+        (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
         _ => None,
     };
     let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
@@ -282,31 +303,43 @@ async fn run_one<Q, W>(
         cx = cx.with_extension(std::sync::Arc::clone(attachment));
     }
 
-    counters.set_running(true);
     if let Some(metrics) = &shared.metrics {
         metrics.running.increment(1.0);
     }
     let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
+    // Inside the job's own code from here to the end of each poll: see `current` and
+    // `stats::activity`.
+    counters.polling(id);
     let ran = {
         // Everything is pinned here once and polled in place, the job first, so a job
         // that completes in the same poll as a stop, a timeout or a cancel counts as
         // done (see "Races" in `lifecycle`).
         let made = {
             let _entered = span.enter();
+            let _polling = Polling::enter(key);
             catch_unwind(AssertUnwindSafe(|| shared.worker.run(job, cx)))
         };
         match made {
-            Err(payload) => Ran::Panicked(panic_message(payload)),
+            Err(payload) if counters.polled(id, true) => Ran::Panicked(panic_message(payload)),
+            Err(_) => Ran::Abandoned,
             Ok(attempt_run) => {
                 let mut attempt_run = pin!(attempt_run);
                 let mut timeout = pin!(shared.policies.timeout.map(tokio::time::sleep));
                 let mut cancelled = pin!(job_token.map(CancellationToken::cancelled));
                 let mut stop = pin!(shared.lifecycle.stop.wait());
+                let mut first = true;
                 poll_fn(|cx| {
+                    if !std::mem::take(&mut first) {
+                        counters.polling(id);
+                    }
                     let polled = {
                         let _entered = span.enter();
+                        let _polling = Polling::enter(key);
                         catch_unwind(AssertUnwindSafe(|| attempt_run.as_mut().poll(cx)))
                     };
+                    if !counters.polled(id, !matches!(polled, Ok(Poll::Pending))) {
+                        return Poll::Ready(Ran::Abandoned);
+                    }
                     match polled {
                         Ok(Poll::Ready(Ok(output))) => return Poll::Ready(Ran::Ok(output)),
                         Ok(Poll::Ready(Err(error))) => return Poll::Ready(Ran::Failed(error)),
@@ -332,7 +365,13 @@ async fn run_one<Q, W>(
             }
         }
     };
-    counters.set_running(false);
+    if matches!(
+        ran,
+        Ran::TimedOut | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+    ) {
+        // Ended between polls (a Ready poll, or a panic, set the worker idle already).
+        counters.idle();
+    }
     if let Some(metrics) = &shared.metrics {
         metrics.running.decrement(1.0);
     }
@@ -361,6 +400,18 @@ async fn run_one<Q, W>(
                 .await;
             return;
         }
+        Ran::Abandoned => {
+            // Reported as still running by the shutdown that gave up on it: its
+            // outcome is discarded, and it is counted as interrupted now it is over.
+            ending
+                .finish(
+                    Finish::Interrupted,
+                    Err(JobError::Interrupted),
+                    Settle::Release,
+                )
+                .await;
+            return;
+        }
         Ran::Failed(error) => Fail::Failed(error),
         Ran::Panicked(message) => {
             tracing::warn!(pool = %shared.name, job = %id, %message, "job panicked");
@@ -369,32 +420,38 @@ async fn run_one<Q, W>(
         Ran::TimedOut => Fail::TimedOut(shared.policies.timeout.unwrap_or_default()),
     };
 
-    if let Some(policy) = &shared.policies.retry
-        && policy.should_retry(&fail.view(attempt))
-    {
+    // One policy decides (see `Policies::retry`); only a retry that can happen counts
+    // as one: a durable queue keeps the job, an in-memory one needs the copy.
+    let retry = shared.policies.retry.as_ref().filter(|policy| {
+        (is_durable::<Q>() || backup.is_some()) && policy.should_retry(&fail.view(attempt))
+    });
+    if let Some(policy) = retry {
         let delay = policy.delay_after(attempt);
         counters.record(Finish::Retried);
         if let Some(metrics) = &shared.metrics {
             metrics.retried.increment(1);
         }
         tracing::debug!(pool = %shared.name, job = %id, attempt, ?delay, reason = %fail, "retrying");
-        if is_durable::<Q>() {
-            if let Some(delivery) = ending.delivery
-                && let Err(error) = delivery.retry(delay, &fail.to_string()).await
-            {
-                tracing::warn!(pool = %shared.name, job = %id, %error, "could not schedule a retry with the queue");
+        match (&shared.lane, backup) {
+            (Some(lane), Some(job)) => {
+                let mut again = Envelope::new(job).with_id(id).with_attempt(attempt + 1);
+                again.reply = ending.disarm();
+                if shared.metrics.is_some() {
+                    again = again.with_enqueued_at(Instant::now() + delay);
+                }
+                lane.schedule(again, tokio::time::Instant::now() + delay);
             }
-            return;
-        }
-        if let (Some(lane), Some(job)) = (&shared.lane, backup) {
-            let mut again = Envelope::new(job).with_id(id).with_attempt(attempt + 1);
-            again.reply = ending.reply;
-            if shared.metrics.is_some() {
-                again = again.with_enqueued_at(Instant::now() + delay);
+            _ => {
+                // A durable queue: it runs the next attempt (in any process).
+                ending.disarm();
+                if let Some(delivery) = ending.delivery.take()
+                    && let Err(error) = delivery.retry(delay, &fail.to_string()).await
+                {
+                    tracing::warn!(pool = %shared.name, job = %id, %error, "could not schedule a retry with the queue");
+                }
             }
-            lane.schedule(again, tokio::time::Instant::now() + delay);
-            return;
         }
+        return;
     }
 
     // Only durable queues keep the reason; in memory the outcome carries it.
@@ -408,12 +465,9 @@ async fn run_one<Q, W>(
         Fail::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
         Fail::TimedOut(_) => (Finish::TimedOut, JobError::TimedOut),
     };
-    let settle = if shared.policies.retry.is_some() {
-        Settle::DeadLetter(reason)
-    } else {
-        Settle::Fail(reason)
-    };
-    ending.finish(finish, Err(error), settle).await;
+    ending
+        .finish(finish, Err(error), Settle::DeadLetter(reason))
+        .await;
 }
 
 /// A failed attempt.
@@ -427,9 +481,11 @@ impl<E: fmt::Display + Send + 'static> Fail<E> {
     /// The attempt as a retry predicate sees it.
     fn view(&self, attempt: u32) -> Failure<'_> {
         match self {
-            Fail::Failed(error) => Failure::new(FailureKind::Failed, attempt, Some(error), self),
-            Fail::Panicked(_) => Failure::new(FailureKind::Panicked, attempt, None, self),
-            Fail::TimedOut(_) => Failure::new(FailureKind::TimedOut, attempt, None, self),
+            Fail::Failed(error) => {
+                Failure::new(FailureKind::Failed, attempt, self).with_error(error)
+            }
+            Fail::Panicked(_) => Failure::new(FailureKind::Panicked, attempt, self),
+            Fail::TimedOut(_) => Failure::new(FailureKind::TimedOut, attempt, self),
         }
     }
 }
@@ -445,6 +501,10 @@ impl<E: fmt::Display> fmt::Display for Fail<E> {
 }
 
 /// Everything needed to close a job's books once its final outcome is known.
+///
+/// Armed until the outcome is delivered (or the job is handed on to a retry): dropped
+/// armed, which happens only when the worker's task is dropped mid-job (its tokio
+/// runtime went away), it counts the job as interrupted and tells its handle so.
 struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
     shared: &'a Shared<Q, W>,
     counters: &'a WorkerCounters,
@@ -453,13 +513,27 @@ struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
     delivery: Option<DeliveryOf<Q>>,
     results: Option<&'a ResultSink<W, Q::Job>>,
     started: Option<Instant>,
+    armed: bool,
 }
 
 impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
+    /// The job's books are closed elsewhere (a retry carries its reply on): disarms
+    /// and hands the reply over.
+    fn disarm(&mut self) -> Option<Reply> {
+        self.armed = false;
+        self.reply.take()
+    }
+
     /// Counts the outcome, delivers it, and settles the job with its queue if the
     /// queue keeps it (in-memory deliveries have nothing to settle: their methods are
     /// documented no-ops).
-    async fn finish(self, finish: Finish, outcome: Outcome<W::Output, W::Error>, settle: Settle) {
+    async fn finish(
+        mut self,
+        finish: Finish,
+        outcome: Outcome<W::Output, W::Error>,
+        settle: Settle,
+    ) {
+        self.armed = false;
         self.counters.record(finish);
         if let Some(metrics) = &self.shared.metrics {
             let counter = match finish {
@@ -477,13 +551,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
                 metrics.record_run(started.elapsed());
             }
         }
-        deliver(self.reply, self.results, self.id, outcome);
-        let Some(delivery) = self.delivery.filter(|_| is_durable::<Q>()) else {
+        deliver(self.reply.take(), self.results, self.id, outcome);
+        let Some(delivery) = self.delivery.take().filter(|_| is_durable::<Q>()) else {
             return;
         };
         let settled = match settle {
             Settle::Ack => delivery.ack().await,
-            Settle::Fail(reason) => delivery.fail(&reason).await,
             Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
             Settle::Release => delivery.release().await,
         };
@@ -493,8 +566,28 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
     }
 }
 
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The worker's task was dropped while the job ran: its runtime went away.
+        self.counters.idle();
+        self.counters.record(Finish::Interrupted);
+        self.shared.record_interrupted(self.id);
+        deliver(
+            self.reply.take(),
+            self.results,
+            self.id,
+            Err(JobError::Interrupted),
+        );
+        // A durable queue's delivery, dropped unsettled, comes back with its lease.
+    }
+}
+
 /// Sends an outcome to the job's handle if it has one, else to the results stream if
 /// the pool has one, else drops it (it was counted).
+#[inline]
 fn deliver<T: Send + 'static, E: Send + 'static>(
     reply: Option<Reply>,
     results: Option<&flume::Sender<JobResult<T, E>>>,

@@ -191,3 +191,21 @@ async fn a_deadline_hands_back_jobs_waiting_to_be_retried() {
     assert_eq!(report.returned, vec![("stuck", 1)], "{report:?}");
     assert!(matches!(handle.await, Err(JobError::NotRun)));
 }
+
+/// `.retry()` may come before `.queue()`, and `.queue()` keeps it.
+#[tokio::test(start_paused = true)]
+async fn a_policy_set_before_the_queue_is_kept() {
+    let log = Log::default();
+    let pool = PoolBuilder::new()
+        .retry(policy())
+        .workers(1)
+        .queue(FlumeQueue::unbounded())
+        .build(flaky(&log))
+        .unwrap();
+    assert_eq!(
+        pool.submit(("early", 2)).await.unwrap().await.unwrap(),
+        "early"
+    );
+    let stats = pool.shutdown().await.stats;
+    assert_eq!((stats.retried, stats.completed), (2, 1));
+}

@@ -194,3 +194,156 @@ async fn dropping_a_pool_does_not_block_and_its_jobs_still_run() {
         "the channel closed once workers exited"
     );
 }
+
+/// A job that blocks its dedicated thread until the test lets it go, announcing when
+/// it started; job 0 returns 0, others their number.
+fn blocking_pool(
+    workers: usize,
+) -> (
+    Pool<FlumeQueue<u64>, impl Worker<u64, Output = u64, Error = Infallible>>,
+    std::sync::mpsc::Sender<()>,
+    std::sync::mpsc::Receiver<u64>,
+) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let (started_tx, started) = std::sync::mpsc::channel::<u64>();
+    let started_tx = std::sync::Mutex::new(started_tx);
+    let pool = PoolBuilder::new()
+        .workers(workers)
+        .dedicated_threads()
+        .queue(FlumeQueue::bounded(8))
+        .build(move |n: u64| {
+            let _ = started_tx.lock().unwrap().send(n);
+            // Blocks the thread: no await, so the pool cannot stop it.
+            let _ = released.lock().unwrap().recv();
+            std::future::ready(Ok(n))
+        })
+        .unwrap();
+    (pool, release, started)
+}
+
+/// `shutdown_timeout` returns at its deadline although a job blocks its thread (the job
+/// is released only after it returned): the job is reported as still running, queued
+/// jobs come back, and once its code returns it ends as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_does_not_wait_for_a_job_blocked_on_its_thread() {
+    let (pool, release, started) = blocking_pool(1);
+    let blocked = pool.submit(1).await.unwrap();
+    let queued = pool.submit(2).await.unwrap();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap(),
+        1
+    );
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        pool.shutdown_timeout(Duration::from_millis(100)),
+    )
+    .await
+    .expect("shutdown_timeout waited for the blocked job instead of returning at its deadline");
+    assert_eq!(report.still_running, vec![blocked.id()], "{report:?}");
+    assert!(report.interrupted.is_empty(), "{report:?}");
+    assert_eq!(report.returned, vec![2], "{report:?}");
+    assert!(!report.is_complete());
+    assert_eq!(
+        report.stats.running, 1,
+        "the blocked job still runs: {report:?}"
+    );
+    assert_eq!(report.stats.finished(), 0);
+
+    release.send(()).unwrap();
+    assert!(matches!(blocked.await, Err(JobError::Interrupted)));
+    assert!(matches!(queued.await, Err(JobError::NotRun)));
+    // Once its worker left, the job given up on is counted, once, as interrupted.
+    let report = pool.shutdown().await;
+    assert_eq!(report.stats.interrupted, 1, "{report:?}");
+    assert_eq!(report.stats.workers, 0);
+    assert!(report.still_running.is_empty() && report.interrupted.is_empty());
+}
+
+/// `abort` does not wait for a blocked job either, while the other worker, awaiting
+/// inside its job, is interrupted as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_does_not_wait_for_a_job_blocked_on_its_thread() {
+    fn block_until_released(released: &std::sync::Mutex<std::sync::mpsc::Receiver<()>>) {
+        let _ = released.lock().unwrap().recv();
+    }
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(std::sync::Mutex::new(released));
+    let (started_tx, mut started) = mpsc::unbounded_channel::<u64>();
+    let pool = PoolBuilder::new()
+        .workers(2)
+        .dedicated_threads()
+        .queue(FlumeQueue::bounded(8))
+        .build(move |n: u64| {
+            let _ = started_tx.send(n);
+            let released = Arc::clone(&released);
+            async move {
+                if n == 1 {
+                    // Blocks the thread inside the job's poll.
+                    block_until_released(&released);
+                } else {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Infallible>(n)
+            }
+        })
+        .unwrap();
+    let blocked = pool.submit(1).await.unwrap();
+    let awaiting = pool.submit(2).await.unwrap();
+    let mut seen = vec![started.recv().await.unwrap(), started.recv().await.unwrap()];
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2]);
+    let report = tokio::time::timeout(Duration::from_secs(60), pool.abort())
+        .await
+        .expect("abort waited for the blocked job");
+    assert_eq!(report.still_running, vec![blocked.id()], "{report:?}");
+    assert_eq!(report.interrupted, vec![awaiting.id()], "{report:?}");
+    assert_eq!(report.stats.interrupted, 1);
+    release.send(()).unwrap();
+    assert!(matches!(blocked.await, Err(JobError::Interrupted)));
+    assert!(matches!(awaiting.await, Err(JobError::Interrupted)));
+}
+
+/// A job running on a tokio runtime that is dropped (its worker task with it) resolves
+/// to `Interrupted`, not `NotRun`, and is counted; a job still queued then never ran.
+#[test]
+fn jobs_running_when_their_runtime_is_dropped_are_interrupted() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pool, running, queued) = runtime.block_on(async {
+        let pool = PoolBuilder::new()
+            .workers(1)
+            .queue(FlumeQueue::bounded(4))
+            .build(|n: u64| async move {
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(n)
+            })
+            .unwrap();
+        let running = pool.submit(1).await.unwrap();
+        let queued = pool.submit(2).await.unwrap();
+        while pool.stats().running == 0 {
+            tokio::task::yield_now().await;
+        }
+        (pool, running, queued)
+    });
+    drop(runtime);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert!(matches!(
+        other.block_on(running),
+        Err(JobError::Interrupted)
+    ));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.interrupted, stats.running, stats.workers),
+        (1, 0, 0),
+        "{stats}"
+    );
+    drop(pool);
+    assert!(matches!(other.block_on(queued), Err(JobError::NotRun)));
+}

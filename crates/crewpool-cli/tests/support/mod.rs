@@ -102,8 +102,10 @@ pub(crate) struct Filled {
 /// Makes queue `name`: 2 jobs done, 2 dead letters, 1 waiting for a retry, 3
 /// pending. Returns the handle (keep it: it owns nothing leased) and the ids.
 pub(crate) async fn fill(url: &str, name: &str) -> (RedisQueue<serde_json::Value>, Filled) {
-    let policy = RetryPolicy::exponential(Duration::from_secs(600), Duration::from_secs(600))
-        .max_attempts(3);
+    let policy = RetryPolicy::exponential(3)
+        .base_delay(Duration::from_secs(600))
+        .max_delay(Duration::from_secs(600))
+        .jitter(false);
     let queue = RedisQueue::<serde_json::Value>::connect(RedisConfig::new(url, name).retry(policy))
         .await
         .expect("connecting");

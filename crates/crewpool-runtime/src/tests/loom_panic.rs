@@ -28,7 +28,7 @@ fn a_job_panicking_during_shutdown_is_counted_and_shutdown_completes() {
         };
         let shared = model_pool(work, 1);
         for job in [1, 2] {
-            block_on(shared.push(envelope(job))).expect("open queue");
+            block_on(shared.submit(envelope(job))).expect("open queue");
         }
         let worker = spawn_worker(&shared);
 

@@ -19,7 +19,7 @@ fn resizing_down_while_shutting_down_loses_nothing() {
         let (ran, work) = recording_worker();
         let shared = model_pool(work, 2);
         for job in [1, 2] {
-            block_on(shared.push(envelope(job))).expect("open queue");
+            block_on(shared.submit(envelope(job))).expect("open queue");
         }
         let first = spawn_worker(&shared);
         let shutdown = {

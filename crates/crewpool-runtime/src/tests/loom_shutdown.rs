@@ -22,7 +22,7 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
         let producer = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || {
-                [1, 2].map(|job| match block_on(shared.push(envelope(job))) {
+                [1, 2].map(|job| match block_on(shared.submit(envelope(job))) {
                     Ok(_) => true,
                     Err(refused) => {
                         assert_eq!(refused.into_inner(), job, "a refused job comes back");

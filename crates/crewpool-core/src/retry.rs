@@ -1,4 +1,5 @@
-//! Retrying failed jobs with exponential backoff and jitter.
+//! The retry policy: one type, one meaning, for pools and for the queues that retry
+//! jobs themselves.
 
 use std::any::Any;
 use std::fmt;
@@ -18,6 +19,19 @@ pub enum FailureKind {
 }
 
 /// A failed attempt, for deciding whether to retry it.
+///
+/// Pools build one for every failed attempt; build one yourself to test a predicate.
+///
+/// # Examples
+///
+/// ```
+/// use crewpool_core::{Failure, FailureKind, RetryPolicy};
+///
+/// let policy = RetryPolicy::exponential(3).retry_if(|f| f.error::<u16>() != Some(&404));
+/// let not_found: u16 = 404;
+/// let failure = Failure::new(FailureKind::Failed, 1, &"HTTP 404").with_error(&not_found);
+/// assert!(!policy.should_retry(&failure));
+/// ```
 pub struct Failure<'a> {
     kind: FailureKind,
     attempt: u32,
@@ -26,18 +40,22 @@ pub struct Failure<'a> {
 }
 
 impl<'a> Failure<'a> {
-    pub(crate) fn new(
-        kind: FailureKind,
-        attempt: u32,
-        error: Option<&'a (dyn Any + Send)>,
-        message: &'a dyn fmt::Display,
-    ) -> Self {
+    /// Attempt `attempt` (from 1) failed as `kind`; `message` is what its
+    /// `Display` shows (the error's text, a panic message).
+    pub fn new(kind: FailureKind, attempt: u32, message: &'a dyn fmt::Display) -> Self {
         Failure {
             kind,
             attempt,
-            error,
+            error: None,
             message,
         }
+    }
+
+    /// Attaches the worker's typed error, which [`error`](Failure::error) hands back.
+    #[must_use]
+    pub fn with_error(mut self, error: &'a (dyn Any + Send)) -> Self {
+        self.error = Some(error);
+        self
     }
 
     /// How the attempt failed.
@@ -51,7 +69,8 @@ impl<'a> Failure<'a> {
     }
 
     /// The worker's error, if the attempt failed with one of type `E` (the worker's
-    /// `Error` type).
+    /// `Error` type). `None` for panics, time-outs, and failures a queue reports by
+    /// their text only.
     pub fn error<E: 'static>(&self) -> Option<&E> {
         self.error.and_then(|error| error.downcast_ref::<E>())
     }
@@ -75,30 +94,37 @@ impl fmt::Debug for Failure<'_> {
 
 type Predicate = dyn Fn(&Failure<'_>) -> bool + Send + Sync;
 
-/// When and how soon a failed job runs again.
+/// When and how soon a failed job runs again: at most
+/// [`attempts`](RetryPolicy::attempts) attempts in all, exponential backoff
+/// with jitter between them, and an optional predicate that decides from the failure.
+///
+/// The same type and the same meaning everywhere: a pool's policy
+/// (`PoolBuilder::retry` in `crewpool-runtime`) and a durable queue's own (the Redis
+/// backend's `RedisConfig::retry`, which it also applies to jobs whose worker process
+/// died). A pool on a queue applies exactly one policy to its jobs; see
+/// [`Queue::retry_policy`](crate::Queue::retry_policy).
 ///
 /// A job is retried while it has attempts left and the predicate (if any) agrees; the
-/// delay before attempt `n + 1` is `base * factor^(n - 1)`, capped at `max_delay`, and
+/// delay before attempt `n + 1` is `base * factor^(n - 1)`, capped at `max_delay`,
 /// with jitter drawn uniformly from its upper half so retries of many jobs spread out
-/// without ever coming back sooner than half the nominal delay. Panics and timeouts are
-/// failures like any other.
-///
-/// On in-memory queues the pool keeps a copy of each job (hence `Clone` on the job
-/// type) and runs it again after the delay, without blocking a worker in the meantime;
-/// durable queues schedule the retry themselves (Redis: its delayed set). Jobs read
-/// their attempt number from [`JobContext::attempt`](crewpool_core::JobContext::attempt).
+/// without ever coming back sooner than half the nominal delay. Panics and timeouts
+/// are failures like any other.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use crewpool_runtime::{FailureKind, RetryPolicy};
+/// use crewpool_core::{FailureKind, RetryPolicy};
 ///
 /// let policy = RetryPolicy::exponential(5)
 ///     .base_delay(Duration::from_millis(100))
 ///     .max_delay(Duration::from_secs(10))
 ///     .retry_if(|failure| failure.kind() != FailureKind::Panicked);
-/// assert_eq!(policy.max_attempts(), 5);
+/// assert_eq!(policy.attempts(), 5);
+/// let no_jitter = policy.jitter(false);
+/// assert_eq!(no_jitter.delay_after(1), Duration::from_millis(100)); // before attempt 2
+/// assert_eq!(no_jitter.delay_after(2), Duration::from_millis(200));
+/// assert_eq!(no_jitter.delay_after(9), Duration::from_secs(10)); // capped
 /// ```
 #[derive(Clone)]
 pub struct RetryPolicy {
@@ -111,9 +137,10 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// At most `max_attempts` attempts in all (so `max_attempts - 1` retries), with
-    /// delays from 100 ms doubling up to 30 s, jittered. `max_attempts` of 0 is
-    /// treated as 1 (no retry).
+    /// At most `max_attempts` attempts in all, the first run included (so
+    /// `max_attempts - 1` retries), with delays from 100 ms doubling up to 30 s,
+    /// jittered. `max_attempts` of 0 or 1 means the first failure is final (never
+    /// retried); there is no "unlimited" (`u32::MAX` comes closest).
     pub fn exponential(max_attempts: u32) -> Self {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
@@ -123,6 +150,13 @@ impl RetryPolicy {
             jitter: true,
             predicate: None,
         }
+    }
+
+    /// Sets the number of attempts in all (see [`exponential`](RetryPolicy::exponential)).
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
     }
 
     /// The delay before the first retry.
@@ -167,8 +201,8 @@ impl RetryPolicy {
         self
     }
 
-    /// The most attempts a job gets.
-    pub fn max_attempts(&self) -> u32 {
+    /// The most attempts a job gets, the first run included (at least 1).
+    pub fn attempts(&self) -> u32 {
         self.max_attempts
     }
 
@@ -213,7 +247,7 @@ mod tests {
     use super::*;
 
     fn failure(attempt: u32) -> Failure<'static> {
-        Failure::new(FailureKind::Failed, attempt, None, &"boom")
+        Failure::new(FailureKind::Failed, attempt, &"boom")
     }
 
     #[test]
@@ -224,6 +258,7 @@ mod tests {
             .jitter(false);
         let delays: Vec<_> = (1..=6).map(|n| policy.delay_after(n).as_millis()).collect();
         assert_eq!(delays, vec![10, 20, 40, 80, 100, 100]);
+        assert_eq!(policy.delay_after(u32::MAX), Duration::from_millis(100));
     }
 
     #[test]
@@ -244,19 +279,29 @@ mod tests {
             !policy.should_retry(&failure(3)),
             "the third attempt was the last"
         );
-        let other = Failure::new(FailureKind::Failed, 1, None, &"other");
+        let other = Failure::new(FailureKind::Failed, 1, &"other");
         assert!(!policy.should_retry(&other));
-        assert!(!RetryPolicy::exponential(0).should_retry(&failure(1)));
+    }
+
+    #[test]
+    fn zero_attempts_means_the_first_failure_is_final() {
+        for policy in [
+            RetryPolicy::exponential(0),
+            RetryPolicy::exponential(5).max_attempts(0),
+        ] {
+            assert_eq!(policy.attempts(), 1);
+            assert!(!policy.should_retry(&failure(1)));
+        }
     }
 
     #[test]
     fn the_predicate_can_read_the_typed_error() {
         let policy = RetryPolicy::exponential(3).retry_if(|f| f.error::<u8>() == Some(&7));
         let seven: u8 = 7;
-        let typed = Failure::new(FailureKind::Failed, 1, Some(&seven), &"seven");
+        let typed = Failure::new(FailureKind::Failed, 1, &"seven").with_error(&seven);
         assert!(policy.should_retry(&typed));
         let eight: u8 = 8;
-        let other = Failure::new(FailureKind::Failed, 1, Some(&eight), &"eight");
+        let other = Failure::new(FailureKind::Failed, 1, &"eight").with_error(&eight);
         assert!(!policy.should_retry(&other));
     }
 }
