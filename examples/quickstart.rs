@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{WORKERS} workers, queue capacity {QUEUE_CAPACITY}, {JOBS} jobs");
 
     let started = Instant::now();
-    // Gather results as they come: the seed's "result queue".
+    // Gather results as they come, from the pool-wide results stream.
     let collector = tokio::spawn(async move {
         let (mut ok, mut failed, mut total) = (0_u64, Vec::new(), 0_u64);
         while let Some(result) = results.recv().await {
