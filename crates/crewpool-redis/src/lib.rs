@@ -258,6 +258,8 @@ mod error;
 mod fetcher;
 mod keys;
 mod link;
+mod options;
+mod periodic;
 mod queue;
 mod registry;
 mod scripts;
@@ -269,15 +271,18 @@ pub mod testing;
 
 pub use admin::{
     Admin, DeathView, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin, QueueOverview,
+    ScheduleView, UniqueKeyView,
 };
 pub use config::{AckMode, RedisConfig, RetryPolicy};
 pub use consumer::RedisConsumer;
 pub use delivery::RedisDelivery;
 pub use error::{ClientError, Error, Result};
 pub use link::{ClientCounters, ServerInfo};
-pub use queue::{DeadLetter, QueueStats, RedisQueue};
+pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
+pub use periodic::{MissedTicks, Schedule};
+pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
-pub use scripts::ENQUEUE_LUA;
+pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
 pub use url::RedisUrl;
 pub use wire::ENVELOPE_VERSION;
 
