@@ -25,6 +25,16 @@
 -- until its job is acknowledged, dead-lettered or deleted, or for the TTL at most.
 --
 -- Returns one number per job: its new id, or minus the id of the job holding its key.
+--
+-- Jobs of a level other than 0, and a job due before everything scheduled so far, are
+-- announced to idle workers by the wake marker '~wake' at the front of the level-0
+-- list, pushed only while that list is empty (see `levels.lua`).
+local function wake(pending)
+  if redis.call('LLEN', pending) == 0 then
+    redis.call('RPUSH', pending, '~wake')
+  end
+end
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local level = tonumber(ARGV[1])

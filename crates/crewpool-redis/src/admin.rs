@@ -848,6 +848,7 @@ impl QueueAdmin {
                     None => JobView::from_record(b""),
                 };
                 view.attempt = entry.attempt;
+                view.priority = entry.level;
                 view.death = Some(DeathView {
                     reason: entry.reason,
                     at_ms: entry.at,

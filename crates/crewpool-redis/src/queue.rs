@@ -466,6 +466,8 @@ pub(crate) struct DeadEntry {
     pub(crate) attempt: u32,
     /// 0 when the entry does not say.
     pub(crate) at: u64,
+    /// The job's priority level (0 when the entry does not say).
+    pub(crate) level: u8,
 }
 
 impl DeadEntry {
@@ -481,6 +483,7 @@ impl DeadEntry {
                     reason: format!("unreadable dead-letter entry: {}", shorten(&text)),
                     attempt: 0,
                     at: 0,
+                    level: 0,
                 };
             }
         };
@@ -498,6 +501,10 @@ impl DeadEntry {
                 .and_then(|attempt| u32::try_from(attempt).ok())
                 .unwrap_or(0),
             at: number("at").unwrap_or(0),
+            level: number("level")
+                .and_then(|level| u8::try_from(level).ok())
+                .filter(|&level| level <= crate::MAX_PRIORITY)
+                .unwrap_or(0),
         }
     }
 }

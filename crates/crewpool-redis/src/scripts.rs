@@ -10,13 +10,10 @@ use redis::Script;
 /// The source of `enqueue.lua`, for producers in other languages: see "Wire format" in
 /// the crate docs.
 pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
-/// The source of `push.lua` (with its helpers), the enqueue with options (priority
-/// level, due time, start deadline, uniqueness key), for producers in other languages:
-/// see "Wire format" in the crate docs.
-pub const PUSH_LUA: &str = concat!(
-    include_str!("../lua/levels.lua"),
-    include_str!("../lua/push.lua")
-);
+/// The source of `push.lua`, the enqueue with options (priority level, due time,
+/// start deadline, uniqueness key), for producers in other languages: see "Wire
+/// format" in the crate docs.
+pub const PUSH_LUA: &str = include_str!("../lua/push.lua");
 /// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters) and
 /// `levels.lua`'s (wake markers).
 const FETCH_LUA: &str = concat!(
