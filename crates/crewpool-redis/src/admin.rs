@@ -444,6 +444,29 @@ impl ScheduleView {
     }
 }
 
+/// A tick of a periodic schedule that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct FiredTick {
+    /// The schedule.
+    pub schedule: String,
+    /// The tick (ms since the Unix epoch).
+    #[serde(rename(deserialize = "tick"))]
+    pub tick_ms: u64,
+    /// The job it made.
+    #[serde(serialize_with = "job_id", deserialize_with = "read_job_id")]
+    pub id: JobId,
+    /// When it fired (ms since the Unix epoch, Redis clock).
+    #[serde(rename(deserialize = "at"))]
+    pub at_ms: u64,
+}
+
+fn read_job_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<JobId, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(deserializer).map(JobId)
+}
+
 /// A uniqueness key held by a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -973,6 +996,31 @@ impl QueueAdmin {
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(views)
+    }
+
+    /// The last `limit` (at most 1,000, all Redis keeps) ticks of periodic schedules
+    /// that fired, newest first: which job each made.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn fired_ticks(&self, limit: usize) -> Result<Vec<FiredTick>> {
+        let limit = limit.min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let call = Call::new(self.url(), "reading fired ticks");
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&self.keys.fired)
+            .arg(0)
+            .arg(limit - 1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| serde_json::from_slice::<FiredTick>(entry).ok())
+            .collect())
     }
 
     /// Up to `limit` (at most [`MAX_PAGE`]) uniqueness keys held, after skipping

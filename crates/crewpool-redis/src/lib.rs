@@ -270,8 +270,8 @@ mod wire;
 pub mod testing;
 
 pub use admin::{
-    Admin, DeathView, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin, QueueOverview,
-    ScheduleView, UniqueKeyView,
+    Admin, DeathView, FiredTick, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin,
+    QueueOverview, ScheduleView, UniqueKeyView,
 };
 pub use config::{AckMode, RedisConfig, RetryPolicy};
 pub use consumer::RedisConsumer;

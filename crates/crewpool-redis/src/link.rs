@@ -214,6 +214,8 @@ pub(crate) struct Link {
     clock_offset: AtomicI64,
     /// The periodic schedules' version the last fetch reported.
     schedules_version: AtomicU64,
+    /// When the last fetch was answered (ms since the Unix epoch, this machine's clock).
+    last_fetch_ms: AtomicU64,
     /// Wakes this process's schedule runner: the schedules changed.
     pub(crate) schedules_changed: tokio::sync::Notify,
 }
@@ -243,6 +245,7 @@ impl Link {
             rescan: tokio::sync::Notify::new(),
             clock_offset: AtomicI64::new(0),
             schedules_version: AtomicU64::new(0),
+            last_fetch_ms: AtomicU64::new(0),
             schedules_changed: tokio::sync::Notify::new(),
             config,
         };
@@ -277,6 +280,20 @@ impl Link {
         // Relaxed: an estimate, refreshed by every fetch.
         let offset = self.clock_offset.load(Ordering::Relaxed);
         crate::registry::now_ms().saturating_add_signed(offset)
+    }
+
+    /// Records the schedules' version; wakes the schedule runner when it changed.
+    pub(crate) fn observe_schedules(&self, version: u64) {
+        // Relaxed: the runner reloads from Redis when woken; the value is only compared.
+        if self.schedules_version.swap(version, Ordering::Relaxed) != version {
+            self.schedules_changed.notify_one();
+        }
+    }
+
+    /// How long ago the last fetch was answered (this machine's clock).
+    pub(crate) fn since_last_fetch(&self) -> Duration {
+        let last = self.last_fetch_ms.load(Ordering::Relaxed);
+        Duration::from_millis(crate::registry::now_ms().saturating_sub(last))
     }
 
     fn observe_pending(&self, pending: u64) {

@@ -399,8 +399,21 @@ struct Planned {
     last_ms: u64,
 }
 
-/// The longest the runner sleeps before it looks again (ticks far away, or none).
-const LONGEST_SLEEP: Duration = Duration::from_secs(3600);
+/// Reads the schedules' version when no fetch did for twice `max_block` (this process's
+/// workers are all busy with long jobs): a fetch carries it otherwise, for free.
+async fn check_version(link: &Link) -> Result<()> {
+    if link.since_last_fetch() < 2 * link.config.max_block {
+        return Ok(());
+    }
+    let call = link.call("reading the schedules' version");
+    let version: Option<u64> = redis::cmd("GET")
+        .arg(&link.keys.schedver)
+        .query_async(&mut link.conn())
+        .await
+        .map_err(|e| call.fail(&e))?;
+    link.observe_schedules(version.unwrap_or(0));
+    Ok(())
+}
 
 /// Runs the queue's schedules until `closed` (see the module docs).
 pub(crate) async fn run(link: Arc<Link>, mut closed: watch::Receiver<bool>) {
@@ -443,16 +456,21 @@ pub(crate) async fn run(link: Arc<Link>, mut closed: watch::Receiver<bool>) {
                     Some((tick, i))
                 })
                 .min();
+            // Woken by the tick, or by a change; at most every `max_block` to look for
+            // changes no fetch reported.
+            let max_block = link.config.max_block;
             let wait = match next {
-                Some((tick, _)) => {
-                    Duration::from_millis(tick.saturating_sub(now)).min(LONGEST_SLEEP)
-                }
-                None => LONGEST_SLEEP,
+                Some((tick, _)) => Duration::from_millis(tick.saturating_sub(now)).min(max_block),
+                None => max_block,
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = link.schedules_changed.notified() => continue 'load,
                 _ = closed.changed() => return,
+            }
+            if let Err(error) = check_version(&link).await {
+                Counters::add(&link.counters.redis_errors, 1);
+                tracing::debug!(queue = %link.config.queue, error = %Chain(&error), "could not read the schedules' version");
             }
             let Some((tick, i)) = next else { continue };
             // The clock estimate may have moved: fire only what is due.
