@@ -169,9 +169,19 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
 
     // Two jobs due in 300 ms (Redis's clock): ids 1 and 2, scheduled.
     let (a, b) = (envelope("a@example.com"), envelope("b@example.com"));
-    let reply = push("0", "crewpool:{emails}:pending", "in:300", "", "", &[&a, &b]);
+    let reply = push(
+        "0",
+        "crewpool:{emails}:pending",
+        "in:300",
+        "",
+        "",
+        &[&a, &b],
+    );
     assert_eq!(reply.lines().collect::<Vec<_>>(), ["1", "2"]);
-    assert_eq!(server.cli(&["ZCARD", "crewpool:{emails}:scheduled"]).trim(), "2");
+    assert_eq!(
+        server.cli(&["ZCARD", "crewpool:{emails}:scheduled"]).trim(),
+        "2"
+    );
 
     // A unique job (key "welcome:c", TTL an hour), twice: the second returns -3, the
     // id of the first, negated.
