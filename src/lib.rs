@@ -77,8 +77,9 @@ pub mod flume {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use crewpool_redis::{
-        AckMode, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Error,
-        QueueStats, RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy,
-        ServerInfo,
+        AckMode, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION, Enqueued,
+        Error, JobOptions, MAX_PRIORITY, MissedTicks, PUSH_LUA, Priorities, QueueStats,
+        RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl, RetryPolicy, Schedule,
+        ScheduleEntry, ServerInfo,
     };
 }
