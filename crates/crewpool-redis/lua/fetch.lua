@@ -247,50 +247,60 @@ local function plan_weighted(wanted, lengths)
   return plan
 end
 
--- Strict order: the highest non-empty level first.
-local function plan_strict(wanted, lengths)
-  local plan = {}
-  for _, level in ipairs(used) do
-    for _ = 1, math.min(lengths[level], wanted - #plan) do
-      plan[#plan + 1] = level
-    end
-  end
-  return plan
-end
-
 local out = {0, -1, recovered, buried, 0, 0, now, tonumber(redis.call('GET', KEYS[13])) or 0}
 local taken = 0
 if count > 0 then
   local marked = unmark(lists[0])
-  local lengths = {}
-  for _, level in ipairs(used) do
-    lengths[level] = redis.call('LLEN', lists[level])
-  end
-  local plan
-  if weighted and #used > 1 then
-    plan = plan_weighted(count, lengths)
-  else
-    plan = plan_strict(count, lengths)
-  end
-  local wanted = {}
-  for _, level in ipairs(plan) do wanted[level] = (wanted[level] or 0) + 1 end
-  local popped, next_of = {}, {}
-  for level, n in pairs(wanted) do
-    popped[level] = redis.call('RPOP', lists[level], n) or {}
-    next_of[level] = 1
-  end
   local valid = {}
-  for _, level in ipairs(plan) do
-    local record = popped[level][next_of[level]]
-    next_of[level] = next_of[level] + 1
-    -- A marker further back (pushed when the list was empty, then passed) is dropped.
-    if record and record ~= MARKER then
-      local id, reason = parse_record(record, max_envelope)
-      if id then
-        valid[#valid + 1] = with_level(level, record)
-      else
-        dead_letter(KEYS[7], with_level(level, record), reason, nil, now)
-        refused = refused + 1
+  -- Checks a record taken from level `level`'s list and keeps it, with its level
+  -- prefix, or dead-letters it with the reason. A marker further back in level 0's
+  -- list (pushed when it was empty, then passed) is dropped.
+  local function admit(level, records)
+    for i = 1, #records do
+      local record = records[i]
+      if record ~= MARKER then
+        local id, reason = parse_record(record, max_envelope)
+        if level > 0 then
+          record = level .. ':' .. record
+        end
+        if id then
+          valid[#valid + 1] = record
+        else
+          dead_letter(KEYS[7], record, reason, nil, now)
+          refused = refused + 1
+        end
+      end
+    end
+  end
+  if weighted and #used > 1 then
+    local lengths = {}
+    for _, level in ipairs(used) do
+      lengths[level] = redis.call('LLEN', lists[level])
+    end
+    local plan = plan_weighted(count, lengths)
+    local wanted = {}
+    for _, level in ipairs(plan) do wanted[level] = (wanted[level] or 0) + 1 end
+    local popped, next_of = {}, {}
+    for level, n in pairs(wanted) do
+      popped[level] = redis.call('RPOP', lists[level], n) or {}
+      next_of[level] = 1
+    end
+    -- In the order of the plan, one by one.
+    local one = {}
+    for _, level in ipairs(plan) do
+      one[1] = popped[level][next_of[level]]
+      next_of[level] = next_of[level] + 1
+      if one[1] then admit(level, one) end
+    end
+  else
+    -- Strict: the highest level first, each list's jobs in one RPOP.
+    local left = count
+    for _, level in ipairs(used) do
+      if left <= 0 then break end
+      local records = redis.call('RPOP', lists[level], left)
+      if records then
+        left = left - #records
+        admit(level, records)
       end
     end
   end
