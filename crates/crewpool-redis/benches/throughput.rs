@@ -547,7 +547,11 @@ async fn made_due(server: &RedisServer, options: &Options, run: usize) -> Sample
     let elapsed = started.elapsed();
     let (redis_us, own_us) = cpu.per_job(server, options.jobs);
     let stats = queue.stats().await.expect("stats");
-    assert_eq!((stats.scheduled, stats.pending), (0, options.jobs), "every job made due");
+    assert_eq!(
+        (stats.scheduled, stats.pending),
+        (0, options.jobs),
+        "every job made due"
+    );
     queue.purge().await.expect("purge");
     Sample {
         rate: options.jobs as f64 / elapsed.as_secs_f64(),
@@ -574,8 +578,12 @@ async fn unique_enqueues(server: &RedisServer, options: &Options, run: usize) ->
         tasks.push(tokio::spawn(async move {
             let mut job = lane;
             while job < jobs {
-                let options = JobOptions::new().unique(format!("key-{job}"), Duration::from_secs(3600));
-                let enqueued = queue.enqueue_with(&job, &options).await.expect("enqueue_with");
+                let options =
+                    JobOptions::new().unique(format!("key-{job}"), Duration::from_secs(3600));
+                let enqueued = queue
+                    .enqueue_with(&job, &options)
+                    .await
+                    .expect("enqueue_with");
                 assert!(enqueued.is_added());
                 job += IN_FLIGHT;
             }
@@ -596,7 +604,9 @@ async fn unique_enqueues(server: &RedisServer, options: &Options, run: usize) ->
 }
 
 fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as u64
+    at.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
 }
 
 /// The lateness of scheduled jobs (due time to start, by this machine's clock, which is
@@ -647,7 +657,10 @@ async fn lateness(server: &RedisServer, options: &Options, busy: bool) -> Vec<Du
     }
     let left = producer.stats().await.expect("stats").pending;
     if busy {
-        assert!(left > 0, "the backlog ran out during the measurement: make it larger");
+        assert!(
+            left > 0,
+            "the backlog ran out during the measurement: make it larger"
+        );
     }
     pool.shutdown().await;
     producer.purge().await.expect("purge");
