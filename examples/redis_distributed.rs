@@ -41,7 +41,9 @@ The demo (first form):
 
 tally <queue>: what a run of redis_producer --audit and redis_worker --audit did on
   <queue>, from the audit ledger they keep: jobs enqueued, completed, run more than
-  once, lost, and what is still in the queue; with --wait, first waits (up to SECONDS)
+  once, lost, and what is still in the queue; with --mix, also scheduled jobs started
+  early, uniqueness keys that made two jobs, and the periodic ticks (fired twice, or
+  whose job never ran); with --wait, first waits (up to SECONDS)
   until nothing is pending, leased or delayed any more. Exits with 1 when jobs are
   lost or still in flight, or when no audited run is found.
 
@@ -75,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 // The tally at the end reads it.
                 audit: true,
                 connect_wait: Duration::from_secs(60),
+                priorities: crewpool::redis::Priorities::strict(),
             })
             .await
         }
@@ -95,7 +98,7 @@ async fn tally(args: &[String]) -> anyhow::Result<()> {
         );
         std::process::exit(1);
     }
-    if tally.lost > 0 || !tally.settled() {
+    if tally.lost > 0 || !tally.settled() || tally.broken() {
         std::process::exit(1);
     }
     Ok(())
@@ -165,10 +168,7 @@ async fn demo(args: &[String]) -> anyhow::Result<()> {
             let n = wave.min(jobs - sent);
             let first = ledger.reserve(n).await?;
             let tasks: Vec<common::Task> = (first..first + n)
-                .map(|seq| common::Task {
-                    seq,
-                    work_us: 1000 + seq % 3000,
-                })
+                .map(|seq| common::Task::new(seq, 1000 + seq % 3000))
                 .collect();
             queue.enqueue_bulk(&tasks).await?;
             ledger.record_enqueued(first, n).await?;

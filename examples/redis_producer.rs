@@ -14,12 +14,12 @@ mod common;
 #[path = "logging/mod.rs"]
 mod logging;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crewpool::redis::{RedisConfig, RedisQueue};
+use crewpool::redis::{Enqueued, JobOptions, RedisConfig, RedisQueue, Schedule};
 
 const USAGE: &str = "\
-usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--audit]
+usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--audit] [--mix]
 
   <queue>       the queue to fill (workers use the same name)
   <jobs>        how many jobs to enqueue
@@ -29,6 +29,12 @@ usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--aud
   --audit       number the jobs in the queue's audit ledger in Redis and record each
                 batch enqueued, for `redis_distributed tally` (workers need --audit
                 too); off by default
+  --mix         one batch in four each: plain; at a priority level (1 to 9);
+                scheduled (due within 1.5 s, by Redis's clock); unique (each job
+                enqueued three times with its key, scheduled 0.8 s ahead: the second
+                and third enqueues must return the first's id). And a periodic
+                schedule (every 500 ms) while the producer runs. With --audit the
+                ledger checks them (see `redis_distributed tally`)
 
 Redis: REDIS_URL (default redis://127.0.0.1:6379).
 Logs: RUST_LOG (default: warnings).";
@@ -47,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let work_us: u64 = common::flag(&args, "--work-us")?.unwrap_or(0);
     let rate: Option<f64> = common::flag(&args, "--rate")?;
     let audit = args.iter().any(|arg| arg == "--audit");
+    let mix = args.iter().any(|arg| arg == "--mix");
 
     let url = common::redis_url();
     let queue =
@@ -63,7 +70,19 @@ async fn main() -> anyhow::Result<()> {
         if audit { "on" } else { "off" }
     );
 
+    if mix {
+        let beat = Schedule::every(Duration::from_millis(common::PERIODIC_EVERY_MS));
+        let task = common::Task {
+            periodic: true,
+            ..common::Task::new(0, 0)
+        };
+        with_retries("setting the periodic schedule", || {
+            queue.set_schedule(common::PERIODIC, &beat, &task)
+        })
+        .await?;
+    }
     let started = Instant::now();
+    let mut batches = 0_u64;
     let mut sent = 0;
     let mut random = Xorshift(0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()));
     while sent < jobs {
@@ -77,19 +96,84 @@ async fn main() -> anyhow::Result<()> {
             Some(ledger) => with_retries("reserving job numbers", || ledger.reserve(n)).await?,
             None => sent,
         };
-        let tasks: Vec<common::Task> = (first..first + n)
-            .map(|seq| common::Task {
-                seq,
-                work_us: if work_us == 0 {
-                    0
-                } else {
-                    random.next() % (2 * work_us + 1)
-                },
+        let mut tasks: Vec<common::Task> = (first..first + n)
+            .map(|seq| {
+                common::Task::new(
+                    seq,
+                    if work_us == 0 {
+                        0
+                    } else {
+                        random.next() % (2 * work_us + 1)
+                    },
+                )
             })
             .collect();
         // After a connection error the batch may or may not be stored: sending it again
         // may enqueue some jobs twice (they then run twice; nothing is lost).
-        with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
+        match (mix, batches % 4) {
+            (false, _) | (true, 0) => {
+                with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
+            }
+            (true, 1) => {
+                let level = 1 + (batches / 4 % 9) as u8;
+                let options = JobOptions::new().priority(level);
+                with_retries("enqueueing at a level", || {
+                    queue.enqueue_bulk_with(&tasks, &options)
+                })
+                .await?;
+            }
+            (true, 2) => {
+                let delay = Duration::from_millis(random.next() % 1500);
+                let now = with_retries("reading Redis's clock", || async {
+                    match &ledger {
+                        Some(ledger) => ledger.redis_now().await,
+                        None => Ok(0),
+                    }
+                })
+                .await?;
+                // Relative (due `delay` after Redis receives it, so not before
+                // `now + delay`) or absolute, every other batch.
+                let not_before = now + delay.as_millis() as u64;
+                let options = if batches % 8 == 2 {
+                    JobOptions::new().delay(delay)
+                } else {
+                    JobOptions::new().at(UNIX_EPOCH + Duration::from_millis(not_before))
+                };
+                for task in &mut tasks {
+                    task.not_before_ms = Some(not_before);
+                }
+                with_retries("scheduling", || queue.enqueue_bulk_with(&tasks, &options)).await?;
+            }
+            (true, _) => {
+                for task in &tasks {
+                    let options = JobOptions::new()
+                        .unique(format!("unique-{}", task.seq), Duration::from_secs(60))
+                        .delay(Duration::from_millis(800));
+                    // A retried call whose first try landed returns that job's id.
+                    let id = with_retries("enqueueing a unique job", || {
+                        queue.enqueue_with(task, &options)
+                    })
+                    .await?
+                    .id();
+                    for _ in 0..2 {
+                        let again = with_retries("enqueueing a unique job again", || {
+                            queue.enqueue_with(task, &options)
+                        })
+                        .await?;
+                        if again != Enqueued::Duplicate(id) {
+                            eprintln!("unique-{}: {again:?}, the first was {id}", task.seq);
+                            if let Some(ledger) = &ledger {
+                                with_retries("recording a uniqueness violation", || {
+                                    ledger.record_unique_violation()
+                                })
+                                .await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        batches += 1;
         if let Some(ledger) = &ledger {
             with_retries("recording the batch in the ledger", || {
                 ledger.record_enqueued(first, n)
@@ -97,6 +181,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         sent += n;
+    }
+    if mix {
+        with_retries("removing the periodic schedule", || {
+            queue.remove_schedule(common::PERIODIC)
+        })
+        .await?;
     }
     let elapsed = started.elapsed();
     println!(

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 const USAGE: &str = "\
 usage: redis_worker <queue> [workers] [--prefetch P] [--lease-ms L] [--audit] [--connect-wait S]
+                    [--weighted]
 
   <queue>           the queue to work on (producers use the same name)
   [workers]         how many jobs this process runs at once (default 16)
@@ -32,6 +33,8 @@ usage: redis_worker <queue> [workers] [--prefetch P] [--lease-ms L] [--audit] [-
                     default: the ledger keeps about 65 bytes per job until deleted
   --connect-wait S  wait up to S seconds for Redis to come up at start (default 60;
                     0: fail at once)
+  --weighted        take the priority levels by weight (9: 5, 5: 3, 1: 2, others 1)
+                    instead of the highest level first
 
 Redis: REDIS_URL (default redis://127.0.0.1:6379), e.g.
 redis://user:password@10.0.0.5:6379/0 for a Redis on another machine.
@@ -59,6 +62,11 @@ async fn main() -> anyhow::Result<()> {
         lease: Duration::from_millis(common::flag(&args, "--lease-ms")?.unwrap_or(5000)),
         audit: args.iter().any(|arg| arg == "--audit"),
         connect_wait: Duration::try_from_secs_f64(connect_wait)?,
+        priorities: if args.iter().any(|arg| arg == "--weighted") {
+            crewpool::redis::Priorities::weighted([(9, 5), (5, 3), (1, 2)])
+        } else {
+            crewpool::redis::Priorities::strict()
+        },
     })
     .await
 }

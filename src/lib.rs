@@ -89,7 +89,8 @@ pub mod flume {
 pub mod redis {
     pub use crewpool_redis::{
         AckMode, Admin, ClientCounters, ClientError, DeadLetter, ENQUEUE_LUA, ENVELOPE_VERSION,
-        Error, JobState, QueueAdmin, QueueStats, RedisConfig, RedisConsumer, RedisDelivery,
-        RedisQueue, RedisUrl, ServerInfo,
+        Enqueued, Error, JobOptions, JobState, MAX_PRIORITY, MissedTicks, PUSH_LUA, Priorities,
+        QueueAdmin, QueueStats, RedisConfig, RedisConsumer, RedisDelivery, RedisQueue, RedisUrl,
+        Schedule, ScheduleEntry, ServerInfo,
     };
 }

@@ -19,15 +19,26 @@
 //!
 //! The tally reads them: an enqueued `seq` without a run is **lost**, one with more
 //! than one ran twice (at-least-once delivery at work, counted separately).
+//!
+//! With `redis_producer --mix`, some jobs are scheduled, prioritised or unique, and a
+//! periodic schedule runs while the producer does; the ledger then also keeps:
+//!
+//! - `<queue>:ledger:early` (string): scheduled jobs a worker started before their due
+//!   time (by Redis's clock: a scheduled job carries the earliest time it may start);
+//! - `<queue>:ledger:unique` (string): enqueues of a uniqueness key, while its first
+//!   job was certainly still waiting, that did not return that job's id;
+//! - `<queue>:ledger:periodic` (hash): job id → runs, for the periodic schedule's jobs,
+//!   checked against the ticks the queue recorded as fired (each tick once).
 
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use crewpool::redis::{RedisConfig, RedisQueue};
-use crewpool::{PoolBuilder, RetryPolicy};
+use crewpool::redis::{Priorities, RedisConfig, RedisQueue};
+use crewpool::{JobContext, PoolBuilder, RetryPolicy, with_context};
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +57,25 @@ pub(crate) struct Task {
     pub(crate) seq: u64,
     /// How long the job "works" (a sleep standing for I/O), in microseconds.
     pub(crate) work_us: u64,
+    /// For a scheduled job: the earliest it may start (ms since the Unix epoch, Redis's
+    /// clock); a worker that starts it earlier counts it in the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) not_before_ms: Option<u64>,
+    /// The job of a periodic schedule (its runs are counted by job id).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) periodic: bool,
+}
+
+impl Task {
+    /// A plain job.
+    pub(crate) fn new(seq: u64, work_us: u64) -> Self {
+        Task {
+            seq,
+            work_us,
+            not_before_ms: None,
+            periodic: false,
+        }
+    }
 }
 
 /// The ledger keys of a queue.
@@ -55,6 +85,9 @@ pub(crate) struct Ledger {
     seq_key: String,
     enqueued_key: String,
     runs_key: String,
+    early_key: String,
+    unique_key: String,
+    periodic_key: String,
 }
 
 impl Ledger {
@@ -69,7 +102,46 @@ impl Ledger {
             seq_key: format!("{queue}:ledger:seq"),
             enqueued_key: format!("{queue}:ledger:enqueued"),
             runs_key: format!("{queue}:ledger:runs"),
+            early_key: format!("{queue}:ledger:early"),
+            unique_key: format!("{queue}:ledger:unique"),
+            periodic_key: format!("{queue}:ledger:periodic"),
         })
+    }
+
+    /// Redis's clock (ms since the Unix epoch).
+    pub(crate) async fn redis_now(&self) -> redis::RedisResult<u64> {
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(seconds * 1000 + micros / 1000)
+    }
+
+    /// Counts a scheduled job started before its time.
+    pub(crate) async fn record_early(&self) -> redis::RedisResult<()> {
+        let _: u64 = self.conn.clone().incr(&self.early_key, 1).await?;
+        Ok(())
+    }
+
+    /// Counts an enqueue of a held uniqueness key that did not return its job's id.
+    pub(crate) async fn record_unique_violation(&self) -> redis::RedisResult<()> {
+        let _: u64 = self.conn.clone().incr(&self.unique_key, 1).await?;
+        Ok(())
+    }
+
+    /// Records one completed run of the periodic job `id`.
+    pub(crate) async fn record_periodic_run(&self, id: u64) -> redis::RedisResult<()> {
+        let _: u64 = self.conn.clone().hincr(&self.periodic_key, id, 1).await?;
+        Ok(())
+    }
+
+    /// The counters of the mixed run: (early starts, uniqueness violations, periodic
+    /// job id → runs).
+    pub(crate) async fn mix(&self) -> redis::RedisResult<(u64, u64, HashMap<u64, u64>)> {
+        let mut conn = self.conn.clone();
+        let early: Option<u64> = conn.get(&self.early_key).await?;
+        let unique: Option<u64> = conn.get(&self.unique_key).await?;
+        let periodic: HashMap<u64, u64> = conn.hgetall(&self.periodic_key).await?;
+        Ok((early.unwrap_or(0), unique.unwrap_or(0), periodic))
     }
 
     /// Reserves `n` job numbers; returns the first.
@@ -139,7 +211,14 @@ impl Ledger {
         let _: u64 = self
             .conn
             .clone()
-            .del(&[&self.seq_key, &self.enqueued_key, &self.runs_key])
+            .del(&[
+                &self.seq_key,
+                &self.enqueued_key,
+                &self.runs_key,
+                &self.early_key,
+                &self.unique_key,
+                &self.periodic_key,
+            ])
             .await?;
         Ok(())
     }
@@ -157,6 +236,8 @@ pub(crate) struct WorkerSettings {
     pub(crate) audit: bool,
     /// How long to wait for Redis at start.
     pub(crate) connect_wait: Duration,
+    /// The priority order (default: strict).
+    pub(crate) priorities: Priorities,
 }
 
 /// Runs a pool of `settings.workers` workers on the queue until SIGTERM or Ctrl-C,
@@ -169,6 +250,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         .prefetch(settings.prefetch)
         // Start order does not matter: wait for a Redis that is not up yet.
         .connect_retry_for(settings.connect_wait)
+        .priorities(settings.priorities.clone())
         // A job whose ledger write failed (Redis away) is retried soon.
         .retry(
             RetryPolicy::exponential(25)
@@ -189,14 +271,34 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         .name("redis-worker")
         .workers(settings.workers)
         .queue(queue)
-        .build(move |task: Task| {
+        .build(with_context(move |task: Task, cx: JobContext<Task>| {
             let ledger = ledger.clone();
             async move {
+                if let (Some(ledger), Some(not_before)) = (&ledger, task.not_before_ms) {
+                    let now = ledger
+                        .redis_now()
+                        .await
+                        .map_err(|e| format!("reading Redis's clock: {e}"))?;
+                    if now < not_before {
+                        eprintln!(
+                            "job {} started at {now}, before its time {not_before}",
+                            cx.id().0
+                        );
+                        ledger
+                            .record_early()
+                            .await
+                            .map_err(|e| format!("recording an early start: {e}"))?;
+                    }
+                }
                 if task.work_us > 0 {
                     tokio::time::sleep(Duration::from_micros(task.work_us)).await;
                 }
                 // The job's side effect, written before it is acknowledged.
                 match ledger {
+                    Some(ledger) if task.periodic => ledger
+                        .record_periodic_run(cx.id().0)
+                        .await
+                        .map_err(|e| format!("recording the run: {e}")),
                     Some(ledger) => ledger
                         .record_run(task.seq)
                         .await
@@ -204,7 +306,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
                     None => Ok(()),
                 }
             }
-        })?;
+        }))?;
     println!(
         "worker {pid}: {} workers on queue {:?} at {} (lease {:?}, audit ledger {}); Ctrl-C or SIGTERM stops gracefully",
         settings.workers,
@@ -269,7 +371,7 @@ pub(crate) async fn wait_quiet(url: &str, queue: &str, within: Duration) -> anyh
     let deadline = std::time::Instant::now() + within;
     loop {
         let stats = handle.stats().await?;
-        if stats.pending + stats.active + stats.delayed == 0
+        if stats.pending + stats.active + stats.delayed + stats.scheduled == 0
             || std::time::Instant::now() >= deadline
         {
             return Ok(());
@@ -296,6 +398,21 @@ pub(crate) struct Tally {
     pub(crate) leased: u64,
     pub(crate) delayed: u64,
     pub(crate) dead: u64,
+    /// Jobs still waiting for their due time.
+    pub(crate) scheduled: u64,
+    /// Scheduled jobs a worker started before their time (must be 0).
+    pub(crate) early: u64,
+    /// Enqueues of a held uniqueness key that did not return its job's id (must be 0).
+    pub(crate) unique_violations: u64,
+    /// Ticks of the periodic schedule fired (each made one job).
+    pub(crate) ticks: u64,
+    /// Ticks fired more than once (must be 0).
+    pub(crate) tick_duplicates: u64,
+    /// Fired ticks whose job never ran (must be 0).
+    pub(crate) ticks_lost: u64,
+    /// Ticks skipped between the first and the last fired one (missed while Redis was
+    /// down: only the latest missed tick fires).
+    pub(crate) ticks_skipped: u64,
 }
 
 impl Tally {
@@ -327,8 +444,33 @@ impl Tally {
             leased: stats.active,
             delayed: stats.delayed,
             dead: stats.dead,
+            scheduled: stats.scheduled,
             ..Tally::default()
         };
+        let (early, unique_violations, periodic) = ledger.mix().await?;
+        tally.early = early;
+        tally.unique_violations = unique_violations;
+        // The periodic schedule's ticks, as the queue recorded them when they fired.
+        let admin = crewpool_redis::Admin::connect(url, "crewpool").await?;
+        let fired = admin.queue(queue)?.fired_ticks(1000).await?;
+        let mut ticks: Vec<u64> = fired
+            .iter()
+            .filter(|f| f.schedule == PERIODIC)
+            .map(|f| f.tick_ms)
+            .collect();
+        ticks.sort_unstable();
+        let fired_total = ticks.len() as u64;
+        ticks.dedup();
+        tally.ticks = ticks.len() as u64;
+        tally.tick_duplicates = fired_total - tally.ticks;
+        tally.ticks_skipped = ticks
+            .windows(2)
+            .map(|pair| ((pair[1] - pair[0]) / PERIODIC_EVERY_MS).saturating_sub(1))
+            .sum();
+        tally.ticks_lost = fired
+            .iter()
+            .filter(|f| f.schedule == PERIODIC && !periodic.contains_key(&f.id.0))
+            .count() as u64;
         for (seq, count) in runs {
             let was_enqueued = usize::try_from(seq)
                 .ok()
@@ -349,7 +491,13 @@ impl Tally {
     /// Nothing waits or runs in the queue: no job can complete any more (unless a
     /// producer is still at work).
     pub(crate) fn quiet(&self) -> bool {
-        self.pending + self.leased + self.delayed == 0
+        self.pending + self.leased + self.delayed + self.scheduled == 0
+    }
+
+    /// A promise of the mixed run broken: a scheduled job started early, a unique key
+    /// made two jobs, a tick fired twice or its job never ran.
+    pub(crate) fn broken(&self) -> bool {
+        self.early + self.unique_violations + self.tick_duplicates + self.ticks_lost > 0
     }
 
     /// Quiet, and nothing dead-lettered either.
@@ -362,7 +510,8 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "tally: enqueued={} completed={} twice={} extra_runs={} lost={} pending={} leased={} delayed={} dead={}",
+            "tally: enqueued={} completed={} twice={} extra_runs={} lost={} pending={} leased={} delayed={} dead={} \
+             scheduled={} early={} unique_violations={} ticks={} tick_duplicates={} ticks_lost={} ticks_skipped={}",
             self.enqueued,
             self.completed,
             self.twice,
@@ -371,10 +520,21 @@ impl std::fmt::Display for Tally {
             self.pending,
             self.leased,
             self.delayed,
-            self.dead
+            self.dead,
+            self.scheduled,
+            self.early,
+            self.unique_violations,
+            self.ticks,
+            self.tick_duplicates,
+            self.ticks_lost,
+            self.ticks_skipped
         )
     }
 }
+
+/// The periodic schedule of a mixed run, and its interval.
+pub(crate) const PERIODIC: &str = "chaos-beat";
+pub(crate) const PERIODIC_EVERY_MS: u64 = 500;
 
 /// Parses `--name value` style flags after the positional arguments.
 pub(crate) fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> anyhow::Result<Option<T>>

@@ -8,8 +8,15 @@
 //! the Redis server once. When everything has settled it stops the workers gracefully
 //! and audits the run with `redis_distributed tally`: every job the producer enqueued
 //! must have completed at least once (jobs that ran more than once are counted
-//! separately), and nothing may be left pending, leased, delayed or dead-lettered, nor
-//! any lease left in Redis.
+//! separately), and nothing may be left pending, scheduled, leased, delayed or
+//! dead-lettered, nor any lease left in Redis.
+//!
+//! The jobs are a mix (`redis_producer --mix`): plain, at priority levels (the workers
+//! take them by weight), scheduled up to 1.5 s ahead, and unique (each enqueued three
+//! times with its key), plus a periodic schedule ticking every 500 ms while the
+//! producer runs. The audit also checks their promises: no scheduled job started before
+//! its time (by Redis's clock), a uniqueness key made one job per window, every tick
+//! fired once and its job ran.
 //!
 //! The moments are drawn from a xorshift generator seeded from the clock; the seed is
 //! printed, and `--seed` replays the same schedule. The last line is the tally, e.g.
@@ -156,6 +163,12 @@ pub(crate) fn task(args: &[String]) -> Result {
                     dir.display()
                 ));
             }
+            if tally.broken() > 0 || tally.ticks == 0 {
+                return Err(format!(
+                    "a promise of scheduled, unique or periodic jobs was broken (or no tick fired); logs in {}",
+                    dir.display()
+                ));
+            }
             let _ = std::fs::remove_dir_all(&dir);
             Ok(())
         }
@@ -201,6 +214,16 @@ struct Tally {
     leased: u64,
     delayed: u64,
     dead: u64,
+    scheduled: u64,
+    /// Scheduled jobs started before their time.
+    early: u64,
+    /// Uniqueness keys that made more than one job.
+    unique_violations: u64,
+    /// Periodic ticks fired, fired twice, whose job never ran, skipped.
+    ticks: u64,
+    tick_duplicates: u64,
+    ticks_lost: u64,
+    ticks_skipped: u64,
     /// Leases left in Redis (`active` entries): should be none once nothing is leased.
     leases: u64,
     /// Jobs the worker processes took back from killed ones (from their logs).
@@ -233,6 +256,13 @@ impl Tally {
                 "leased" => tally.leased = value,
                 "delayed" => tally.delayed = value,
                 "dead" => tally.dead = value,
+                "scheduled" => tally.scheduled = value,
+                "early" => tally.early = value,
+                "unique_violations" => tally.unique_violations = value,
+                "ticks" => tally.ticks = value,
+                "tick_duplicates" => tally.tick_duplicates = value,
+                "ticks_lost" => tally.ticks_lost = value,
+                "ticks_skipped" => tally.ticks_skipped = value,
                 _ => {}
             }
         }
@@ -240,32 +270,51 @@ impl Tally {
     }
 
     fn in_flight(&self) -> u64 {
-        self.pending + self.leased + self.delayed + self.dead + self.leases
+        self.pending + self.scheduled + self.leased + self.delayed + self.dead + self.leases
+    }
+
+    /// The promises of the mixed jobs that were broken.
+    fn broken(&self) -> u64 {
+        self.early + self.unique_violations + self.tick_duplicates + self.ticks_lost
     }
 
     fn describe(&self) -> String {
         format!(
             "chaos: audit: enqueued {}, completed {}, ran more than once {} ({} extra runs), lost {}; \
-             left in Redis: pending {}, leased {}, delayed {}, dead {}, leases {}; \
-             jobs taken back from killed workers: {}",
+             left in Redis: pending {}, scheduled {}, leased {}, delayed {}, dead {}, leases {}; \
+             jobs taken back from killed workers: {}; scheduled jobs started early {}, \
+             uniqueness keys that made two jobs {}; periodic ticks fired {} (fired twice {}, \
+             job never ran {}, skipped while Redis was down {})",
             self.enqueued,
             self.completed,
             self.twice,
             self.extra_runs,
             self.lost,
             self.pending,
+            self.scheduled,
             self.leased,
             self.delayed,
             self.dead,
             self.leases,
-            self.taken_back
+            self.taken_back,
+            self.early,
+            self.unique_violations,
+            self.ticks,
+            self.tick_duplicates,
+            self.ticks_lost,
+            self.ticks_skipped
         )
     }
 
     fn line(&self) -> String {
         format!(
-            "chaos: jobs={} completed={} duplicates={} lost={}",
-            self.enqueued, self.completed, self.twice, self.lost
+            "chaos: jobs={} completed={} duplicates={} ticks={} broken_promises={} lost={}",
+            self.enqueued,
+            self.completed,
+            self.twice,
+            self.ticks,
+            self.broken(),
+            self.lost
         )
     }
 }
@@ -432,6 +481,8 @@ impl Run {
         self.example("redis_worker")
             .args([&self.queue, &workers])
             .args(["--prefetch", &workers, "--lease-ms", &LEASE_MS.to_string()])
+            // Priority levels taken by weight.
+            .arg("--weighted")
             // The audit ledger the tally reads.
             .arg("--audit")
             .stdout(log)
@@ -487,6 +538,8 @@ impl Run {
             .args(["--work-us", &WORK_US.to_string()])
             .args(["--rate", &plan.rate.to_string()])
             .arg("--audit")
+            // Scheduled, prioritised and unique jobs, and a periodic schedule.
+            .arg("--mix")
             .stdout(producer_log)
             .stderr(producer_err)
             .spawn()

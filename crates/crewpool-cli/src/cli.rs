@@ -14,8 +14,10 @@ Exit codes:
   3  Redis could not be reached
   4  not found: an unknown queue, or ids that matched nothing
 
-Job states: pending (waiting, next in line first), delayed (waiting for a retry's
-backoff, soonest first), leased (held by a worker), dead (dead letters, newest first).
+Job states: pending (waiting, next in line first: the highest priority level first),
+scheduled (waiting for the time it was enqueued for, soonest first), delayed (waiting
+for a retry's backoff, soonest first), leased (held by a worker), dead (dead letters,
+newest first).
 
 The password of the Redis URL is never printed, served or logged.";
 
@@ -104,6 +106,11 @@ pub(crate) enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// List a queue's periodic schedules: when they tick, their last and next ticks, their job.
+    Schedules {
+        /// The queue.
+        queue: String,
+    },
     /// Add a job, given as JSON (the job itself, not an envelope); prints its id.
     Enqueue {
         /// The queue.
@@ -183,6 +190,7 @@ pub(crate) struct ServeCommon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum State {
     Pending,
+    Scheduled,
     Delayed,
     Leased,
     Dead,
@@ -192,6 +200,7 @@ impl From<State> for crewpool_redis::JobState {
     fn from(state: State) -> Self {
         match state {
             State::Pending => crewpool_redis::JobState::Pending,
+            State::Scheduled => crewpool_redis::JobState::Scheduled,
             State::Delayed => crewpool_redis::JobState::Delayed,
             State::Leased => crewpool_redis::JobState::Leased,
             State::Dead => crewpool_redis::JobState::Dead,
@@ -202,6 +211,7 @@ impl From<State> for crewpool_redis::JobState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DeletableState {
     Pending,
+    Scheduled,
     Delayed,
     Dead,
 }
@@ -210,6 +220,7 @@ impl From<DeletableState> for crewpool_redis::JobState {
     fn from(state: DeletableState) -> Self {
         match state {
             DeletableState::Pending => crewpool_redis::JobState::Pending,
+            DeletableState::Scheduled => crewpool_redis::JobState::Scheduled,
             DeletableState::Delayed => crewpool_redis::JobState::Delayed,
             DeletableState::Dead => crewpool_redis::JobState::Dead,
         }

@@ -1,11 +1,12 @@
-//! The one-shot commands: queues, stats, peek, dead, requeue, delete, purge, enqueue.
+//! The one-shot commands: queues, stats, peek, dead, schedules, requeue, delete, purge,
+//! enqueue.
 
 use std::io::Write as _;
 
 use crewpool_core::JobId;
 use crewpool_redis::{
     Admin, JobPage, JobState, JobView, QueueAdmin, QueueOverview, RedisConfig, RedisQueue,
-    RedisUrl, RegisteredQueue,
+    RedisUrl, RegisteredQueue, ScheduleView,
 };
 use serde::Serialize;
 
@@ -35,6 +36,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Dead { queue, page } => {
             peek(&known(&admin, &queue).await?, JobState::Dead, page, json).await
         }
+        Command::Schedules { queue } => schedules(&known(&admin, &queue).await?, json).await,
         Command::Requeue { queue, ids, all } => {
             requeue(&known(&admin, &queue).await?, &ids, all, json).await
         }
@@ -146,6 +148,7 @@ async fn queues(admin: &Admin, json: bool) -> Result<()> {
     let mut table = Table::new(&[
         "QUEUE",
         "PENDING",
+        "SCHEDULED",
         "DELAYED",
         "LEASED",
         "DEAD",
@@ -160,6 +163,7 @@ async fn queues(admin: &Admin, json: bool) -> Result<()> {
         table.row(vec![
             text(&o.name),
             num(o.pending),
+            num(o.scheduled),
             num(o.delayed),
             num(o.leased),
             num(o.dead),
@@ -181,8 +185,25 @@ async fn stats(queue: &QueueAdmin, json: bool) -> Result<()> {
     if json {
         return print_json(&o);
     }
-    let lines: [(&str, String); 10] = [
+    let by_level: Vec<String> = o
+        .pending_by_level
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(level, n)| format!("{level}: {n}"))
+        .collect();
+    let lines: [(&str, String); 15] = [
         ("pending", o.pending.to_string()),
+        (
+            "pending by level",
+            if by_level.is_empty() {
+                "-".to_owned()
+            } else {
+                by_level.join(", ")
+            },
+        ),
+        ("scheduled", o.scheduled.to_string()),
         ("delayed", o.delayed.to_string()),
         ("leased", o.leased.to_string()),
         ("dead", o.dead.to_string()),
@@ -191,6 +212,9 @@ async fn stats(queue: &QueueAdmin, json: bool) -> Result<()> {
         ("succeeded", o.succeeded.to_string()),
         ("failed", o.failed.to_string()),
         ("lease expired", o.lease_expired.to_string()),
+        ("missed deadline", o.missed_deadline.to_string()),
+        ("unique keys", o.unique_keys.to_string()),
+        ("schedules", o.schedules.to_string()),
         (
             "failure rate",
             if o.processed == 0 {
@@ -226,24 +250,35 @@ fn page_table(page: &JobPage) -> String {
         )
     };
     let mut table = match page.state {
-        JobState::Pending => Table::new(&["ID", "ATTEMPT", "AGE", "JOB"]),
+        JobState::Pending => Table::new(&["ID", "ATTEMPT", "LEVEL", "AGE", "JOB"]),
+        JobState::Scheduled => Table::new(&["ID", "LEVEL", "DUE", "UNIQUE", "JOB"]),
         JobState::Delayed => Table::new(&["ID", "ATTEMPT", "DUE", "AGE", "JOB"]),
         JobState::Leased => Table::new(&["ID", "ATTEMPT", "TOKEN", "LEASED FOR", "EXPIRES", "JOB"]),
         _ => Table::new(&["ID", "ATTEMPT", "DIED", "REASON", "JOB"]),
     };
     for job in &page.jobs {
         let body = text(table::shorten(&job_json(job), 72));
-        let mut row = vec![num(job.id.0), num(job.attempt)];
+        let mut row = vec![num(job.id.0)];
+        if page.state != JobState::Scheduled {
+            row.push(num(job.attempt));
+        }
+        let due = || {
+            text(
+                job.due_at_ms
+                    .map_or_else(|| "-".to_owned(), |due| table::until(due, now)),
+            )
+        };
         match page.state {
-            JobState::Pending => row.extend([table::Cell::Num(age(job)), body]),
-            JobState::Delayed => row.extend([
-                text(
-                    job.due_at_ms
-                        .map_or_else(|| "-".to_owned(), |due| table::until(due, now)),
-                ),
-                table::Cell::Num(age(job)),
+            JobState::Pending => {
+                row.extend([num(job.priority), table::Cell::Num(age(job)), body]);
+            }
+            JobState::Scheduled => row.extend([
+                num(job.priority),
+                due(),
+                text(job.unique_key.clone().unwrap_or_else(|| "-".to_owned())),
                 body,
             ]),
+            JobState::Delayed => row.extend([due(), table::Cell::Num(age(job)), body]),
             JobState::Leased => {
                 let lease = job.lease.as_ref();
                 row.extend([
@@ -298,6 +333,55 @@ async fn peek(queue: &QueueAdmin, state: JobState, page: Page, json: bool) -> Re
         return print_json(&jobs);
     }
     print(&page_table(&jobs))
+}
+
+/// When a schedule ticks, for a table: `every 30s` or its cron expression.
+pub(crate) fn schedule_when(schedule: &ScheduleView) -> String {
+    match (&schedule.cron, schedule.every_ms) {
+        (Some(cron), _) => format!("cron {cron}"),
+        (None, Some(ms)) => format!("every {}", table::duration_ms(ms)),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+async fn schedules(queue: &QueueAdmin, json: bool) -> Result<()> {
+    let schedules = queue.schedules().await?;
+    if json {
+        return print_json(&schedules);
+    }
+    if schedules.is_empty() {
+        return print(&format!("no schedules on {}\n", queue.name()));
+    }
+    let now = queue.overview().await?.now_ms;
+    let mut table = Table::new(&["NAME", "WHEN", "LEVEL", "MISSED", "LAST", "NEXT", "JOB"]);
+    for schedule in &schedules {
+        let job = match (&schedule.job, &schedule.error) {
+            (_, Some(error)) => format!("<{error}>"),
+            (Some(job), None) => job.to_string(),
+            (None, None) => String::new(),
+        };
+        table.row(vec![
+            text(&schedule.name),
+            text(schedule_when(schedule)),
+            num(schedule.priority),
+            text(match schedule.grace_ms {
+                Some(grace) => format!("skip after {}", table::duration_ms(grace)),
+                None => "fire latest".to_owned(),
+            }),
+            text(if schedule.last_tick_ms <= schedule.since_ms {
+                "-".to_owned()
+            } else {
+                table::ago(schedule.last_tick_ms, now)
+            }),
+            text(
+                schedule
+                    .next_tick_ms
+                    .map_or_else(|| "-".to_owned(), |next| table::until(next, now)),
+            ),
+            text(table::shorten(&job, 60)),
+        ]);
+    }
+    print(&table.render())
 }
 
 /// What a repair did, for `--json`.
@@ -361,7 +445,7 @@ async fn delete(queue: &QueueAdmin, ids: &[u64], state: JobState, json: bool) ->
 async fn purge(queue: &QueueAdmin, json: bool) -> Result<()> {
     let before = queue.overview().await?;
     queue.purge().await?;
-    let jobs = before.pending + before.delayed + before.leased + before.dead;
+    let jobs = before.pending + before.scheduled + before.delayed + before.leased + before.dead;
     outcome(queue, "purged", None, jobs, json)
 }
 

@@ -8,6 +8,7 @@
 //! | `GET /api/queues` | every registered queue's counts and totals |
 //! | `GET /api/queues/{queue}` | one queue's counts and totals |
 //! | `GET /api/queues/{queue}/jobs?state=&offset=&limit=` | one page of jobs |
+//! | `GET /api/queues/{queue}/schedules` | its periodic schedules and the last ticks fired |
 //! | `GET /api/throughput` | jobs per second of every queue over the last minutes |
 //! | `POST /api/queues/{queue}/requeue` | `{"ids":[…]}` or `{"all":true}`: dead letters back to the queue |
 //! | `POST /api/queues/{queue}/delete` | `{"state":"dead","ids":[…]}` |
@@ -69,6 +70,7 @@ pub(crate) fn router(admin: Admin, samples: Samples, guard: Guard) -> Router {
         .route("/api/queues", get(queues))
         .route("/api/queues/{queue}", get(queue))
         .route("/api/queues/{queue}/jobs", get(jobs))
+        .route("/api/queues/{queue}/schedules", get(schedules))
         .route("/api/queues/{queue}/requeue", post(requeue))
         .route("/api/queues/{queue}/delete", post(delete))
         .route("/api/throughput", get(throughput))
@@ -190,6 +192,24 @@ async fn jobs(
             .jobs(state, query.offset, query.limit.min(100))
             .await?,
     ))
+}
+
+/// A queue's schedules and the last ticks they fired.
+#[derive(Debug, Serialize)]
+struct Schedules {
+    now_ms: u64,
+    schedules: Vec<crewpool_redis::ScheduleView>,
+    fired: Vec<crewpool_redis::FiredTick>,
+}
+
+async fn schedules(State(app): State<App>, Path(name): Path<String>) -> ApiResult<Schedules> {
+    let queue = handle(&app, &name)?;
+    let now_ms = queue.overview().await?.now_ms;
+    Ok(Json(Schedules {
+        now_ms,
+        schedules: queue.schedules().await?,
+        fired: queue.fired_ticks(20).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,7 +17,7 @@ const METRICS: &[(&str, &str, &str)] = &[
     (
         "crewpool_queue_jobs",
         "gauge",
-        "Jobs in the queue by state: pending (waiting), delayed (waiting for a retry's backoff), leased (held by a worker), dead (dead letters kept).",
+        "Jobs in the queue by state: pending (waiting), scheduled (waiting for the time they were enqueued for), delayed (waiting for a retry's backoff), leased (held by a worker), dead (dead letters kept).",
     ),
     (
         "crewpool_queue_oldest_pending_age_seconds",
@@ -38,6 +38,16 @@ const METRICS: &[(&str, &str, &str)] = &[
         "crewpool_queue_lease_expired_total",
         "counter",
         "Jobs whose lease ran out (their worker died, stalled or dropped them).",
+    ),
+    (
+        "crewpool_queue_missed_deadline_total",
+        "counter",
+        "Jobs dead-lettered as expired: not started by their deadline.",
+    ),
+    (
+        "crewpool_queue_schedules",
+        "gauge",
+        "Periodic schedules of the queue.",
     ),
     (
         "crewpool_queue_last_connect_timestamp_seconds",
@@ -110,6 +120,12 @@ fn write_queues(out: &mut String, prefix: &str, rows: &[QueueRow]) {
                 }
                 "crewpool_queue_lease_expired_total" => {
                     let _ = writeln!(out, "{name}{{{labels}}} {}", o.lease_expired);
+                }
+                "crewpool_queue_missed_deadline_total" => {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", o.missed_deadline);
+                }
+                "crewpool_queue_schedules" => {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", o.schedules);
                 }
                 _ => {
                     if let Some(at) = row.last_connect_ms {

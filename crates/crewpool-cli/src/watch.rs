@@ -107,6 +107,7 @@ fn render(rows: &[QueueRow], rates: &[(Option<f64>, Option<f64>)]) -> String {
     let mut table = Table::new(&[
         "QUEUE",
         "PENDING",
+        "SCHEDULED",
         "DELAYED",
         "LEASED",
         "DEAD",
@@ -121,6 +122,7 @@ fn render(rows: &[QueueRow], rates: &[(Option<f64>, Option<f64>)]) -> String {
         table.row(vec![
             text(&o.name),
             num(o.pending),
+            num(o.scheduled),
             num(o.delayed),
             num(o.leased),
             num(o.dead),

@@ -37,6 +37,7 @@ async fn queues_stats_peek_and_dead_show_every_state() {
         [
             "QUEUE",
             "PENDING",
+            "SCHEDULED",
             "DELAYED",
             "LEASED",
             "DEAD",
@@ -48,7 +49,7 @@ async fn queues_stats_peek_and_dead_show_every_state() {
         ]
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(row[..8], ["mailer", "3", "1", "0", "2", "5", "3", "0"]);
+    assert_eq!(row[..9], ["mailer", "3", "1", "1", "0", "2", "5", "3", "0"]);
 
     let listed = json(&run(&url, &["--json", "queues"]));
     assert_eq!(listed[0]["name"], "mailer");
@@ -58,6 +59,7 @@ async fn queues_stats_peek_and_dead_show_every_state() {
     let stats = json(&run(&url, &["stats", "mailer", "--json"]));
     for (field, value) in [
         ("pending", 3),
+        ("scheduled", 1),
         ("delayed", 1),
         ("leased", 0),
         ("dead", 2),
@@ -65,12 +67,21 @@ async fn queues_stats_peek_and_dead_show_every_state() {
         ("succeeded", 2),
         ("failed", 3),
         ("lease_expired", 0),
+        ("missed_deadline", 0),
+        ("unique_keys", 1),
+        ("schedules", 1),
     ] {
         assert_eq!(stats[field], value, "{field} in {stats}");
     }
     assert!(stats["oldest_pending_age_ms"].as_u64().is_some());
     let human = stdout(&run(&url, &["stats", "mailer"]));
-    assert!(human.contains("failure rate    60.00%"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|line| line.starts_with("failure rate ") && line.ends_with("  60.00%")),
+        "{human}"
+    );
+    assert!(human.contains("pending by level  0: 3\n"), "{human}");
 
     let pending = json(&run(&url, &["peek", "mailer", "-n", "2", "--json"]));
     assert_eq!(pending["total"], 3);
@@ -84,6 +95,47 @@ async fn queues_stats_peek_and_dead_show_every_state() {
     assert!(
         delayed["jobs"][0]["due_at_ms"].as_u64().unwrap() > delayed["now_ms"].as_u64().unwrap()
     );
+
+    let scheduled = json(&run(
+        &url,
+        &["peek", "mailer", "--state", "scheduled", "--json"],
+    ));
+    assert_eq!(scheduled["total"], 1);
+    let job = &scheduled["jobs"][0];
+    assert_eq!(job["id"], ids.scheduled);
+    assert_eq!(
+        (job["priority"].as_u64(), job["unique_key"].as_str()),
+        (Some(2), Some("digest:daily"))
+    );
+    assert!(job["due_at_ms"].as_u64().unwrap() > scheduled["now_ms"].as_u64().unwrap() + 3_500_000);
+    let table = stdout(&run(&url, &["peek", "mailer", "--state", "scheduled"]));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "LEVEL", "DUE", "UNIQUE", "JOB"]);
+    assert!(
+        table.contains("digest:daily") && table.contains("in 59m"),
+        "{table}"
+    );
+
+    let schedules = stdout(&run(&url, &["schedules", "mailer"]));
+    let mut lines = schedules.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "WHEN", "LEVEL", "MISSED", "LAST", "NEXT", "JOB"]
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("nightly-digest  cron 0 8 * * *"),
+        "{schedules}"
+    );
+    assert!(
+        row.contains("fire latest") && row.contains(r#"{"digest":"nightly"}"#),
+        "{row}"
+    );
+    let listed = json(&run(&url, &["schedules", "mailer", "--json"]));
+    assert_eq!(listed[0]["name"], "nightly-digest");
+    assert_eq!(listed[0]["cron"], "0 8 * * *");
+    assert!(listed[0]["next_tick_ms"].as_u64().is_some());
 
     let dead = stdout(&run(&url, &["dead", "mailer"]));
     assert!(dead.starts_with("ID"), "{dead}");
@@ -269,6 +321,7 @@ fn help_documents_every_command_and_the_exit_codes() {
         "stats",
         "peek",
         "dead",
+        "schedules",
         "requeue",
         "delete",
         "purge",

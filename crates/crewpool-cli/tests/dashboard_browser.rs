@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver). It opens the overview, reads a queue's counts, opens its dead letters,
-//! requeues one by clicking, checks in Redis that the job is pending again, and saves
+//! requeues one by clicking, checks in Redis that the job is pending again, opens the
+//! schedules and scheduled tabs, and saves
 //! screenshots into the target directory (`target/tmp/crewpool-dashboard-*.png`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`apt-get install chromium
@@ -244,6 +245,7 @@ async fn requeue_a_dead_letter_by_clicking_in_chromium() {
         let row = "tr[data-queue='mailer']";
         for (count, expected) in [
             ("pending", "3"),
+            ("scheduled", "1"),
             ("delayed", "1"),
             ("leased", "0"),
             ("dead", "2"),
@@ -304,6 +306,29 @@ async fn requeue_a_dead_letter_by_clicking_in_chromium() {
                 .filter(|t| t == "1")
         })
         .await;
+
+        // The schedules tab lists the periodic schedule with its cron expression.
+        click(&client, "a[data-tab='schedules']").await;
+        let when = eventually("the schedule's row", || async {
+            text(
+                &client,
+                "tr[data-schedule='nightly-digest'] td[data-field='when']",
+            )
+            .await
+        })
+        .await;
+        assert_eq!(when, "cron 0 8 * * *");
+        save(&client, "schedules").await;
+        // The scheduled tab shows the job due in an hour with its uniqueness key.
+        click(&client, "a[data-tab='scheduled']").await;
+        let row = eventually("the scheduled job", || async {
+            text(&client, &format!("tr[data-job-id='{}']", ids.scheduled)).await
+        })
+        .await;
+        assert!(
+            row.contains("digest:daily") && row.contains("in 59m"),
+            "{row}"
+        );
 
         client.close().await.expect("closing the session");
     };

@@ -72,6 +72,22 @@ async fn the_api_serves_queues_and_pages_and_the_page_its_guards() {
         ),
         (&json!(3), &json!(1), &json!(2))
     );
+    assert_eq!(
+        (&queues[0]["scheduled"], &queues[0]["schedules"]),
+        (&json!(1), &json!(1))
+    );
+    let (_, scheduled) = get(&format!("{base}/api/queues/mailer/jobs?state=scheduled")).await;
+    assert_eq!(scheduled["jobs"][0]["id"], ids.scheduled);
+    assert_eq!(scheduled["jobs"][0]["unique_key"], "digest:daily");
+    let (status, schedules) = get(&format!("{base}/api/queues/mailer/schedules")).await;
+    assert_eq!(status, StatusCode::OK, "{schedules}");
+    assert_eq!(schedules["schedules"][0]["name"], "nightly-digest");
+    assert_eq!(schedules["schedules"][0]["cron"], "0 8 * * *");
+    assert!(
+        schedules["schedules"][0]["next_tick_ms"].as_u64().unwrap()
+            > schedules["now_ms"].as_u64().unwrap()
+    );
+    assert_eq!(schedules["fired"], json!([]));
     let (_, dead) = get(&format!("{base}/api/queues/mailer/jobs?state=dead")).await;
     assert_eq!(dead["total"], 2);
     assert_eq!(
@@ -288,12 +304,15 @@ async fn metrics_parse_as_prometheus_with_no_worker_running() {
         let metrics = parse(&text);
         for (key, value) in [
             ("crewpool_queue_jobs mailer pending", 3.0),
+            ("crewpool_queue_jobs mailer scheduled", 1.0),
             ("crewpool_queue_jobs mailer delayed", 1.0),
             ("crewpool_queue_jobs mailer leased", 0.0),
             ("crewpool_queue_jobs mailer dead", 2.0),
             ("crewpool_queue_processed_total mailer", 5.0),
             ("crewpool_queue_failed_total mailer", 3.0),
             ("crewpool_queue_lease_expired_total mailer", 0.0),
+            ("crewpool_queue_missed_deadline_total mailer", 0.0),
+            ("crewpool_queue_schedules mailer", 1.0),
             ("crewpool_up", 1.0),
         ] {
             assert_eq!(metrics.get(key), Some(&value), "{key} in\n{text}");

@@ -14,6 +14,12 @@
 //!   reliable-queue loop, `BLMOVE pending processing` then `LREM processing` per job
 //!   on 50 connections (no leases, no fencing, no retries; a job is done when removed).
 //!
+//! - the new job kinds' own costs: **scheduled jobs made due/s** (a backlog scheduled
+//!   for one moment, promoted by fetches' housekeeping alone), **unique enqueues/s**
+//!   (distinct keys, 64 enqueues in flight), and the **lateness** of a scheduled job
+//!   (its due time to its start, p50/p99) on an idle pool and on a pool busy draining a
+//!   backlog.
+//!
 //! Besides wall-clock rates it reports CPU per job on both sides: Redis's
 //! (`INFO cpu`, its whole process) and this process's (`/proc/self/stat`), which is
 //! what bounds the rate on a small machine where both share the cores.
@@ -32,10 +38,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, RedisConfig, RedisQueue};
+use crewpool_redis::{AckMode, JobOptions, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 use tokio::sync::Notify;
 
@@ -50,7 +56,9 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --pickups K      jobs for the idle pickup latency (default 1000)
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
-  --only WHAT      only one of: enqueue, processed, pickup, repickup, baselines
+  --only WHAT      only one of: enqueue, processed, pickup, repickup, baselines,
+                   scheduled (made due/s), unique (unique enqueues/s), lateness
+  --lateness K     scheduled jobs per lateness measurement (default 200)
   --ack-mode M     processed/s with only this ack mode: queued or confirmed
   --commandstats   print Redis's INFO commandstats after each processed run";
 
@@ -70,6 +78,7 @@ struct Options {
     only: Option<String>,
     ack_modes: Vec<AckMode>,
     commandstats: bool,
+    lateness: usize,
 }
 
 impl Options {
@@ -86,6 +95,7 @@ impl Options {
             only: None,
             ack_modes: vec![AckMode::Queued, AckMode::Confirmed],
             commandstats: false,
+            lateness: 200,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -115,6 +125,9 @@ impl Options {
                     }
                 }
                 "--commandstats" => options.commandstats = true,
+                "--lateness" => {
+                    options.lateness = value("--lateness").parse().expect("--lateness K");
+                }
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -510,6 +523,151 @@ async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
     times
 }
 
+/// Scheduled jobs made due per second: `jobs` jobs scheduled for one moment, then
+/// moved to the queue by the housekeeping of fetches that take nothing (no worker),
+/// 1,000 per fetch, timed from the first fetch to the last.
+async fn made_due(server: &RedisServer, options: &Options, run: usize) -> Sample {
+    let queue = RedisQueue::<u64>::connect(config(server, &format!("due-{run}"), options))
+        .await
+        .expect("connect");
+    let due = SystemTime::now() + Duration::from_millis(500);
+    queue
+        .enqueue_bulk_at(0..options.jobs, due)
+        .await
+        .expect("enqueue_bulk_at");
+    // A benchmark waits for the moment itself.
+    if let Ok(left) = due.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left + Duration::from_millis(5)).await;
+    }
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    for _ in 0..options.jobs.div_ceil(1000) {
+        queue.recover_expired().await.expect("a housekeeping fetch");
+    }
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, options.jobs);
+    let stats = queue.stats().await.expect("stats");
+    assert_eq!(
+        (stats.scheduled, stats.pending),
+        (0, options.jobs),
+        "every job made due"
+    );
+    queue.purge().await.expect("purge");
+    Sample {
+        rate: options.jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
+/// Unique enqueues per second: `jobs` jobs with distinct uniqueness keys, 64 enqueues
+/// in flight on one queue handle.
+async fn unique_enqueues(server: &RedisServer, options: &Options, run: usize) -> Sample {
+    const IN_FLIGHT: u64 = 64;
+    let queue = Arc::new(
+        RedisQueue::<u64>::connect(config(server, &format!("unique-{run}"), options))
+            .await
+            .expect("connect"),
+    );
+    let jobs = options.jobs;
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..IN_FLIGHT {
+        let queue = Arc::clone(&queue);
+        tasks.push(tokio::spawn(async move {
+            let mut job = lane;
+            while job < jobs {
+                let options =
+                    JobOptions::new().unique(format!("key-{job}"), Duration::from_secs(3600));
+                let enqueued = queue
+                    .enqueue_with(&job, &options)
+                    .await
+                    .expect("enqueue_with");
+                assert!(enqueued.is_added());
+                job += IN_FLIGHT;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an enqueuer");
+    }
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    assert_eq!(queue.stats().await.expect("stats").pending, jobs);
+    queue.purge().await.expect("purge");
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+/// The lateness of scheduled jobs (due time to start, by this machine's clock, which is
+/// Redis's: same host), on an idle pool, or (`busy`) on one draining a backlog of
+/// plain jobs. A job's value is its due time (ms), 0 for the backlog's.
+async fn lateness(server: &RedisServer, options: &Options, busy: bool) -> Vec<Duration> {
+    let name = if busy { "late-busy" } else { "late-idle" };
+    let queue = RedisQueue::<u64>::connect(config(server, name, options))
+        .await
+        .expect("connect");
+    let producer = RedisQueue::<u64>::connect(config(server, name, options))
+        .await
+        .expect("connect");
+    if busy {
+        // Enough for the pool to stay busy through the measurement.
+        producer
+            .enqueue_bulk(std::iter::repeat_n(0, 2_000_000))
+            .await
+            .expect("a backlog");
+    }
+    let (late_tx, late_rx) = flume::unbounded::<Duration>();
+    let pool = PoolBuilder::new()
+        .workers(if busy { options.workers } else { 8 })
+        .queue(queue)
+        .build(move |due: u64| {
+            let late = late_tx.clone();
+            async move {
+                if due > 0 {
+                    let now = epoch_ms(SystemTime::now());
+                    let _ = late.send(Duration::from_millis(now.saturating_sub(due)));
+                }
+                Ok::<(), Infallible>(())
+            }
+        })
+        .expect("a pool");
+    let mut latencies = Vec::with_capacity(options.lateness);
+    for n in 0..options.lateness as u64 {
+        let due = SystemTime::now() + Duration::from_millis(20 + n * 7 % 80);
+        producer
+            .enqueue_at(&epoch_ms(due), due)
+            .await
+            .expect("enqueue_at");
+        let late = tokio::time::timeout(HANG_GUARD, late_rx.recv_async())
+            .await
+            .expect("hang guard")
+            .expect("the pool runs");
+        latencies.push(late);
+    }
+    let left = producer.stats().await.expect("stats").pending;
+    if busy {
+        assert!(
+            left > 0,
+            "the backlog ran out during the measurement: make it larger"
+        );
+    }
+    pool.shutdown().await;
+    producer.purge().await.expect("purge");
+    latencies.sort();
+    latencies
+}
+
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
@@ -599,7 +757,34 @@ fn main() {
                 median(samples),
             );
         }
+        if options.wants("scheduled") {
+            let mut samples = Vec::new();
+            for run in 0..options.runs {
+                samples.push(made_due(&server, &options, run).await);
+            }
+            row(&mut rows, "scheduled jobs made due/s (housekeeping fetches)", median(samples));
+        }
+        if options.wants("unique") {
+            let mut samples = Vec::new();
+            for run in 0..options.runs {
+                samples.push(unique_enqueues(&server, &options, run).await);
+            }
+            row(&mut rows, "unique enqueues/s (64 in flight)", median(samples));
+        }
         let mut latency_rows = Vec::new();
+        if options.wants("lateness") && options.lateness > 0 {
+            for busy in [false, true] {
+                let late = lateness(&server, &options, busy).await;
+                latency_rows.push(format!(
+                    "| scheduled job lateness (due to start), {} pool, {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
+                    if busy { "busy" } else { "idle" },
+                    late.len(),
+                    percentile(&late, 50),
+                    percentile(&late, 99),
+                    late[late.len() - 1],
+                ));
+            }
+        }
         if options.wants("pickup") && options.pickups > 0 {
             let latencies = pickup(&server, &options).await;
             latency_rows.push(format!(

@@ -1,5 +1,5 @@
 -- dead.lua: helpers prepended to the scripts that read job records and dead-letter
--- jobs (fetch, retry, bury; see `scripts.rs`).
+-- jobs (fetch, retry, bury, release, delete; see `scripts.rs`).
 
 -- The documented bounds of a job record '<id>|<attempt>|<envelope>': ids 1 to 2^53 - 1
 -- (exact in every language's numbers), attempts 1 to 2^32 - 1.
@@ -39,15 +39,58 @@ local function parse_record(record, max_envelope)
   return id, a, rest
 end
 
--- Pushes a dead letter {"record":...,"reason":...,"attempt":n,"at":ms} (newest first);
--- `attempt` is left out when the record does not have a valid one.
-local function dead_letter(key, record, reason, attempt, now)
-  redis.call('LPUSH', key, cjson.encode({record = record, reason = reason, attempt = attempt,
-    at = now}))
+-- A record outside its level's pending list (leased, delayed, scheduled) carries its
+-- priority level as a prefix '<level>:' when the level is not 0. Returns the level (a
+-- number) and the record without the prefix.
+local function split_level(member)
+  local level, rest = string.match(member, '^(%d):()')
+  if level then
+    return tonumber(level), string.sub(member, rest)
+  end
+  return 0, member
 end
 
--- The attempt of a record, when it is valid (for its dead letter).
-local function attempt_of(record)
+-- The record with its level prefix (none for level 0).
+local function with_level(level, record)
+  if level > 0 then
+    return level .. ':' .. record
+  end
+  return record
+end
+
+-- Pushes a dead letter {"record":...,"reason":...,"attempt":n,"level":p,"at":ms} (newest
+-- first) of a record that may carry its level prefix; `attempt` is left out when the
+-- record does not have a valid one, `level` when it is 0.
+local function dead_letter(key, member, reason, attempt, now)
+  local level, record = split_level(member)
+  if level == 0 then
+    level = nil
+  end
+  redis.call('LPUSH', key, cjson.encode({record = record, reason = reason, attempt = attempt,
+    level = level, at = now}))
+end
+
+-- Releases the uniqueness key of a job leaving the queue for good (dead-lettered or
+-- deleted), if its envelope has one ("unique":"<key>") and the key still names this job.
+-- Decodes the envelope only when it mentions "unique": plain jobs cost a substring search.
+local function release_unique(member, unique, unique_ttl)
+  local _, record = split_level(member)
+  local id, _, rest = parse_record(record, nil)
+  if not id or not string.find(record, '"unique"', rest, true) then
+    return
+  end
+  local ok, envelope = pcall(cjson.decode, string.sub(record, rest))
+  if ok and type(envelope) == 'table' and type(envelope.unique) == 'string'
+      and redis.call('HGET', unique, envelope.unique) == id then
+    redis.call('HDEL', unique, envelope.unique)
+    redis.call('ZREM', unique_ttl, envelope.unique)
+  end
+end
+
+-- The attempt of a record (which may carry its level prefix), when it is valid (for its
+-- dead letter).
+local function attempt_of(member)
+  local _, record = split_level(member)
   local id, attempt = parse_record(record, nil)
   if id then
     return attempt

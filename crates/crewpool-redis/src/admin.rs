@@ -14,11 +14,10 @@ use crate::keys::Keys;
 use crate::link::{Call, client, connect_with_retries, manager};
 use crate::queue::DeadEntry;
 use crate::registry::{self, RegisteredQueue};
-use crate::wire::{self, array, bytes, int, uint};
+use crate::wire::{self, LEVELS, array, bytes, int, uint};
 use crate::{Error, RedisConfig, RedisUrl, Result};
 
 const PEEK_LEASED_LUA: &str = include_str!("../lua/peek_leased.lua");
-const DELETE_LUA: &str = include_str!("../lua/delete.lua");
 
 /// The most jobs one [`QueueAdmin::jobs`] call returns.
 pub const MAX_PAGE: usize = 1000;
@@ -102,7 +101,7 @@ impl Admin {
                 conn,
                 requeue: Script::new(crate::scripts::REQUEUE_LUA),
                 peek_leased: Script::new(PEEK_LEASED_LUA),
-                delete: Script::new(DELETE_LUA),
+                delete: Script::new(crate::scripts::DELETE_LUA),
             }),
         })
     }
@@ -176,16 +175,22 @@ impl fmt::Debug for Admin {
 
 /// Where a job is.
 ///
-/// A job waits in `Pending` until a worker leases it (`Leased`); a failed attempt
-/// waits in `Delayed` for its backoff and goes back to `Pending`; a job out of
-/// attempts (or whose envelope does not decode) is `Dead`.
+/// A job enqueued for later waits in `Scheduled` until its due time; a job waits in
+/// `Pending` until a worker leases it (`Leased`); a failed attempt waits in `Delayed`
+/// for its backoff and goes back to `Pending`; a job out of attempts (or whose
+/// envelope does not decode, or not started by its deadline) is `Dead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum JobState {
-    /// Waiting to be fetched, next in line first.
+    /// Waiting to be fetched, next in line first: the highest priority level first,
+    /// each level oldest first.
     Pending,
-    /// Waiting for a due time (a retry's backoff), soonest first.
+    /// Waiting for the due time it was enqueued with
+    /// ([`RedisQueue::enqueue_at`](crate::RedisQueue::enqueue_at) and the like),
+    /// soonest first.
+    Scheduled,
+    /// Waiting for a retry's backoff, soonest first.
     Delayed,
     /// Held by a worker under a lease, in lease-deadline order.
     Leased,
@@ -195,17 +200,19 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in a job's usual order.
-    pub const ALL: [JobState; 4] = [
+    pub const ALL: [JobState; 5] = [
         JobState::Pending,
+        JobState::Scheduled,
         JobState::Delayed,
         JobState::Leased,
         JobState::Dead,
     ];
 
-    /// The state's name: `pending`, `delayed`, `leased`, `dead`.
+    /// The state's name: `pending`, `scheduled`, `delayed`, `leased`, `dead`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
+            JobState::Scheduled => "scheduled",
             JobState::Delayed => "delayed",
             JobState::Leased => "leased",
             JobState::Dead => "dead",
@@ -228,7 +235,7 @@ impl FromStr for JobState {
             .find(|state| state.as_str() == name)
             .ok_or_else(|| {
                 Error::Config(format!(
-                    "unknown job state {name:?} (expected pending, delayed, leased or dead)"
+                    "unknown job state {name:?} (expected pending, scheduled, delayed, leased or dead)"
                 ))
             })
     }
@@ -242,8 +249,12 @@ pub struct QueueOverview {
     pub name: String,
     /// Whether the queue ever had a job (its id counter exists).
     pub exists: bool,
-    /// Jobs waiting to be fetched.
+    /// Jobs waiting to be fetched, at every priority level.
     pub pending: u64,
+    /// The pending jobs of each priority level, 0 to 9.
+    pub pending_by_level: Vec<u64>,
+    /// Jobs waiting for their due time.
+    pub scheduled: u64,
     /// Jobs waiting for a retry's backoff.
     pub delayed: u64,
     /// Jobs held by workers.
@@ -262,6 +273,12 @@ pub struct QueueOverview {
     pub failed: u64,
     /// Jobs whose lease ran out (their worker died, stalled or dropped them).
     pub lease_expired: u64,
+    /// Jobs dead-lettered because no worker started them by their deadline.
+    pub missed_deadline: u64,
+    /// Uniqueness keys held (each by a pending, scheduled, retrying or running job).
+    pub unique_keys: u64,
+    /// Periodic schedules.
+    pub schedules: u64,
     /// Redis's clock when this was read, in ms since the Unix epoch.
     pub now_ms: u64,
 }
@@ -271,6 +288,7 @@ impl QueueOverview {
     pub fn count(&self, state: JobState) -> u64 {
         match state {
             JobState::Pending => self.pending,
+            JobState::Scheduled => self.scheduled,
             JobState::Delayed => self.delayed,
             JobState::Leased => self.leased,
             JobState::Dead => self.dead,
@@ -311,7 +329,17 @@ pub struct JobView {
     /// When the producer enqueued it (ms since the Unix epoch, its clock), when the
     /// envelope says.
     pub enqueued_at_ms: Option<u64>,
-    /// A delayed job's due time (ms since the Unix epoch, Redis clock).
+    /// Its priority level, 0 to 9.
+    pub priority: u8,
+    /// The uniqueness key it holds, if any.
+    pub unique_key: Option<String>,
+    /// Its start deadline (ms since the Unix epoch, Redis clock), if any.
+    pub start_by_ms: Option<u64>,
+    /// The periodic schedule that made it, if any.
+    pub schedule: Option<String>,
+    /// The tick of that schedule it was made for (ms since the Unix epoch).
+    pub tick_ms: Option<u64>,
+    /// A scheduled or delayed job's due time (ms since the Unix epoch, Redis clock).
     pub due_at_ms: Option<u64>,
     /// A leased job's lease.
     pub lease: Option<LeaseView>,
@@ -343,6 +371,115 @@ pub struct DeathView {
     pub at_ms: u64,
 }
 
+/// A periodic schedule as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ScheduleView {
+    /// Its name.
+    pub name: String,
+    /// Its interval in ms, for an interval schedule.
+    pub every_ms: Option<u64>,
+    /// Its cron expression (UTC), for a cron schedule.
+    pub cron: Option<String>,
+    /// The priority level of its jobs.
+    pub priority: u8,
+    /// What happens to missed ticks: `latest` (the most recent fires late) or `skip`.
+    pub missed: String,
+    /// For `skip`: how late a tick may still fire, in ms.
+    pub grace_ms: Option<u64>,
+    /// The start window of its jobs, in ms.
+    pub start_within_ms: Option<u64>,
+    /// Its version (every change gets a new one).
+    pub version: u64,
+    /// When it was last set (ms since the Unix epoch, Redis clock).
+    pub since_ms: u64,
+    /// The last tick fired or passed (ms since the Unix epoch).
+    pub last_tick_ms: u64,
+    /// The next tick to fire (ms since the Unix epoch), if any.
+    pub next_tick_ms: Option<u64>,
+    /// The job of every tick.
+    pub job: Option<serde_json::Value>,
+    /// Why the schedule cannot be read, when it cannot.
+    pub error: Option<String>,
+}
+
+impl ScheduleView {
+    fn new(name: String, json: &[u8], last_tick_ms: u64, now_ms: u64) -> Self {
+        let mut view = ScheduleView {
+            name,
+            every_ms: None,
+            cron: None,
+            priority: 0,
+            missed: String::new(),
+            grace_ms: None,
+            start_within_ms: None,
+            version: 0,
+            since_ms: 0,
+            last_tick_ms,
+            next_tick_ms: None,
+            job: None,
+            error: None,
+        };
+        match crate::periodic::Stored::parse(json) {
+            Ok(stored) => {
+                let schedule = &stored.schedule;
+                view.every_ms = schedule.interval().map(crate::link::millis);
+                view.cron = schedule.cron_expression().map(str::to_owned);
+                view.priority = schedule.level();
+                (view.missed, view.grace_ms) = match schedule.missed_ticks() {
+                    crate::MissedTicks::FireLatest => ("latest".to_owned(), None),
+                    crate::MissedTicks::SkipAfter(grace) => {
+                        ("skip".to_owned(), Some(crate::link::millis(grace)))
+                    }
+                };
+                view.start_within_ms = schedule.start_window().map(crate::link::millis);
+                view.version = stored.version;
+                view.since_ms = stored.since_ms;
+                view.next_tick_ms = schedule.plan(stored.since_ms, last_tick_ms, now_ms);
+                view.job = serde_json::from_str(stored.job.get()).ok();
+            }
+            Err(reason) => view.error = Some(reason),
+        }
+        view
+    }
+}
+
+/// A tick of a periodic schedule that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct FiredTick {
+    /// The schedule.
+    pub schedule: String,
+    /// The tick (ms since the Unix epoch).
+    #[serde(rename(deserialize = "tick"))]
+    pub tick_ms: u64,
+    /// The job it made.
+    #[serde(serialize_with = "job_id", deserialize_with = "read_job_id")]
+    pub id: JobId,
+    /// When it fired (ms since the Unix epoch, Redis clock).
+    #[serde(rename(deserialize = "at"))]
+    pub at_ms: u64,
+}
+
+fn read_job_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<JobId, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(deserializer).map(JobId)
+}
+
+/// A uniqueness key held by a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UniqueKeyView {
+    /// The key.
+    pub key: String,
+    /// The job that holds it.
+    #[serde(serialize_with = "job_id")]
+    pub id: JobId,
+    /// When it lapses at the latest (ms since the Unix epoch, Redis clock).
+    pub lapses_at_ms: u64,
+}
+
 fn job_id<S: Serializer>(id: &JobId, serializer: S) -> std::result::Result<S::Ok, S::Error> {
     serializer.serialize_u64(id.0)
 }
@@ -352,14 +489,20 @@ impl JobView {
     fn from_record(record: &[u8]) -> Self {
         // An operator sees every record, whatever its size; one that breaks the format
         // shows why, with the id it has if any.
-        let (id, attempt, decoded, at) = match wire::Record::parse(record, usize::MAX) {
+        let level = wire::split_level(record).0;
+        let (id, attempt, decoded, meta) = match wire::Record::parse(record, usize::MAX) {
             Ok(parsed) => (
                 parsed.id,
                 parsed.attempt,
                 wire::decode::<serde_json::Value>(parsed.envelope),
-                wire::enqueued_at(parsed.envelope),
+                wire::meta(parsed.envelope),
             ),
-            Err(reason) => (wire::Record::salvage(record).0, 0, Err(reason), None),
+            Err(reason) => (
+                wire::Record::salvage(record).0,
+                0,
+                Err(reason),
+                wire::Meta::default(),
+            ),
         };
         let (job, error) = match decoded {
             Ok(job) => (Some(job), None),
@@ -370,7 +513,12 @@ impl JobView {
             attempt,
             job,
             error,
-            enqueued_at_ms: at,
+            enqueued_at_ms: meta.at,
+            priority: level,
+            unique_key: meta.unique,
+            start_by_ms: meta.start_by,
+            schedule: meta.schedule,
+            tick_ms: meta.tick,
             due_at_ms: None,
             lease: None,
             death: None,
@@ -411,40 +559,79 @@ impl QueueAdmin {
         let keys = &self.keys;
         let call = Call::new(self.url(), "reading a queue's overview");
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("LLEN")
-            .arg(&keys.pending)
+        pipe.atomic();
+        crate::queue::pending_counts(&mut pipe, keys);
+        // The next job in line of each level (level 0's may be behind a wake marker).
+        for list in &keys.levels_pending {
+            pipe.cmd("LINDEX").arg(list).arg(-1);
+        }
+        pipe.cmd("LINDEX").arg(&keys.pending).arg(-2);
+        pipe.cmd("ZCARD")
+            .arg(&keys.scheduled)
             .cmd("ZCARD")
             .arg(&keys.delayed)
             .cmd("HLEN")
             .arg(&keys.leased)
             .cmd("LLEN")
             .arg(&keys.dead)
-            .cmd("LINDEX")
-            .arg(&keys.pending)
-            .arg(-1)
             .cmd("HMGET")
             .arg(&keys.stats)
-            .arg(&["succeeded", "failed", "expired"][..])
+            .arg(&["succeeded", "failed", "expired", "missed_deadline"][..])
             .cmd("EXISTS")
             .arg(&keys.seq)
+            .cmd("HLEN")
+            .arg(&keys.unique)
+            .cmd("HLEN")
+            .arg(&keys.schedules)
             .cmd("TIME");
         let replies: Vec<Value> = pipe
             .query_async(&mut self.conn())
             .await
             .map_err(|e| call.fail(&e))?;
-        let [pending, delayed, leased, dead, head, totals, exists, time] =
-            <[Value; 8]>::try_from(replies).map_err(|replies| {
-                Error::Protocol(format!("overview returned {} replies", replies.len()))
-            })?;
+        let pending = crate::queue::pending_total(&replies)?;
+        let pending_by_level = replies[..LEVELS]
+            .iter()
+            .map(uint)
+            .collect::<Result<Vec<u64>>>()?;
+        let marked = crate::queue::is_marker(&replies[LEVELS]);
+        let rest = &replies[crate::queue::PENDING_REPLIES..];
+        let (heads, rest) = rest.split_at_checked(LEVELS + 1).ok_or_else(|| {
+            Error::Protocol(format!("overview returned {} replies", replies.len()))
+        })?;
+        let [
+            scheduled,
+            delayed,
+            leased,
+            dead,
+            totals,
+            exists,
+            unique_keys,
+            schedules,
+            time,
+        ] = <[Value; 9]>::try_from(rest.to_vec())
+            .map_err(|rest| Error::Protocol(format!("overview returned {} replies", rest.len())))?;
         let now_ms = redis_time(time)?;
-        let oldest_pending_age_ms = match head {
-            Value::Nil => None,
-            head => wire::Record::parse(&bytes(head)?, usize::MAX)
-                .ok()
-                .and_then(|record| wire::enqueued_at(record.envelope))
-                .map(|at| now_ms.saturating_sub(at)),
-        };
+        let mut pending_by_level = pending_by_level;
+        if marked {
+            pending_by_level[0] = pending_by_level[0].saturating_sub(1);
+        }
+        // The oldest of the levels' next jobs: the longest anyone waits.
+        let mut oldest_pending_age_ms = None;
+        for (level, head) in heads[..LEVELS].iter().enumerate() {
+            let head = if level == 0 && marked {
+                &heads[LEVELS]
+            } else {
+                head
+            };
+            let age = match head {
+                Value::Nil => None,
+                head => wire::Record::parse(&bytes(head.clone())?, usize::MAX)
+                    .ok()
+                    .and_then(|record| wire::enqueued_at(record.envelope))
+                    .map(|at| now_ms.saturating_sub(at)),
+            };
+            oldest_pending_age_ms = oldest_pending_age_ms.max(age);
+        }
         let totals = array(totals)?
             .iter()
             .map(|value| match value {
@@ -452,12 +639,14 @@ impl QueueAdmin {
                 value => uint(value),
             })
             .collect::<Result<Vec<u64>>>()?;
-        let [succeeded, failed, lease_expired] = <[u64; 3]>::try_from(totals)
+        let [succeeded, failed, lease_expired, missed_deadline] = <[u64; 4]>::try_from(totals)
             .map_err(|_| Error::Protocol("HMGET returned the wrong number of fields".into()))?;
         Ok(QueueOverview {
             name: self.name.clone(),
             exists: uint(&exists)? > 0,
-            pending: uint(&pending)?,
+            pending,
+            pending_by_level,
+            scheduled: uint(&scheduled)?,
             delayed: uint(&delayed)?,
             leased: uint(&leased)?,
             dead: uint(&dead)?,
@@ -466,6 +655,9 @@ impl QueueAdmin {
             succeeded,
             failed,
             lease_expired,
+            missed_deadline,
+            unique_keys: uint(&unique_keys)?,
+            schedules: uint(&schedules)?,
             now_ms,
         })
     }
@@ -481,7 +673,8 @@ impl QueueAdmin {
         let limit = limit.min(MAX_PAGE);
         let (total, now_ms, jobs) = match state {
             JobState::Pending => self.pending(offset, limit).await?,
-            JobState::Delayed => self.delayed(offset, limit).await?,
+            JobState::Scheduled => self.timed(&self.keys.scheduled, offset, limit).await?,
+            JobState::Delayed => self.timed(&self.keys.delayed, offset, limit).await?,
             JobState::Leased => self.leased(offset, limit).await?,
             JobState::Dead => self.dead(offset, limit).await?,
         };
@@ -513,41 +706,92 @@ impl QueueAdmin {
         Ok((uint(&total)?, redis_time(time)?, page))
     }
 
+    /// The pending jobs in the order a strict worker takes them: level 9's list first,
+    /// level 0's last, each from its front. Two round trips (the lengths, then the
+    /// page), so a page may be off by the jobs taken in between.
     async fn pending(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+        let keys = &self.keys;
+        let call = Call::new(self.url(), "reading a page of jobs");
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        crate::queue::pending_counts(&mut pipe, keys);
+        pipe.cmd("TIME");
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        let total = crate::queue::pending_total(&replies)?;
+        let marked = crate::queue::is_marker(&replies[LEVELS]);
+        let now = redis_time(replies[crate::queue::PENDING_REPLIES].clone())?;
         if limit == 0 {
-            let (total, now, _) = self.page(llen(&self.keys.pending), time_cmd()).await?;
             return Ok((total, now, Vec::new()));
         }
-        // The next job in line is at the right end: index -1.
-        let mut range = redis::cmd("LRANGE");
-        range
-            .arg(&self.keys.pending)
-            .arg(-(to_i64(offset) + to_i64(limit)))
-            .arg(-(to_i64(offset) + 1));
-        let (total, now, page) = self.page(llen(&self.keys.pending), range).await?;
-        let mut records = array(page)?;
-        // An offset past the end still makes LRANGE return the first elements.
-        let available = usize::try_from(total).unwrap_or(usize::MAX);
-        let wanted = available.saturating_sub(offset).min(limit);
-        records.drain(..records.len().saturating_sub(wanted));
-        let jobs = records
-            .into_iter()
-            .rev()
-            .map(|record| Ok(JobView::from_record(&bytes(record)?)))
-            .collect::<Result<_>>()?;
+        // The ranges to read, level 9 first; a list's next job is at index -1.
+        let mut skip = offset;
+        let mut left = limit;
+        let mut pipe = redis::pipe();
+        let mut levels = Vec::new();
+        for level in (0..LEVELS).rev() {
+            if left == 0 {
+                break;
+            }
+            let mut len = usize::try_from(uint(&replies[level])?).unwrap_or(usize::MAX);
+            // Level 0's marker (its front element) is no job.
+            let front = usize::from(level == 0 && marked);
+            len = len.saturating_sub(front);
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let take = (len - skip).min(left);
+            let first = skip + front;
+            pipe.cmd("LRANGE")
+                .arg(&keys.levels_pending[level])
+                .arg(-(to_i64(first) + to_i64(take)))
+                .arg(-(to_i64(first) + 1));
+            levels.push(level);
+            left -= take;
+            skip = 0;
+        }
+        if levels.is_empty() {
+            return Ok((total, now, Vec::new()));
+        }
+        let pages: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        let mut jobs = Vec::new();
+        for (page, level) in pages.into_iter().zip(levels) {
+            for record in array(page)?.into_iter().rev() {
+                let record = bytes(record)?;
+                if record == crate::queue::WAKE_MARKER {
+                    continue;
+                }
+                let mut view = JobView::from_record(&record);
+                view.priority = u8::try_from(level).unwrap_or(0);
+                jobs.push(view);
+            }
+        }
+        jobs.truncate(limit);
         Ok((total, now, jobs))
     }
 
-    async fn delayed(&self, offset: usize, limit: usize) -> Result<(u64, u64, Vec<JobView>)> {
+    /// A page of a sorted set of records by due time (scheduled or delayed jobs).
+    async fn timed(
+        &self,
+        key: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, u64, Vec<JobView>)> {
         let mut zcard = redis::cmd("ZCARD");
-        zcard.arg(&self.keys.delayed);
+        zcard.arg(key);
         if limit == 0 {
             let (total, now, _) = self.page(zcard, time_cmd()).await?;
             return Ok((total, now, Vec::new()));
         }
         let mut range = redis::cmd("ZRANGE");
         range
-            .arg(&self.keys.delayed)
+            .arg(key)
             .arg(offset)
             .arg(offset + limit - 1)
             .arg("WITHSCORES");
@@ -627,6 +871,7 @@ impl QueueAdmin {
                     None => JobView::from_record(b""),
                 };
                 view.attempt = entry.attempt;
+                view.priority = entry.level;
                 view.death = Some(DeathView {
                     reason: entry.reason,
                     at_ms: entry.at,
@@ -659,7 +904,10 @@ impl QueueAdmin {
 
     async fn requeue(&self, ids: Option<&[JobId]>) -> Result<u64> {
         let mut call = self.admin.inner.requeue.prepare_invoke();
-        call.key(&self.keys.dead).key(&self.keys.pending);
+        call.key(&self.keys.dead);
+        for list in &self.keys.levels_pending {
+            call.key(list);
+        }
         match ids {
             None => call.arg("all"),
             Some(ids) => call
@@ -674,9 +922,9 @@ impl QueueAdmin {
         uint(&moved)
     }
 
-    /// Deletes the jobs with the given ids from `state` (pending, delayed or dead; a
-    /// leased job belongs to its worker and is never deleted); returns how many
-    /// entries went.
+    /// Deletes the jobs with the given ids from `state` (pending, scheduled, delayed or
+    /// dead; a leased job belongs to its worker and is never deleted); returns how many
+    /// entries went. A deleted job's uniqueness key is released.
     ///
     /// Reads the state's whole list or set inside Redis (in slices, but in one
     /// script call): on a backlog of millions, deleting pending jobs blocks Redis for
@@ -696,19 +944,127 @@ impl QueueAdmin {
         }
         let keys = &self.keys;
         let call = Call::new(self.url(), "deleting jobs");
-        let deleted: Value = self
-            .admin
-            .inner
-            .delete
-            .key(&keys.pending)
+        let mut invocation = self.admin.inner.delete.prepare_invoke();
+        invocation
             .key(&keys.delayed)
+            .key(&keys.scheduled)
             .key(&keys.dead)
+            .key(&keys.unique)
+            .key(&keys.unique_ttl);
+        for list in &keys.levels_pending {
+            invocation.key(list);
+        }
+        let deleted: Value = invocation
             .arg(state.as_str())
             .arg(ids.iter().map(|id| id.0).collect::<Vec<_>>())
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| call.fail(&e))?;
         uint(&deleted)
+    }
+
+    /// The queue's periodic schedules, by name, with their last and next ticks and
+    /// their job as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleView>> {
+        let keys = &self.keys;
+        let call = Call::new(self.url(), "reading the schedules");
+        let (specs, ticks, time): (Vec<(String, Vec<u8>)>, Vec<(String, u64)>, Value) =
+            redis::pipe()
+                .atomic()
+                .cmd("HGETALL")
+                .arg(&keys.schedules)
+                .cmd("HGETALL")
+                .arg(&keys.ticks)
+                .cmd("TIME")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| call.fail(&e))?;
+        let now = redis_time(time)?;
+        let mut views: Vec<ScheduleView> = specs
+            .into_iter()
+            .map(|(name, json)| {
+                let last = ticks
+                    .iter()
+                    .find(|(tick_of, _)| *tick_of == name)
+                    .map_or(0, |(_, tick)| *tick);
+                ScheduleView::new(name, &json, last, now)
+            })
+            .collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(views)
+    }
+
+    /// The last `limit` (at most 1,000, all Redis keeps) ticks of periodic schedules
+    /// that fired, newest first: which job each made.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn fired_ticks(&self, limit: usize) -> Result<Vec<FiredTick>> {
+        let limit = limit.min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let call = Call::new(self.url(), "reading fired ticks");
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&self.keys.fired)
+            .arg(0)
+            .arg(limit - 1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| serde_json::from_slice::<FiredTick>(entry).ok())
+            .collect())
+    }
+
+    /// Up to `limit` (at most [`MAX_PAGE`]) uniqueness keys held, after skipping
+    /// `offset`, soonest to lapse first: `(key, job id, lapses at ms)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn unique_keys(&self, offset: usize, limit: usize) -> Result<Vec<UniqueKeyView>> {
+        let limit = limit.min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = &self.keys;
+        let call = Call::new(self.url(), "reading uniqueness keys");
+        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&keys.unique_ttl)
+            .arg(offset)
+            .arg(offset + limit - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        let ids: Vec<Option<u64>> = redis::cmd("HMGET")
+            .arg(&keys.unique)
+            .arg(&names)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| call.fail(&e))?;
+        Ok(entries
+            .iter()
+            .zip(ids)
+            .filter_map(|((key, lapses), id)| {
+                Some(UniqueKeyView {
+                    key: key.clone(),
+                    id: JobId(id?),
+                    lapses_at_ms: lapses.max(0.0) as u64,
+                })
+            })
+            .collect())
     }
 
     /// Deletes the whole queue: every job in every state, its totals, its id counter,
@@ -722,7 +1078,7 @@ impl QueueAdmin {
         let call = Call::new(self.url(), "purging a queue");
         let mut conn = self.conn();
         let _: Value = redis::cmd("DEL")
-            .arg(&self.keys.all()[..])
+            .arg(self.keys.all())
             .query_async(&mut conn)
             .await
             .map_err(|e| call.fail(&e))?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crewpool_core::RetryPolicy;
 
-use crate::{Error, RedisUrl};
+use crate::{Error, Priorities, RedisUrl};
 
 /// The configuration of a [`RedisQueue`](crate::RedisQueue): where Redis is, which
 /// queue, and the lease, batch, size and retry settings.
@@ -44,6 +44,8 @@ pub struct RedisConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) connect_retry: Duration,
     pub(crate) max_block: Duration,
+    pub(crate) priorities: Priorities,
+    pub(crate) run_schedules: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
@@ -102,6 +104,8 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             connect_retry: Duration::ZERO,
             max_block: Duration::from_secs(10),
+            priorities: Priorities::strict(),
+            run_schedules: true,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -245,6 +249,25 @@ impl RedisConfig {
         self
     }
 
+    /// In which order this process takes the jobs of the priority levels (default:
+    /// [`Priorities::strict`], the highest non-empty level first). Every worker takes
+    /// jobs of every level; processes should agree on the order (weighted ones share
+    /// their state in Redis).
+    #[must_use]
+    pub fn priorities(mut self, priorities: Priorities) -> Self {
+        self.priorities = priorities;
+        self
+    }
+
+    /// Whether this process fires the queue's periodic schedules when it runs workers
+    /// (default `true`). Every worker process that does takes part: each tick is fired
+    /// once, by whichever gets there first. See "Periodic jobs" in the crate docs.
+    #[must_use]
+    pub fn run_schedules(mut self, run: bool) -> Self {
+        self.run_schedules = run;
+        self
+    }
+
     /// Trusts the PEM-encoded CA certificate `pem` for `rediss://` connections, in
     /// addition to the system's roots.
     #[cfg(feature = "tls")]
@@ -328,7 +351,7 @@ impl RedisConfig {
                 "max_block must be at least 100 ms".to_owned(),
             ));
         }
-        Ok(())
+        self.priorities.validate()
     }
 }
 

@@ -8,7 +8,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::RedisDelivery;
-use crate::fetcher::{Demand, Leased};
+use crate::delivery::Place;
+use crate::error::Chain;
+use crate::fetcher::{Demand, EXPIRED, Leased};
+use crate::link::BuryStat;
 use crate::queue::Front;
 
 /// One worker's end of a [`RedisQueue`](crate::RedisQueue).
@@ -40,20 +43,40 @@ impl<J> RedisConsumer<J> {
         }
     }
 
-    fn received(&self, leased: Leased<J>) -> Received<J, RedisDelivery> {
+    /// The job as a delivery, or `Err` with its delivery when it is past its start
+    /// deadline by Redis's clock (it waited in this process's buffer too long): it must
+    /// be dead-lettered, not run.
+    fn received(&self, leased: Leased<J>) -> Result<Received<J, RedisDelivery>, RedisDelivery> {
         let Leased {
             envelope,
             lease,
             index,
+            level,
+            unique,
+            start_by,
         } = leased;
         let delivery = RedisDelivery::new(
             Arc::clone(&self.front.core),
-            lease,
-            index,
+            Place {
+                lease,
+                index,
+                level,
+                unique,
+            },
             envelope.id.0,
             envelope.attempt,
         );
-        Received { envelope, delivery }
+        match start_by {
+            Some(by) if self.front.core.link.redis_now_ms() > by => Err(delivery),
+            _ => Ok(Received { envelope, delivery }),
+        }
+    }
+
+    /// Dead-letters a job found past its start deadline.
+    async fn expire(mut delivery: RedisDelivery) {
+        if let Err(error) = delivery.bury_as(EXPIRED, BuryStat::MissedDeadline).await {
+            tracing::warn!(job = delivery.id().0, error = %Chain(&error), "could not dead-letter a job past its deadline; its lease will bring it back");
+        }
     }
 }
 
@@ -75,30 +98,43 @@ where
     /// and the worker's demand is withdrawn when the future is dropped. A fetch the
     /// demand started completes in the background and its jobs wait in the buffer.
     async fn next(&mut self) -> Option<Received<J, RedisDelivery>> {
-        if self.done {
-            return None;
-        }
-        if let Ok(leased) = self.jobs.try_recv() {
-            return Some(self.received(leased));
-        }
-        let taken = {
-            let _waiting = self.demand.wait();
-            self.jobs.recv_async().await
-        };
-        match taken {
-            Ok(leased) => Some(self.received(leased)),
-            Err(_) => {
-                self.front.core.flush().await;
-                self.done = true;
-                None
+        loop {
+            if self.done {
+                return None;
+            }
+            let taken = match self.jobs.try_recv() {
+                Ok(leased) => Ok(leased),
+                Err(_) => {
+                    let _waiting = self.demand.wait();
+                    self.jobs.recv_async().await
+                }
+            };
+            match taken {
+                Ok(leased) => match self.received(leased) {
+                    Ok(received) => return Some(received),
+                    // Past its deadline: dead-lettered, and the next job is taken.
+                    Err(expired) => Self::expire(expired).await,
+                },
+                Err(_) => {
+                    self.front.core.flush().await;
+                    self.done = true;
+                    return None;
+                }
             }
         }
     }
 
     /// Takes a job already fetched into this process, without waiting.
     fn try_next(&mut self) -> Option<Received<J, RedisDelivery>> {
-        let leased = self.jobs.try_recv().ok()?;
-        Some(self.received(leased))
+        loop {
+            let leased = self.jobs.try_recv().ok()?;
+            match self.received(leased) {
+                Ok(received) => return Some(received),
+                Err(expired) => {
+                    self.front.runtime().spawn(Self::expire(expired));
+                }
+            }
+        }
     }
 }
 

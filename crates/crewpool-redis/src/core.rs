@@ -65,8 +65,15 @@ impl Core {
         })
     }
 
-    /// Queues an acknowledgement for the next flush.
-    pub(crate) fn queue_ack(&self, id: u64, lease: u64, index: u32) -> QueuedAck {
+    /// Queues an acknowledgement for the next flush; `unique` is the uniqueness key the
+    /// job holds, released with it.
+    pub(crate) fn queue_ack(
+        &self,
+        id: u64,
+        lease: u64,
+        index: u32,
+        unique: Option<Arc<str>>,
+    ) -> QueuedAck {
         let (reply, outcome) = match self.link.config.ack_mode {
             AckMode::Queued => (None, None),
             AckMode::Confirmed => {
@@ -78,6 +85,7 @@ impl Core {
             id,
             lease,
             index,
+            unique,
             reply,
         }));
         QueuedAck {
@@ -201,6 +209,8 @@ pub(crate) struct PendingAck {
     id: u64,
     lease: u64,
     index: u32,
+    /// The uniqueness key the job holds, if any.
+    unique: Option<Arc<str>>,
     reply: Option<oneshot::Sender<Result<()>>>,
 }
 
@@ -223,11 +233,15 @@ fn group_by_lease(acks: &[PendingAck]) -> (Vec<(u64, Vec<u32>)>, Vec<usize>) {
 
 async fn flush(link: &Link, acks: &mut Vec<PendingAck>) {
     let (groups, group_of) = group_by_lease(acks);
+    let uniques: Vec<(u64, u32, u64, &str)> = acks
+        .iter()
+        .filter_map(|ack| Some((ack.lease, ack.index, ack.id, ack.unique.as_deref()?)))
+        .collect();
     let started = Instant::now();
     let mut backoff = Backoff::new();
     let mut repeated = false;
     let outcome = loop {
-        match link.ack(&groups).await {
+        match link.ack(&groups, &uniques).await {
             Ok(codes) => break Ok(codes),
             Err(error) => {
                 Counters::add(&link.counters.redis_errors, 1);

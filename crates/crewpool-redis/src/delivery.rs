@@ -8,7 +8,7 @@ use std::time::Duration;
 use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
 use crate::core::Core;
-use crate::link::Lease;
+use crate::link::{BuryStat, Lease};
 use crate::{Error, Result};
 
 /// One delivery of a job from a [`RedisQueue`](crate::RedisQueue): the lease this
@@ -51,24 +51,34 @@ pub struct RedisDelivery {
     index: u32,
     id: u64,
     attempt: u32,
+    /// The job's priority level (where a retry due at once goes back to).
+    level: u8,
+    /// The uniqueness key the job holds, released with its acknowledgement.
+    unique: Option<Arc<str>>,
     /// Handed to a settlement: no longer held, so no longer heartbeated.
     handed: bool,
 }
 
+/// Where a delivery's job is and what it holds.
+#[derive(Debug)]
+pub(crate) struct Place {
+    pub(crate) lease: Arc<Lease>,
+    /// The job's place in its lease (field `<lease>:<index>`).
+    pub(crate) index: u32,
+    pub(crate) level: u8,
+    pub(crate) unique: Option<Arc<str>>,
+}
+
 impl RedisDelivery {
-    pub(crate) fn new(
-        core: Arc<Core>,
-        lease: Arc<Lease>,
-        index: u32,
-        id: u64,
-        attempt: u32,
-    ) -> Self {
+    pub(crate) fn new(core: Arc<Core>, place: Place, id: u64, attempt: u32) -> Self {
         RedisDelivery {
             core,
-            lease,
-            index,
+            lease: place.lease,
+            index: place.index,
             id,
             attempt,
+            level: place.level,
+            unique: place.unique,
             handed: false,
         }
     }
@@ -91,6 +101,11 @@ impl RedisDelivery {
     /// This delivery's attempt number, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The job's priority level (0 to 9).
+    pub fn priority(&self) -> u8 {
+        self.level
     }
 
     /// This delivery's fencing token: the lease (the fetch) it came with, unique per
@@ -125,7 +140,7 @@ impl RedisDelivery {
         match self
             .core
             .link
-            .retry(self.lease.id, self.index, delay, reason)
+            .retry(self.lease.id, self.index, self.level, delay, reason)
             .await?
         {
             0 => Err(Error::LeaseLost(self.id())),
@@ -134,11 +149,16 @@ impl RedisDelivery {
     }
 
     async fn bury(&mut self, reason: &str) -> Result<()> {
+        self.bury_as(reason, BuryStat::Failed).await
+    }
+
+    /// Dead-letters the job, counted in `stat`.
+    pub(crate) async fn bury_as(&mut self, reason: &str, stat: BuryStat) -> Result<()> {
         self.hand_off();
         let codes = self
             .core
             .link
-            .bury(&[(self.lease.id, self.index, reason.to_owned())])
+            .bury(&[(self.lease.id, self.index, reason.to_owned())], stat)
             .await?;
         self.one_settled(&codes)
     }
@@ -173,7 +193,9 @@ impl Delivery for RedisDelivery {
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
         // take the acknowledgement back.
-        let queued = self.core.queue_ack(self.id, self.lease.id, self.index);
+        let queued = self
+            .core
+            .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
         self.hand_off();
         async move { Ok(queued.outcome().await?) }
     }

@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 use crate::core::Backoff;
 use crate::error::Chain;
-use crate::link::{Counters, Fetched, Lease, Link};
+use crate::link::{BuryStat, Counters, Fetched, Lease, Link};
 use crate::{Result, wire};
 
 /// A leased job waiting in the local buffer for a worker.
@@ -52,7 +52,16 @@ pub(crate) struct Leased<J> {
     pub(crate) lease: Arc<Lease>,
     /// The job's place in its lease (field `<lease>:<index>`).
     pub(crate) index: u32,
+    /// Its priority level.
+    pub(crate) level: u8,
+    /// The uniqueness key it holds.
+    pub(crate) unique: Option<Arc<str>>,
+    /// Its start deadline (ms since the Unix epoch, Redis clock).
+    pub(crate) start_by: Option<u64>,
 }
+
+/// The dead-letter reason of a job not started by its deadline.
+pub(crate) const EXPIRED: &str = "expired";
 
 /// How many workers of this process wait for a job.
 #[derive(Debug, Default)]
@@ -135,6 +144,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 lease,
                 records,
                 next_due,
+                now_ms,
                 ..
             } = match self.link.fetch(want).await {
                 Ok(fetched) => {
@@ -149,7 +159,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 }
             };
             if let Some(lease) = lease {
-                self.dispatch(lease, records).await;
+                self.dispatch(lease, records, now_ms).await;
                 continue;
             }
 
@@ -229,19 +239,28 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     }
 
     /// Decodes fetched jobs into the buffer; dead-letters the ones that do not decode,
-    /// first: a worker handed a job of this batch finds the batch's undecodable ones
-    /// already counted and dead-lettered.
-    async fn dispatch(&mut self, lease: Arc<Lease>, records: Vec<Vec<u8>>) {
+    /// and the ones past their start deadline at `now_ms` (Redis's clock at the fetch),
+    /// first: a worker handed a job of this batch finds the batch's refused ones already
+    /// counted and dead-lettered.
+    async fn dispatch(&mut self, lease: Arc<Lease>, records: Vec<Vec<u8>>, now_ms: u64) {
         let mut decoded = Vec::with_capacity(records.len());
         let mut undecodable = Vec::new();
+        let mut expired = Vec::new();
         for (index, record) in (1..).zip(&records) {
             // Checked by the fetch script already; checked again before decoding.
             let job =
                 wire::Record::parse(record, self.link.config.max_payload).and_then(|record| {
-                    wire::decode::<J>(record.envelope).map(|job| (record.id, record.attempt, job))
+                    wire::decode_with_extras::<J>(record.envelope)
+                        .map(|(job, extras)| (record, job, extras))
                 });
             match job {
-                Ok(job) => decoded.push((index, job)),
+                Ok((_, _, extras)) if extras.start_by.is_some_and(|by| now_ms > by) => {
+                    lease.let_go();
+                    expired.push((lease.id, index, EXPIRED.to_owned()));
+                }
+                Ok((record, job, extras)) => {
+                    decoded.push((index, record.level, record.id, record.attempt, job, extras))
+                }
                 Err(reason) => {
                     tracing::warn!(queue = %self.link.config.queue, lease = lease.id, index, %reason, "dead-lettering a job that does not decode");
                     lease.let_go();
@@ -251,12 +270,19 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         }
         if !undecodable.is_empty() {
             Counters::add(&self.link.counters.undecodable, undecodable.len());
-            if let Err(error) = self.link.bury(&undecodable).await {
+            if let Err(error) = self.link.bury(&undecodable, BuryStat::Failed).await {
                 Counters::add(&self.link.counters.redis_errors, 1);
                 tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "could not dead-letter undecodable jobs; their leases will bring them back");
             }
         }
-        for (index, (id, attempt, job)) in decoded {
+        if !expired.is_empty() {
+            tracing::debug!(queue = %self.link.config.queue, jobs = expired.len(), "dead-lettering jobs not started by their deadline");
+            if let Err(error) = self.link.bury(&expired, BuryStat::MissedDeadline).await {
+                Counters::add(&self.link.counters.redis_errors, 1);
+                tracing::warn!(queue = %self.link.config.queue, error = %Chain(&error), "could not dead-letter expired jobs; their leases will bring them back");
+            }
+        }
+        for (index, level, id, attempt, job, extras) in decoded {
             let envelope = Envelope::new(job).with_id(JobId(id)).with_attempt(attempt);
             // The fetcher holds a receiver itself, so the channel never disconnects
             // while this sender exists.
@@ -264,6 +290,9 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 envelope,
                 lease: Arc::clone(&lease),
                 index,
+                level,
+                unique: extras.unique.map(Arc::from),
+                start_by: extras.start_by,
             });
         }
     }

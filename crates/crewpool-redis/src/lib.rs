@@ -16,9 +16,15 @@
 //!   payload limit, [`RetryPolicy`], dead-letter bounds, [`AckMode`], connect timeout
 //!   and retries.
 //! - [`RedisQueue`]: the producer ([`enqueue`](RedisQueue::enqueue),
-//!   [`enqueue_bulk`](RedisQueue::enqueue_bulk)), the inspector
+//!   [`enqueue_bulk`](RedisQueue::enqueue_bulk), and with [`JobOptions`]
+//!   [`enqueue_with`](RedisQueue::enqueue_with): scheduled, prioritised, unique and
+//!   expiring jobs; [`set_schedule`](RedisQueue::set_schedule) for periodic ones), the
+//!   inspector
 //!   ([`stats`](RedisQueue::stats), [`dead_letters`](RedisQueue::dead_letters),
 //!   [`requeue_dead`](RedisQueue::requeue_dead)), and a [`Queue`] for a crewpool pool.
+//! - [`JobOptions`], [`Schedule`], [`Priorities`]: what a job asks for (a due time, a
+//!   priority level, a uniqueness key, a start deadline), when a periodic job runs, and
+//!   in which order a worker takes the levels.
 //! - [`RedisConsumer`]: one worker's view; the consumers of a process share one
 //!   fetcher that leases jobs in batches for the workers that wait.
 //! - [`RedisDelivery`]: the lease on one job; `ack`, `retry`, `dead_letter`, `release`
@@ -107,8 +113,10 @@
 //!   memory ([`dead_letter_bytes`](RedisConfig::dead_letter_bytes), 64 MiB), the oldest
 //!   dropped first. A record that breaks the wire format or an envelope that does not
 //!   decode is dead-lettered with the reason, and the worker goes on.
-//! - **Order.** FIFO from one producer: jobs are fetched oldest first. Retries go to
-//!   the back when due; jobs of dead workers and released jobs go to the front.
+//! - **Order.** FIFO from one producer within a priority level: jobs are fetched oldest
+//!   first. Retries go to the back when due; scheduled jobs when due, jobs of dead
+//!   workers and released jobs go to the front. Levels are taken in the order of
+//!   [`RedisConfig::priorities`].
 //! - **Connection loss** (a Redis restart, a dropped connection) is survived: the
 //!   connections reconnect with exponential backoff (50 ms to 2 s), and every
 //!   background task backs off between failed calls (10 ms doubling to 2 s), so an
@@ -123,8 +131,9 @@
 //!   in Redis on `BLMOVE pending pending LEFT LEFT <timeout>`, which returns as soon
 //!   as a job is pushed and moves nothing (it pops the newest record and pushes it
 //!   back in place), so a wait that is abandoned, or a process that dies waiting, strands
-//!   no job. Lease deadlines and delayed jobs wake it by a local timer set from the
-//!   earliest deadline Redis reports.
+//!   no job. Lease deadlines, retries and scheduled jobs wake it by a local timer set
+//!   from the earliest deadline Redis reports; jobs of other priority levels and jobs
+//!   scheduled earlier than that wake it through the wake marker.
 //! - **What an idle process sends**: two commands per
 //!   [`max_block`](RedisConfig::max_block) (default 10 s, so 0.2 commands/s; 10 in a
 //!   measured minute): when the wait times out, a fetch and a new wait. The fetch does
@@ -146,6 +155,189 @@
 //!   write per job, an acknowledgement a hash delete; the lease bookkeeping (its
 //!   deadline, its count) is per batch. Measured by
 //!   `cargo bench -p crewpool-redis --bench throughput` (see the README).
+//!
+//! # Scheduled jobs
+//!
+//! [`enqueue_at`](RedisQueue::enqueue_at) and [`enqueue_in`](RedisQueue::enqueue_in)
+//! (and [`enqueue_bulk_at`](RedisQueue::enqueue_bulk_at),
+//! [`enqueue_bulk_in`](RedisQueue::enqueue_bulk_in), or [`JobOptions::at`] and
+//! [`JobOptions::delay`]) add a job that waits in the queue's `scheduled` set until it
+//! is due. Times are Redis's: a delay is added to Redis's clock by the enqueue script,
+//! and an absolute time is the instant you chose, stored as given; no producer's clock
+//! is involved. Due jobs are moved to the **front** of their level's list inside Redis,
+//! by the housekeeping of every fetch (up to 1,000 per fetch), not by polling from each
+//! process: an idle worker's fetcher sleeps until the earliest due time Redis reported
+//! (its wait still renewed every [`max_block`](RedisConfig::max_block)), and a job
+//! scheduled before everything already scheduled wakes every idle fetcher at once, so
+//! it re-arms its timer. A scheduled job is in Redis like any other: it survives
+//! restarts of the producer, the workers and (with persistence) Redis, and counts in
+//! [`QueueStats::scheduled`] and the [`Admin`]'s `scheduled` state. Jobs due at the same
+//! millisecond start in no particular order.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "mail")).await?;
+//! queue.enqueue_in(&"in 200 ms".to_owned(), Duration::from_millis(200)).await?;
+//! let tomorrow = SystemTime::now() + Duration::from_secs(86_400);
+//! queue.enqueue_bulk_at(["a".to_owned(), "b".to_owned()], tomorrow).await?;
+//! assert_eq!(queue.stats().await?.scheduled, 3);
+//!
+//! let mut consumer = queue.consumer()?;
+//! let received = consumer.next().await.expect("a job"); // 200 ms later
+//! assert_eq!(received.envelope.job, "in 200 ms");
+//! received.delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Periodic jobs
+//!
+//! [`set_schedule`](RedisQueue::set_schedule) keeps a [`Schedule`] in Redis, a cron
+//! expression (UTC, parsed by the `croner` crate) or a fixed interval, with the job to
+//! enqueue at each tick. Every worker process fires the queue's schedules (unless
+//! [`RedisConfig::run_schedules`] is off): it computes the next tick, sleeps until then
+//! by Redis's clock, and calls a script that enqueues the tick's job only if that tick
+//! is later than the last one fired, atomically, so **each tick makes exactly one job**
+//! however many processes run, with no leader to elect or lose. A change or removal
+//! reaches running workers at once (it wakes them, and every fetch reports the
+//! schedules' version); a change applies from then on, and no tick before a schedule
+//! was set ever fires.
+//!
+//! **Missed ticks** (every worker or Redis was down at a tick's time):
+//! [`MissedTicks::FireLatest`] (the default) fires the most recent missed tick once, as
+//! soon as a worker runs, and drops the older ones; [`MissedTicks::SkipAfter`] drops a
+//! tick not fired within its grace. Either way no tick fires twice and a long outage
+//! does not release a burst of jobs. [`schedules`](RedisQueue::schedules) and
+//! [`QueueAdmin::schedules`] list them with their last and next ticks,
+//! [`QueueAdmin::fired_ticks`] the last 1,000 ticks fired and the job each made;
+//! [`remove_schedule`](RedisQueue::remove_schedule) removes one. A tick's job carries
+//! `"schedule"` and `"tick"` in its envelope.
+//!
+//! ```
+//! use std::time::Duration;
+//! use crewpool_redis::{MissedTicks, RedisConfig, RedisQueue, Schedule};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "reports")).await?;
+//! let nightly = Schedule::cron("30 2 * * *")?.missed(MissedTicks::SkipAfter(Duration::from_secs(600)));
+//! queue.set_schedule("nightly-report", &nightly, &"report".to_owned()).await?;
+//! queue.set_schedule("heartbeat", &Schedule::every(Duration::from_secs(30)), &"ping".to_owned()).await?;
+//! let names: Vec<String> = queue.schedules().await?.into_iter().map(|s| s.name).collect();
+//! assert_eq!(names, ["heartbeat", "nightly-report"]);
+//! queue.remove_schedule("heartbeat").await?;
+//! // Worker processes (anything with a consumer of this queue) fire the ticks.
+//! # Ok(()) }
+//! ```
+//!
+//! # Priorities
+//!
+//! A queue has **priority levels** 0 to 9 ([`JobOptions::priority`]); plain jobs are
+//! at level 0. Each level is a list of the queue (level 0's is the `pending` list that
+//! producers without options push to), and every worker takes jobs of every level in
+//! one of two orders chosen per process with [`RedisConfig::priorities`]:
+//! [`Priorities::strict`] (the default: the highest non-empty level first) or
+//! [`Priorities::weighted`] (in proportion to weights, by stride scheduling with its
+//! state in Redis, shared by every process; **no level starves**: see [`Priorities`]
+//! for the bound). Either way one fetch is one script call, whatever the batch.
+//!
+//! Why levels in one queue rather than several queues with weights (asynq's and
+//! Sidekiq's model): a script can only touch keys of one Redis Cluster slot, and a
+//! queue's keys share one; choosing among several queues would take a round trip per
+//! queue, or give up Cluster. Levels keep the fetch at one call, let the weighted order
+//! see every level's length at once, and keep jobs of one kind in one queue. For
+//! separate pools of workers, use separate queues.
+//!
+//! ```
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{JobOptions, Priorities, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let config = RedisConfig::new(url.as_str(), "mail")
+//!     .priorities(Priorities::weighted([(9, 10), (0, 1)]));
+//! let queue = RedisQueue::<String>::connect(config).await?;
+//! queue.enqueue(&"newsletter".to_owned()).await?; // level 0
+//! queue.enqueue_with(&"password reset".to_owned(), &JobOptions::new().priority(9)).await?;
+//!
+//! let mut consumer = queue.consumer()?;
+//! let received = consumer.next().await.expect("a job");
+//! assert_eq!(received.envelope.job, "password reset");
+//! received.delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Unique jobs
+//!
+//! [`JobOptions::unique`] gives a job a uniqueness key and a TTL: while a job enqueued
+//! with that key is pending, scheduled, waiting for a retry or running, enqueueing
+//! another with the same key adds nothing and returns the first job's id
+//! ([`Enqueued::Duplicate`]), decided atomically by the enqueue script. The key is
+//! released when its job is acknowledged, dead-lettered (by a worker, by its retry
+//! policy, by an expired lease out of attempts, or as expired) or deleted by an
+//! operator, and at its TTL at the latest (a safety net against a key held forever,
+//! BullMQ's stray-key failure): past the TTL, a job still waiting no longer holds it.
+//! A retry or a worker that died keeps the key held: the job is still the same job.
+//! Keys are listed by [`QueueAdmin::unique_keys`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use crewpool_redis::{Enqueued, JobOptions, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<u64>::connect(RedisConfig::new(url.as_str(), "sync")).await?;
+//! let once = JobOptions::new().unique("sync:account-7", Duration::from_secs(600));
+//! let first = queue.enqueue_with(&7, &once).await?;
+//! let second = queue.enqueue_with(&7, &once).await?;
+//! assert!(first.is_added());
+//! assert_eq!(second, Enqueued::Duplicate(first.id()));
+//! # Ok(()) }
+//! ```
+//!
+//! # Deadlines
+//!
+//! [`JobOptions::start_by`] (an instant) or [`JobOptions::start_within`] (a window
+//! after the job is due, on Redis's clock) give a job a start deadline: a job no worker
+//! has started by then is dead-lettered with the reason `expired` instead of running,
+//! counted in [`QueueOverview::missed_deadline`] (not as a failure). Checked by Redis's
+//! clock when a fetch takes the job (the fetch reports it), and again when a job fetched
+//! ahead is handed to a worker. The deadline is about starting: a job that started in
+//! time runs to the end.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{JobOptions, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "otp")).await?;
+//! let too_late = JobOptions::new().start_by(SystemTime::now() - Duration::from_secs(1));
+//! queue.enqueue_with(&"code 1234".to_owned(), &too_late).await?;
+//! queue.enqueue_with(&"code 5678".to_owned(), &JobOptions::new().start_within(Duration::from_secs(30))).await?;
+//!
+//! let mut consumer = queue.consumer()?;
+//! let received = consumer.next().await.expect("a job");
+//! assert_eq!(received.envelope.job, "code 5678");
+//! received.delivery.ack().await?;
+//! assert_eq!(queue.dead_letters(1).await?[0].reason, "expired");
+//! # Ok(()) }
+//! ```
 //!
 //! # Closing
 //!
@@ -177,14 +369,27 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | `seq` | string | the last job id given (`INCR`) |
-//! | `pending` | list | records waiting; producers `LPUSH`, workers take from the right |
+//! | `pending` | list | level 0's records waiting; producers `LPUSH`, workers take from the right; may hold the wake marker `~wake` at its right end (never a job) |
+//! | `pending:<p>` | list | the records waiting at priority level `p` (1 to 9), the same way |
+//! | `levels` | set | the levels other than 0 ever used (so fetches look only at those) |
+//! | `priority` | hash | the weighted order's state: `v` and one pass per level |
 //! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
 //! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
 //! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
 //! | `fence` | string | the last lease number given |
+//! | `scheduled` | sorted set | record → due time (ms): jobs enqueued for later |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
-//! | `dead` | list | dead letters, newest first, within the dead-letter bounds: `{"record":…,"reason":…,"attempt":…,"at":ms}` (no `attempt` when the record has no valid one) |
-//! | `stats` | hash | totals since the queue began: `succeeded` (jobs acknowledged, by `ack.lua`), `failed` (failed attempts, by `retry.lua` and `bury.lua`), `expired` (jobs whose lease ran out, by `fetch.lua`) |
+//! | `unique` | hash | uniqueness key → the id of the job holding it |
+//! | `unique:ttl` | sorted set | uniqueness key → when it lapses (ms) |
+//! | `dead` | list | dead letters, newest first, within the dead-letter bounds: `{"record":…,"reason":…,"attempt":…,"level":p,"at":ms}` (no `attempt` when the record has no valid one, no `level` for level 0) |
+//! | `stats` | hash | totals since the queue began: `succeeded` (jobs acknowledged, by `ack.lua`), `failed` (failed attempts, by `retry.lua` and `bury.lua`), `expired` (jobs whose lease ran out, by `fetch.lua`), `missed_deadline` (jobs dead-lettered as `expired`, by `bury.lua`) |
+//! | `schedules` | hash | periodic schedule name → `{"version":n,"since":ms,"every_ms":…` or `"cron":…,"level":p,"missed":"latest"\|"skip","grace_ms":…,"start_within_ms":…,"job":<the job>}` |
+//! | `schedules:ticks` | hash | schedule name → the last tick fired or passed (ms) |
+//! | `schedules:version` | string | incremented by every change of a schedule |
+//! | `schedules:fired` | list | the last 1,000 ticks fired, newest first: `{"schedule":…,"tick":ms,"id":…,"at":ms}` |
+//!
+//! In `leased`, `scheduled` and `delayed` (everywhere but its level's list), a record
+//! of level 1 to 9 carries its level as a prefix: `<level>:<id>|<attempt>|<envelope>`.
 //!
 //! One key per prefix spans queues, and so has no hash tag: **`<prefix>:queues`**, a
 //! sorted set queue name → when a process last connected to it (ms, that process's
@@ -200,9 +405,16 @@
 //! The **envelope** (version 1) is a JSON object `{"v":1,"at":<ms>,"job":<the job>}`;
 //! `job` is the serde JSON form of the job type, and the optional `at` is when the
 //! producer enqueued it (ms since the Unix epoch, the producer's clock; inspectors
-//! compute the age of the oldest pending job from it). Readers ignore fields they do
-//! not know, so later versions may add some; an envelope with another `v`, a `job`
-//! that does not decode, or a malformed record is dead-lettered with the reason.
+//! compute the age of the oldest pending job from it). Optional fields the scripts
+//! write: `"start_by":<ms>` (the start deadline), `"unique":"<key>"` (the uniqueness
+//! key it holds), `"schedule":"<name>"` and `"tick":<ms>` (the periodic tick that made
+//! it). **Versioning rule**: a field that readers of version 1 may ignore without
+//! running the job wrongly is added within version 1 (readers ignore fields they do not
+//! know); anything else takes a new `v`. An envelope with another `v`, a `job` that does
+//! not decode, or a malformed record is dead-lettered with the reason. (A worker of an
+//! earlier release ignores `start_by` and `unique`, so it runs a job past its deadline
+//! and never releases its key before the TTL: run one release across a queue's
+//! workers before using these options.)
 //!
 //! **Enqueueing from another language**, either with one script call (atomic; returns
 //! the first id and the queue length) — the script is [`ENQUEUE_LUA`], shipped as
@@ -220,9 +432,37 @@
 //! LPUSH crewpool:{emails}:pending '42|1|{"v":1,"job":{"to":"a@example.com"}}'
 //! ```
 //!
+//! **With options** (a priority level, a due time, a start deadline, a uniqueness key)
+//! use [`PUSH_LUA`], shipped as `lua/push.lua`, with seven keys: `seq`, `pending`, the
+//! level's list (`pending` or `pending:<p>`), `scheduled`, `levels`, `unique`,
+//! `unique:ttl`; then the level (0 to 9), the due time (`""` now, `at:<ms since the
+//! epoch>`, `in:<ms>` on Redis's clock), the start deadline (`""`, `by:<ms since the
+//! epoch>`, `within:<ms after due>`), the uniqueness TTL in ms (`""`: not unique), and
+//! the jobs: each envelope, preceded by its uniqueness key when the TTL is set. It
+//! returns one number per job: its id, or minus the id of the job that holds its key.
+//! It writes `start_by` and `unique` into the envelopes itself, and pushes the wake
+//! marker when idle workers must look (a job of another level than 0, or due before
+//! everything scheduled so far):
+//!
+//! ```text
+//! EVAL <push.lua> 7 crewpool:{emails}:seq crewpool:{emails}:pending crewpool:{emails}:pending
+//!      crewpool:{emails}:scheduled crewpool:{emails}:levels crewpool:{emails}:unique
+//!      crewpool:{emails}:unique:ttl 0 in:60000 "" 3600000 welcome:a '{"v":1,"job":{"to":"a@example.com"}}'
+//! → 43   (a second call with the same key within the hour → -43)
+//! ```
+//!
+//! Periodic schedules are written with `lua/schedule.lua` (`set` or `remove`, which
+//! stamp the version and the start) and fired by the workers with `lua/fire.lua`; a
+//! tool can list them by reading the `schedules` hash.
+//!
 //! Every other transition (fetch, ack, extend, retry, dead-letter, release, abandon,
 //! requeue, an operator's delete) is one of the scripts in `lua/`, each declaring the
-//! keys it touches.
+//! keys it touches. Jobs of another level than 0, due scheduled jobs and removed
+//! schedules are announced to idle workers by the **wake marker** `~wake` (see
+//! `lua/levels.lua`): pushed to the right end of `pending` while it is empty, it makes
+//! every fetcher blocked there return; fetches drop it and never deliver it. (Workers
+//! of an earlier release would dead-letter it as a malformed record: upgrade workers
+//! before producers use levels or schedules.)
 //!
 //! # Security
 //!
@@ -262,6 +502,8 @@ mod error;
 mod fetcher;
 mod keys;
 mod link;
+mod options;
+mod periodic;
 mod queue;
 mod registry;
 mod scripts;
@@ -272,7 +514,8 @@ mod wire;
 pub mod testing;
 
 pub use admin::{
-    Admin, DeathView, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin, QueueOverview,
+    Admin, DeathView, FiredTick, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin,
+    QueueOverview, ScheduleView, UniqueKeyView,
 };
 pub use config::{AckMode, RedisConfig};
 pub use consumer::RedisConsumer;
@@ -281,9 +524,11 @@ pub use crewpool_core::RetryPolicy;
 pub use delivery::RedisDelivery;
 pub use error::{ClientError, Error, Result};
 pub use link::{ClientCounters, ServerInfo};
-pub use queue::{DeadLetter, QueueStats, RedisQueue};
+pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
+pub use periodic::{MissedTicks, Schedule};
+pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
-pub use scripts::ENQUEUE_LUA;
+pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
 pub use url::RedisUrl;
 pub use wire::ENVELOPE_VERSION;
 

@@ -2,7 +2,7 @@
 //! (producer, fetcher, acker, heartbeat, deliveries) uses to talk to Redis.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,8 @@ pub(crate) struct Fetched {
     pub(crate) recovered: u64,
     /// Jobs of expired leases dead-lettered by this call (out of attempts).
     pub(crate) buried: u64,
+    /// Redis's clock when the fetch ran (ms since the Unix epoch).
+    pub(crate) now_ms: u64,
 }
 
 /// Counters of what this process did; see [`ClientCounters`].
@@ -87,6 +89,8 @@ pub(crate) struct Counters {
     pub(crate) redis_errors: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
     pub(crate) leases_lost: AtomicU64,
+    pub(crate) missed_deadline: AtomicU64,
+    pub(crate) ticks_fired: AtomicU64,
 }
 
 /// A snapshot of what this process's queue handle did since it connected.
@@ -125,6 +129,12 @@ pub struct ClientCounters {
     pub heartbeats: u64,
     /// Deliveries whose lease a heartbeat found lost (taken back after it expired).
     pub leases_lost: u64,
+    /// Jobs this process dead-lettered with the reason `expired`: not started by their
+    /// deadline ([`JobOptions::start_by`](crate::JobOptions::start_by)).
+    pub missed_deadline: u64,
+    /// Ticks of periodic schedules this process fired (each tick is fired by one
+    /// process).
+    pub ticks_fired: u64,
 }
 
 impl Counters {
@@ -149,6 +159,8 @@ impl Counters {
             redis_errors: get(&self.redis_errors),
             heartbeats: get(&self.heartbeats),
             leases_lost: get(&self.leases_lost),
+            missed_deadline: get(&self.missed_deadline),
+            ticks_fired: get(&self.ticks_fired),
         }
     }
 }
@@ -203,6 +215,14 @@ pub(crate) struct Link {
     /// The retry policy in force: the configured one, or the one a pool handed over
     /// (`Retryable::use_retry_policy`).
     retry: Mutex<RetryPolicy>,
+    /// Redis's clock minus this machine's, in ms, as the last fetch saw it.
+    clock_offset: AtomicI64,
+    /// The periodic schedules' version the last fetch reported.
+    schedules_version: AtomicU64,
+    /// When the last fetch was answered (ms since the Unix epoch, this machine's clock).
+    last_fetch_ms: AtomicU64,
+    /// Wakes this process's schedule runner: the schedules changed.
+    pub(crate) schedules_changed: tokio::sync::Notify,
 }
 
 /// Writes the field `<lease>:<index>` of a leased job as one command argument.
@@ -229,6 +249,10 @@ impl Link {
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
             retry: Mutex::new(config.retry.clone()),
+            clock_offset: AtomicI64::new(0),
+            schedules_version: AtomicU64::new(0),
+            last_fetch_ms: AtomicU64::new(0),
+            schedules_changed: tokio::sync::Notify::new(),
             config,
         };
         Ok((link, server))
@@ -267,6 +291,28 @@ impl Link {
     pub(crate) fn observed_pending(&self) -> usize {
         // Relaxed: a hint that may lag (see `Queue::depth`).
         self.observed_pending.load(Ordering::Relaxed)
+    }
+
+    /// Redis's clock now, estimated from this machine's and the offset the last fetch
+    /// saw (ms since the Unix epoch).
+    pub(crate) fn redis_now_ms(&self) -> u64 {
+        // Relaxed: an estimate, refreshed by every fetch.
+        let offset = self.clock_offset.load(Ordering::Relaxed);
+        crate::registry::now_ms().saturating_add_signed(offset)
+    }
+
+    /// Records the schedules' version; wakes the schedule runner when it changed.
+    pub(crate) fn observe_schedules(&self, version: u64) {
+        // Relaxed: the runner reloads from Redis when woken; the value is only compared.
+        if self.schedules_version.swap(version, Ordering::Relaxed) != version {
+            self.schedules_changed.notify_one();
+        }
+    }
+
+    /// How long ago the last fetch was answered (this machine's clock).
+    pub(crate) fn since_last_fetch(&self) -> Duration {
+        let last = self.last_fetch_ms.load(Ordering::Relaxed);
+        Duration::from_millis(crate::registry::now_ms().saturating_sub(last))
     }
 
     fn observe_pending(&self, pending: u64) {
@@ -395,19 +441,23 @@ impl Link {
         let config = &self.config;
         let keys = &self.keys;
         let script = &self.scripts.fetch;
-        let mut call = Self::script_call(
-            script,
-            &[
-                &keys.pending,
-                &keys.leased,
-                &keys.active,
-                &keys.leases,
-                &keys.fence,
-                &keys.delayed,
-                &keys.dead,
-                &keys.stats,
-            ],
-        );
+        let mut declared: Vec<&str> = vec![
+            &keys.leased,
+            &keys.active,
+            &keys.leases,
+            &keys.fence,
+            &keys.delayed,
+            &keys.scheduled,
+            &keys.dead,
+            &keys.stats,
+            &keys.levels,
+            &keys.priority,
+            &keys.unique,
+            &keys.unique_ttl,
+            &keys.schedver,
+        ];
+        declared.extend(keys.levels_pending.iter().map(String::as_str));
+        let mut call = Self::script_call(script, &declared);
         call.arg(count)
             .arg(millis(config.lease))
             .arg(self.retry_policy().attempts())
@@ -416,15 +466,42 @@ impl Link {
             .arg(EXPIRED_LEASES_PER_FETCH)
             .arg(config.dead_letter_bytes)
             .arg(config.max_payload);
+        match &config.priorities.weights {
+            None => call.arg("strict"),
+            Some(weights) => call.arg("weighted").arg(&weights[..]),
+        };
+        let asked = crate::registry::now_ms();
         let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 6];
+        let mut header = [0_i64; 8];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
-        let [pending, next_due, recovered, buried, refused, lease] = header;
+        let [
+            pending,
+            next_due,
+            recovered,
+            buried,
+            refused,
+            lease,
+            now_ms,
+            schedules_version,
+        ] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
+        // The reply's clock is somewhere between the request and now: take the middle.
+        let answered = crate::registry::now_ms();
+        let local = asked / 2 + answered / 2;
+        self.clock_offset
+            .store(now_ms.saturating_sub_unsigned(local), Ordering::Relaxed);
+        let schedules_version = u64::try_from(schedules_version).unwrap_or(0);
+        if self
+            .schedules_version
+            .swap(schedules_version, Ordering::Relaxed)
+            != schedules_version
+        {
+            self.schedules_changed.notify_one();
+        }
         if refused > 0 {
             let refused = usize::try_from(refused).unwrap_or(0);
             Counters::add(&self.counters.undecodable, refused);
@@ -468,6 +545,7 @@ impl Link {
             next_due,
             recovered: u64::try_from(recovered).unwrap_or(0),
             buried: u64::try_from(buried).unwrap_or(0),
+            now_ms: u64::try_from(now_ms).unwrap_or(0),
         })
     }
 
@@ -494,15 +572,32 @@ impl Link {
         Ok(())
     }
 
-    /// Acknowledges jobs, grouped by lease: `(lease, indexes)`. One code per group
-    /// (see `ack.lua`): 1 the lease was live and its jobs are deleted, 0 it is gone.
-    pub(crate) async fn ack(&self, groups: &[(u64, Vec<u32>)]) -> Result<Vec<i64>> {
+    /// Acknowledges jobs, grouped by lease: `(lease, indexes)`, releasing the
+    /// uniqueness keys `(lease, index, id, key)` of the jobs that hold one. One code per
+    /// group (see `ack.lua`): 1 the lease was live and its jobs are deleted, 0 it is gone.
+    pub(crate) async fn ack(
+        &self,
+        groups: &[(u64, Vec<u32>)],
+        uniques: &[(u64, u32, u64, &str)],
+    ) -> Result<Vec<i64>> {
         let keys = &self.keys;
         let script = &self.scripts.ack;
         let mut call = Self::script_call(
             script,
-            &[&keys.leased, &keys.active, &keys.leases, &keys.stats],
+            &[
+                &keys.leased,
+                &keys.active,
+                &keys.leases,
+                &keys.stats,
+                &keys.unique,
+                &keys.unique_ttl,
+            ],
         );
+        call.arg(uniques.len());
+        for &(lease, index, id, key) in uniques {
+            write_field(&mut call, lease, index);
+            call.arg(id).arg(key);
+        }
         for (lease, indexes) in groups {
             call.arg(*lease).arg(indexes.len());
             for &index in indexes {
@@ -532,15 +627,14 @@ impl Link {
         Counters::add(&self.counters.stale, codes.len() - settled);
     }
 
-    /// Puts `(lease, index)` jobs back at the front of the queue, first-fetched served
-    /// first; one code per job.
+    /// Puts `(lease, index)` jobs back at the front of their level's list,
+    /// first-fetched served first; one code per job.
     pub(crate) async fn release(&self, items: &[(u64, u32)]) -> Result<Vec<i64>> {
         let keys = &self.keys;
         let script = &self.scripts.release;
-        let mut call = Self::script_call(
-            script,
-            &[&keys.leased, &keys.active, &keys.leases, &keys.pending],
-        );
+        let mut declared: Vec<&str> = vec![&keys.leased, &keys.active, &keys.leases];
+        declared.extend(keys.levels_pending.iter().map(String::as_str));
+        let mut call = Self::script_call(script, &declared);
         for &(lease, index) in items {
             write_field(&mut call, lease, index);
         }
@@ -554,11 +648,13 @@ impl Link {
     }
 
     /// Schedules another attempt after `delay`; the caller decided (no attempt limit
-    /// applies here). 1 scheduled, 2 dead-lettered (a malformed record), 0 lease lost.
+    /// applies here): 1 scheduled, 2 dead-lettered (a malformed record), 0 lease lost.
+    /// `level` is the job's priority level (where a retry due at once goes).
     pub(crate) async fn retry(
         &self,
         lease: u64,
         index: u32,
+        level: u8,
         delay: Duration,
         reason: &str,
     ) -> Result<i64> {
@@ -571,9 +667,12 @@ impl Link {
                 &keys.active,
                 &keys.leases,
                 &keys.delayed,
-                &keys.pending,
+                keys.pending_of(level),
                 &keys.dead,
                 &keys.stats,
+                &keys.pending,
+                &keys.unique,
+                &keys.unique_ttl,
             ],
         );
         write_field(&mut call, lease, index);
@@ -595,8 +694,13 @@ impl Link {
         Ok(code)
     }
 
-    /// Dead-letters `(lease, index, reason)` jobs; one code per job.
-    pub(crate) async fn bury(&self, items: &[(u64, u32, String)]) -> Result<Vec<i64>> {
+    /// Dead-letters `(lease, index, reason)` jobs, counted in the queue's total
+    /// `stat` (`failed` or `missed_deadline`); one code per job.
+    pub(crate) async fn bury(
+        &self,
+        items: &[(u64, u32, String)],
+        stat: BuryStat,
+    ) -> Result<Vec<i64>> {
         let keys = &self.keys;
         let script = &self.scripts.bury;
         let mut call = Self::script_call(
@@ -607,10 +711,13 @@ impl Link {
                 &keys.leases,
                 &keys.dead,
                 &keys.stats,
+                &keys.unique,
+                &keys.unique_ttl,
             ],
         );
         call.arg(self.config.dead_letter_limit)
-            .arg(self.config.dead_letter_bytes);
+            .arg(self.config.dead_letter_bytes)
+            .arg(stat.field());
         for (lease, index, reason) in items {
             write_field(&mut call, *lease, *index);
             call.arg(reason.as_str());
@@ -621,6 +728,10 @@ impl Link {
             "bury",
         )?;
         self.tally(&codes, &self.counters.dead_lettered);
+        if stat == BuryStat::MissedDeadline {
+            let buried = codes.iter().filter(|&&code| code == 1).count();
+            Counters::add(&self.counters.missed_deadline, buried);
+        }
         Ok(codes)
     }
 
@@ -647,7 +758,9 @@ impl Link {
     /// ones. Returns how many went back.
     pub(crate) async fn requeue(&self, ids: Option<&[u64]>) -> Result<u64> {
         let script = &self.scripts.requeue;
-        let mut call = Self::script_call(script, &[&self.keys.dead, &self.keys.pending]);
+        let mut declared: Vec<&str> = vec![&self.keys.dead];
+        declared.extend(self.keys.levels_pending.iter().map(String::as_str));
+        let mut call = Self::script_call(script, &declared);
         match ids {
             None => {
                 call.arg("all");
@@ -662,6 +775,185 @@ impl Link {
                 .await?,
         )
     }
+}
+
+impl Link {
+    /// Enqueues envelopes with `options` in one `push.lua` call; `keys` holds each job's
+    /// uniqueness key when the options make jobs unique. Returns what happened to each.
+    pub(crate) async fn push(
+        &self,
+        options: &crate::JobOptions,
+        envelopes: &[Vec<u8>],
+    ) -> Result<Vec<crate::Enqueued>> {
+        let keys = &self.keys;
+        let script = &self.scripts.push;
+        let mut call = Self::script_call(
+            script,
+            &[
+                &keys.seq,
+                &keys.pending,
+                keys.pending_of(options.level),
+                &keys.scheduled,
+                &keys.levels,
+                &keys.unique,
+                &keys.unique_ttl,
+            ],
+        );
+        call.arg(options.level)
+            .arg(options.due_arg())
+            .arg(options.deadline_arg());
+        match &options.unique {
+            Some((key, ttl)) => {
+                call.arg(millis(*ttl).max(1));
+                for envelope in envelopes {
+                    call.arg(key.as_str()).arg(envelope.as_slice());
+                }
+            }
+            None => {
+                call.arg("");
+                for envelope in envelopes {
+                    call.arg(envelope.as_slice());
+                }
+            }
+        }
+        let reply = array(
+            self.invoke("enqueueing with options", script, &call)
+                .await?,
+        )?;
+        if reply.len() != envelopes.len() {
+            return Err(Error::Protocol(format!(
+                "push returned {} ids for {} jobs",
+                reply.len(),
+                envelopes.len()
+            )));
+        }
+        reply
+            .iter()
+            .map(|value| {
+                let id = int(value)?;
+                Ok(if id < 0 {
+                    crate::Enqueued::Duplicate(crewpool_core::JobId(id.unsigned_abs()))
+                } else {
+                    crate::Enqueued::Added(crewpool_core::JobId(id.unsigned_abs()))
+                })
+            })
+            .collect()
+    }
+
+    /// Adds or replaces the periodic schedule `name` (`spec`: its JSON without version);
+    /// returns its new version.
+    pub(crate) async fn set_schedule(&self, name: &str, spec: &[u8]) -> Result<u64> {
+        let keys = &self.keys;
+        let script = &self.scripts.schedule;
+        let mut call = Self::script_call(
+            script,
+            &[&keys.schedules, &keys.ticks, &keys.schedver, &keys.pending],
+        );
+        call.arg("set").arg(name).arg(spec);
+        uint(&self.invoke("setting a schedule", script, &call).await?)
+    }
+
+    /// Removes the periodic schedule `name`; returns whether it existed.
+    pub(crate) async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        let keys = &self.keys;
+        let script = &self.scripts.schedule;
+        let mut call = Self::script_call(
+            script,
+            &[&keys.schedules, &keys.ticks, &keys.schedver, &keys.pending],
+        );
+        call.arg("remove").arg(name);
+        Ok(uint(&self.invoke("removing a schedule", script, &call).await?)? > 0)
+    }
+
+    /// Fires one tick of a periodic schedule (see `fire.lua`).
+    pub(crate) async fn fire(&self, tick: &Tick<'_>) -> Result<Fire> {
+        let keys = &self.keys;
+        let script = &self.scripts.fire;
+        let mut call = Self::script_call(
+            script,
+            &[
+                &keys.schedules,
+                &keys.ticks,
+                &keys.seq,
+                keys.pending_of(tick.level),
+                &keys.pending,
+                &keys.levels,
+                &keys.fired,
+            ],
+        );
+        call.arg(tick.name)
+            .arg(tick.at_ms)
+            .arg(tick.version)
+            .arg(
+                tick.max_late_ms
+                    .map_or_else(String::new, |ms| ms.to_string()),
+            )
+            .arg(tick.level)
+            .arg(tick.envelope);
+        let reply = array(self.invoke("firing a schedule", script, &call).await?)?;
+        let [code, value] = reply.as_slice() else {
+            return Err(short("fire"));
+        };
+        let value = int(value)?;
+        Ok(match int(code)? {
+            1 => {
+                Counters::add(&self.counters.ticks_fired, 1);
+                Fire::Fired(value.unsigned_abs())
+            }
+            0 => Fire::Already,
+            -1 => Fire::Changed,
+            -2 => Fire::Early(Duration::from_millis(value.unsigned_abs())),
+            -3 => Fire::Passed,
+            other => {
+                return Err(Error::Protocol(format!("fire returned code {other}")));
+            }
+        })
+    }
+}
+
+/// The total a dead-lettering counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BuryStat {
+    /// A failed attempt, or a job that does not decode.
+    Failed,
+    /// Not started by its deadline.
+    MissedDeadline,
+}
+
+impl BuryStat {
+    fn field(self) -> &'static str {
+        match self {
+            BuryStat::Failed => "failed",
+            BuryStat::MissedDeadline => "missed_deadline",
+        }
+    }
+}
+
+/// One tick of a periodic schedule, to fire.
+#[derive(Debug)]
+pub(crate) struct Tick<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) at_ms: u64,
+    pub(crate) version: u64,
+    /// `None`: fire however late; else skip the tick past this lateness.
+    pub(crate) max_late_ms: Option<u64>,
+    pub(crate) level: u8,
+    pub(crate) envelope: &'a [u8],
+}
+
+/// What firing a tick did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fire {
+    /// Enqueued as this job id.
+    Fired(u64),
+    /// This tick (or a later one) was fired or passed already.
+    Already,
+    /// The schedule changed or was removed: reload it.
+    Changed,
+    /// The tick is this far away on Redis's clock.
+    Early(Duration),
+    /// Too late: passed without a job (recorded, so no one fires it).
+    Passed,
 }
 
 impl std::fmt::Debug for Link {

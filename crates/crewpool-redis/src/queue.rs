@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, RetryPolicy, Retryable};
 use redis::Value;
@@ -16,7 +17,7 @@ use crate::core::{self, Core};
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ClientCounters, ENQUEUE_CHUNK, Link, ServerInfo};
 use crate::wire;
-use crate::{Error, RedisConfig, Result};
+use crate::{Enqueued, Error, JobOptions, RedisConfig, Result, Schedule};
 
 /// How many `LPUSH`es of [`ENQUEUE_CHUNK`] records a bulk enqueue sends in one
 /// transaction (one round trip).
@@ -53,6 +54,10 @@ pub(crate) struct Buffer<J> {
 impl<J> Front<J> {
     pub(crate) fn link(&self) -> &Link {
         &self.core.link
+    }
+
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 }
 
@@ -191,18 +196,239 @@ where
         }
         Ok(ids)
     }
+
+    /// Adds one job with `options`: a priority level, a due time, a start deadline, a
+    /// uniqueness key (see [`JobOptions`]), in one script call. Returns the new job's
+    /// id, or, when a job with the same uniqueness key is still pending, scheduled,
+    /// waiting for a retry or running, that job's id ([`Enqueued::Duplicate`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](RedisQueue::enqueue), and [`Error::Config`] for options out
+    /// of range (a level above [`MAX_PRIORITY`](crate::MAX_PRIORITY), an empty
+    /// uniqueness key or a zero TTL).
+    pub fn enqueue_with(
+        &self,
+        job: &J,
+        options: &JobOptions,
+    ) -> impl Future<Output = Result<Enqueued>> + Send + '_ {
+        let envelope = wire::encode(job, self.link().config.max_payload);
+        let options = options.clone();
+        async move {
+            let mut outcome = self.push(&options, vec![envelope?]).await?;
+            outcome
+                .pop()
+                .ok_or_else(|| Error::Protocol("push returned no id".to_owned()))
+        }
+    }
+
+    /// Adds many jobs with the same `options` (without a uniqueness key, which names
+    /// one job), in script calls of up to 1,000 jobs; returns their ids, in order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue_bulk`](RedisQueue::enqueue_bulk) and
+    /// [`enqueue_with`](RedisQueue::enqueue_with); [`Error::Config`] for options with
+    /// a uniqueness key.
+    pub fn enqueue_bulk_with<I>(
+        &self,
+        jobs: I,
+        options: &JobOptions,
+    ) -> impl Future<Output = Result<Vec<JobId>>> + Send + '_
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<J>,
+    {
+        use std::borrow::Borrow;
+        let max = self.link().config.max_payload;
+        let envelopes = jobs
+            .into_iter()
+            .map(|job| wire::encode(job.borrow(), max))
+            .collect::<Result<Vec<_>>>();
+        let options = options.clone();
+        async move {
+            options.validate(true)?;
+            let envelopes = envelopes?;
+            let mut ids = Vec::with_capacity(envelopes.len());
+            for chunk in envelopes.chunks(PUSH_CHUNK) {
+                let pushed = self.push(&options, chunk.to_vec()).await?;
+                ids.extend(pushed.into_iter().map(Enqueued::id));
+            }
+            Ok(ids)
+        }
+    }
+
+    /// Adds one job due at `when` (an instant you chose; one in the past is due at
+    /// once); returns its id. It waits in the scheduled set until then, and an idle
+    /// worker wakes for it on time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](RedisQueue::enqueue).
+    pub async fn enqueue_at(&self, job: &J, when: SystemTime) -> Result<JobId> {
+        Ok(self
+            .enqueue_with(job, &JobOptions::new().at(when))
+            .await?
+            .id())
+    }
+
+    /// Adds one job due `delay` from when Redis receives it (Redis's clock); returns
+    /// its id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](RedisQueue::enqueue).
+    pub async fn enqueue_in(&self, job: &J, delay: Duration) -> Result<JobId> {
+        Ok(self
+            .enqueue_with(job, &JobOptions::new().delay(delay))
+            .await?
+            .id())
+    }
+
+    /// Adds many jobs due at `when`; returns their ids, in order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue_bulk`](RedisQueue::enqueue_bulk).
+    pub async fn enqueue_bulk_at<I>(&self, jobs: I, when: SystemTime) -> Result<Vec<JobId>>
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<J>,
+    {
+        self.enqueue_bulk_with(jobs, &JobOptions::new().at(when))
+            .await
+    }
+
+    /// Adds many jobs due `delay` from when Redis receives each call's batch (Redis's
+    /// clock); returns their ids, in order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue_bulk`](RedisQueue::enqueue_bulk).
+    pub async fn enqueue_bulk_in<I>(&self, jobs: I, delay: Duration) -> Result<Vec<JobId>>
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<J>,
+    {
+        self.enqueue_bulk_with(jobs, &JobOptions::new().delay(delay))
+            .await
+    }
+
+    /// One `push.lua` call, unless the queue is closed.
+    async fn push(&self, options: &JobOptions, envelopes: Vec<Vec<u8>>) -> Result<Vec<Enqueued>> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        options.validate(envelopes.len() > 1)?;
+        self.link().push(options, &envelopes).await
+    }
+
+    /// Adds the periodic schedule `name`, or replaces it (a change applies from now
+    /// on: no tick before it fires), with `job` as the job of every tick. Returns the
+    /// schedule's version (every change gets a new one). Worker processes pick the
+    /// change up at once. See "Periodic jobs" in the crate docs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an empty name or a level out of range, [`Error::Encode`]
+    /// when the job does not serialise, [`Error::Redis`] when the call fails.
+    pub async fn set_schedule(&self, name: &str, schedule: &Schedule, job: &J) -> Result<u64> {
+        if name.is_empty() {
+            return Err(Error::Config("a schedule needs a name".to_owned()));
+        }
+        schedule.validate()?;
+        let spec = schedule.to_json(job)?;
+        self.link().set_schedule(name, &spec).await
+    }
+
+    /// Removes the periodic schedule `name`; returns whether it existed. Jobs it
+    /// already enqueued stay.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.link().remove_schedule(name).await
+    }
+
+    /// The queue's periodic schedules, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleEntry<J>>> {
+        let link = self.link();
+        let now = link.redis_now_ms();
+        Ok(crate::periodic::load(link)
+            .await?
+            .into_iter()
+            .map(|(name, stored, last)| ScheduleEntry::new(name, stored, last, now))
+            .collect())
+    }
+}
+
+/// How many jobs one `push.lua` call carries at most.
+const PUSH_CHUNK: usize = 1000;
+
+/// A periodic schedule of a queue, as [`RedisQueue::schedules`] lists it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ScheduleEntry<J> {
+    /// Its name.
+    pub name: String,
+    /// When it ticks, or why it cannot be read (a schedule another tool wrote).
+    pub schedule: std::result::Result<Schedule, String>,
+    /// The job of every tick, or why it does not decode.
+    pub job: std::result::Result<J, String>,
+    /// Its version (every change gets a new one).
+    pub version: u64,
+    /// The last tick fired or passed (ms since the Unix epoch, Redis clock); set to
+    /// when the schedule was set, before its first tick.
+    pub last_tick_ms: u64,
+    /// The next tick it will fire (ms since the Unix epoch), if any.
+    pub next_tick_ms: Option<u64>,
+}
+
+impl<J: DeserializeOwned> ScheduleEntry<J> {
+    fn new(
+        name: String,
+        stored: std::result::Result<crate::periodic::Stored, String>,
+        last_tick_ms: u64,
+        now_ms: u64,
+    ) -> Self {
+        match stored {
+            Ok(stored) => ScheduleEntry {
+                name,
+                next_tick_ms: stored.schedule.plan(stored.since_ms, last_tick_ms, now_ms),
+                job: serde_json::from_str(stored.job.get()).map_err(|e| e.to_string()),
+                schedule: Ok(stored.schedule),
+                version: stored.version,
+                last_tick_ms,
+            },
+            Err(reason) => ScheduleEntry {
+                name,
+                schedule: Err(reason.clone()),
+                job: Err(reason),
+                version: 0,
+                last_tick_ms,
+                next_tick_ms: None,
+            },
+        }
+    }
 }
 
 /// The state of a queue in Redis, at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct QueueStats {
-    /// Jobs waiting to be fetched.
+    /// Jobs waiting to be fetched, at every priority level.
     pub pending: u64,
     /// Jobs leased to a worker (running, or prefetched).
     pub active: u64,
-    /// Jobs waiting for a retry or a scheduled time.
+    /// Jobs waiting for a retry's backoff.
     pub delayed: u64,
+    /// Jobs waiting for their due time ([`RedisQueue::enqueue_at`] and the like).
+    pub scheduled: u64,
     /// Dead letters kept.
     pub dead: u64,
 }
@@ -240,6 +466,8 @@ pub(crate) struct DeadEntry {
     pub(crate) attempt: u32,
     /// 0 when the entry does not say.
     pub(crate) at: u64,
+    /// The job's priority level (0 when the entry does not say).
+    pub(crate) level: u8,
 }
 
 impl DeadEntry {
@@ -255,6 +483,7 @@ impl DeadEntry {
                     reason: format!("unreadable dead-letter entry: {}", shorten(&text)),
                     attempt: 0,
                     at: 0,
+                    level: 0,
                 };
             }
         };
@@ -272,6 +501,10 @@ impl DeadEntry {
                 .and_then(|attempt| u32::try_from(attempt).ok())
                 .unwrap_or(0),
             at: number("at").unwrap_or(0),
+            level: number("level")
+                .and_then(|level| u8::try_from(level).ok())
+                .filter(|&level| level <= crate::MAX_PRIORITY)
+                .unwrap_or(0),
         }
     }
 }
@@ -296,6 +529,46 @@ impl<J: DeserializeOwned> DeadLetter<J> {
         }
     }
 }
+
+/// How many replies [`pending_counts`] adds to a pipeline.
+pub(crate) const PENDING_REPLIES: usize = crate::wire::LEVELS + 1;
+
+/// Adds what counts the pending jobs to `pipe`: `LLEN` of every level's list, then the
+/// front of level 0's (a wake marker there is no job).
+pub(crate) fn pending_counts(pipe: &mut redis::Pipeline, keys: &crate::keys::Keys) {
+    for list in &keys.levels_pending {
+        pipe.cmd("LLEN").arg(list);
+    }
+    pipe.cmd("LINDEX").arg(&keys.pending).arg(-1);
+}
+
+/// The pending jobs counted by the first [`PENDING_REPLIES`] of `replies`.
+pub(crate) fn pending_total(replies: &[Value]) -> Result<u64> {
+    let Some((front, lengths)) = replies
+        .get(..PENDING_REPLIES)
+        .and_then(|counts| counts.split_last())
+    else {
+        return Err(Error::Protocol(
+            "a count of pending jobs came back short".to_owned(),
+        ));
+    };
+    let mut total = 0;
+    for length in lengths {
+        total += wire::uint(length)?;
+    }
+    if is_marker(front) {
+        total = total.saturating_sub(1);
+    }
+    Ok(total)
+}
+
+/// Whether a reply is the wake marker (see `lua/levels.lua`).
+pub(crate) fn is_marker(value: &Value) -> bool {
+    matches!(value, Value::BulkString(bytes) if bytes == WAKE_MARKER)
+}
+
+/// The wake marker `lua/levels.lua` pushes to level 0's list: never a job.
+pub(crate) const WAKE_MARKER: &[u8] = b"~wake";
 
 /// Text shortened for a message: at most 100 characters, quoted.
 fn shorten(text: &str) -> String {
@@ -323,8 +596,9 @@ where
         &self.link().config
     }
 
-    /// The number of jobs waiting in Redis now (one `LLEN`). [`Queue::depth`] is the
-    /// synchronous, possibly stale version.
+    /// The number of jobs waiting in Redis now, at every priority level (one
+    /// pipelined round trip). [`Queue::depth`] is the synchronous, possibly stale
+    /// version.
     ///
     /// # Errors
     ///
@@ -332,12 +606,13 @@ where
     pub async fn len(&self) -> Result<u64> {
         let link = self.link();
         let call = link.call("reading the queue's length");
-        let len: u64 = redis::cmd("LLEN")
-            .arg(&link.keys.pending)
+        let mut pipe = redis::pipe();
+        pending_counts(&mut pipe, &link.keys);
+        let replies: Vec<Value> = pipe
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
-        Ok(len)
+        pending_total(&replies)
     }
 
     /// Whether no job waits in Redis now.
@@ -349,7 +624,8 @@ where
         Ok(self.len().await? == 0)
     }
 
-    /// Counts pending, active, delayed and dead jobs (one pipelined round trip).
+    /// Counts pending (every level), active, delayed, scheduled and dead jobs (one
+    /// pipelined round trip).
     ///
     /// # Errors
     ///
@@ -358,23 +634,35 @@ where
         let link = self.link();
         let keys = &link.keys;
         let call = link.call("counting the queue's jobs");
-        let (pending, active, delayed, dead): (u64, u64, u64, u64) = redis::pipe()
-            .cmd("LLEN")
-            .arg(&keys.pending)
-            .cmd("HLEN")
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pending_counts(&mut pipe, keys);
+        pipe.cmd("HLEN")
             .arg(&keys.leased)
             .cmd("ZCARD")
             .arg(&keys.delayed)
+            .cmd("ZCARD")
+            .arg(&keys.scheduled)
             .cmd("LLEN")
-            .arg(&keys.dead)
+            .arg(&keys.dead);
+        let replies: Vec<Value> = pipe
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
+        let pending = pending_total(&replies)?;
+        let counts = &replies[PENDING_REPLIES..];
+        let [active, delayed, scheduled, dead] = counts else {
+            return Err(Error::Protocol(format!(
+                "stats returned {} replies",
+                replies.len()
+            )));
+        };
         Ok(QueueStats {
             pending,
-            active,
-            delayed,
-            dead,
+            active: wire::uint(active)?,
+            delayed: wire::uint(delayed)?,
+            scheduled: wire::uint(scheduled)?,
+            dead: wire::uint(dead)?,
         })
     }
 
@@ -467,7 +755,7 @@ where
         let link = self.link();
         let call = link.call("purging the queue");
         let _: Value = redis::cmd("DEL")
-            .arg(&link.keys.all()[..])
+            .arg(link.keys.all())
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
@@ -490,6 +778,12 @@ where
                     closed: self.front.close_signal.subscribe(),
                 };
                 self.front.runtime.spawn(fetcher.run());
+                if self.link().config.run_schedules {
+                    self.front.runtime.spawn(crate::periodic::run(
+                        Arc::clone(&self.front.core.link),
+                        self.front.close_signal.subscribe(),
+                    ));
+                }
             }
             Buffer {
                 jobs: receiver,

@@ -10,13 +10,34 @@ use redis::Script;
 /// The source of `enqueue.lua`, for producers in other languages: see "Wire format" in
 /// the crate docs.
 pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
-/// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters).
+/// The source of `push.lua`, the enqueue with options (priority level, due time,
+/// start deadline, uniqueness key), for producers in other languages: see "Wire
+/// format" in the crate docs.
+pub const PUSH_LUA: &str = include_str!("../lua/push.lua");
+/// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters) and
+/// `levels.lua`'s (wake markers).
 const FETCH_LUA: &str = concat!(
     include_str!("../lua/dead.lua"),
+    include_str!("../lua/levels.lua"),
     include_str!("../lua/fetch.lua")
 );
 const EXTEND_LUA: &str = include_str!("../lua/extend.lua");
-pub(crate) const REQUEUE_LUA: &str = include_str!("../lua/requeue.lua");
+pub(crate) const REQUEUE_LUA: &str = concat!(
+    include_str!("../lua/levels.lua"),
+    include_str!("../lua/requeue.lua")
+);
+pub(crate) const DELETE_LUA: &str = concat!(
+    include_str!("../lua/dead.lua"),
+    include_str!("../lua/delete.lua")
+);
+const SCHEDULE_LUA: &str = concat!(
+    include_str!("../lua/levels.lua"),
+    include_str!("../lua/schedule.lua")
+);
+const FIRE_LUA: &str = concat!(
+    include_str!("../lua/levels.lua"),
+    include_str!("../lua/fire.lua")
+);
 
 /// A settlement script: `lease.lua`'s helpers (for scripts whose `KEYS[1..3]` are
 /// leased, active, leases), then the script itself.
@@ -29,20 +50,21 @@ macro_rules! settlement {
     };
 }
 
-/// A settlement script that dead-letters: `lease.lua`'s and `dead.lua`'s helpers, then
-/// the script itself.
+/// A settlement script that reads records and may dead-letter or wake: `lease.lua`'s,
+/// `dead.lua`'s and `levels.lua`'s helpers, then the script itself.
 macro_rules! burying_settlement {
     ($file:literal) => {
         concat!(
             include_str!("../lua/lease.lua"),
             include_str!("../lua/dead.lua"),
+            include_str!("../lua/levels.lua"),
             include_str!(concat!("../lua/", $file))
         )
     };
 }
 
 const ACK_LUA: &str = settlement!("ack.lua");
-const RELEASE_LUA: &str = settlement!("release.lua");
+const RELEASE_LUA: &str = burying_settlement!("release.lua");
 const RETRY_LUA: &str = burying_settlement!("retry.lua");
 const BURY_LUA: &str = burying_settlement!("bury.lua");
 const ABANDON_LUA: &str = settlement!("abandon.lua");
@@ -51,6 +73,7 @@ const ABANDON_LUA: &str = settlement!("abandon.lua");
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
+    pub(crate) push: Script,
     pub(crate) fetch: Script,
     pub(crate) ack: Script,
     pub(crate) extend: Script,
@@ -59,12 +82,15 @@ pub(crate) struct Scripts {
     pub(crate) bury: Script,
     pub(crate) abandon: Script,
     pub(crate) requeue: Script,
+    pub(crate) schedule: Script,
+    pub(crate) fire: Script,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
             enqueue: Script::new(ENQUEUE_LUA),
+            push: Script::new(PUSH_LUA),
             fetch: Script::new(FETCH_LUA),
             ack: Script::new(ACK_LUA),
             extend: Script::new(EXTEND_LUA),
@@ -73,6 +99,8 @@ impl Scripts {
             bury: Script::new(BURY_LUA),
             abandon: Script::new(ABANDON_LUA),
             requeue: Script::new(REQUEUE_LUA),
+            schedule: Script::new(SCHEDULE_LUA),
+            fire: Script::new(FIRE_LUA),
         }
     }
 }

@@ -18,15 +18,37 @@ struct Outgoing<'a, J> {
 }
 
 /// The fields of an envelope an inspector reads besides the job.
-#[derive(Deserialize)]
-struct Meta {
-    at: Option<u64>,
+#[derive(Deserialize, Default)]
+pub(crate) struct Meta {
+    /// When the producer enqueued it (ms since the Unix epoch).
+    pub(crate) at: Option<u64>,
+    /// The start deadline (ms since the Unix epoch, Redis clock).
+    pub(crate) start_by: Option<u64>,
+    /// The uniqueness key it holds.
+    pub(crate) unique: Option<String>,
+    /// The periodic schedule that made it.
+    pub(crate) schedule: Option<String>,
+    /// The tick of that schedule (ms since the Unix epoch).
+    pub(crate) tick: Option<u64>,
+}
+
+/// What a worker reads from an envelope besides the job: the options the scripts act on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Extras {
+    /// The start deadline (ms since the Unix epoch, Redis clock).
+    pub(crate) start_by: Option<u64>,
+    /// The uniqueness key the job holds.
+    pub(crate) unique: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Incoming<J> {
     v: u32,
     job: J,
+    #[serde(default)]
+    start_by: Option<u64>,
+    #[serde(default)]
+    unique: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -58,8 +80,20 @@ fn encode_at<J: Serialize>(job: &J, at: u64, max: usize) -> Result<Vec<u8>, Erro
 
 /// Decodes an envelope, or says why it cannot be (the dead-letter reason).
 pub(crate) fn decode<J: DeserializeOwned>(bytes: &[u8]) -> Result<J, String> {
+    decode_with_extras(bytes).map(|(job, _)| job)
+}
+
+/// Decodes an envelope and the options a worker acts on (start deadline, uniqueness
+/// key), or says why it cannot be (the dead-letter reason).
+pub(crate) fn decode_with_extras<J: DeserializeOwned>(bytes: &[u8]) -> Result<(J, Extras), String> {
     match serde_json::from_slice::<Incoming<J>>(bytes) {
-        Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope.job),
+        Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok((
+            envelope.job,
+            Extras {
+                start_by: envelope.start_by,
+                unique: envelope.unique,
+            },
+        )),
         Ok(envelope) => Err(unsupported(envelope.v)),
         Err(error) => match serde_json::from_slice::<VersionOnly>(bytes) {
             Ok(envelope) if envelope.v != ENVELOPE_VERSION => Err(unsupported(envelope.v)),
@@ -71,17 +105,29 @@ pub(crate) fn decode<J: DeserializeOwned>(bytes: &[u8]) -> Result<J, String> {
 /// When the job was enqueued (the envelope's optional `at`, ms since the Unix epoch);
 /// `None` when the envelope has none or does not parse.
 pub(crate) fn enqueued_at(envelope: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Meta>(envelope).ok()?.at
+    meta(envelope).at
 }
+
+/// The envelope's fields besides the job, as far as they parse.
+pub(crate) fn meta(envelope: &[u8]) -> Meta {
+    serde_json::from_slice::<Meta>(envelope).unwrap_or_default()
+}
+
+/// The most priority levels: 0 (the default, `pending`) to 9.
+pub(crate) const LEVELS: usize = 10;
 
 /// The largest job id: ids are 1 to 2^53 − 1, so they are exact in every language's
 /// numbers (JavaScript's `Number.MAX_SAFE_INTEGER`, Lua's doubles).
 pub(crate) const MAX_ID: u64 = (1 << 53) - 1;
 
 /// A job record as Redis keeps it: `<id>|<attempt>|<envelope>`, the attempt being the
-/// number of the job's next delivery (1 for a new job).
+/// number of the job's next delivery (1 for a new job). Outside its level's pending list
+/// (leased, delayed, scheduled) a record of priority level 1 to 9 carries the prefix
+/// `<level>:`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Record<'a> {
+    /// The priority level (0 without a prefix).
+    pub(crate) level: u8,
     pub(crate) id: u64,
     pub(crate) attempt: u32,
     pub(crate) envelope: &'a [u8],
@@ -93,6 +139,7 @@ impl<'a> Record<'a> {
     /// to 2^53 − 1, decimal attempt from 1 to 2^32 − 1, an envelope of at most
     /// `max_envelope` bytes. Returns why not (a dead-letter reason).
     pub(crate) fn parse(record: &'a [u8], max_envelope: usize) -> Result<Self, String> {
+        let (level, record) = split_level(record);
         let mut parts = record.splitn(3, |&byte| byte == b'|');
         let (Some(id), Some(attempt), Some(envelope)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -124,6 +171,7 @@ impl<'a> Record<'a> {
             ));
         }
         Ok(Record {
+            level,
             id,
             attempt,
             envelope,
@@ -134,6 +182,7 @@ impl<'a> Record<'a> {
     /// letter: its id (0 when there is none in range) and its envelope, if it has the
     /// two `|`-separated fields before one.
     pub(crate) fn salvage(record: &'a [u8]) -> (u64, Option<&'a [u8]>) {
+        let (_, record) = split_level(record);
         let mut parts = record.splitn(3, |&byte| byte == b'|');
         let id = parts
             .next()
@@ -143,6 +192,14 @@ impl<'a> Record<'a> {
             .unwrap_or(0);
         let envelope = parts.next().and_then(|_| parts.next());
         (id, envelope)
+    }
+}
+
+/// Splits the level prefix `<level>:` (one digit, 1 to 9) off a record; level 0 without.
+pub(crate) fn split_level(record: &[u8]) -> (u8, &[u8]) {
+    match record {
+        [digit @ b'1'..=b'9', b':', rest @ ..] => (digit - b'0', rest),
+        _ => (0, record),
     }
 }
 
@@ -259,13 +316,33 @@ mod tests {
         );
         // Unknown fields are for later versions of producers: ignored.
         assert_eq!(decode::<u64>(br#"{"v":1,"job":5,"trace":"x"}"#).unwrap(), 5);
+        let (job, extras) =
+            decode_with_extras::<u64>(br#"{"unique":"k","start_by":9,"v":1,"job":5}"#).unwrap();
+        assert_eq!(job, 5);
+        assert_eq!(
+            extras,
+            Extras {
+                start_by: Some(9),
+                unique: Some("k".to_owned())
+            }
+        );
     }
 
     #[test]
     fn splits_records() {
         assert_eq!(
+            Record::parse(br#"7:42|3|{"v":1,"job":"a|b"}"#, 100),
+            Ok(Record {
+                level: 7,
+                id: 42,
+                attempt: 3,
+                envelope: br#"{"v":1,"job":"a|b"}"#,
+            })
+        );
+        assert_eq!(
             Record::parse(br#"42|3|{"v":1,"job":"a|b"}"#, 100),
             Ok(Record {
+                level: 0,
                 id: 42,
                 attempt: 3,
                 envelope: br#"{"v":1,"job":"a|b"}"#,
@@ -311,6 +388,8 @@ mod tests {
         );
         assert_eq!(Record::salvage(b"0|1|{}"), (0, Some(&b"{}"[..])));
         assert_eq!(Record::salvage(b"garbage"), (0, None));
+        assert_eq!(Record::salvage(b"3:8|1|{}"), (8, Some(&b"{}"[..])));
+        assert_eq!(split_level(b"0:1|1|{}").0, 0, "level 0 has no prefix");
         let mut args: Vec<Vec<u8>> = Vec::new();
         write_record(&mut args, 7, br#"{"v":1,"job":5}"#);
         assert_eq!(args, [br#"7|1|{"v":1,"job":5}"#.to_vec()]);

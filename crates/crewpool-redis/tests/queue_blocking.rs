@@ -105,7 +105,16 @@ fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64>
 
 /// The commands the fetch script runs inside Redis when it finds nothing to do (Redis
 /// counts them in `commandstats` as well as the `EVALSHA` that ran them).
-const IDLE_FETCH_INSIDE: [&str; 5] = ["llen", "rpop", "time", "zrange", "zrangebyscore"];
+const IDLE_FETCH_INSIDE: [&str; 8] = [
+    "get",
+    "lindex",
+    "llen",
+    "rpop",
+    "smembers",
+    "time",
+    "zrange",
+    "zrangebyscore",
+];
 
 /// What an idle process sends: a worker waits, nothing is queued, nothing is leased.
 /// Counts the commands it sends over `window`, by name (INFO, which this test sends,

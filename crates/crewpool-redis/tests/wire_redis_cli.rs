@@ -135,3 +135,102 @@ async fn scripts_are_reloaded_after_the_script_cache_is_flushed() {
     }
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
+
+/// Scheduled, unique and prioritised jobs and a deadline, enqueued with `redis-cli`
+/// and the shipped `push.lua` only, as the crate docs tell producers in other
+/// languages; a worker of this crate runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
+    let server = RedisServer::start();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/push.lua")).unwrap();
+    // KEYS: seq, pending, the level's list, scheduled, levels, unique, unique:ttl.
+    let push = |level: &str, list: &str, due: &str, deadline: &str, ttl: &str, jobs: &[&str]| {
+        let mut args = vec![
+            "EVAL",
+            script.as_str(),
+            "7",
+            "crewpool:{emails}:seq",
+            "crewpool:{emails}:pending",
+            list,
+            "crewpool:{emails}:scheduled",
+            "crewpool:{emails}:levels",
+            "crewpool:{emails}:unique",
+            "crewpool:{emails}:unique:ttl",
+            level,
+            due,
+            deadline,
+            ttl,
+        ];
+        args.extend_from_slice(jobs);
+        server.cli(&args)
+    };
+    let envelope = |to: &str| format!(r#"{{"v":1,"job":{{"to":"{to}","subject":"s"}}}}"#);
+
+    // Two jobs due in 300 ms (Redis's clock): ids 1 and 2, scheduled.
+    let (a, b) = (envelope("a@example.com"), envelope("b@example.com"));
+    let reply = push(
+        "0",
+        "crewpool:{emails}:pending",
+        "in:300",
+        "",
+        "",
+        &[&a, &b],
+    );
+    assert_eq!(reply.lines().collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(
+        server.cli(&["ZCARD", "crewpool:{emails}:scheduled"]).trim(),
+        "2"
+    );
+
+    // A unique job (key "welcome:c", TTL an hour), twice: the second returns -3, the
+    // id of the first, negated.
+    let c = envelope("c@example.com");
+    let unique = |job: &str| {
+        push(
+            "0",
+            "crewpool:{emails}:pending",
+            "",
+            "",
+            "3600000",
+            &["welcome:c", job],
+        )
+    };
+    assert_eq!(unique(&c).trim(), "3");
+    assert_eq!(unique(&c).trim(), "-3");
+
+    // An urgent job (level 7, its own list), and one whose deadline has passed.
+    let d = envelope("d@example.com");
+    let e = envelope("e@example.com");
+    assert_eq!(
+        push("7", "crewpool:{emails}:pending:7", "", "", "", &[&d]).trim(),
+        "4"
+    );
+    assert_eq!(
+        push("0", "crewpool:{emails}:pending", "", "by:1000", "", &[&e]).trim(),
+        "5"
+    );
+
+    let queue = RedisQueue::<Email>::connect(RedisConfig::new(server.url(), "emails"))
+        .await
+        .unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.scheduled), (3, 2), "{stats:?}");
+    let mut consumer = queue.consumer().unwrap();
+    // The urgent one first, then the unique one; the expired one never runs.
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let received = consumer.next().await.unwrap();
+        order.push((received.envelope.id.0, received.envelope.job.to.clone()));
+        received.delivery.ack().await.unwrap();
+    }
+    assert_eq!(order[0], (4, "d@example.com".to_owned()));
+    assert_eq!(order[1], (3, "c@example.com".to_owned()));
+    let mut later: Vec<u64> = order[2..].iter().map(|(id, _)| *id).collect();
+    later.sort();
+    assert_eq!(later, [1, 2]);
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!((dead[0].id.0, dead[0].reason.as_str()), (5, "expired"));
+    // The unique job's acknowledgement released its key.
+    assert_eq!(unique(&c).trim(), "6");
+}

@@ -7,7 +7,9 @@
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 20;
 const COLORS = ["#1f6feb", "#1a7f37", "#bf8700", "#8250df", "#cf222e", "#0a7ea4", "#bc4c00", "#6e7781"];
-const STATES = ["pending", "delayed", "leased", "dead"];
+const STATES = ["pending", "scheduled", "delayed", "leased", "dead"];
+// The queue page's tabs: a tab per job state, then the periodic schedules.
+const TABS = STATES.concat(["schedules"]);
 
 let session = null;
 let busy = false;
@@ -84,7 +86,7 @@ function route() {
   const params = new URLSearchParams(query || "");
   const match = path.match(/^\/queues\/(.+)$/);
   if (match) {
-    const state = STATES.includes(params.get("state")) ? params.get("state") : "pending";
+    const state = TABS.includes(params.get("state")) ? params.get("state") : "pending";
     return { page: "queue", queue: decodeURIComponent(match[1]), state, offset: Math.max(0, parseInt(params.get("offset") || "0", 10) || 0) };
   }
   return { page: "overview" };
@@ -166,11 +168,12 @@ async function renderOverview() {
     return main;
   }
   const head = h("tr", {}, h("th", {}, "Queue"),
-    ["Pending", "Delayed", "Leased", "Dead", "Oldest pending", "Processed", "Failed", "Lease expired"].map((t) => h("th", { class: "num" }, t)),
+    ["Pending", "Scheduled", "Delayed", "Leased", "Dead", "Oldest pending", "Processed", "Failed", "Lease expired"].map((t) => h("th", { class: "num" }, t)),
     h("th", {}, "Last connect"));
   const body = rows.map((r) => h("tr", { "data-queue": r.name },
     h("td", {}, h("a", { href: queueHref(r.name) }, r.name)),
     h("td", { class: "num", "data-count": "pending" }, number(r.pending)),
+    h("td", { class: "num", "data-count": "scheduled" }, number(r.scheduled)),
     h("td", { class: "num", "data-count": "delayed" }, number(r.delayed)),
     h("td", { class: "num", "data-count": "leased" }, number(r.leased)),
     h("td", { class: "num dead-count" + (r.dead > 0 ? " nonzero" : ""), "data-count": "dead" },
@@ -197,6 +200,11 @@ function jobRow(state, job, now) {
   const cells = [h("td", { class: "num mono" }, job.id), h("td", { class: "num" }, job.attempt)];
   if (state === "pending") {
     cells.push(h("td", { class: "num" }, job.enqueued_at_ms ? duration(now - job.enqueued_at_ms) : "–"));
+    cells.push(h("td", { class: "num" }, job.priority));
+  } else if (state === "scheduled") {
+    cells.push(h("td", {}, job.due_at_ms ? ago(job.due_at_ms, now) : "–"));
+    cells.push(h("td", { class: "num" }, job.priority));
+    cells.push(h("td", { class: "mono" }, job.unique_key || "–"));
   } else if (state === "delayed") {
     cells.push(h("td", {}, job.due_at_ms ? ago(job.due_at_ms, now) : "–"));
   } else if (state === "leased") {
@@ -220,17 +228,46 @@ function jobRow(state, job, now) {
 }
 
 const HEADERS = {
-  pending: ["ID", "Attempt", "Age", "Job"],
+  pending: ["ID", "Attempt", "Age", "Level", "Job"],
+  scheduled: ["ID", "Attempt", "Due", "Level", "Unique key", "Job"],
   delayed: ["ID", "Next attempt", "Due", "Job"],
   leased: ["ID", "Attempt", "Lease token", "Leased for", "Expires", "Job"],
   dead: ["ID", "Attempt", "Died", "Reason", "Job"],
 };
 
+// The schedules tab: every periodic schedule, then the last ticks fired.
+function schedulesPanel(list) {
+  const now = list.now_ms;
+  if (list.schedules.length === 0) return [h("p", { class: "empty" }, "No periodic schedules.")];
+  const when = (s) => s.cron ? `cron ${s.cron}` : s.every_ms ? `every ${duration(s.every_ms)}` : "–";
+  const rows = list.schedules.map((s) => h("tr", { "data-schedule": s.name },
+    h("td", {}, s.name),
+    h("td", { class: "mono", "data-field": "when" }, when(s)),
+    h("td", { class: "num" }, s.priority),
+    h("td", {}, s.grace_ms !== null && s.grace_ms !== undefined ? `skip after ${duration(s.grace_ms)}` : "fire latest"),
+    h("td", {}, s.last_tick_ms > s.since_ms ? ago(s.last_tick_ms, now) : "–"),
+    h("td", { "data-field": "next" }, s.next_tick_ms ? ago(s.next_tick_ms, now) : "–"),
+    h("td", {}, s.error ? h("span", { class: "error-text" }, s.error) : h("code", {}, JSON.stringify(s.job)))));
+  const out = [h("table", { id: "schedules" },
+    h("thead", {}, h("tr", {}, ["Name", "When", "Level", "Missed ticks", "Last tick", "Next tick", "Job"].map((t) => h("th", { class: t === "Level" ? "num" : "" }, t)))),
+    h("tbody", {}, rows))];
+  if (list.fired.length > 0) {
+    out.push(h("h2", {}, "Last ticks fired"));
+    out.push(h("table", { id: "fired" },
+      h("thead", {}, h("tr", {}, ["Schedule", "Tick", "Job", "Fired"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, list.fired.map((f) => h("tr", {},
+        h("td", {}, f.schedule), h("td", {}, ago(f.tick_ms, now)), h("td", { class: "num mono" }, f.id),
+        h("td", { class: "num" }, `+${duration(f.at_ms - f.tick_ms)}`))))));
+  }
+  return out;
+}
+
 async function renderQueue(r) {
   const base = `/api/queues/${encodeURIComponent(r.queue)}`;
+  const onSchedules = r.state === "schedules";
   const [q, page, throughput] = await Promise.all([
     api(base),
-    api(`${base}/jobs?state=${r.state}&offset=${r.offset}&limit=${PAGE_SIZE}`),
+    onSchedules ? api(`${base}/schedules`) : api(`${base}/jobs?state=${r.state}&offset=${r.offset}&limit=${PAGE_SIZE}`),
     api("/api/throughput"),
   ]);
   const now = page.now_ms;
@@ -238,13 +275,15 @@ async function renderQueue(r) {
   const main = [
     h("h1", {}, h("a", { href: "#/" }, "Queues"), " / ", r.queue),
     h("div", { class: "cards" },
-      card("pending", number(q.pending)), card("delayed", number(q.delayed)), card("leased", number(q.leased)),
-      card("dead", number(q.dead), q.dead > 0), card("oldest pending", duration(q.oldest_pending_age_ms)),
-      card("processed", number(q.processed)), card("failed", number(q.failed), false), card("lease expired", number(q.lease_expired))),
+      card("pending", number(q.pending)), card("scheduled", number(q.scheduled)), card("delayed", number(q.delayed)),
+      card("leased", number(q.leased)), card("dead", number(q.dead), q.dead > 0), card("oldest pending", duration(q.oldest_pending_age_ms)),
+      card("processed", number(q.processed)), card("failed", number(q.failed), false), card("lease expired", number(q.lease_expired)),
+      card("missed deadline", number(q.missed_deadline), q.missed_deadline > 0)),
     throughputPanel(throughput, [r.queue], now, true),
-    h("nav", { class: "tabs" }, STATES.map((state) => h("a", { href: queueHref(r.queue, state), "data-tab": state, class: state === r.state ? "active" : "" },
+    h("nav", { class: "tabs" }, TABS.map((state) => h("a", { href: queueHref(r.queue, state), "data-tab": state, class: state === r.state ? "active" : "" },
       state, h("span", { class: "count" }, number(q[state]))))),
   ];
+  if (onSchedules) return main.concat(schedulesPanel(page));
   const tools = [];
   if (r.state === "dead" && !session.read_only && q.dead > 0) {
     tools.push(h("button", { "data-action": "requeue-all" }, `Requeue all ${number(q.dead)}`));

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crewpool_core::{Consumer, Delivery, Queue};
-use crewpool_redis::{RedisConfig, RedisQueue, RetryPolicy};
+use crewpool_redis::{JobOptions, RedisConfig, RedisQueue, RetryPolicy, Schedule};
 
 /// How long a server may take to say where it listens (a hang guard).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,10 +97,14 @@ pub(crate) struct Filled {
     pub(crate) dead: u64,
     /// Another dead letter.
     pub(crate) dead_too: u64,
+    /// The scheduled job (due in an hour, level 2, unique key `digest:daily`).
+    pub(crate) scheduled: u64,
 }
 
 /// Makes queue `name`: 2 jobs done, 2 dead letters, 1 waiting for a retry, 3
-/// pending. Returns the handle (keep it: it owns nothing leased) and the ids.
+/// pending, 1 scheduled (in an hour, level 2, unique), and a periodic schedule
+/// `nightly-digest` (cron `0 8 * * *`). Returns the handle (keep it: it owns nothing
+/// leased) and the ids.
 pub(crate) async fn fill(url: &str, name: &str) -> (RedisQueue<serde_json::Value>, Filled) {
     let policy = RetryPolicy::exponential(3)
         .base_delay(Duration::from_secs(600))
@@ -113,6 +117,27 @@ pub(crate) async fn fill(url: &str, name: &str) -> (RedisQueue<serde_json::Value
         .map(|n| serde_json::json!({ "to": format!("user{n}@example.com"), "n": n }))
         .collect();
     queue.enqueue_bulk(&jobs).await.expect("enqueueing");
+    let hour = Duration::from_secs(3600);
+    let scheduled = queue
+        .enqueue_with(
+            &serde_json::json!({ "digest": "daily" }),
+            &JobOptions::new()
+                .delay(hour)
+                .priority(2)
+                .unique("digest:daily", hour),
+        )
+        .await
+        .expect("scheduling")
+        .id()
+        .0;
+    queue
+        .set_schedule(
+            "nightly-digest",
+            &Schedule::cron("0 8 * * *").expect("a cron expression"),
+            &serde_json::json!({ "digest": "nightly" }),
+        )
+        .await
+        .expect("a schedule");
     let mut consumer = queue.consumer().expect("a consumer");
     let mut ids = Vec::new();
     for step in 0..5 {
@@ -134,6 +159,7 @@ pub(crate) async fn fill(url: &str, name: &str) -> (RedisQueue<serde_json::Value
         Filled {
             dead: ids[2],
             dead_too: ids[3],
+            scheduled,
         },
     )
 }

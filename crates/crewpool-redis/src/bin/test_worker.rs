@@ -7,16 +7,20 @@
 //! - `CREWPOOL_TEST_WORKERS` (default 2), `CREWPOOL_TEST_LEASE_MS` (default 1000);
 //! - `CREWPOOL_TEST_MODE`: `normal` (default) completes every job; `hang-first` never
 //!   finishes a job's first attempt (a job that is mid-run when the process dies).
+//! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
-//! `started <id> <attempt>` when a job starts; `done <id> <attempt>` after it
-//! completed and recorded itself with `HINCRBY <queue>:test:runs <job> 1`. SIGTERM or
-//! Ctrl-C shuts the pool down gracefully and prints `stopped`.
+//! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
+//! the job's first start (`HSETNX <queue>:test:started <id> <ms>`); `done <id>
+//! <attempt>` after it completed and recorded itself with `HINCRBY <queue>:test:runs
+//! <job> 1` and `HINCRBY <queue>:test:ids <id> 1`. SIGTERM or Ctrl-C shuts the pool
+//! down gracefully and prints `stopped`. The process fires the queue's periodic
+//! schedules, as every worker process does by default.
 
 use std::time::Duration;
 
 use crewpool_core::{JobContext, with_context};
-use crewpool_redis::{RedisConfig, RedisQueue};
+use crewpool_redis::{Priorities, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 
 fn env(name: &str, default: &str) -> String {
@@ -31,12 +35,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(env("CREWPOOL_TEST_LEASE_MS", "1000").parse()?);
     let hang_first = env("CREWPOOL_TEST_MODE", "normal") == "hang-first";
 
-    let config = RedisConfig::new(url.as_str(), queue_name.as_str()).lease(lease);
+    let mut config = RedisConfig::new(url.as_str(), queue_name.as_str()).lease(lease);
+    if let Ok(weights) = std::env::var("CREWPOOL_TEST_WEIGHTS") {
+        let weights = weights
+            .split(',')
+            .map(|pair| {
+                let (level, weight) = pair.split_once(':').ok_or("weights are level:weight")?;
+                Ok::<_, Box<dyn std::error::Error>>((level.parse()?, weight.parse()?))
+            })
+            .collect::<Result<Vec<(u8, u32)>, _>>()?;
+        config = config.priorities(Priorities::weighted(weights));
+    }
     let queue = RedisQueue::<u64>::connect(config).await?;
     let recorder = redis::Client::open(url.as_str())?
         .get_connection_manager()
         .await?;
     let runs_key = format!("{queue_name}:test:runs");
+    let ids_key = format!("{queue_name}:test:ids");
+    let started_key = format!("{queue_name}:test:started");
 
     let pool = PoolBuilder::new()
         .name("test-worker")
@@ -45,7 +61,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(with_context(move |job: u64, cx: JobContext<u64>| {
             let mut recorder = recorder.clone();
             let runs_key = runs_key.clone();
+            let ids_key = ids_key.clone();
+            let started_key = started_key.clone();
             async move {
+                let (seconds, micros): (u64, u64) = redis::cmd("TIME")
+                    .query_async(&mut recorder)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                redis::cmd("HSETNX")
+                    .arg(&started_key)
+                    .arg(cx.id().0)
+                    .arg(seconds * 1000 + micros / 1000)
+                    .query_async::<i64>(&mut recorder)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 println!("started {} {}", cx.id().0, cx.attempt());
                 if hang_first && cx.attempt() == 1 {
                     std::future::pending::<()>().await;
@@ -53,6 +82,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 redis::cmd("HINCRBY")
                     .arg(&runs_key)
                     .arg(job)
+                    .arg(1)
+                    .query_async::<i64>(&mut recorder)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                redis::cmd("HINCRBY")
+                    .arg(&ids_key)
+                    .arg(cx.id().0)
                     .arg(1)
                     .query_async::<i64>(&mut recorder)
                     .await

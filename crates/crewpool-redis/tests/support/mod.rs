@@ -20,7 +20,21 @@ pub(crate) struct WorkerProcess {
 impl WorkerProcess {
     /// Starts a worker process on `url`/`queue`; `mode` is `normal` or `hang-first`.
     pub(crate) fn spawn(url: &str, queue: &str, workers: usize, lease_ms: u64, mode: &str) -> Self {
+        Self::spawn_with(url, queue, workers, lease_ms, mode, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with more environment variables (e.g.
+    /// `CREWPOOL_TEST_WEIGHTS`).
+    pub(crate) fn spawn_with(
+        url: &str,
+        queue: &str,
+        workers: usize,
+        lease_ms: u64,
+        mode: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crewpool-redis-test-worker"))
+            .envs(env.iter().copied())
             .env("CREWPOOL_TEST_URL", url)
             .env("CREWPOOL_TEST_QUEUE", queue)
             .env("CREWPOOL_TEST_WORKERS", workers.to_string())
@@ -73,6 +87,28 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Redis's clock, in ms since the Unix epoch.
+pub(crate) fn redis_now(server: &crewpool_redis::testing::RedisServer) -> u64 {
+    let time = server.cli(&["TIME"]);
+    let mut parts = time
+        .split_whitespace()
+        .map(|part| part.parse::<u64>().unwrap());
+    let (seconds, micros) = (parts.next().unwrap(), parts.next().unwrap());
+    seconds * 1000 + micros / 1000
+}
+
+/// Polls `check` every 10 ms until it holds; panics with `what` after the hang guard.
+pub(crate) async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen within {HANG_GUARD:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
