@@ -21,8 +21,9 @@ use crate::metrics::PoolMetrics;
 use crate::policy::Policies;
 use crate::report::ShutdownReport;
 use crate::signal::Event;
-use crate::stats::{Counters, Padded, Stats};
+use crate::stats::{Counters, Stats};
 use crate::worker::{self, ResultSink};
+use crossbeam_utils::CachePadded;
 
 /// The `Delivery` type of a queue's consumers.
 pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
@@ -133,7 +134,7 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     /// The pool-wide token every job sees (through each worker's `Support`).
     pub(crate) pool_token: std::sync::Arc<PoolToken>,
     /// Ids are handed out by producers; kept off the lines workers read per job.
-    next_id: Padded<AtomicU64>,
+    next_id: CachePadded<AtomicU64>,
     pub(crate) retire: Retire,
     executor: Executor,
     /// The results stream's sender, for workers added later; dropped when the pool
@@ -180,7 +181,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             results: Mutex::new(results),
             target: Mutex::new(workers),
             next_worker: AtomicUsize::new(0),
-            next_id: Padded(AtomicU64::new(1)),
+            next_id: CachePadded::new(AtomicU64::new(1)),
             returned: Mutex::new(Vec::new()),
             interrupted: Mutex::new(Vec::new()),
             still_running: Mutex::new(Vec::new()),

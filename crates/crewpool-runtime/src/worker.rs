@@ -30,7 +30,8 @@ use crate::loom::Arc;
 use crate::policy::{Failure, FailureKind};
 use crate::shared::{DeliveryOf, Shared, Support, is_durable};
 use crate::signal::Listen;
-use crate::stats::{Finish, Padded, WorkerCounters};
+use crate::stats::{Finish, WorkerCounters};
+use crossbeam_utils::CachePadded;
 
 /// Where the results of jobs nobody holds a handle for go.
 pub(crate) type ResultSink<W, J> =
@@ -44,7 +45,7 @@ const JOBS_PER_YIELD: u32 = 32;
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
 struct Exit<'a, Q: Queue, W: Worker<Q::Job>> {
     shared: &'a Shared<Q, W>,
-    counters: &'a WorkerCounters,
+    counters: &'a Arc<CachePadded<WorkerCounters>>,
     /// The worker's key in the pool's spawner registry (see `Shared::spawners`).
     key: usize,
 }
@@ -56,7 +57,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Exit<'_, Q, W> {
         if let Some(metrics) = &shared.metrics {
             metrics.workers.decrement(1.0);
         }
-        self.counters.left();
+        shared.counters.retire(self.counters);
         shared.lifecycle.live.count_down();
         shared.lifecycle.exited.notify_all();
     }
@@ -128,7 +129,7 @@ where
 pub(crate) async fn run<Q, W>(
     shared: Arc<Shared<Q, W>>,
     mut consumer: Q::Consumer,
-    counters: Arc<Padded<WorkerCounters>>,
+    counters: Arc<CachePadded<WorkerCounters>>,
     results: Option<ResultSink<W, Q::Job>>,
 ) where
     Q: Queue,
