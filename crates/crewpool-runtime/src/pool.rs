@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::fate::is_durable;
 use crate::handle::{JobHandle, Results};
 use crate::loom::{Arc, Mutex, lock};
 use crate::report::ShutdownReport;
-use crate::shared::{Shared, is_durable};
+use crate::shared::Shared;
 
 /// A fixed crew of workers running jobs from a queue.
 ///
