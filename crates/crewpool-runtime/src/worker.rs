@@ -32,7 +32,20 @@ use crate::stats::WorkerCounters;
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
+///
+/// A worker on a dedicated thread shares its runtime only with tasks its own jobs
+/// spawned: it yields only when there are some (`num_alive_tasks`), since a yield
+/// costs a turn of the runtime's scheduler, and its driver, for nothing otherwise.
 const JOBS_PER_YIELD: u32 = 32;
+
+/// Whether a worker should give its thread a turn after [`JOBS_PER_YIELD`] jobs.
+fn others_may_wait(executor: &Executor) -> bool {
+    match executor {
+        Executor::Threads => tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.metrics().num_alive_tasks() > 0),
+        Executor::Tokio(_) | Executor::Manual => true,
+    }
+}
 
 /// Counts the worker out of `live` however the loop ends (even by a panic in a
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
@@ -255,7 +268,9 @@ pub(crate) async fn run<Q, W>(
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
-            yield_now().await;
+            if others_may_wait(&shared.executor) {
+                yield_now().await;
+            }
         }
     }
     if shared.lifecycle.is_stopping() {
