@@ -61,10 +61,10 @@ use std::task::{Context, Poll};
 use crewpool_core::{Consumer, Envelope, Handover, Received, Spawn};
 
 use crate::deques::{Steal, Worker};
-use crate::loom::{Arc, Ordering, fence, lock};
 use crate::queue::Shared;
 use crate::registry::{Peers, Phase, Slot};
 use crate::spawner::DequeSpawner;
+use crewpool_core::sync::{Arc, Ordering, fence, lock};
 
 /// How many passes a search makes while some source keeps answering "retry".
 const SEARCH_ROUNDS: usize = 4;

@@ -90,7 +90,7 @@
 //! crossbeam-deque is not loom-instrumented. Under `--cfg crewpool_loom` the deques
 //! are replaced by a stand-in on loom mutexes with the same interface (see the
 //! `deques` module), and all the backend's own synchronisation goes through the
-//! `loom` module, so the models explore the real parking, closing and accounting code.
+//! `crewpool_core::sync` module, so the models explore the real parking, closing and accounting code.
 //!
 //! [crossbeam-deque]: https://docs.rs/crossbeam-deque
 
@@ -99,7 +99,6 @@
 mod consumer;
 mod deques;
 mod ledger;
-mod loom;
 mod queue;
 mod registry;
 mod spawner;

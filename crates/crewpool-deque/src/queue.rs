@@ -12,9 +12,9 @@ use crossbeam_utils::CachePadded;
 use crate::consumer::DequeConsumer;
 use crate::deques::Injector;
 use crate::ledger::{Ledger, Refused};
-use crate::loom::Arc;
 use crate::registry::Registry;
 use crate::waiters::{WaitList, Waiter};
+use crewpool_core::sync::Arc;
 
 /// What the queue handle and its consumers share.
 pub(crate) struct Shared<J> {

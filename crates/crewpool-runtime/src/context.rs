@@ -6,8 +6,8 @@ use crewpool_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::loom::Arc;
 use crate::shared::Shared;
+use crewpool_core::sync::Arc;
 
 /// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)),
 /// carried by each worker's support object for every job it runs. A job with a handle

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use crewpool_core::{Consumer, Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
 
 use crate::handle::{JobError, JobResult, Outcome, ResultSink};
-use crate::loom::lock;
 use crate::policy::{Failure, FailureKind};
 use crate::shared::Shared;
 use crate::stats::{Finish, WorkerCounters};
+use crewpool_core::sync::lock;
 
 /// The `Delivery` type of a queue's consumers.
 pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;

@@ -93,7 +93,6 @@ mod future;
 mod handle;
 mod lane;
 mod lifecycle;
-mod loom;
 mod metrics;
 mod policy;
 mod pool;

@@ -33,8 +33,8 @@
 //!   done and interrupted; one that does not is interrupted. Each job ends up in exactly
 //!   one of: finished, interrupted, handed back.
 
-use crate::loom::{AtomicU8, Ordering};
 use crate::signal::{Event, Latch, Signal};
+use crewpool_core::sync::{AtomicU8, Ordering};
 
 const OPEN: u8 = 0;
 const DRAINING: u8 = 1;

@@ -16,12 +16,12 @@ use crate::fate::is_durable;
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::lifecycle::Lifecycle;
-use crate::loom::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::metrics::PoolMetrics;
 use crate::policy::Policies;
 use crate::report::ShutdownReport;
 use crate::stats::{Counters, Stats};
 use crate::worker::Retire;
+use crewpool_core::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 /// Where workers run.
 #[derive(Debug, Clone)]

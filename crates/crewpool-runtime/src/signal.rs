@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering, lock};
+use crewpool_core::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 
 /// A one-shot event: fire once, wake every waiter, stay fired.
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@ use crewpool_core::JobId;
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crewpool_core::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 
 /// A snapshot of a pool's state and lifetime counters.
 ///

@@ -25,10 +25,10 @@ use crate::fate::{DeliveryOf, Ran};
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
-use crate::loom::{Arc, AtomicUsize, Ordering, lock};
 use crate::shared::{Executor, Shared};
 use crate::signal::{Event, Listen};
 use crate::stats::WorkerCounters;
+use crewpool_core::sync::{Arc, AtomicUsize, Ordering, lock};
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
