@@ -19,8 +19,8 @@
 //!   future; the inbox can.)
 //! - **Parking.** A consumer that finds nothing after one search registers its waker
 //!   and parks (`next` returns `Pending`): no spinning, no timed polling. Landing a job
-//!   where a sleeper could find it wakes one; closing wakes all. See the `consumer`
-//!   module's "Parking" for the protocol, which the loom models check.
+//!   where a sleeper could find it wakes one; closing wakes all. See the `park`
+//!   module for the protocol, which the loom models check.
 //! - **Capacity.** A bounded queue counts every accepted job not yet handed to a
 //!   worker, wherever it waits; at the bound, `push` waits (after a spin of a
 //!   microsecond or two it returns `Pending`, never holding its thread) and `try_push`
@@ -99,8 +99,10 @@
 mod consumer;
 mod deques;
 mod ledger;
+mod park;
 mod queue;
 mod registry;
+mod shared;
 mod spawner;
 #[cfg(all(test, crewpool_loom))]
 mod tests;

@@ -27,8 +27,8 @@ use std::fmt;
 use crewpool_core::{Envelope, Spawn, TryPushError};
 
 use crate::ledger::Refused;
-use crate::queue::Shared;
 use crate::registry::{Phase, Slot};
+use crate::shared::Shared;
 use crewpool_core::sync::{Arc, Ordering, fence, lock};
 
 /// Spawns onto one consumer's inbox. See the [module docs](self).

@@ -84,6 +84,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod attempt;
+mod backend;
 mod builder;
 mod context;
 mod current;

@@ -9,8 +9,8 @@ use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
+use crate::backend::is_durable;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
-use crate::fate::is_durable;
 use crate::handle::{JobHandle, Results};
 use crate::report::ShutdownReport;
 use crate::shared::Shared;
