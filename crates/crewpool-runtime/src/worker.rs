@@ -209,20 +209,14 @@ pub(crate) async fn run<Q, W>(
         );
         let owed = match prepared {
             Err(owed) => owed,
-            Ok(Prepared {
-                ending,
-                job,
-                cx,
-                attachment,
-                deadline,
-                span,
-            }) => {
+            Ok(prepared) => {
                 let attempt = Job {
                     counters: &counters,
-                    id: ending.id,
+                    id: prepared.ending.id,
                     key,
-                    span: &span,
+                    span: &prepared.span,
                 };
+                let (job, cx) = (prepared.job, prepared.cx);
                 let ran = match attempt.make(|| shared.worker.run(job, cx)) {
                     Err(ran) => ran,
                     Ok(future) => {
@@ -235,9 +229,14 @@ pub(crate) async fn run<Q, W>(
                                 match first {
                                     Poll::Ready(ran) => ran,
                                     Poll::Pending => {
-                                        let token = Prepared::<Q, W>::token(attachment.as_ref());
+                                        let token =
+                                            Prepared::<Q, W>::token(prepared.attachment.as_ref());
                                         attempt::supervise(
-                                            &shared, &attempt, future, deadline, token,
+                                            &shared,
+                                            &attempt,
+                                            future,
+                                            prepared.deadline,
+                                            token,
                                         )
                                         .await
                                     }
@@ -260,7 +259,7 @@ pub(crate) async fn run<Q, W>(
                 if let Some(metrics) = &shared.metrics {
                     metrics.running.decrement(1.0);
                 }
-                ending.decide(ran)
+                prepared.ending.decide(ran)
             }
         };
         if let Some(owed) = owed {
