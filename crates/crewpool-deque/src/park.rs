@@ -92,6 +92,7 @@ use crate::waiters::Waiter;
 /// How many checks the producer's and the consumer's lingers make: with
 /// `Backoff::spin`'s doubling, 1 + 2 + ... + 64 pause hints in all (it stops doubling
 /// at 64).
+#[cfg(not(crewpool_loom))]
 const LINGER_STEPS: usize = 7;
 
 /// Completes when the queue has room or is closed, registered with `waiter` meanwhile.

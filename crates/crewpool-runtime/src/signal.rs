@@ -243,7 +243,7 @@ impl Event {
     }
 
     /// How many listeners are registered (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn listeners(&self) -> usize {
         lock(&self.waiters).wakers.iter().flatten().count()
     }

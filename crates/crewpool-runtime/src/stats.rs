@@ -276,7 +276,7 @@ impl Counters {
 
     /// How many workers' counter blocks are kept (for the tests that check resizing
     /// does not grow memory).
-    #[cfg(test)]
+    #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn worker_blocks(&self) -> usize {
         lock(&self.workers).live.len()
     }
