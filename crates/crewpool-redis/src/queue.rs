@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::consumer::RedisConsumer;
-use crate::core::{self, Core};
+use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
-use crate::link::{ClientCounters, ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RedisConfig, Result, Schedule};
 
@@ -37,7 +38,7 @@ pub struct RedisQueue<J> {
 
 /// What the queue handle and its consumers share.
 pub(crate) struct Front<J> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) settler: Arc<Settler>,
     runtime: tokio::runtime::Handle,
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
@@ -53,7 +54,7 @@ pub(crate) struct Buffer<J> {
 
 impl<J> Front<J> {
     pub(crate) fn link(&self) -> &Link {
-        &self.core.link
+        &self.settler.link
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
@@ -112,10 +113,10 @@ where
         }
         let (close_signal, _) = watch::channel(false);
         crate::registry::record(&link).await?;
-        let core = Core::start(link, &runtime);
+        let settler = Settler::start(link, &runtime);
         Ok(RedisQueue {
             front: Arc::new(Front {
-                core,
+                settler,
                 runtime,
                 server,
                 close_signal,
@@ -723,7 +724,7 @@ where
     ///
     /// [`Error::Redis`] when the call fails.
     pub async fn extend_leases(&self) -> Result<usize> {
-        core::extend_leases(self.link()).await
+        crate::lease::extend_leases(self.link()).await
     }
 
     /// Runs the housekeeping every fetch does, without taking a job: jobs whose lease
@@ -742,7 +743,7 @@ where
 
     /// How many jobs this process holds (fetched and not yet settled).
     pub fn held(&self) -> usize {
-        self.link().held_count()
+        self.link().leases.held_deliveries()
     }
 
     /// Deletes every key of this queue: pending, running, delayed and dead jobs and the
@@ -771,7 +772,7 @@ where
                 drop(sender);
             } else {
                 let fetcher = Fetcher {
-                    link: Arc::clone(&self.front.core.link),
+                    link: Arc::clone(&self.front.settler.link),
                     buffer: sender,
                     unclaimed: receiver.clone(),
                     demand: Arc::clone(&demand),
@@ -780,7 +781,7 @@ where
                 self.front.runtime.spawn(fetcher.run());
                 if self.link().config.run_schedules {
                     self.front.runtime.spawn(crate::periodic::run(
-                        Arc::clone(&self.front.core.link),
+                        Arc::clone(&self.front.settler.link),
                         self.front.close_signal.subscribe(),
                     ));
                 }
