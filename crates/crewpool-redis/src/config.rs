@@ -85,7 +85,11 @@ impl RedisConfig {
     /// response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
-    /// (feature `tls`).
+    /// (feature `tls`); `redis+cluster://[user[:password]@]host:port,host:port,...` for
+    /// a Redis Cluster (the seed nodes; the slot map is read from them); or
+    /// `redis+sentinel://[user[:password]@]host:port,host:port,.../<master name>[/db]`
+    /// for the master a set of Sentinels watch (the user and password are the data
+    /// nodes'; a failover is followed).
     pub fn new(url: impl Into<RedisUrl>, queue: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
@@ -303,12 +307,7 @@ impl RedisConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if !(self.url.expose().starts_with("redis://") || self.url.is_tls()) {
-            return Err(Error::Config(format!(
-                "the URL must start with redis:// or rediss:// (got {})",
-                self.url
-            )));
-        }
+        crate::conn::Target::parse(&self.url)?;
         #[cfg(not(feature = "tls"))]
         if self.url.is_tls() {
             return Err(Error::Config(

@@ -497,6 +497,7 @@ mod acker;
 mod admin;
 mod backoff;
 mod config;
+mod conn;
 mod consumer;
 mod counters;
 mod delivery;

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value,
 };
 
 use crewpool_core::RetryPolicy;
 
+use crate::conn::{Conn, Endpoint};
 use crate::counters::Counters;
 use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
@@ -81,8 +82,8 @@ pub(crate) struct Link {
     pub(crate) config: RedisConfig,
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
-    client: Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    conn: Conn,
     pub(crate) counters: Counters,
     /// The leases this process fetched and still holds deliveries of.
     pub(crate) leases: Leases,
@@ -115,13 +116,13 @@ impl Link {
     /// reached) and reads what the server is.
     pub(crate) async fn connect(config: RedisConfig) -> Result<(Self, ServerInfo)> {
         config.validate()?;
-        let client = client(&config)?;
-        let server = connect_with_retries(&client, &config).await?;
-        let conn = manager(&client, &config, config.response_timeout)?;
+        let endpoint = Endpoint::new(&config)?;
+        let server = connect_with_retries(&endpoint, &config).await?;
+        let conn = endpoint.connect(&config, config.response_timeout).await?;
         let link = Link {
             keys: Keys::new(&config.prefix, &config.queue),
             scripts: Scripts::new(),
-            client,
+            endpoint,
             conn,
             counters: Counters::default(),
             leases: Leases::default(),
@@ -152,12 +153,12 @@ impl Link {
 
     /// A second connection, for the blocking wait (which would stall every command
     /// multiplexed behind it). Made on its first use.
-    pub(crate) fn blocking_connection(&self) -> Result<ConnectionManager> {
+    pub(crate) async fn blocking_connection(&self) -> Result<Conn> {
         let timeout = self.config.max_block + self.config.response_timeout;
-        manager(&self.client, &self.config, timeout)
+        self.endpoint.connect(&self.config, timeout).await
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -394,11 +395,7 @@ impl Link {
     /// passes. Moves nothing: `BLMOVE pending pending LEFT LEFT` pops the newest job
     /// and pushes it straight back where it was, so a wait that is dropped, or a
     /// process that dies while waiting, strands no job.
-    pub(crate) async fn wait_for_jobs(
-        &self,
-        blocking: &mut ConnectionManager,
-        timeout: Duration,
-    ) -> Result<()> {
+    pub(crate) async fn wait_for_jobs(&self, blocking: &mut Conn, timeout: Duration) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);
         let call = self.call("waiting for jobs");
         let _: Value = redis::cmd("BLMOVE")
@@ -808,7 +805,7 @@ const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Opens a connection and reads the server's `INFO`, trying again while Redis cannot
 /// be reached until [`RedisConfig::connect_retry_for`] has passed.
 pub(crate) async fn connect_with_retries(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> Result<ServerInfo> {
     let url = &config.url;
@@ -817,7 +814,7 @@ pub(crate) async fn connect_with_retries(
     let mut delay = CONNECT_BACKOFF_FIRST;
     let mut attempts = 1_u32;
     loop {
-        let error = match probe(client, config).await {
+        let error = match probe(endpoint, config).await {
             Ok(server) => {
                 if attempts > 1 {
                     tracing::info!(%url, attempts, waited = %seconds(started.elapsed()), "connected to Redis");
@@ -848,10 +845,15 @@ pub(crate) async fn connect_with_retries(
 /// `INFO` on it (within the response timeout). The connection is closed afterwards;
 /// the queue's own connections are opened on their first use.
 async fn probe(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> std::result::Result<ServerInfo, ClientError> {
     let url = &config.url;
+    let started = Instant::now();
+    let client = endpoint
+        .node_client(config)
+        .await
+        .map_err(|error| ClientError::new(&error, url, started.elapsed()))?;
     let settings = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout));
@@ -892,23 +894,4 @@ async fn probe(
         version: field("redis_version").unwrap_or_default(),
         maxmemory_policy: field("maxmemory_policy").unwrap_or_default(),
     })
-}
-
-/// A connection manager that connects on its first use and reconnects with backoff.
-pub(crate) fn manager(
-    client: &Client,
-    config: &RedisConfig,
-    response_timeout: Duration,
-) -> Result<ConnectionManager> {
-    // Reconnects back off exponentially from 50 ms to 2 s; each attempt gives up after
-    // the connect timeout. A command issued while Redis is away fails, and its caller
-    // backs off too.
-    let manager_config = ConnectionManagerConfig::new()
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2))
-        .set_number_of_retries(4)
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(response_timeout));
-    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .map_err(|e| Error::Config(config.url.scrub(e.to_string())))
 }
