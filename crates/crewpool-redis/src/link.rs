@@ -230,12 +230,56 @@ impl Link {
         }
     }
 
+    /// As [`invoke`](Self::invoke), followed in the same round trip by a `WAIT` when
+    /// the durability asks for replicas for this kind of write (`ack`: an
+    /// acknowledgement, else an enqueue); fails with [`Error::NotReplicated`] when
+    /// fewer confirmed it in time.
+    pub(crate) async fn invoke_durable(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+        ack: bool,
+    ) -> Result<Value> {
+        let Some((replicas, timeout)) = self.config.durability.wait_for(ack) else {
+            return self.invoke(what, script, cmd).await;
+        };
+        let call = self.call(what);
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(millis(timeout));
+        let replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+            Ok(replies) => replies,
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?;
+                pipe.query_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?
+            }
+            Err(error) => return Err(call.fail(&error)),
+        };
+        let [reply, confirmed]: [Value; 2] = replies
+            .try_into()
+            .map_err(|_| Error::Protocol(format!("{what}: no reply to WAIT")))?;
+        replicated(uint(&confirmed)?, replicas, timeout)?;
+        Ok(reply)
+    }
+
     /// Enqueues one encoded envelope in one script call; returns its id.
     pub(crate) async fn enqueue(&self, envelope: &[u8]) -> Result<u64> {
         let script = &self.scripts.enqueue;
         let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
         call.arg(envelope);
-        let reply = array(self.invoke("enqueueing", script, &call).await?)?;
+        let reply = array(
+            self.invoke_durable("enqueueing", script, &call, false)
+                .await?,
+        )?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
                 "enqueue returned {} values",
@@ -264,7 +308,14 @@ impl Link {
         let first = last + 1 - total as u64;
         let mut pipe = redis::pipe();
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
-        pipe.atomic();
+        // With replicated durability, a WAIT follows the EXEC in the same round trip
+        // (so on the same connection and, in a Cluster, the same node).
+        let wait = self.config.durability.wait_for(false);
+        if wait.is_some() {
+            pipe.cmd("MULTI");
+        } else {
+            pipe.atomic();
+        }
         let mut next = first;
         for chunk in envelopes.chunks(ENQUEUE_CHUNK) {
             let mut lpush = redis::cmd("LPUSH");
@@ -275,10 +326,22 @@ impl Link {
             }
             pipe.add_command(lpush);
         }
-        let replies: Vec<Value> = pipe
+        if let Some((replicas, timeout)) = wait {
+            pipe.cmd("EXEC")
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(millis(timeout));
+        }
+        let mut replies: Vec<Value> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| call.fail(&e))?;
+        if let Some((replicas, timeout)) = wait {
+            let confirmed = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replicated(uint(&confirmed)?, replicas, timeout)?;
+            let exec = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replies = array(exec)?;
+        }
         if let Some(pending) = replies.last() {
             self.observe_pending(uint(pending)?);
         }
@@ -586,7 +649,7 @@ impl Link {
             }
         }
         let reply = array(
-            self.invoke("enqueueing with options", script, &call)
+            self.invoke_durable("enqueueing with options", script, &call, false)
                 .await?,
         )?;
         if reply.len() != envelopes.len() {
@@ -747,6 +810,18 @@ pub(crate) fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i
         )));
     }
     Ok(codes)
+}
+
+/// `Ok` when `confirmed` replicas are enough.
+fn replicated(confirmed: u64, wanted: u32, timeout: Duration) -> Result<()> {
+    if confirmed >= u64::from(wanted) {
+        return Ok(());
+    }
+    Err(Error::NotReplicated {
+        confirmed: u32::try_from(confirmed).unwrap_or(u32::MAX),
+        wanted,
+        waited_ms: millis(timeout),
+    })
 }
 
 pub(crate) fn millis(duration: Duration) -> u64 {

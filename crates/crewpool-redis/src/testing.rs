@@ -794,6 +794,62 @@ impl RedisSentinels {
             .cli(args)
     }
 
+    /// Stops replication to the current master's replicas without anyone noticing a
+    /// failure: the replicas' connection is closed and they cannot log in again
+    /// (a wrong `masteruser`), so the master's writes from now on reach no replica —
+    /// the window in which a failover loses writes, held open on purpose.
+    pub fn cut_replication(&self) {
+        let master = self.master_port();
+        for server in self
+            .servers
+            .iter()
+            .filter(|s| s.port() != master && s.pid().is_some())
+        {
+            server.cli(&["CONFIG", "SET", "masteruser", "crewpool-cut"]);
+            server.cli(&["CONFIG", "SET", "masterauth", "crewpool-cut"]);
+        }
+        let master = self
+            .servers
+            .iter()
+            .find(|server| server.port() == master)
+            .expect("the master is one of the group's servers");
+        master.cli(&["CLIENT", "KILL", "TYPE", "replica"]);
+    }
+
+    /// Lets the replicas log in to their master again (undoes
+    /// [`cut_replication`](Self::cut_replication)).
+    pub fn restore_replication(&self) {
+        for server in self.servers.iter().filter(|s| s.pid().is_some()) {
+            server.cli(&["CONFIG", "SET", "masteruser", ""]);
+            server.cli(&["CONFIG", "SET", "masterauth", ""]);
+        }
+    }
+
+    /// Starts the server killed last again (same port, empty); the Sentinels make it a
+    /// replica of the current master.
+    pub fn restart_killed(&mut self) {
+        let port = self.master;
+        if let Some(server) = self.servers.iter_mut().find(|server| server.port() == port) {
+            server.restart();
+        }
+    }
+
+    /// Waits until the current master has `replicas` replicas connected and in sync.
+    ///
+    /// # Panics
+    ///
+    /// After 30 s.
+    pub fn wait_for_replicas(&self, replicas: usize) {
+        wait_until("replicas in sync", CLUSTER_TIMEOUT, || {
+            let info = self.cli(&["INFO", "replication"]);
+            let online = info
+                .lines()
+                .filter(|line| line.contains("state=online"))
+                .count();
+            online >= replicas
+        });
+    }
+
     /// Kills the current master with SIGKILL; returns its port.
     pub fn kill_master(&mut self) -> u16 {
         let port = self.master_port();

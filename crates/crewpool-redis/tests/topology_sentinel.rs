@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crewpool_core::testkit;
+use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisSentinels, RedisServer};
-use crewpool_redis::{RedisConfig, RedisQueue};
+use crewpool_redis::{Durability, Error, RedisConfig, RedisQueue};
 use support::{HANG_GUARD, WorkerProcess};
 
 async fn queue(group: &RedisSentinels, name: &str) -> RedisQueue<u64> {
@@ -127,4 +127,82 @@ async fn workers_follow_the_promoted_replica_when_the_master_dies() {
         "jobs enqueued after the failover did not run: the workers did not follow"
     );
     drop(workers);
+}
+
+/// Holds the failover window open (the replica cut off from the master's writes),
+/// enqueues, kills the master and counts the acknowledged enqueues the promoted
+/// replica lacks: first with the default durability, then with `WAIT` for a replica.
+async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (usize, usize) {
+    let mut group = RedisSentinels::start();
+    let config = RedisConfig::new(group.url(), "durable")
+        .durability(durability)
+        .response_timeout(Duration::from_secs(2));
+    let producer = RedisQueue::<u64>::connect(config).await.unwrap();
+    let mut acknowledged = BTreeSet::new();
+    for job in 0..10 {
+        producer.enqueue(&job).await.unwrap();
+        acknowledged.insert(job);
+    }
+    group.cut_replication();
+    let mut refused = 0;
+    for job in 10..20 {
+        match producer.enqueue(&job).await {
+            Ok(_) => {
+                acknowledged.insert(job);
+            }
+            Err(Error::NotReplicated {
+                confirmed: 0,
+                wanted: 1,
+                ..
+            }) => refused += 1,
+            Err(other) => panic!("enqueue failed otherwise: {other}"),
+        }
+    }
+    group.kill_master();
+    group.restore_replication();
+    group.wait_for_failover();
+    // What the promoted replica has.
+    let mut present = BTreeSet::new();
+    let mut consumer = producer.consumer().unwrap();
+    // The first call after a failover may fail on the old master's broken connection
+    // (the next one asks the Sentinels again): retry within the hang guard.
+    let deadline = Instant::now() + HANG_GUARD;
+    let empty = async || loop {
+        match producer.is_empty().await {
+            Ok(empty) => return empty,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the queue cannot be read: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    while !empty().await {
+        let received = consumer.next().await.unwrap();
+        present.insert(received.envelope.job);
+        received.delivery.ack().await.unwrap();
+    }
+    let lost = acknowledged.difference(&present).count();
+    println!(
+        "{durability:?}: acknowledged {} enqueues, refused {refused} as not replicated, lost {lost} acknowledged enqueues in the failover",
+        acknowledged.len()
+    );
+    (lost, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_durability_loses_no_acknowledged_enqueue_in_a_failover() {
+    // The window is real: by default the last acknowledged enqueues die with the master.
+    let (lost, refused) = acknowledged_enqueues_lost_in_a_failover(Durability::Written).await;
+    assert_eq!((lost, refused), (10, 0));
+    // With WAIT, those enqueues are refused instead of acknowledged, and nothing
+    // acknowledged is lost.
+    let (lost, refused) = acknowledged_enqueues_lost_in_a_failover(Durability::replicated(
+        1,
+        Duration::from_millis(200),
+    ))
+    .await;
+    assert_eq!((lost, refused), (0, 10));
 }
