@@ -6,12 +6,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crewpool_core::JobId;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde::{Serialize, Serializer};
 
+use crate::conn::{Conn, Endpoint};
 use crate::keys::Keys;
-use crate::link::{Call, client, connect_with_retries, manager};
+use crate::link::{Call, connect_with_retries};
 use crate::queue::DeadEntry;
 use crate::registry::{self, RegisteredQueue};
 use crate::wire::{self, LEVELS, array, bytes, int, uint};
@@ -64,7 +64,7 @@ pub struct Admin {
 struct Inner {
     url: RedisUrl,
     prefix: String,
-    conn: ConnectionManager,
+    conn: Conn,
     requeue: Script,
     peek_leased: Script,
     delete: Script,
@@ -91,9 +91,9 @@ impl Admin {
     /// As for [`connect`](Admin::connect).
     pub async fn connect_with(config: &RedisConfig) -> Result<Self> {
         config.validate()?;
-        let client = client(config)?;
-        connect_with_retries(&client, config).await?;
-        let conn = manager(&client, config, config.response_timeout)?;
+        let endpoint = Endpoint::new(config)?;
+        connect_with_retries(&endpoint, config).await?;
+        let conn = endpoint.connect(config, config.response_timeout).await?;
         Ok(Admin {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
@@ -116,7 +116,7 @@ impl Admin {
         &self.inner.prefix
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.inner.conn.clone()
     }
 
@@ -540,7 +540,7 @@ impl QueueAdmin {
         &self.name
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.admin.conn()
     }
 

@@ -8,6 +8,9 @@
 //! - `CREWPOOL_TEST_MODE`: `normal` (default) completes every job; `hang-first` never
 //!   finishes a job's first attempt (a job that is mid-run when the process dies).
 //! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
+//! - `CREWPOOL_TEST_RECORD_URL`: a `redis://` server to record runs in (default: the
+//!   queue's URL, which must then be a single server's); the Cluster and Sentinel
+//!   tests record on a server of their own, which their faults never touch.
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
@@ -47,7 +50,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.priorities(Priorities::weighted(weights));
     }
     let queue = RedisQueue::<u64>::connect(config).await?;
-    let recorder = redis::Client::open(url.as_str())?
+    let record_url = std::env::var("CREWPOOL_TEST_RECORD_URL").unwrap_or_else(|_| url.clone());
+    let recorder = redis::Client::open(record_url.as_str())?
         .get_connection_manager()
         .await?;
     let runs_key = format!("{queue_name}:test:runs");
