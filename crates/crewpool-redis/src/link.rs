@@ -71,6 +71,10 @@ pub(crate) struct Fetched {
     pub(crate) buried: u64,
     /// Redis's clock when the fetch ran (ms since the Unix epoch).
     pub(crate) now_ms: u64,
+    /// The queue is paused: nothing was taken.
+    pub(crate) paused: bool,
+    /// The rate limit held jobs back: how long until it lets one be taken.
+    pub(crate) rate_wait: Option<Duration>,
 }
 
 /// Counters of what this process did; see [`ClientCounters`].
@@ -200,7 +204,7 @@ pub(crate) const ENQUEUE_CHUNK: usize = 1000;
 pub(crate) struct Link {
     pub(crate) config: RedisConfig,
     pub(crate) keys: Keys,
-    scripts: Scripts,
+    pub(crate) scripts: Scripts,
     client: Client,
     conn: ConnectionManager,
     pub(crate) counters: Counters,
@@ -356,7 +360,7 @@ impl Link {
     }
 
     /// An `EVALSHA` of `script` with `keys`; the caller adds the arguments.
-    fn script_call(script: &Script, keys: &[&str]) -> Cmd {
+    pub(crate) fn script_call(script: &Script, keys: &[&str]) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
         cmd
@@ -365,7 +369,12 @@ impl Link {
     /// Sends a script call; loads the script and repeats the call when Redis answers
     /// `NOSCRIPT` (a restarted or failed-over server has an empty script cache).
     /// `what` names the call in its error.
-    async fn invoke(&self, what: &'static str, script: &Script, cmd: &Cmd) -> Result<Value> {
+    pub(crate) async fn invoke(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+    ) -> Result<Value> {
         let call = self.call(what);
         let mut conn = self.conn();
         match cmd.query_async::<Value>(&mut conn).await {
@@ -457,6 +466,7 @@ impl Link {
             &keys.schedver,
         ];
         declared.extend(keys.levels_pending.iter().map(String::as_str));
+        declared.extend([keys.control.as_str(), &keys.rate]);
         let mut call = Self::script_call(script, &declared);
         call.arg(count)
             .arg(millis(config.lease))
@@ -474,7 +484,7 @@ impl Link {
         let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 8];
+        let mut header = [0_i64; 10];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
@@ -487,6 +497,8 @@ impl Link {
             lease,
             now_ms,
             schedules_version,
+            paused,
+            rate_wait,
         ] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
         // The reply's clock is somewhere between the request and now: take the middle.
@@ -546,6 +558,8 @@ impl Link {
             recovered: u64::try_from(recovered).unwrap_or(0),
             buried: u64::try_from(buried).unwrap_or(0),
             now_ms: u64::try_from(now_ms).unwrap_or(0),
+            paused: paused == 1,
+            rate_wait: u64::try_from(rate_wait).ok().map(Duration::from_millis),
         })
     }
 

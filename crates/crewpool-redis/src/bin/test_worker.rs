@@ -8,6 +8,7 @@
 //! - `CREWPOOL_TEST_MODE`: `normal` (default) completes every job; `hang-first` never
 //!   finishes a job's first attempt (a job that is mid-run when the process dies).
 //! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
+//! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
@@ -35,7 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lease = Duration::from_millis(env("CREWPOOL_TEST_LEASE_MS", "1000").parse()?);
     let hang_first = env("CREWPOOL_TEST_MODE", "normal") == "hang-first";
 
-    let mut config = RedisConfig::new(url.as_str(), queue_name.as_str()).lease(lease);
+    let max_block = Duration::from_millis(env("CREWPOOL_TEST_MAX_BLOCK_MS", "10000").parse()?);
+    let mut config = RedisConfig::new(url.as_str(), queue_name.as_str())
+        .lease(lease)
+        .max_block(max_block);
     if let Ok(weights) = std::env::var("CREWPOOL_TEST_WEIGHTS") {
         let weights = weights
             .split(',')
