@@ -56,7 +56,7 @@ impl<J> RedisConsumer<J> {
             start_by,
         } = leased;
         let delivery = RedisDelivery::new(
-            Arc::clone(&self.front.core),
+            Arc::clone(&self.front.settler),
             Place {
                 lease,
                 index,
@@ -67,7 +67,7 @@ impl<J> RedisConsumer<J> {
             envelope.attempt,
         );
         match start_by {
-            Some(by) if self.front.core.link.redis_now_ms() > by => Err(delivery),
+            Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
             _ => Ok(Received { envelope, delivery }),
         }
     }
@@ -116,7 +116,7 @@ where
                     Err(expired) => Self::expire(expired).await,
                 },
                 Err(_) => {
-                    self.front.core.flush().await;
+                    self.front.settler.flush().await;
                     self.done = true;
                     return None;
                 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
-use crate::core::Core;
-use crate::link::{BuryStat, Lease};
+use crate::lease::Lease;
+use crate::link::BuryStat;
+use crate::settler::Settler;
 use crate::{Error, Result};
 
 /// One delivery of a job from a [`RedisQueue`](crate::RedisQueue): the lease this
@@ -45,7 +46,7 @@ use crate::{Error, Result};
 /// # async fn send_mail(_: &str) -> Result<(), String> { Ok(()) }
 /// ```
 pub struct RedisDelivery {
-    core: Arc<Core>,
+    settler: Arc<Settler>,
     lease: Arc<Lease>,
     /// The job's place in its lease: the field `<lease>:<index>` of `leased`.
     index: u32,
@@ -70,9 +71,9 @@ pub(crate) struct Place {
 }
 
 impl RedisDelivery {
-    pub(crate) fn new(core: Arc<Core>, place: Place, id: u64, attempt: u32) -> Self {
+    pub(crate) fn new(settler: Arc<Settler>, place: Place, id: u64, attempt: u32) -> Self {
         RedisDelivery {
-            core,
+            settler,
             lease: place.lease,
             index: place.index,
             id,
@@ -125,7 +126,7 @@ impl RedisDelivery {
     /// [`Error::LeaseLost`] when this delivery no longer owns the job; a Redis error
     /// when the call failed (the job then comes back when its lease expires).
     pub async fn fail(mut self, reason: &str) -> Result<()> {
-        let policy = self.core.link.retry_policy();
+        let policy = self.settler.link.retry_policy();
         let again = policy.should_retry(&Failure::new(FailureKind::Failed, self.attempt, &reason));
         if again {
             self.retry_after(policy.delay_after(self.attempt), reason)
@@ -138,7 +139,7 @@ impl RedisDelivery {
     async fn retry_after(&mut self, delay: Duration, reason: &str) -> Result<()> {
         self.hand_off();
         match self
-            .core
+            .settler
             .link
             .retry(self.lease.id, self.index, self.level, delay, reason)
             .await?
@@ -156,7 +157,7 @@ impl RedisDelivery {
     pub(crate) async fn bury_as(&mut self, reason: &str, stat: BuryStat) -> Result<()> {
         self.hand_off();
         let codes = self
-            .core
+            .settler
             .link
             .bury(&[(self.lease.id, self.index, reason.to_owned())], stat)
             .await?;
@@ -166,7 +167,7 @@ impl RedisDelivery {
     async fn put_back(&mut self) -> Result<()> {
         self.hand_off();
         let codes = self
-            .core
+            .settler
             .link
             .release(&[(self.lease.id, self.index)])
             .await?;
@@ -193,9 +194,9 @@ impl Delivery for RedisDelivery {
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
         // take the acknowledgement back.
-        let queued = self
-            .core
-            .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
+        let queued =
+            self.settler
+                .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
         self.hand_off();
         async move { Ok(queued.outcome().await?) }
     }
@@ -238,7 +239,7 @@ impl Drop for RedisDelivery {
         // While other deliveries of the lease are held, the heartbeat keeps the lease
         // alive: move this job to a lease of its own that nobody extends.
         if self.lease.let_go() > 0 {
-            self.core.abandon(self.lease.id, self.index);
+            self.settler.abandon(self.lease.id, self.index);
         }
     }
 }

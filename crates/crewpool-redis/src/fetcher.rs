@@ -50,9 +50,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::core::Backoff;
+use crate::backoff::Backoff;
+use crate::counters::Counters;
 use crate::error::Chain;
-use crate::link::{BuryStat, Counters, Fetched, Lease, Link};
+use crate::lease::Lease;
+use crate::link::{BuryStat, Fetched, Link};
 use crate::{Result, wire};
 
 /// A leased job waiting in the local buffer for a worker.

@@ -568,21 +568,25 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod acker;
 mod admin;
+mod backoff;
 mod config;
 mod consumer;
 mod control;
-mod core;
+mod counters;
 mod delivery;
 mod error;
 mod fetcher;
 mod keys;
+mod lease;
 mod link;
 mod options;
 mod periodic;
 mod queue;
 mod registry;
 mod scripts;
+mod settler;
 mod url;
 mod wire;
 
@@ -596,11 +600,12 @@ pub use admin::{
 pub use config::{AckMode, RedisConfig};
 pub use consumer::RedisConsumer;
 pub use control::RateLimit;
+pub use counters::ClientCounters;
 /// The retry policy, shared with every crewpool crate (`crewpool_core::RetryPolicy`).
 pub use crewpool_core::RetryPolicy;
 pub use delivery::RedisDelivery;
 pub use error::{ClientError, Error, Result};
-pub use link::{ClientCounters, ServerInfo};
+pub use link::ServerInfo;
 pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};

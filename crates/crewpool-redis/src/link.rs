@@ -1,9 +1,11 @@
-//! The connection to Redis and one method per script: what every part of a queue
-//! (producer, fetcher, acker, heartbeat, deliveries) uses to talk to Redis.
+//! The connection to Redis: the client, the calls it makes (one method per job script;
+//! the lease scripts' methods are in `lease`, the acknowledgement's in `acker`), and
+//! what connecting found out about the server. Every part of a queue (producer,
+//! fetcher, acker, heartbeat, deliveries) talks to Redis through it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -13,8 +15,10 @@ use redis::{
 
 use crewpool_core::RetryPolicy;
 
+use crate::counters::Counters;
 use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
+use crate::lease::{Lease, Leases};
 use crate::scripts::Scripts;
 use crate::wire::{array, bytes, int, uint};
 use crate::{Error, RedisConfig, RedisUrl, Result};
@@ -23,38 +27,6 @@ use crate::{Error, RedisConfig, RedisUrl, Result};
 const DUE_PER_FETCH: usize = 1000;
 /// How many expired leases (each up to a batch of jobs) one fetch takes back at most.
 const EXPIRED_LEASES_PER_FETCH: usize = 16;
-
-/// One fetch's lease, as this process holds it.
-///
-/// A fetch leases its jobs together: they are the fields `<lease>:1` ..
-/// `<lease>:<n>` of the `leased` hash, and the lease's deadline in `active` covers them
-/// all. The heartbeat extends the leases that still have deliveries here.
-///
-/// `held` counts the lease's deliveries that this process holds and has not handed
-/// to a settlement yet: it starts at the number of jobs fetched and only goes down,
-/// by one per delivery (when its ack is queued, its retry, dead-letter or release call
-/// is made, or it is dropped), so once it reaches zero the lease is never extended
-/// again. SeqCst: a heartbeat that finds a lease gone reads `held` after Redis answered,
-/// which is after any settlement that emptied the lease was sent, which is after that
-/// settlement's decrement; the count it reads then is the deliveries truly lost.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pub(crate) id: u64,
-    held: AtomicUsize,
-}
-
-impl Lease {
-    /// One delivery of this lease no longer needs it (handed to a settlement, or
-    /// dropped); returns how many are still held.
-    pub(crate) fn let_go(&self) -> usize {
-        let before = self.held.fetch_sub(1, Ordering::SeqCst);
-        before.saturating_sub(1)
-    }
-
-    pub(crate) fn held(&self) -> usize {
-        self.held.load(Ordering::SeqCst)
-    }
-}
 
 /// What one fetch did.
 #[derive(Debug, Default)]
@@ -75,98 +47,6 @@ pub(crate) struct Fetched {
     pub(crate) paused: bool,
     /// The rate limit held jobs back: how long until it lets one be taken.
     pub(crate) rate_wait: Option<Duration>,
-}
-
-/// Counters of what this process did; see [`ClientCounters`].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) fetched: AtomicU64,
-    pub(crate) fetch_calls: AtomicU64,
-    pub(crate) acked: AtomicU64,
-    pub(crate) ack_flushes: AtomicU64,
-    pub(crate) stale: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) released: AtomicU64,
-    pub(crate) recovered: AtomicU64,
-    pub(crate) undecodable: AtomicU64,
-    pub(crate) redis_errors: AtomicU64,
-    pub(crate) heartbeats: AtomicU64,
-    pub(crate) leases_lost: AtomicU64,
-    pub(crate) missed_deadline: AtomicU64,
-    pub(crate) ticks_fired: AtomicU64,
-}
-
-/// A snapshot of what this process's queue handle did since it connected.
-///
-/// Every counter only grows. Relaxed loads: each counter is exact on its own, but a
-/// snapshot is not taken atomically across counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientCounters {
-    /// Jobs fetched (leased to this process).
-    pub fetched: u64,
-    /// Fetch script calls (each takes a batch).
-    pub fetch_calls: u64,
-    /// Jobs acknowledged.
-    pub acked: u64,
-    /// Ack flushes (each settles a batch).
-    pub ack_flushes: u64,
-    /// Settlements refused because the lease was lost (fencing at work).
-    pub stale: u64,
-    /// Jobs scheduled for another attempt.
-    pub retried: u64,
-    /// Jobs moved to the dead-letter list by this process.
-    pub dead_lettered: u64,
-    /// Jobs put back unstarted.
-    pub released: u64,
-    /// Jobs of dead or stalled workers put back by this process's fetches.
-    pub recovered: u64,
-    /// Job records this process refused, each dead-lettered with the reason: records
-    /// that break the wire format (malformed, an id or attempt out of range, an
-    /// envelope over [`RedisConfig::max_payload`](crate::RedisConfig::max_payload)) and
-    /// envelopes that do not decode as the job type.
-    pub undecodable: u64,
-    /// Failed Redis calls in the background tasks (each followed by a backoff).
-    pub redis_errors: u64,
-    /// Heartbeat rounds that extended leases.
-    pub heartbeats: u64,
-    /// Deliveries whose lease a heartbeat found lost (taken back after it expired).
-    pub leases_lost: u64,
-    /// Jobs this process dead-lettered with the reason `expired`: not started by their
-    /// deadline ([`JobOptions::start_by`](crate::JobOptions::start_by)).
-    pub missed_deadline: u64,
-    /// Ticks of periodic schedules this process fired (each tick is fired by one
-    /// process).
-    pub ticks_fired: u64,
-}
-
-impl Counters {
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        // Relaxed: a statistic, ordered with nothing else.
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> ClientCounters {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        ClientCounters {
-            fetched: get(&self.fetched),
-            fetch_calls: get(&self.fetch_calls),
-            acked: get(&self.acked),
-            ack_flushes: get(&self.ack_flushes),
-            stale: get(&self.stale),
-            retried: get(&self.retried),
-            dead_lettered: get(&self.dead_lettered),
-            released: get(&self.released),
-            recovered: get(&self.recovered),
-            undecodable: get(&self.undecodable),
-            redis_errors: get(&self.redis_errors),
-            heartbeats: get(&self.heartbeats),
-            leases_lost: get(&self.leases_lost),
-            missed_deadline: get(&self.missed_deadline),
-            ticks_fired: get(&self.ticks_fired),
-        }
-    }
 }
 
 /// What [`RedisQueue::connect`](crate::RedisQueue::connect) found out about the server.
@@ -208,9 +88,8 @@ pub(crate) struct Link {
     client: Client,
     conn: ConnectionManager,
     pub(crate) counters: Counters,
-    /// The leases this process fetched and still holds deliveries of (pruned by the
-    /// heartbeat). The heartbeat extends exactly these.
-    leases: Mutex<Vec<Arc<Lease>>>,
+    /// The leases this process fetched and still holds deliveries of.
+    pub(crate) leases: Leases,
     /// The pending count Redis reported last (after a push or a fetch).
     observed_pending: AtomicUsize,
     /// Wakes this process's idle fetcher to fetch again: a job it retried is due
@@ -230,7 +109,7 @@ pub(crate) struct Link {
 }
 
 /// Writes the field `<lease>:<index>` of a leased job as one command argument.
-fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
+pub(crate) fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
     // Writing to a command buffer cannot fail.
     let _ = write!(out.writer_for_next_arg(), "{lease}:{index}");
 }
@@ -249,7 +128,7 @@ impl Link {
             client,
             conn,
             counters: Counters::default(),
-            leases: Mutex::new(Vec::new()),
+            leases: Leases::default(),
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
             retry: Mutex::new(config.retry.clone()),
@@ -323,42 +202,6 @@ impl Link {
         let pending = usize::try_from(pending).unwrap_or(usize::MAX);
         self.observed_pending.store(pending, Ordering::Relaxed);
     }
-
-    fn leases(&self) -> MutexGuard<'_, Vec<Arc<Lease>>> {
-        // Every critical section is a push, a retain or a scan: a panic cannot leave
-        // it half-done.
-        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The ids of the leases that still have deliveries here (forgetting the others).
-    pub(crate) fn held_lease_ids(&self) -> Vec<u64> {
-        let mut leases = self.leases();
-        leases.retain(|lease| lease.held() > 0);
-        leases.iter().map(|lease| lease.id).collect()
-    }
-
-    /// Forgets leases a heartbeat found gone; returns how many deliveries of them were
-    /// still held here (lost: their jobs went back to the queue).
-    pub(crate) fn drop_lost(&self, lost: &[u64]) -> usize {
-        let mut leases = self.leases();
-        let mut dropped = 0;
-        leases.retain(|lease| {
-            if lost.contains(&lease.id) {
-                dropped += lease.held();
-                false
-            } else {
-                true
-            }
-        });
-        dropped
-    }
-
-    /// How many deliveries this process holds (fetched and not handed to a
-    /// settlement).
-    pub(crate) fn held_count(&self) -> usize {
-        self.leases().iter().map(|lease| lease.held()).sum()
-    }
-
     /// An `EVALSHA` of `script` with `keys`; the caller adds the arguments.
     pub(crate) fn script_call(script: &Script, keys: &[&str]) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
@@ -533,14 +376,7 @@ impl Link {
         }
         let records = reply.map(bytes).collect::<Result<Vec<_>>>()?;
         let lease = match u64::try_from(lease) {
-            Ok(id) if id > 0 && !records.is_empty() => {
-                let lease = Arc::new(Lease {
-                    id,
-                    held: AtomicUsize::new(records.len()),
-                });
-                self.leases().push(Arc::clone(&lease));
-                Some(lease)
-            }
+            Ok(id) if id > 0 && !records.is_empty() => Some(self.leases.hold(id, records.len())),
             _ if records.is_empty() => None,
             _ => {
                 return Err(Error::Protocol(format!(
@@ -585,55 +421,6 @@ impl Link {
             .map_err(|e| call.fail(&e))?;
         Ok(())
     }
-
-    /// Acknowledges jobs, grouped by lease: `(lease, indexes)`, releasing the
-    /// uniqueness keys `(lease, index, id, key)` of the jobs that hold one. One code per
-    /// group (see `ack.lua`): 1 the lease was live and its jobs are deleted, 0 it is gone.
-    pub(crate) async fn ack(
-        &self,
-        groups: &[(u64, Vec<u32>)],
-        uniques: &[(u64, u32, u64, &str)],
-    ) -> Result<Vec<i64>> {
-        let keys = &self.keys;
-        let script = &self.scripts.ack;
-        let mut call = Self::script_call(
-            script,
-            &[
-                &keys.leased,
-                &keys.active,
-                &keys.leases,
-                &keys.stats,
-                &keys.unique,
-                &keys.unique_ttl,
-            ],
-        );
-        call.arg(uniques.len());
-        for &(lease, index, id, key) in uniques {
-            write_field(&mut call, lease, index);
-            call.arg(id).arg(key);
-        }
-        for (lease, indexes) in groups {
-            call.arg(*lease).arg(indexes.len());
-            for &index in indexes {
-                write_field(&mut call, *lease, index);
-            }
-        }
-        let reply = self.invoke("acknowledging jobs", script, &call).await?;
-        Counters::add(&self.counters.ack_flushes, 1);
-        codes(reply, groups.len(), "ack")
-    }
-
-    /// Extends `leases`; returns the ones that are gone.
-    pub(crate) async fn extend(&self, leases: &[u64]) -> Result<Vec<u64>> {
-        let script = &self.scripts.extend;
-        let mut call = Self::script_call(script, &[&self.keys.active]);
-        call.arg(millis(self.config.lease)).arg(leases);
-        array(self.invoke("extending leases", script, &call).await?)?
-            .iter()
-            .map(uint)
-            .collect()
-    }
-
     /// Counts settlement codes: 1 (done) into `done`, the rest (lease lost) as stale.
     fn tally(&self, codes: &[i64], done: &AtomicU64) {
         let settled = codes.iter().filter(|&&code| code == 1).count();
@@ -748,26 +535,6 @@ impl Link {
         }
         Ok(codes)
     }
-
-    /// Gives jobs whose deliveries were dropped unsettled a lease of their own that
-    /// nobody extends (see `abandon.lua`); returns how many were moved.
-    pub(crate) async fn abandon(&self, items: &[(u64, u32)]) -> Result<u64> {
-        let keys = &self.keys;
-        let script = &self.scripts.abandon;
-        let mut call = Self::script_call(
-            script,
-            &[&keys.leased, &keys.active, &keys.leases, &keys.fence],
-        );
-        for &(lease, index) in items {
-            write_field(&mut call, lease, index);
-        }
-        uint(
-            &self
-                .invoke("moving dropped deliveries", script, &call)
-                .await?,
-        )
-    }
-
     /// Moves dead letters back to the queue: all of them (`ids` = `None`) or the given
     /// ones. Returns how many went back.
     pub(crate) async fn requeue(&self, ids: Option<&[u64]>) -> Result<u64> {
@@ -979,11 +746,11 @@ impl std::fmt::Debug for Link {
     }
 }
 
-fn short(script: &str) -> Error {
+pub(crate) fn short(script: &str) -> Error {
     Error::Protocol(format!("{script} returned a truncated reply"))
 }
 
-fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i64>> {
+pub(crate) fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i64>> {
     let codes = array(reply)?.iter().map(int).collect::<Result<Vec<_>>>()?;
     if codes.len() != expected {
         return Err(Error::Protocol(format!(

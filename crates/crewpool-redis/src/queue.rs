@@ -14,9 +14,10 @@ use tokio::sync::watch;
 
 use crate::consumer::RedisConsumer;
 use crate::control::{self, Control};
-use crate::core::{self, Core};
+use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
-use crate::link::{ClientCounters, ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
 
@@ -38,7 +39,7 @@ pub struct RedisQueue<J> {
 
 /// What the queue handle and its consumers share.
 pub(crate) struct Front<J> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) settler: Arc<Settler>,
     runtime: tokio::runtime::Handle,
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
@@ -54,7 +55,7 @@ pub(crate) struct Buffer<J> {
 
 impl<J> Front<J> {
     pub(crate) fn link(&self) -> &Link {
-        &self.core.link
+        &self.settler.link
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
@@ -113,10 +114,10 @@ where
         }
         let (close_signal, _) = watch::channel(false);
         crate::registry::record(&link).await?;
-        let core = Core::start(link, &runtime);
+        let settler = Settler::start(link, &runtime);
         Ok(RedisQueue {
             front: Arc::new(Front {
-                core,
+                settler,
                 runtime,
                 server,
                 close_signal,
@@ -769,7 +770,7 @@ where
     ///
     /// [`Error::Redis`] when the call fails.
     pub async fn extend_leases(&self) -> Result<usize> {
-        core::extend_leases(self.link()).await
+        crate::lease::extend_leases(self.link()).await
     }
 
     /// Runs the housekeeping every fetch does, without taking a job: jobs whose lease
@@ -788,7 +789,7 @@ where
 
     /// How many jobs this process holds (fetched and not yet settled).
     pub fn held(&self) -> usize {
-        self.link().held_count()
+        self.link().leases.held_deliveries()
     }
 
     /// Deletes every key of this queue: pending, running, delayed and dead jobs and the
@@ -817,7 +818,7 @@ where
                 drop(sender);
             } else {
                 let fetcher = Fetcher {
-                    link: Arc::clone(&self.front.core.link),
+                    link: Arc::clone(&self.front.settler.link),
                     buffer: sender,
                     unclaimed: receiver.clone(),
                     demand: Arc::clone(&demand),
@@ -826,7 +827,7 @@ where
                 self.front.runtime.spawn(fetcher.run());
                 if self.link().config.run_schedules {
                     self.front.runtime.spawn(crate::periodic::run(
-                        Arc::clone(&self.front.core.link),
+                        Arc::clone(&self.front.settler.link),
                         self.front.close_signal.subscribe(),
                     ));
                 }
