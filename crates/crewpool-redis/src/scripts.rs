@@ -89,6 +89,7 @@ pub(crate) struct Scripts {
     pub(crate) schedule: Script,
     pub(crate) fire: Script,
     pub(crate) control: Script,
+    pub(crate) reply: Script,
 }
 
 impl Scripts {
@@ -107,6 +108,7 @@ impl Scripts {
             schedule: Script::new(SCHEDULE_LUA),
             fire: Script::new(FIRE_LUA),
             control: Script::new(CONTROL_LUA),
+            reply: Script::new(include_str!("../lua/reply.lua")),
         }
     }
 }

@@ -6,7 +6,14 @@
 //! - `CREWPOOL_TEST_URL` (required), `CREWPOOL_TEST_QUEUE` (default `faults`);
 //! - `CREWPOOL_TEST_WORKERS` (default 2), `CREWPOOL_TEST_LEASE_MS` (default 1000);
 //! - `CREWPOOL_TEST_MODE`: `normal` (default) completes every job; `hang-first` never
-//!   finishes a job's first attempt (a job that is mid-run when the process dies).
+//!   finishes a job's first attempt (a job that is mid-run when the process dies);
+//!   `fail-odd` fails every attempt of an odd job with `odd <job>`.
+//! - `CREWPOOL_TEST_RESULT_TTL_MS`: how long stored results are kept (default 1 hour).
+//! - `CREWPOOL_TEST_ATTEMPTS`: the queue's retry policy, attempts in all (10 ms apart;
+//!   default: the queue's default policy).
+//!
+//! A job's result is `(2 * job, this process's id)`, stored for a producer that waits
+//! for it (the queue declares results of `(u64, u32)` and errors of `String`).
 //! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
 //! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
 //!
@@ -34,12 +41,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue_name = env("CREWPOOL_TEST_QUEUE", "faults");
     let workers: usize = env("CREWPOOL_TEST_WORKERS", "2").parse()?;
     let lease = Duration::from_millis(env("CREWPOOL_TEST_LEASE_MS", "1000").parse()?);
-    let hang_first = env("CREWPOOL_TEST_MODE", "normal") == "hang-first";
+    let mode = env("CREWPOOL_TEST_MODE", "normal");
+    let hang_first = mode == "hang-first";
+    let fail_odd = mode == "fail-odd";
 
     let max_block = Duration::from_millis(env("CREWPOOL_TEST_MAX_BLOCK_MS", "10000").parse()?);
     let mut config = RedisConfig::new(url.as_str(), queue_name.as_str())
         .lease(lease)
         .max_block(max_block);
+    if let Ok(ttl) = std::env::var("CREWPOOL_TEST_RESULT_TTL_MS") {
+        config = config.result_ttl(Duration::from_millis(ttl.parse()?));
+    }
+    if let Ok(attempts) = std::env::var("CREWPOOL_TEST_ATTEMPTS") {
+        config = config.retry(
+            crewpool_redis::RetryPolicy::exponential(attempts.parse()?)
+                .base_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(10)),
+        );
+    }
     if let Ok(weights) = std::env::var("CREWPOOL_TEST_WEIGHTS") {
         let weights = weights
             .split(',')
@@ -50,7 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<Vec<(u8, u32)>, _>>()?;
         config = config.priorities(Priorities::weighted(weights));
     }
-    let queue = RedisQueue::<u64>::connect(config).await?;
+    let queue = RedisQueue::<u64>::connect(config)
+        .await?
+        .with_results::<(u64, u32), String>();
     let recorder = redis::Client::open(url.as_str())?
         .get_connection_manager()
         .await?;
@@ -97,8 +118,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .query_async::<i64>(&mut recorder)
                     .await
                     .map_err(|e| e.to_string())?;
+                if fail_odd && job % 2 == 1 {
+                    println!("failed {} {}", cx.id().0, cx.attempt());
+                    return Err(format!("odd {job}"));
+                }
                 println!("done {} {}", cx.id().0, cx.attempt());
-                Ok::<_, String>(())
+                Ok::<_, String>((2 * job, std::process::id()))
             }
         }))?;
     println!("ready");
