@@ -350,7 +350,7 @@ if count > 0 then
     end
   end
   if #valid > 0 then
-    local lease = string.format('%d', redis.call('INCR', KEYS[4]))
+    local lease = next_lease(KEYS[4])
     local prefix = lease .. ':'
     local fields = {}
     for i = 1, #valid do

@@ -216,7 +216,9 @@ impl Link {
                 write_field(&mut call, *lease, index);
             }
         }
-        let reply = self.invoke("acknowledging jobs", script, &call).await?;
+        let reply = self
+            .invoke_durable("acknowledging jobs", script, &call, true)
+            .await?;
         Counters::add(&self.counters.ack_flushes, 1);
         codes(reply, groups.len(), "ack")
     }

@@ -6,13 +6,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crewpool_core::JobId;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde::{Serialize, Serializer};
 
+use crate::conn::{Conn, Endpoint};
 use crate::control::Control;
 use crate::keys::Keys;
-use crate::link::{Call, client, connect_with_retries, manager};
+use crate::link::{Call, connect_with_retries};
 use crate::queue::DeadEntry;
 use crate::registry::{self, RegisteredQueue};
 use crate::wire::{self, LEVELS, array, bytes, int, uint};
@@ -65,7 +65,7 @@ pub struct Admin {
 struct Inner {
     url: RedisUrl,
     prefix: String,
-    conn: ConnectionManager,
+    conn: Conn,
     requeue: Script,
     control: Script,
     peek_leased: Script,
@@ -93,9 +93,9 @@ impl Admin {
     /// As for [`connect`](Admin::connect).
     pub async fn connect_with(config: &RedisConfig) -> Result<Self> {
         config.validate()?;
-        let client = client(config)?;
-        connect_with_retries(&client, config).await?;
-        let conn = manager(&client, config, config.response_timeout)?;
+        let endpoint = Endpoint::new(config)?;
+        connect_with_retries(&endpoint, config).await?;
+        let conn = endpoint.connect(config, config.response_timeout).await?;
         Ok(Admin {
             inner: Arc::new(Inner {
                 url: config.url.clone(),
@@ -119,7 +119,7 @@ impl Admin {
         &self.inner.prefix
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.inner.conn.clone()
     }
 
@@ -549,7 +549,7 @@ impl QueueAdmin {
         &self.name
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.admin.conn()
     }
 

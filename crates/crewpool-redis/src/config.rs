@@ -40,6 +40,7 @@ pub struct RedisConfig {
     pub(crate) dead_letter_limit: usize,
     pub(crate) dead_letter_bytes: usize,
     pub(crate) ack_mode: AckMode,
+    pub(crate) durability: Durability,
     pub(crate) response_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) connect_retry: Duration,
@@ -69,6 +70,75 @@ pub enum AckMode {
     Queued,
 }
 
+/// How far a write must have gone before the call that made it returns.
+///
+/// Redis replicates asynchronously: a master that dies before its replicas received a
+/// write takes the write with it, and the replica promoted in its place never had it.
+/// [`Durability::replicated`] closes that window for enqueues (and, optionally,
+/// acknowledgements) with Redis's `WAIT`: the call returns only once that many replicas
+/// confirmed the write, at the cost of a replication round trip per call (batched
+/// calls share it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A write is done once the master ran it (what Redis's persistence settings make
+    /// of it on that server). A failover may lose the last writes.
+    #[default]
+    Written,
+    /// A write is done once `replicas` replicas confirmed it (`WAIT`), within
+    /// `timeout`; otherwise the call fails with [`Error::NotReplicated`]: the write was
+    /// made on the master, but may be lost in a failover.
+    Replicated {
+        /// How many replicas must confirm.
+        replicas: u32,
+        /// How long to wait for them.
+        timeout: Duration,
+        /// Whether acknowledgements wait too (else only enqueues do; a lost
+        /// acknowledgement only reruns a job).
+        acks: bool,
+    },
+}
+
+impl Durability {
+    /// Enqueues return once `replicas` replicas have the job (at most `timeout`).
+    pub fn replicated(replicas: u32, timeout: Duration) -> Self {
+        Durability::Replicated {
+            replicas,
+            timeout,
+            acks: false,
+        }
+    }
+
+    /// Acknowledgements wait for the replicas too (no rerun after a failover of the
+    /// jobs whose acknowledgement returned).
+    #[must_use]
+    pub fn with_acks(self) -> Self {
+        match self {
+            Durability::Replicated {
+                replicas, timeout, ..
+            } => Durability::Replicated {
+                replicas,
+                timeout,
+                acks: true,
+            },
+            written => written,
+        }
+    }
+
+    /// `(replicas, timeout)` when enqueues (`ack` false) or acknowledgements (`ack`
+    /// true) wait for replicas.
+    pub(crate) fn wait_for(self, ack: bool) -> Option<(u32, Duration)> {
+        match self {
+            Durability::Replicated {
+                replicas,
+                timeout,
+                acks,
+            } if !ack || acks => Some((replicas, timeout)),
+            _ => None,
+        }
+    }
+}
+
 /// The retry policy of a queue that has none set: 25 attempts, 1 s doubling to at most
 /// an hour, jittered.
 pub(crate) fn default_retry() -> RetryPolicy {
@@ -86,7 +156,11 @@ impl RedisConfig {
     /// response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
-    /// (feature `tls`).
+    /// (feature `tls`); `redis+cluster://[user[:password]@]host:port,host:port,...` for
+    /// a Redis Cluster (the seed nodes; the slot map is read from them); or
+    /// `redis+sentinel://[user[:password]@]host:port,host:port,.../<master name>[/db]`
+    /// for the master a set of Sentinels watch (the user and password are the data
+    /// nodes'; a failover is followed).
     pub fn new(url: impl Into<RedisUrl>, queue: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
@@ -101,6 +175,7 @@ impl RedisConfig {
             dead_letter_limit: 10_000,
             dead_letter_bytes: 64 << 20,
             ack_mode: AckMode::Confirmed,
+            durability: Durability::Written,
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             connect_retry: Duration::ZERO,
@@ -206,6 +281,14 @@ impl RedisConfig {
     #[must_use]
     pub fn ack_mode(mut self, mode: AckMode) -> Self {
         self.ack_mode = mode;
+        self
+    }
+
+    /// How far an enqueue (and optionally an acknowledgement) must have gone before it
+    /// returns (default [`Durability::Written`]; see [`Durability::replicated`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -317,17 +400,22 @@ impl RedisConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if !(self.url.expose().starts_with("redis://") || self.url.is_tls()) {
-            return Err(Error::Config(format!(
-                "the URL must start with redis:// or rediss:// (got {})",
-                self.url
-            )));
-        }
+        crate::conn::Target::parse(&self.url)?;
         #[cfg(not(feature = "tls"))]
         if self.url.is_tls() {
             return Err(Error::Config(
                 "rediss:// needs the `tls` feature of crewpool-redis".to_owned(),
             ));
+        }
+        if let Durability::Replicated {
+            replicas, timeout, ..
+        } = self.durability
+            && (replicas == 0 || timeout >= self.response_timeout)
+        {
+            return Err(Error::Config(format!(
+                "replicated durability needs at least one replica and a timeout under the response timeout ({} replicas within {timeout:?}, response timeout {:?})",
+                replicas, self.response_timeout
+            )));
         }
         if self.queue.is_empty() || self.queue.contains(['{', '}']) {
             return Err(Error::Config(format!(

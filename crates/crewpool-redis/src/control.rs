@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::conn::Conn;
 use redis::{Script, Value};
 use serde::Serialize;
 
@@ -84,7 +84,7 @@ pub(crate) struct ControlState {
 
 /// Applies `op` with `control.lua` (`script`); returns whether the state changed.
 pub(crate) async fn apply(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     url: &RedisUrl,
     script: &Script,
     keys: &Keys,
@@ -168,7 +168,7 @@ impl Link {
     /// marker there (a pause empties the list), and moves nothing.
     pub(crate) async fn wait_for_resume(
         &self,
-        blocking: &mut ConnectionManager,
+        blocking: &mut Conn,
         timeout: Duration,
     ) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);

@@ -45,7 +45,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crewpool_core::{Envelope, JobId};
-use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -121,7 +120,7 @@ pub(crate) struct Fetcher<J> {
 
 impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     pub(crate) async fn run(mut self) {
-        let mut blocking: Option<ConnectionManager> = None;
+        let mut blocking: Option<crate::conn::Conn> = None;
         let mut in_flight: Option<Block> = None;
         let mut backoff = Backoff::new();
         let config = &self.link.config;
@@ -190,7 +189,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
 
             // Block until a push, a due time, a local retry, or max_block.
             if blocking.is_none() {
-                match self.link.blocking_connection() {
+                match self.link.blocking_connection().await {
                     Ok(conn) => blocking = Some(conn),
                     Err(error) => {
                         if self.pause_after(&error, &mut backoff).await {

@@ -496,7 +496,7 @@
 //! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
 //! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
 //! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
-//! | `fence` | string | the last lease number given |
+//! | `fence` | string | the last lease number given (see `lua/fence.lua`) |
 //! | `scheduled` | sorted set | record → due time (ms): jobs enqueued for later |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
 //! | `unique` | hash | uniqueness key → the id of the job holding it |
@@ -522,7 +522,9 @@
 //! tools find every queue without `SCAN`ning the keyspace. It is written with plain
 //! commands only, never inside a queue's scripts.
 //!
-//! Each fetch takes a new lease number from `fence`; the field `<lease>:<n>` is the
+//! Each fetch takes a new lease number from `fence`: one more than the last, and never
+//! below Redis's clock in microseconds, so a replica promoted by a failover, which may
+//! lack the last increments, still issues numbers no delivery had. The field `<lease>:<n>` is the
 //! delivery's fencing token: a settlement deletes it only if it is still there, and a
 //! lease that expires is taken back whole (its fields deleted, its jobs pushed back),
 //! so a late settlement finds nothing to change.
@@ -628,6 +630,7 @@ mod acker;
 mod admin;
 mod backoff;
 mod config;
+mod conn;
 mod consumer;
 mod control;
 mod counters;
@@ -654,7 +657,7 @@ pub use admin::{
     Admin, DeathView, FiredTick, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin,
     QueueOverview, ScheduleView, UniqueKeyView,
 };
-pub use config::{AckMode, RedisConfig};
+pub use config::{AckMode, Durability, RedisConfig};
 pub use consumer::RedisConsumer;
 pub use control::RateLimit;
 pub use counters::ClientCounters;

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value,
 };
 
 use crewpool_core::RetryPolicy;
 
+use crate::conn::{Conn, Endpoint};
 use crate::counters::Counters;
 use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
@@ -85,8 +86,8 @@ pub(crate) struct Link {
     pub(crate) config: RedisConfig,
     pub(crate) keys: Keys,
     pub(crate) scripts: Scripts,
-    client: Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    conn: Conn,
     pub(crate) counters: Counters,
     /// The leases this process fetched and still holds deliveries of.
     pub(crate) leases: Leases,
@@ -119,13 +120,13 @@ impl Link {
     /// reached) and reads what the server is.
     pub(crate) async fn connect(config: RedisConfig) -> Result<(Self, ServerInfo)> {
         config.validate()?;
-        let client = client(&config)?;
-        let server = connect_with_retries(&client, &config).await?;
-        let conn = manager(&client, &config, config.response_timeout)?;
+        let endpoint = Endpoint::new(&config)?;
+        let server = connect_with_retries(&endpoint, &config).await?;
+        let conn = endpoint.connect(&config, config.response_timeout).await?;
         let link = Link {
             keys: Keys::new(&config.prefix, &config.queue),
             scripts: Scripts::new(),
-            client,
+            endpoint,
             conn,
             counters: Counters::default(),
             leases: Leases::default(),
@@ -156,12 +157,12 @@ impl Link {
 
     /// A second connection, for the blocking wait (which would stall every command
     /// multiplexed behind it). Made on its first use.
-    pub(crate) fn blocking_connection(&self) -> Result<ConnectionManager> {
+    pub(crate) async fn blocking_connection(&self) -> Result<Conn> {
         let timeout = self.config.max_block + self.config.response_timeout;
-        manager(&self.client, &self.config, timeout)
+        self.endpoint.connect(&self.config, timeout).await
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -233,12 +234,56 @@ impl Link {
         }
     }
 
+    /// As [`invoke`](Self::invoke), followed in the same round trip by a `WAIT` when
+    /// the durability asks for replicas for this kind of write (`ack`: an
+    /// acknowledgement, else an enqueue); fails with [`Error::NotReplicated`] when
+    /// fewer confirmed it in time.
+    pub(crate) async fn invoke_durable(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+        ack: bool,
+    ) -> Result<Value> {
+        let Some((replicas, timeout)) = self.config.durability.wait_for(ack) else {
+            return self.invoke(what, script, cmd).await;
+        };
+        let call = self.call(what);
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(millis(timeout));
+        let replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+            Ok(replies) => replies,
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?;
+                pipe.query_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?
+            }
+            Err(error) => return Err(call.fail(&error)),
+        };
+        let [reply, confirmed]: [Value; 2] = replies
+            .try_into()
+            .map_err(|_| Error::Protocol(format!("{what}: no reply to WAIT")))?;
+        replicated(uint(&confirmed)?, replicas, timeout)?;
+        Ok(reply)
+    }
+
     /// Enqueues one encoded envelope in one script call; returns its id.
     pub(crate) async fn enqueue(&self, envelope: &[u8]) -> Result<u64> {
         let script = &self.scripts.enqueue;
         let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
         call.arg(envelope);
-        let reply = array(self.invoke("enqueueing", script, &call).await?)?;
+        let reply = array(
+            self.invoke_durable("enqueueing", script, &call, false)
+                .await?,
+        )?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
                 "enqueue returned {} values",
@@ -267,7 +312,14 @@ impl Link {
         let first = last + 1 - total as u64;
         let mut pipe = redis::pipe();
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
-        pipe.atomic();
+        // With replicated durability, a WAIT follows the EXEC in the same round trip
+        // (so on the same connection and, in a Cluster, the same node).
+        let wait = self.config.durability.wait_for(false);
+        if wait.is_some() {
+            pipe.cmd("MULTI");
+        } else {
+            pipe.atomic();
+        }
         let mut next = first;
         for chunk in envelopes.chunks(ENQUEUE_CHUNK) {
             let mut lpush = redis::cmd("LPUSH");
@@ -278,10 +330,22 @@ impl Link {
             }
             pipe.add_command(lpush);
         }
-        let replies: Vec<Value> = pipe
+        if let Some((replicas, timeout)) = wait {
+            pipe.cmd("EXEC")
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(millis(timeout));
+        }
+        let mut replies: Vec<Value> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| call.fail(&e))?;
+        if let Some((replicas, timeout)) = wait {
+            let confirmed = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replicated(uint(&confirmed)?, replicas, timeout)?;
+            let exec = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replies = array(exec)?;
+        }
         if let Some(pending) = replies.last() {
             self.observe_pending(uint(pending)?);
         }
@@ -403,11 +467,7 @@ impl Link {
     /// passes. Moves nothing: `BLMOVE pending pending LEFT LEFT` pops the newest job
     /// and pushes it straight back where it was, so a wait that is dropped, or a
     /// process that dies while waiting, strands no job.
-    pub(crate) async fn wait_for_jobs(
-        &self,
-        blocking: &mut ConnectionManager,
-        timeout: Duration,
-    ) -> Result<()> {
+    pub(crate) async fn wait_for_jobs(&self, blocking: &mut Conn, timeout: Duration) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);
         let call = self.call("waiting for jobs");
         let _: Value = redis::cmd("BLMOVE")
@@ -598,7 +658,7 @@ impl Link {
             }
         }
         let reply = array(
-            self.invoke("enqueueing with options", script, &call)
+            self.invoke_durable("enqueueing with options", script, &call, false)
                 .await?,
         )?;
         if reply.len() != envelopes.len() {
@@ -761,6 +821,18 @@ pub(crate) fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i
     Ok(codes)
 }
 
+/// `Ok` when `confirmed` replicas are enough.
+fn replicated(confirmed: u64, wanted: u32, timeout: Duration) -> Result<()> {
+    if confirmed >= u64::from(wanted) {
+        return Ok(());
+    }
+    Err(Error::NotReplicated {
+        confirmed: u32::try_from(confirmed).unwrap_or(u32::MAX),
+        wanted,
+        waited_ms: millis(timeout),
+    })
+}
+
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -817,7 +889,7 @@ const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Opens a connection and reads the server's `INFO`, trying again while Redis cannot
 /// be reached until [`RedisConfig::connect_retry_for`] has passed.
 pub(crate) async fn connect_with_retries(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> Result<ServerInfo> {
     let url = &config.url;
@@ -826,7 +898,7 @@ pub(crate) async fn connect_with_retries(
     let mut delay = CONNECT_BACKOFF_FIRST;
     let mut attempts = 1_u32;
     loop {
-        let error = match probe(client, config).await {
+        let error = match probe(endpoint, config).await {
             Ok(server) => {
                 if attempts > 1 {
                     tracing::info!(%url, attempts, waited = %seconds(started.elapsed()), "connected to Redis");
@@ -857,10 +929,15 @@ pub(crate) async fn connect_with_retries(
 /// `INFO` on it (within the response timeout). The connection is closed afterwards;
 /// the queue's own connections are opened on their first use.
 async fn probe(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> std::result::Result<ServerInfo, ClientError> {
     let url = &config.url;
+    let started = Instant::now();
+    let client = endpoint
+        .node_client(config)
+        .await
+        .map_err(|error| ClientError::new(&error, url, started.elapsed()))?;
     let settings = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout));
@@ -901,23 +978,4 @@ async fn probe(
         version: field("redis_version").unwrap_or_default(),
         maxmemory_policy: field("maxmemory_policy").unwrap_or_default(),
     })
-}
-
-/// A connection manager that connects on its first use and reconnects with backoff.
-pub(crate) fn manager(
-    client: &Client,
-    config: &RedisConfig,
-    response_timeout: Duration,
-) -> Result<ConnectionManager> {
-    // Reconnects back off exponentially from 50 ms to 2 s; each attempt gives up after
-    // the connect timeout. A command issued while Redis is away fails, and its caller
-    // backs off too.
-    let manager_config = ConnectionManagerConfig::new()
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2))
-        .set_number_of_retries(4)
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(response_timeout));
-    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .map_err(|e| Error::Config(config.url.scrub(e.to_string())))
 }

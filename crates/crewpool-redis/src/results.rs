@@ -301,22 +301,27 @@ async fn listen(
         if *closed.borrow() {
             return;
         }
-        let conn = match &blocking {
-            Some(conn) => Ok(conn),
-            None => link
-                .blocking_connection()
-                .map(|conn| &*blocking.insert(conn)),
-        };
-        let popped = match conn {
-            Ok(conn) => {
-                let mut conn = conn.clone();
+        let popped = match blocking.clone() {
+            Some(mut conn) => {
                 let wait = link.config.max_block;
                 tokio::select! {
                     popped = take(&link, &mut conn, &key, wait) => popped,
                     _ = closed.changed() => return,
                 }
             }
-            Err(error) => Err(error),
+            None => {
+                let connected = tokio::select! {
+                    connected = link.blocking_connection() => connected,
+                    _ = closed.changed() => return,
+                };
+                match connected {
+                    Ok(conn) => {
+                        blocking = Some(conn);
+                        continue;
+                    }
+                    Err(error) => Err(error),
+                }
+            }
         };
         let Some(waiters) = waiters.upgrade() else {
             return;
@@ -350,7 +355,7 @@ async fn listen(
 /// Waits up to `wait` for an entry on `key`, then takes up to 1,000 more at once.
 async fn take(
     link: &Link,
-    blocking: &mut redis::aio::ConnectionManager,
+    blocking: &mut crate::conn::Conn,
     key: &str,
     wait: Duration,
 ) -> Result<Vec<Vec<u8>>> {

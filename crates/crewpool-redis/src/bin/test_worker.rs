@@ -11,11 +11,14 @@
 //! - `CREWPOOL_TEST_RESULT_TTL_MS`: how long stored results are kept (default 1 hour).
 //! - `CREWPOOL_TEST_ATTEMPTS`: the queue's retry policy, attempts in all (10 ms apart;
 //!   default: the queue's default policy).
+//! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
+//! - `CREWPOOL_TEST_RECORD_URL`: a `redis://` server to record runs in (default: the
+//!   queue's URL, which must then be a single server's); the Cluster and Sentinel
+//!   tests record on a server of their own, which their faults never touch.
+//! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
 //!
 //! A job's result is `(2 * job, this process's id)`, stored for a producer that waits
 //! for it (the queue declares results of `(u64, u32)` and errors of `String`).
-//! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
-//! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
@@ -72,7 +75,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue = RedisQueue::<u64>::connect(config)
         .await?
         .with_results::<(u64, u32), String>();
-    let recorder = redis::Client::open(url.as_str())?
+    let record_url = std::env::var("CREWPOOL_TEST_RECORD_URL").unwrap_or_else(|_| url.clone());
+    let recorder = redis::Client::open(record_url.as_str())?
         .get_connection_manager()
         .await?;
     let runs_key = format!("{queue_name}:test:runs");
