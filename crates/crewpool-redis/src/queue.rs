@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, RetryPolicy, Retryable};
+use crewpool_core::{
+    Envelope, JobId, PushError, Queue, QueueError, Replies, RetryPolicy, Retryable,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +19,7 @@ use crate::control::{self, Control};
 use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::results::{Codec, Typed, Waiters};
 use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
@@ -44,6 +47,9 @@ pub(crate) struct Front<J> {
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
     buffer: OnceLock<Buffer<J>>,
+    /// The result type, once [`RedisQueue::with_results`] set it: the codec, and the
+    /// handles of this process waiting for results.
+    pub(crate) results: OnceLock<Arc<Waiters>>,
     _job: PhantomData<fn() -> J>,
 }
 
@@ -122,9 +128,38 @@ where
                 server,
                 close_signal,
                 buffer: OnceLock::new(),
+                results: OnceLock::new(),
                 _job: PhantomData,
             }),
         })
+    }
+
+    /// Declares the type of this queue's job results, `T` (a pool's `Worker::Output`)
+    /// and `E` (its `Worker::Error`), so that a pool on this queue offers `submit`
+    /// with a handle that resolves with the job's outcome, wherever it runs. Call it in
+    /// the producer **and** in every worker process (a worker stores the outcome of a
+    /// job whose producer waits only if it knows the types; a worker process without
+    /// it, or of a release before results, stores nothing and the handle waits until
+    /// its timeout). See "Results" in the crate docs.
+    ///
+    /// Once per queue handle: a second call keeps the first types.
+    #[must_use]
+    pub fn with_results<T, E>(self) -> Self
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let codec: Arc<dyn Codec> = Arc::new(Typed::<T, E>::new());
+        let _ = self.front.results.set(Arc::new(Waiters::new(codec)));
+        self
+    }
+
+    /// Results this process waits for and has not received yet (handles, including
+    /// ones dropped or timed out, until their result comes or
+    /// [`result_ttl`](RedisConfig::result_ttl) passes), plus results that came before
+    /// their handle was registered.
+    pub fn awaiting_results(&self) -> usize {
+        self.front.results.get().map_or(0, |waiters| waiters.len())
     }
 
     /// Adds one job; returns its id.
@@ -848,21 +883,54 @@ where
     type Consumer = RedisConsumer<J>;
 
     /// Enqueues the job with an id Redis assigns, and returns that id (the one its
-    /// consumers deliver it under); the envelope's `id`, `attempt` and `reply` are not
-    /// sent (a reply cannot cross processes: it is dropped).
+    /// consumers deliver it under); the envelope's `id` and `attempt` are not sent.
+    /// With a `reply` (a pool's `submit`), the job carries this handle's reply channel
+    /// and the reply waits here for the outcome the worker stores (see
+    /// [`with_results`](RedisQueue::with_results)); without `with_results` such a push
+    /// is refused with [`Error::Config`].
     fn push(
         &self,
-        envelope: Envelope<J>,
+        mut envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
-        let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
+        let max = self.link().config.max_payload;
+        let reply = envelope.reply.take();
+        let waiters = self.front.results.get().cloned();
+        let encoded = match (&reply, &waiters) {
+            (None, _) => wire::encode(&envelope.job, max),
+            (Some(_), Some(waiters)) => {
+                wire::encode_with_reply(&envelope.job, max, &waiters.channel)
+            }
+            (Some(_), None) => Err(Error::Config(
+                "a handle to this job's result needs RedisQueue::with_results::<Output, Error>() \
+                 on the queue (in the producer and the workers); use spawn for no handle"
+                    .to_owned(),
+            )),
+        };
+        let stored = self.store(encoded);
         async move {
-            stored.await.map_err(|error| match error {
-                Error::Closed => PushError::Closed(envelope),
-                error => PushError::Backend {
-                    item: envelope,
-                    source: error.into(),
-                },
-            })
+            match stored.await {
+                Ok(id) => {
+                    if let (Some(reply), Some(waiters)) = (reply, waiters) {
+                        waiters.listen(
+                            &self.front.settler.link,
+                            &self.front.runtime,
+                            self.front.close_signal.subscribe(),
+                        );
+                        waiters.register(id.0, reply);
+                    }
+                    Ok(id)
+                }
+                Err(error) => {
+                    envelope.reply = reply;
+                    Err(match error {
+                        Error::Closed => PushError::Closed(envelope),
+                        error => PushError::Backend {
+                            item: envelope,
+                            source: error.into(),
+                        },
+                    })
+                }
+            }
         }
     }
 
@@ -911,6 +979,10 @@ where
         self.link().counters.snapshot().undecodable
     }
 }
+
+/// A job's outcome comes back to the process that submitted it, wherever the job ran,
+/// once the queue knows the result type ([`RedisQueue::with_results`]).
+impl<J> Replies for RedisQueue<J> where J: Serialize + DeserializeOwned + Send + 'static {}
 
 /// Redis keeps every job until it is settled: a retry is scheduled in Redis, no copy is
 /// kept, and the job type needs no `Clone`.
