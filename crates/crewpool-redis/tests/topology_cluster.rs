@@ -37,7 +37,13 @@ async fn a_cluster_passes_conformance_retries_and_fencing() {
         "five queues all on one master: {masters:?}"
     );
 
-    testkit::delivers_what_was_pushed(queue(&cluster, "delivers").await).await;
+    // One of its jobs carries a reply: a queue with a result type takes it.
+    testkit::delivers_what_was_pushed(
+        queue(&cluster, "delivers")
+            .await
+            .with_results::<u64, String>(),
+    )
+    .await;
     testkit::close_and_drain(queue(&cluster, "drain").await).await;
     assert_eq!(queue(&cluster, "drain").await.len().await.unwrap(), 64);
     testkit::next_is_cancel_safe(queue(&cluster, "cancel").await).await;
