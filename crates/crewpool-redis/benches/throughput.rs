@@ -7,6 +7,9 @@
 //! - **enqueued/s**: [`RedisQueue::enqueue_bulk`] of the same backlog;
 //! - **idle pickup**: enqueue to job start, p50/p99, while the pool is idle (its
 //!   fetcher blocked in Redis);
+//! - **result round trip**: a pool's `submit` to the job's result in the producer's
+//!   handle, p50/p99, on an idle queue (a worker pool on its own connection, the
+//!   producer's listener blocked on its reply channel);
 //! - **re-pickup**: SIGKILL of a worker *process* holding a job, to the job starting
 //!   again in this process (bounded below by the lease);
 //! - two **baselines** in the same run, on the same server, for scale: raw pipelined
@@ -19,6 +22,10 @@
 //!   (distinct keys, 64 enqueues in flight), and the **lateness** of a scheduled job
 //!   (its due time to its start, p50/p99) on an idle pool and on a pool busy draining a
 //!   backlog.
+//!
+//! - on request (`--only single`), **single enqueues/s** (64 in flight), and with
+//!   `--replica`/`--replicated` a replica of the server, without or with waiting for
+//!   it (`Durability::replicated`): what `WAIT` costs.
 //!
 //! Besides wall-clock rates it reports CPU per job on both sides: Redis's
 //! (`INFO cpu`, its whole process) and this process's (`/proc/self/stat`), which is
@@ -41,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, JobOptions, RedisConfig, RedisQueue};
+use crewpool_redis::{AckMode, Durability, JobOptions, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 use tokio::sync::Notify;
 
@@ -56,11 +63,15 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --pickups K      jobs for the idle pickup latency (default 1000)
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
-  --only WHAT      only one of: enqueue, processed, pickup, repickup, baselines,
+  --only WHAT      only one of: enqueue, processed, pickup, roundtrip, repickup, baselines,
                    scheduled (made due/s), unique (unique enqueues/s), lateness
   --lateness K     scheduled jobs per lateness measurement (default 200)
   --ack-mode M     processed/s with only this ack mode: queued or confirmed
-  --commandstats   print Redis's INFO commandstats after each processed run";
+  --commandstats   print Redis's INFO commandstats after each processed run
+  --replica        give the server a replica (replication's own cost)
+  --replicated     give the server a replica and wait for it (Durability::replicated,
+                   1 replica, acknowledgements too): the cost of WAIT
+  --only single    single enqueues/s (64 in flight)";
 
 /// Hang guard for a single measurement.
 const HANG_GUARD: Duration = Duration::from_secs(600);
@@ -79,6 +90,8 @@ struct Options {
     ack_modes: Vec<AckMode>,
     commandstats: bool,
     lateness: usize,
+    replica: bool,
+    replicated: bool,
 }
 
 impl Options {
@@ -96,6 +109,8 @@ impl Options {
             ack_modes: vec![AckMode::Queued, AckMode::Confirmed],
             commandstats: false,
             lateness: 200,
+            replica: false,
+            replicated: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -125,6 +140,11 @@ impl Options {
                     }
                 }
                 "--commandstats" => options.commandstats = true,
+                "--replica" => options.replica = true,
+                "--replicated" => {
+                    options.replica = true;
+                    options.replicated = true;
+                }
                 "--lateness" => {
                     options.lateness = value("--lateness").parse().expect("--lateness K");
                 }
@@ -207,9 +227,51 @@ fn median(mut samples: Vec<Sample>) -> (Sample, f64, f64) {
 }
 
 fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
-    RedisConfig::new(server.url(), queue)
+    let config = RedisConfig::new(server.url(), queue)
         .batch_size(options.batch)
-        .prefetch(options.prefetch)
+        .prefetch(options.prefetch);
+    if options.replicated {
+        config.durability(Durability::replicated(1, Duration::from_secs(1)).with_acks())
+    } else {
+        config
+    }
+}
+
+/// Single enqueues, 64 in flight (each one script call, and one WAIT with
+/// `--replicated`).
+async fn single_enqueues(server: &RedisServer, options: &Options, run: usize) -> Sample {
+    const IN_FLIGHT: u64 = 64;
+    let queue = Arc::new(
+        RedisQueue::<u64>::connect(config(server, &format!("single-{run}"), options))
+            .await
+            .expect("connect"),
+    );
+    let jobs = options.jobs;
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..IN_FLIGHT {
+        let queue = Arc::clone(&queue);
+        tasks.push(tokio::spawn(async move {
+            let mut job = lane;
+            while job < jobs {
+                queue.enqueue(&job).await.expect("enqueue");
+                job += IN_FLIGHT;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an enqueuer");
+    }
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    assert_eq!(queue.stats().await.expect("stats").pending, jobs);
+    queue.purge().await.expect("purge");
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
 }
 
 /// Enqueues `jobs` no-op jobs in bulk; returns the sample of the enqueue.
@@ -439,6 +501,51 @@ async fn pickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
         latencies.push(at.duration_since(pushed));
     }
     pool.shutdown().await;
+    latencies.sort();
+    latencies
+}
+
+/// `submit` to the result in the producer's handle, one job at a time on an idle
+/// queue: a worker pool and the producer's pool (which may run the job too) on their
+/// own connections, every fetcher and the producer's listener blocked in Redis.
+async fn roundtrip(server: &RedisServer, options: &Options) -> Vec<Duration> {
+    let connect = || async {
+        RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "roundtrip"))
+            .await
+            .expect("connect")
+            .with_results::<u64, String>()
+    };
+    let double = |job: u64| async move { Ok::<u64, String>(2 * job) };
+    let workers = PoolBuilder::new()
+        .workers(8)
+        .queue(connect().await)
+        .build(double)
+        .expect("a pool");
+    let producer = PoolBuilder::new()
+        .workers(1)
+        .queue(connect().await)
+        .build(double)
+        .expect("a pool");
+    let mut latencies = Vec::with_capacity(options.pickups);
+    for job in 0..options.pickups as u64 {
+        // Idle: both fetchers blocked, and from the second job on the listener too.
+        let idle = if job == 0 { 2 } else { 3 };
+        let guard = Instant::now();
+        while blocked_clients(server) < idle {
+            assert!(guard.elapsed() < HANG_GUARD, "the fetchers never blocked");
+            tokio::task::yield_now().await;
+        }
+        let submitted = Instant::now();
+        let handle = producer.submit(job).await.expect("submit");
+        let doubled = tokio::time::timeout(HANG_GUARD, handle)
+            .await
+            .expect("hang guard")
+            .expect("the job's result");
+        latencies.push(submitted.elapsed());
+        assert_eq!(doubled, 2 * job);
+    }
+    producer.shutdown().await;
+    workers.shutdown().await;
     latencies.sort();
     latencies
 }
@@ -710,6 +817,27 @@ fn main() {
     runtime.block_on(async {
         // No persistence here: what is measured is the queue, not the disk.
         let server = RedisServer::start();
+        let _replica = options.replica.then(|| {
+            let replica = RedisServer::builder()
+                .args(&["--replicaof", "127.0.0.1", &server.port().to_string()])
+                .start();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+            {
+                assert!(Instant::now() < deadline, "the replica did not sync");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            replica
+        });
+        if options.only.as_deref() == Some("single") {
+            let mut samples = Vec::new();
+            for run in 0..options.runs {
+                samples.push(single_enqueues(&server, &options, run).await);
+            }
+            row(&mut rows, "single enqueues/s (64 in flight)", median(samples));
+        }
         if options.wants("enqueue") {
             let mut samples = Vec::new();
             for run in 0..options.runs {
@@ -789,6 +917,16 @@ fn main() {
             let latencies = pickup(&server, &options).await;
             latency_rows.push(format!(
                 "| idle pickup (enqueue to start), {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
+                latencies.len(),
+                percentile(&latencies, 50),
+                percentile(&latencies, 99),
+                latencies[latencies.len() - 1],
+            ));
+        }
+        if options.wants("roundtrip") && options.pickups > 0 {
+            let latencies = roundtrip(&server, &options).await;
+            latency_rows.push(format!(
+                "| result round trip (submit to result), {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
                 latencies.len(),
                 percentile(&latencies, 50),
                 percentile(&latencies, 99),

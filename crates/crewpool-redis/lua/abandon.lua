@@ -21,7 +21,7 @@ for i = 1, #ARGV do
     local taken = redis.call('HGET', KEYS[3], lease .. ':t') or now
     redis.call('HDEL', KEYS[1], ARGV[i])
     let_go(lease, 1)
-    local own = string.format('%d', redis.call('INCR', KEYS[4]))
+    local own = next_lease(KEYS[4])
     redis.call('HSET', KEYS[1], own .. ':1', record)
     redis.call('ZADD', KEYS[2], deadline, own)
     redis.call('HSET', KEYS[3], own, 1, own .. ':n', 1, own .. ':t', taken)

@@ -40,12 +40,14 @@ pub struct RedisConfig {
     pub(crate) dead_letter_limit: usize,
     pub(crate) dead_letter_bytes: usize,
     pub(crate) ack_mode: AckMode,
+    pub(crate) durability: Durability,
     pub(crate) response_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) connect_retry: Duration,
     pub(crate) max_block: Duration,
     pub(crate) priorities: Priorities,
     pub(crate) run_schedules: bool,
+    pub(crate) result_ttl: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
@@ -68,6 +70,75 @@ pub enum AckMode {
     Queued,
 }
 
+/// How far a write must have gone before the call that made it returns.
+///
+/// Redis replicates asynchronously: a master that dies before its replicas received a
+/// write takes the write with it, and the replica promoted in its place never had it.
+/// [`Durability::replicated`] closes that window for enqueues (and, optionally,
+/// acknowledgements) with Redis's `WAIT`: the call returns only once that many replicas
+/// confirmed the write, at the cost of a replication round trip per call (batched
+/// calls share it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A write is done once the master ran it (what Redis's persistence settings make
+    /// of it on that server). A failover may lose the last writes.
+    #[default]
+    Written,
+    /// A write is done once `replicas` replicas confirmed it (`WAIT`), within
+    /// `timeout`; otherwise the call fails with [`Error::NotReplicated`]: the write was
+    /// made on the master, but may be lost in a failover.
+    Replicated {
+        /// How many replicas must confirm.
+        replicas: u32,
+        /// How long to wait for them.
+        timeout: Duration,
+        /// Whether acknowledgements wait too (else only enqueues do; a lost
+        /// acknowledgement only reruns a job).
+        acks: bool,
+    },
+}
+
+impl Durability {
+    /// Enqueues return once `replicas` replicas have the job (at most `timeout`).
+    pub fn replicated(replicas: u32, timeout: Duration) -> Self {
+        Durability::Replicated {
+            replicas,
+            timeout,
+            acks: false,
+        }
+    }
+
+    /// Acknowledgements wait for the replicas too (no rerun after a failover of the
+    /// jobs whose acknowledgement returned).
+    #[must_use]
+    pub fn with_acks(self) -> Self {
+        match self {
+            Durability::Replicated {
+                replicas, timeout, ..
+            } => Durability::Replicated {
+                replicas,
+                timeout,
+                acks: true,
+            },
+            written => written,
+        }
+    }
+
+    /// `(replicas, timeout)` when enqueues (`ack` false) or acknowledgements (`ack`
+    /// true) wait for replicas.
+    pub(crate) fn wait_for(self, ack: bool) -> Option<(u32, Duration)> {
+        match self {
+            Durability::Replicated {
+                replicas,
+                timeout,
+                acks,
+            } if !ack || acks => Some((replicas, timeout)),
+            _ => None,
+        }
+    }
+}
+
 /// The retry policy of a queue that has none set: 25 attempts, 1 s doubling to at most
 /// an hour, jittered.
 pub(crate) fn default_retry() -> RetryPolicy {
@@ -85,7 +156,11 @@ impl RedisConfig {
     /// response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
-    /// (feature `tls`).
+    /// (feature `tls`); `redis+cluster://[user[:password]@]host:port,host:port,...` for
+    /// a Redis Cluster (the seed nodes; the slot map is read from them); or
+    /// `redis+sentinel://[user[:password]@]host:port,host:port,.../<master name>[/db]`
+    /// for the master a set of Sentinels watch (the user and password are the data
+    /// nodes'; a failover is followed).
     pub fn new(url: impl Into<RedisUrl>, queue: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
@@ -100,12 +175,14 @@ impl RedisConfig {
             dead_letter_limit: 10_000,
             dead_letter_bytes: 64 << 20,
             ack_mode: AckMode::Confirmed,
+            durability: Durability::Written,
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             connect_retry: Duration::ZERO,
             max_block: Duration::from_secs(10),
             priorities: Priorities::strict(),
             run_schedules: true,
+            result_ttl: Duration::from_secs(3600),
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -207,6 +284,14 @@ impl RedisConfig {
         self
     }
 
+    /// How far an enqueue (and optionally an acknowledgement) must have gone before it
+    /// returns (default [`Durability::Written`]; see [`Durability::replicated`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// How long a command may take before it fails as a timeout (default 5 s).
     #[must_use]
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
@@ -234,6 +319,18 @@ impl RedisConfig {
     #[must_use]
     pub fn connect_retry_for(mut self, wait: Duration) -> Self {
         self.connect_retry = wait;
+        self
+    }
+
+    /// How long a job's result is kept for its producer (default 1 hour), in the
+    /// process that stores it (the worker's setting applies): the outcome under the
+    /// job's id and the producer's reply channel expire after it, so a producer that
+    /// stopped waiting or died leaves nothing behind beyond it. A producer forgets a
+    /// handle whose result did not come within its own `result_ttl` (the handle then
+    /// resolves as not run). See "Results" in the crate docs.
+    #[must_use]
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl;
         self
     }
 
@@ -303,23 +400,33 @@ impl RedisConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        if !(self.url.expose().starts_with("redis://") || self.url.is_tls()) {
-            return Err(Error::Config(format!(
-                "the URL must start with redis:// or rediss:// (got {})",
-                self.url
-            )));
-        }
+        crate::conn::Target::parse(&self.url)?;
         #[cfg(not(feature = "tls"))]
         if self.url.is_tls() {
             return Err(Error::Config(
                 "rediss:// needs the `tls` feature of crewpool-redis".to_owned(),
             ));
         }
+        if let Durability::Replicated {
+            replicas, timeout, ..
+        } = self.durability
+            && (replicas == 0 || timeout >= self.response_timeout)
+        {
+            return Err(Error::Config(format!(
+                "replicated durability needs at least one replica and a timeout under the response timeout ({} replicas within {timeout:?}, response timeout {:?})",
+                replicas, self.response_timeout
+            )));
+        }
         if self.queue.is_empty() || self.queue.contains(['{', '}']) {
             return Err(Error::Config(format!(
                 "the queue name must be non-empty and contain no braces (got {:?})",
                 self.queue
             )));
+        }
+        if self.result_ttl < Duration::from_millis(1) {
+            return Err(Error::Config(
+                "the result TTL must be at least 1 ms".to_owned(),
+            ));
         }
         if self.lease < Duration::from_millis(100) {
             return Err(Error::Config(

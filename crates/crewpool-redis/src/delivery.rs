@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
-use crate::core::Core;
-use crate::link::{BuryStat, Lease};
+use crate::lease::Lease;
+use crate::link::BuryStat;
+use crate::results::Stash;
+use crate::settler::Settler;
 use crate::{Error, Result};
 
 /// One delivery of a job from a [`RedisQueue`](crate::RedisQueue): the lease this
@@ -45,7 +47,7 @@ use crate::{Error, Result};
 /// # async fn send_mail(_: &str) -> Result<(), String> { Ok(()) }
 /// ```
 pub struct RedisDelivery {
-    core: Arc<Core>,
+    settler: Arc<Settler>,
     lease: Arc<Lease>,
     /// The job's place in its lease: the field `<lease>:<index>` of `leased`.
     index: u32,
@@ -57,6 +59,9 @@ pub struct RedisDelivery {
     unique: Option<Arc<str>>,
     /// Handed to a settlement: no longer held, so no longer heartbeated.
     handed: bool,
+    /// The reply channel of the producer waiting for the job's outcome, and the
+    /// outcome once the runtime sent it (stored before the settlement).
+    result: Option<(Arc<str>, Stash)>,
 }
 
 /// Where a delivery's job is and what it holds.
@@ -70,9 +75,9 @@ pub(crate) struct Place {
 }
 
 impl RedisDelivery {
-    pub(crate) fn new(core: Arc<Core>, place: Place, id: u64, attempt: u32) -> Self {
+    pub(crate) fn new(settler: Arc<Settler>, place: Place, id: u64, attempt: u32) -> Self {
         RedisDelivery {
-            core,
+            settler,
             lease: place.lease,
             index: place.index,
             id,
@@ -80,6 +85,29 @@ impl RedisDelivery {
             level: place.level,
             unique: place.unique,
             handed: false,
+            result: None,
+        }
+    }
+
+    /// The producer's reply channel and where the outcome will be stashed.
+    pub(crate) fn with_result(mut self, result: Option<(Arc<str>, Stash)>) -> Self {
+        self.result = result;
+        self
+    }
+
+    /// Stores the job's final outcome for the producer waiting for it, if there is
+    /// one: before the settlement, so an acknowledged job always has its result
+    /// stored (a worker that dies in between runs the job again, at-least-once). A
+    /// failure is logged: the producer's handle then waits until its timeout.
+    async fn store_result(&mut self) {
+        let Some((channel, stash)) = self.result.take() else {
+            return;
+        };
+        let Some(outcome) = stash.get() else {
+            return;
+        };
+        if let Err(error) = self.settler.link.reply(self.id, &channel, outcome).await {
+            tracing::warn!(job = self.id, error = %crate::error::Chain(&error), "could not store a job's result for its producer");
         }
     }
 
@@ -125,7 +153,7 @@ impl RedisDelivery {
     /// [`Error::LeaseLost`] when this delivery no longer owns the job; a Redis error
     /// when the call failed (the job then comes back when its lease expires).
     pub async fn fail(mut self, reason: &str) -> Result<()> {
-        let policy = self.core.link.retry_policy();
+        let policy = self.settler.link.retry_policy();
         let again = policy.should_retry(&Failure::new(FailureKind::Failed, self.attempt, &reason));
         if again {
             self.retry_after(policy.delay_after(self.attempt), reason)
@@ -138,7 +166,7 @@ impl RedisDelivery {
     async fn retry_after(&mut self, delay: Duration, reason: &str) -> Result<()> {
         self.hand_off();
         match self
-            .core
+            .settler
             .link
             .retry(self.lease.id, self.index, self.level, delay, reason)
             .await?
@@ -154,9 +182,10 @@ impl RedisDelivery {
 
     /// Dead-letters the job, counted in `stat`.
     pub(crate) async fn bury_as(&mut self, reason: &str, stat: BuryStat) -> Result<()> {
+        self.store_result().await;
         self.hand_off();
         let codes = self
-            .core
+            .settler
             .link
             .bury(&[(self.lease.id, self.index, reason.to_owned())], stat)
             .await?;
@@ -166,7 +195,7 @@ impl RedisDelivery {
     async fn put_back(&mut self) -> Result<()> {
         self.hand_off();
         let codes = self
-            .core
+            .settler
             .link
             .release(&[(self.lease.id, self.index)])
             .await?;
@@ -192,12 +221,33 @@ impl Delivery for RedisDelivery {
     /// with [`AckMode::Queued`](crate::AckMode::Queued) only until it is queued.
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
-        // take the acknowledgement back.
-        let queued = self
-            .core
-            .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
-        self.hand_off();
-        async move { Ok(queued.outcome().await?) }
+        // take the acknowledgement back; a job whose producer waits for its result
+        // stores it first (dropping that future before the ack is queued drops the
+        // delivery unsettled: the job comes back with its lease).
+        let queued = self.result.is_none().then(|| {
+            let queued =
+                self.settler
+                    .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
+            self.hand_off();
+            queued
+        });
+        async move {
+            let queued = match queued {
+                Some(queued) => queued,
+                None => {
+                    self.store_result().await;
+                    let queued = self.settler.queue_ack(
+                        self.id,
+                        self.lease.id,
+                        self.index,
+                        self.unique.clone(),
+                    );
+                    self.hand_off();
+                    queued
+                }
+            };
+            Ok(queued.outcome().await?)
+        }
     }
 
     /// Schedules the next attempt after `delay` (through the delayed set). The caller
@@ -238,7 +288,7 @@ impl Drop for RedisDelivery {
         // While other deliveries of the lease are held, the heartbeat keeps the lease
         // alive: move this job to a lease of its own that nobody extends.
         if self.lease.let_go() > 0 {
-            self.core.abandon(self.lease.id, self.index);
+            self.settler.abandon(self.lease.id, self.index);
         }
     }
 }

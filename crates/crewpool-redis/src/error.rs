@@ -68,6 +68,21 @@ pub enum Error {
     /// the queue or to another worker, whose fencing token now guards it.
     #[error("the lease on job {0} was lost (it expired and the job was taken back)")]
     LeaseLost(JobId),
+    /// The write was made on the master, but fewer replicas than
+    /// [`Durability::Replicated`](crate::Durability::Replicated) asks for confirmed it
+    /// in time: a failover now may lose it. Retrying an enqueue may enqueue the job
+    /// twice.
+    #[error(
+        "written, but only {confirmed} of {wanted} replicas confirmed it within {waited_ms} ms"
+    )]
+    NotReplicated {
+        /// Replicas that confirmed.
+        confirmed: u32,
+        /// Replicas asked for.
+        wanted: u32,
+        /// How long `WAIT` waited (ms).
+        waited_ms: u64,
+    },
     /// The queue was closed in this process ([`Queue::close`](crewpool_core::Queue::close),
     /// which a pool's shutdown does): it neither enqueues nor settles any more.
     #[error("the queue is closed")]
@@ -115,6 +130,15 @@ impl Error {
                 call,
                 url: url.clone(),
                 source: source.clone(),
+            }),
+            Error::NotReplicated {
+                confirmed,
+                wanted,
+                waited_ms,
+            } => Some(Error::NotReplicated {
+                confirmed: *confirmed,
+                wanted: *wanted,
+                waited_ms: *waited_ms,
             }),
             _ => None,
         }

@@ -8,9 +8,13 @@
 //!            ▼                                                      │
 //!   Idle ──▶ Fetch ──jobs──▶ hand them to the local buffer ─────────┘
 //!    ▲         │
-//!    │         └──nothing──▶ Block: until a push (BLMOVE returns), the next lease
-//!    │                       deadline or delayed job (local timer), a local retry
-//!    └────────────────────── (rescan), or max_block; then Fetch again if still wanted
+//!    │         ├──nothing──▶ Block: until a push (BLMOVE returns), the next lease
+//!    │         │             deadline or delayed job (local timer), a local retry
+//!    ├─────────┼──────────── (rescan), or max_block; then Fetch again if still wanted
+//!    │         ├──paused───▶ Block on `resumed` instead (a resume pushes its marker
+//!    ├─────────┼──────────── there), with the same timers: housekeeping goes on
+//!    │         └──rate limit─▶ Sleep as long as the fetch said the window stays full
+//!    └───────────────────────
 //!
 //!   any state ──close / drop──▶ Closing: release the buffered jobs, then drop the sender
 //! ```
@@ -23,6 +27,11 @@
 //!   count or it finds the permit. No lost wake-up.
 //! - *Push vs. block*: `BLMOVE` returns at once if the list is non-empty, so a push
 //!   that lands between the empty fetch and the block is not missed.
+//! - *Resume vs. block*: a pause empties `resumed` and a resume pushes a marker there
+//!   that stays until the next pause, so a resume that lands between the fetch that
+//!   saw the pause and the block on `resumed` is not missed either. A block on
+//!   `pending` already in flight when a fetch saw the pause is kept (see below) and
+//!   the resume wakes it too (it pushes the wake marker to an empty `pending`).
 //! - *The block outlives its select*: a `BLMOVE` in flight is kept (boxed) across
 //!   iterations, never dropped and reissued, because a dropped blocking call would
 //!   still hold the blocking connection server-side. Timers shorter than the block run
@@ -36,14 +45,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crewpool_core::{Envelope, JobId};
-use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::core::Backoff;
+use crate::backoff::Backoff;
+use crate::counters::Counters;
 use crate::error::Chain;
-use crate::link::{BuryStat, Counters, Fetched, Lease, Link};
+use crate::lease::Lease;
+use crate::link::{BuryStat, Fetched, Link};
 use crate::{Result, wire};
 
 /// A leased job waiting in the local buffer for a worker.
@@ -58,6 +68,8 @@ pub(crate) struct Leased<J> {
     pub(crate) unique: Option<Arc<str>>,
     /// Its start deadline (ms since the Unix epoch, Redis clock).
     pub(crate) start_by: Option<u64>,
+    /// The reply channel of a producer that waits for its result.
+    pub(crate) reply: Option<Arc<str>>,
 }
 
 /// The dead-letter reason of a job not started by its deadline.
@@ -108,7 +120,7 @@ pub(crate) struct Fetcher<J> {
 
 impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     pub(crate) async fn run(mut self) {
-        let mut blocking: Option<ConnectionManager> = None;
+        let mut blocking: Option<crate::conn::Conn> = None;
         let mut in_flight: Option<Block> = None;
         let mut backoff = Backoff::new();
         let config = &self.link.config;
@@ -145,6 +157,8 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 records,
                 next_due,
                 now_ms,
+                paused,
+                rate_wait,
                 ..
             } = match self.link.fetch(want).await {
                 Ok(fetched) => {
@@ -162,10 +176,20 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 self.dispatch(lease, records, now_ms).await;
                 continue;
             }
+            if let Some(wait) = rate_wait {
+                // Every job the window allows was taken: sleep until its oldest start
+                // leaves it, as Redis computed. Nothing to block on: jobs may be
+                // pending, and a block would return at once.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = self.closed.changed() => {}
+                }
+                continue;
+            }
 
             // Block until a push, a due time, a local retry, or max_block.
             if blocking.is_none() {
-                match self.link.blocking_connection() {
+                match self.link.blocking_connection().await {
                     Ok(conn) => blocking = Some(conn),
                     Err(error) => {
                         if self.pause_after(&error, &mut backoff).await {
@@ -180,9 +204,14 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 let link = Arc::clone(&self.link);
                 let mut conn = conn.clone();
                 let max_block = link.config.max_block;
-                in_flight = Some(Box::pin(async move {
-                    link.wait_for_jobs(&mut conn, max_block).await
-                }));
+                // Paused, `pending` may hold jobs and a block there would return at
+                // once: wait for the resume instead.
+                let block: Block = if paused {
+                    Box::pin(async move { link.wait_for_resume(&mut conn, max_block).await })
+                } else {
+                    Box::pin(async move { link.wait_for_jobs(&mut conn, max_block).await })
+                };
+                in_flight = Some(block);
             }
             let woken = async {
                 match in_flight.as_mut() {
@@ -293,6 +322,7 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 level,
                 unique: extras.unique.map(Arc::from),
                 start_by: extras.start_by,
+                reply: extras.reply.map(Arc::from),
             });
         }
     }

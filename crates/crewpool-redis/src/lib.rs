@@ -21,7 +21,10 @@
 //!   expiring jobs; [`set_schedule`](RedisQueue::set_schedule) for periodic ones), the
 //!   inspector
 //!   ([`stats`](RedisQueue::stats), [`dead_letters`](RedisQueue::dead_letters),
-//!   [`requeue_dead`](RedisQueue::requeue_dead)), and a [`Queue`] for a crewpool pool.
+//!   [`requeue_dead`](RedisQueue::requeue_dead)), the controls shared by every process
+//!   ([`pause`](RedisQueue::pause), [`resume`](RedisQueue::resume),
+//!   [`set_rate_limit`](RedisQueue::set_rate_limit) with a [`RateLimit`]), and a
+//!   [`Queue`] for a crewpool pool.
 //! - [`JobOptions`], [`Schedule`], [`Priorities`]: what a job asks for (a due time, a
 //!   priority level, a uniqueness key, a start deadline), when a periodic job runs, and
 //!   in which order a worker takes the levels.
@@ -68,9 +71,11 @@
 //! dead-letters it once out of attempts, and releases unstarted ones when it stops.
 //! One [`RetryPolicy`] decides every retry: the queue's ([`RedisConfig::retry`]), or
 //! the pool's own if it was built with one, which then replaces the queue's in this
-//! process (for jobs whose worker died too). Since a job runs in whichever process
-//! takes it, a pool on this queue offers `spawn` (the job's id), not `submit` (a
-//! handle to await the result): outcomes are in the running pool's results stream.
+//! process (for jobs whose worker died too). A job runs in whichever process takes it;
+//! `spawn` returns its id, and once the queue knows the result type
+//! ([`with_results`](RedisQueue::with_results)), `submit` returns a handle that
+//! resolves with its outcome wherever it ran (see [Results](#results)). The running
+//! pool's results stream sees every outcome either way.
 //!
 //! # Guarantees
 //!
@@ -339,6 +344,121 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Results
+//!
+//! [`with_results::<T, E>()`](RedisQueue::with_results) declares the type of the
+//! queue's job results (a pool's `Worker::Output` and `Worker::Error`, both serde
+//! types); declare it in the producer **and** in every worker process. Then a pool's
+//! `submit` (and `submit_timeout`) on the queue returns a `JobHandle` that resolves
+//! with the job's output, or its final error once its retries are spent (`Failed`,
+//! `Panicked`, `TimedOut`), when any worker process, anywhere, finishes it:
+//!
+//! - the job's envelope carries the producer's **reply channel**, one per queue handle;
+//! - the worker that finishes the job stores the outcome as JSON under
+//!   `result:<id>` with [`result_ttl`](RedisConfig::result_ttl) (default 1 hour)
+//!   **before** it acknowledges or dead-letters the job (one script,
+//!   `lua/reply.lua`), and pushes it to `replies:<channel>` (same TTL);
+//! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
+//!   `submit`), wakes at once and resolves the handle: no polling.
+//!
+//! A handle is awaited with a timeout with `tokio::time::timeout(duration, handle)`;
+//! awaiting it again later still gets the result. A producer that stops waiting (its
+//! handle dropped) or dies leaves nothing behind beyond the TTL: the result and the
+//! channel expire in Redis, and the producer forgets a handle's waiter once its result
+//! came or its own `result_ttl` passed. A retry or an interruption stores nothing (the
+//! next attempt answers). Jobs dead-lettered outside a pool's run (an expired lease out
+//! of attempts, a record that does not decode, a missed start deadline) store no
+//! result: their handles wait until their timeout. Without `with_results`, `submit` is
+//! refused with [`Error::Config`] and the job comes back. (`AnyPool::submit` still
+//! refuses every Redis queue: keep the typed `Pool` for handles.)
+//!
+//! ```
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//! use crewpool_runtime::PoolBuilder;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! // The producer (and, the same way, every worker process).
+//! let queue = RedisQueue::<u32>::connect(RedisConfig::new(url.as_str(), "squares"))
+//!     .await?
+//!     .with_results::<u64, String>();
+//! let pool = PoolBuilder::new()
+//!     .workers(4)
+//!     .queue(queue)
+//!     .build(|n: u32| async move { Ok::<_, String>(u64::from(n) * u64::from(n)) })?;
+//! let handle = pool.submit(12).await?;
+//! let square = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await??;
+//! assert_eq!(square, 144);
+//! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Pause and resume
+//!
+//! [`pause`](RedisQueue::pause) stops every worker process of a queue from taking jobs,
+//! at once and without polling; [`resume`](RedisQueue::resume) starts them all again at
+//! once (also [`QueueAdmin::pause`], `crewpool pause QUEUE`, and the dashboard). The
+//! flag is in Redis, checked by the fetch script: paused workers finish the jobs they
+//! hold (their leases are extended and their acknowledgements taken, and jobs a
+//! process fetched ahead still run), producers go on enqueueing, and the housekeeping
+//! goes on (jobs of dead workers go back to the queue, due retries and scheduled jobs
+//! become pending). An idle worker's fetcher blocks in Redis on the `resumed` list,
+//! which the pause emptied and the resume fills, so it wakes the moment the queue is
+//! resumed; its wait is renewed every [`max_block`](RedisConfig::max_block) as usual.
+//! [`QueueStats::paused`] and [`QueueOverview::paused`] tell.
+//!
+//! ```
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "exports")).await?;
+//! assert!(queue.pause().await?); // every process, from its next fetch on
+//! queue.enqueue(&"export 1".to_owned()).await?;
+//! assert!(queue.stats().await?.paused);
+//!
+//! let mut consumer = queue.consumer()?;
+//! let waiting = tokio::time::timeout(std::time::Duration::from_millis(200), consumer.next());
+//! assert!(waiting.await.is_err()); // nothing taken while paused
+//! queue.resume().await?;
+//! let received = consumer.next().await.expect("a job"); // at once
+//! received.delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Rate limits
+//!
+//! [`set_rate_limit`](RedisQueue::set_rate_limit) gives a queue a [`RateLimit`]: at
+//! most N job starts per period, **however many processes consume it**. The limit is
+//! kept in Redis and enforced by the fetch script with a sliding window (Redis's
+//! clock): every fetch logs how many jobs it leased and when, and takes at most what
+//! the last period left. A fetch the window holds back returns how long until its
+//! oldest start leaves it, and the worker sleeps exactly that long rather than asking
+//! again. Jobs count when they are leased (for a process that fetches ahead, a little
+//! before they start). Remove it with `set_rate_limit(None)`; [`QueueStats::rate_limit`]
+//! and [`QueueOverview::rate_limit`] show it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use crewpool_redis::{RateLimit, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "sms")).await?;
+//! // The provider takes 30 messages a second from all our workers together.
+//! let limit = RateLimit::new(30, Duration::from_secs(1))?;
+//! queue.set_rate_limit(Some(limit)).await?;
+//! assert_eq!(queue.stats().await?.rate_limit, Some(limit));
+//! # Ok(()) }
+//! ```
+//!
 //! # Closing
 //!
 //! Closing a Redis queue ([`Queue::close`], which a pool's `shutdown` does) means
@@ -376,7 +496,7 @@
 //! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
 //! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
 //! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
-//! | `fence` | string | the last lease number given |
+//! | `fence` | string | the last lease number given (see `lua/fence.lua`) |
 //! | `scheduled` | sorted set | record → due time (ms): jobs enqueued for later |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
 //! | `unique` | hash | uniqueness key → the id of the job holding it |
@@ -387,6 +507,11 @@
 //! | `schedules:ticks` | hash | schedule name → the last tick fired or passed (ms) |
 //! | `schedules:version` | string | incremented by every change of a schedule |
 //! | `schedules:fired` | list | the last 1,000 ticks fired, newest first: `{"schedule":…,"tick":ms,"id":…,"at":ms}` |
+//! | `control` | hash | `paused` → when the queue was paused (ms), while it is; `rate_jobs`, `rate_ms` → the rate limit, while set |
+//! | `resumed` | list | the wake marker `~wake` after a resume, which paused fetchers block on (`BLMOVE resumed resumed LEFT LEFT`); emptied by a pause |
+//! | `result:<id>` | string | job `id`'s final outcome, kept for `result_ttl`: `{"ok":<output>}`, `{"failed":<error>}`, `{"panicked":"<message>"}`, `"timed_out"` or `"cancelled"` |
+//! | `replies:<channel>` | list | a producer's reply channel: `<id>\|<outcome>` entries, expiring after `result_ttl` |
+//! | `rate` | sorted set | the rate limit's window: `<lease>:<jobs leased>` → when leased (ms); entries older than the period dropped, the key expires after it |
 //!
 //! In `leased`, `scheduled` and `delayed` (everywhere but its level's list), a record
 //! of level 1 to 9 carries its level as a prefix: `<level>:<id>|<attempt>|<envelope>`.
@@ -397,7 +522,9 @@
 //! tools find every queue without `SCAN`ning the keyspace. It is written with plain
 //! commands only, never inside a queue's scripts.
 //!
-//! Each fetch takes a new lease number from `fence`; the field `<lease>:<n>` is the
+//! Each fetch takes a new lease number from `fence`: one more than the last, and never
+//! below Redis's clock in microseconds, so a replica promoted by a failover, which may
+//! lack the last increments, still issues numbers no delivery had. The field `<lease>:<n>` is the
 //! delivery's fencing token: a settlement deletes it only if it is still there, and a
 //! lease that expires is taken back whole (its fields deleted, its jobs pushed back),
 //! so a late settlement finds nothing to change.
@@ -408,7 +535,8 @@
 //! compute the age of the oldest pending job from it). Optional fields the scripts
 //! write: `"start_by":<ms>` (the start deadline), `"unique":"<key>"` (the uniqueness
 //! key it holds), `"schedule":"<name>"` and `"tick":<ms>` (the periodic tick that made
-//! it). **Versioning rule**: a field that readers of version 1 may ignore without
+//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`).
+//! **Versioning rule**: a field that readers of version 1 may ignore without
 //! running the job wrongly is added within version 1 (readers ignore fields they do not
 //! know); anything else takes a new `v`. An envelope with another `v`, a `job` that does
 //! not decode, or a malformed record is dead-lettered with the reason. (A worker of an
@@ -455,6 +583,11 @@
 //! stamp the version and the start) and fired by the workers with `lua/fire.lua`; a
 //! tool can list them by reading the `schedules` hash.
 //!
+//! A tool pauses or resumes a queue, or sets its rate limit, with `lua/control.lua`
+//! after `lua/levels.lua`'s helpers (keys `control`, `resumed`, `pending`, `rate`; `pause`, `resume`, or `limit <jobs>
+//! <ms>`, `limit 0 1` to remove it); setting the `control` fields by hand would not
+//! wake paused workers.
+//!
 //! Every other transition (fetch, ack, extend, retry, dead-letter, release, abandon,
 //! requeue, an operator's delete) is one of the scripts in `lua/`, each declaring the
 //! keys it touches. Jobs of another level than 0, due scheduled jobs and removed
@@ -493,20 +626,27 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod acker;
 mod admin;
+mod backoff;
 mod config;
+mod conn;
 mod consumer;
-mod core;
+mod control;
+mod counters;
 mod delivery;
 mod error;
 mod fetcher;
 mod keys;
+mod lease;
 mod link;
 mod options;
 mod periodic;
 mod queue;
 mod registry;
+mod results;
 mod scripts;
+mod settler;
 mod url;
 mod wire;
 
@@ -517,13 +657,15 @@ pub use admin::{
     Admin, DeathView, FiredTick, JobPage, JobState, JobView, LeaseView, MAX_PAGE, QueueAdmin,
     QueueOverview, ScheduleView, UniqueKeyView,
 };
-pub use config::{AckMode, RedisConfig};
+pub use config::{AckMode, Durability, RedisConfig};
 pub use consumer::RedisConsumer;
+pub use control::RateLimit;
+pub use counters::ClientCounters;
 /// The retry policy, shared with every crewpool crate (`crewpool_core::RetryPolicy`).
 pub use crewpool_core::RetryPolicy;
 pub use delivery::RedisDelivery;
 pub use error::{ClientError, Error, Result};
-pub use link::{ClientCounters, ServerInfo};
+pub use link::ServerInfo;
 pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};

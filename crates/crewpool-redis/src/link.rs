@@ -1,20 +1,25 @@
-//! The connection to Redis and one method per script: what every part of a queue
-//! (producer, fetcher, acker, heartbeat, deliveries) uses to talk to Redis.
+//! The connection to Redis: the client, the calls it makes (one method per job script;
+//! the lease scripts' methods are in `lease`, the acknowledgement's in `acker`), and
+//! what connecting found out about the server. Every part of a queue (producer,
+//! fetcher, acker, heartbeat, deliveries) talks to Redis through it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisWrite, Script, ServerErrorKind, Value,
 };
 
 use crewpool_core::RetryPolicy;
 
+use crate::conn::{Conn, Endpoint};
+use crate::counters::Counters;
 use crate::error::{ClientError, seconds};
 use crate::keys::Keys;
+use crate::lease::{Lease, Leases};
 use crate::scripts::Scripts;
 use crate::wire::{array, bytes, int, uint};
 use crate::{Error, RedisConfig, RedisUrl, Result};
@@ -23,38 +28,6 @@ use crate::{Error, RedisConfig, RedisUrl, Result};
 const DUE_PER_FETCH: usize = 1000;
 /// How many expired leases (each up to a batch of jobs) one fetch takes back at most.
 const EXPIRED_LEASES_PER_FETCH: usize = 16;
-
-/// One fetch's lease, as this process holds it.
-///
-/// A fetch leases its jobs together: they are the fields `<lease>:1` ..
-/// `<lease>:<n>` of the `leased` hash, and the lease's deadline in `active` covers them
-/// all. The heartbeat extends the leases that still have deliveries here.
-///
-/// `held` counts the lease's deliveries that this process holds and has not handed
-/// to a settlement yet: it starts at the number of jobs fetched and only goes down,
-/// by one per delivery (when its ack is queued, its retry, dead-letter or release call
-/// is made, or it is dropped), so once it reaches zero the lease is never extended
-/// again. SeqCst: a heartbeat that finds a lease gone reads `held` after Redis answered,
-/// which is after any settlement that emptied the lease was sent, which is after that
-/// settlement's decrement; the count it reads then is the deliveries truly lost.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pub(crate) id: u64,
-    held: AtomicUsize,
-}
-
-impl Lease {
-    /// One delivery of this lease no longer needs it (handed to a settlement, or
-    /// dropped); returns how many are still held.
-    pub(crate) fn let_go(&self) -> usize {
-        let before = self.held.fetch_sub(1, Ordering::SeqCst);
-        before.saturating_sub(1)
-    }
-
-    pub(crate) fn held(&self) -> usize {
-        self.held.load(Ordering::SeqCst)
-    }
-}
 
 /// What one fetch did.
 #[derive(Debug, Default)]
@@ -71,98 +44,10 @@ pub(crate) struct Fetched {
     pub(crate) buried: u64,
     /// Redis's clock when the fetch ran (ms since the Unix epoch).
     pub(crate) now_ms: u64,
-}
-
-/// Counters of what this process did; see [`ClientCounters`].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) fetched: AtomicU64,
-    pub(crate) fetch_calls: AtomicU64,
-    pub(crate) acked: AtomicU64,
-    pub(crate) ack_flushes: AtomicU64,
-    pub(crate) stale: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) released: AtomicU64,
-    pub(crate) recovered: AtomicU64,
-    pub(crate) undecodable: AtomicU64,
-    pub(crate) redis_errors: AtomicU64,
-    pub(crate) heartbeats: AtomicU64,
-    pub(crate) leases_lost: AtomicU64,
-    pub(crate) missed_deadline: AtomicU64,
-    pub(crate) ticks_fired: AtomicU64,
-}
-
-/// A snapshot of what this process's queue handle did since it connected.
-///
-/// Every counter only grows. Relaxed loads: each counter is exact on its own, but a
-/// snapshot is not taken atomically across counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientCounters {
-    /// Jobs fetched (leased to this process).
-    pub fetched: u64,
-    /// Fetch script calls (each takes a batch).
-    pub fetch_calls: u64,
-    /// Jobs acknowledged.
-    pub acked: u64,
-    /// Ack flushes (each settles a batch).
-    pub ack_flushes: u64,
-    /// Settlements refused because the lease was lost (fencing at work).
-    pub stale: u64,
-    /// Jobs scheduled for another attempt.
-    pub retried: u64,
-    /// Jobs moved to the dead-letter list by this process.
-    pub dead_lettered: u64,
-    /// Jobs put back unstarted.
-    pub released: u64,
-    /// Jobs of dead or stalled workers put back by this process's fetches.
-    pub recovered: u64,
-    /// Job records this process refused, each dead-lettered with the reason: records
-    /// that break the wire format (malformed, an id or attempt out of range, an
-    /// envelope over [`RedisConfig::max_payload`](crate::RedisConfig::max_payload)) and
-    /// envelopes that do not decode as the job type.
-    pub undecodable: u64,
-    /// Failed Redis calls in the background tasks (each followed by a backoff).
-    pub redis_errors: u64,
-    /// Heartbeat rounds that extended leases.
-    pub heartbeats: u64,
-    /// Deliveries whose lease a heartbeat found lost (taken back after it expired).
-    pub leases_lost: u64,
-    /// Jobs this process dead-lettered with the reason `expired`: not started by their
-    /// deadline ([`JobOptions::start_by`](crate::JobOptions::start_by)).
-    pub missed_deadline: u64,
-    /// Ticks of periodic schedules this process fired (each tick is fired by one
-    /// process).
-    pub ticks_fired: u64,
-}
-
-impl Counters {
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        // Relaxed: a statistic, ordered with nothing else.
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> ClientCounters {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        ClientCounters {
-            fetched: get(&self.fetched),
-            fetch_calls: get(&self.fetch_calls),
-            acked: get(&self.acked),
-            ack_flushes: get(&self.ack_flushes),
-            stale: get(&self.stale),
-            retried: get(&self.retried),
-            dead_lettered: get(&self.dead_lettered),
-            released: get(&self.released),
-            recovered: get(&self.recovered),
-            undecodable: get(&self.undecodable),
-            redis_errors: get(&self.redis_errors),
-            heartbeats: get(&self.heartbeats),
-            leases_lost: get(&self.leases_lost),
-            missed_deadline: get(&self.missed_deadline),
-            ticks_fired: get(&self.ticks_fired),
-        }
-    }
+    /// The queue is paused: nothing was taken.
+    pub(crate) paused: bool,
+    /// The rate limit held jobs back: how long until it lets one be taken.
+    pub(crate) rate_wait: Option<Duration>,
 }
 
 /// What [`RedisQueue::connect`](crate::RedisQueue::connect) found out about the server.
@@ -200,13 +85,12 @@ pub(crate) const ENQUEUE_CHUNK: usize = 1000;
 pub(crate) struct Link {
     pub(crate) config: RedisConfig,
     pub(crate) keys: Keys,
-    scripts: Scripts,
-    client: Client,
-    conn: ConnectionManager,
+    pub(crate) scripts: Scripts,
+    endpoint: Endpoint,
+    conn: Conn,
     pub(crate) counters: Counters,
-    /// The leases this process fetched and still holds deliveries of (pruned by the
-    /// heartbeat). The heartbeat extends exactly these.
-    leases: Mutex<Vec<Arc<Lease>>>,
+    /// The leases this process fetched and still holds deliveries of.
+    pub(crate) leases: Leases,
     /// The pending count Redis reported last (after a push or a fetch).
     observed_pending: AtomicUsize,
     /// Wakes this process's idle fetcher to fetch again: a job it retried is due
@@ -226,7 +110,7 @@ pub(crate) struct Link {
 }
 
 /// Writes the field `<lease>:<index>` of a leased job as one command argument.
-fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
+pub(crate) fn write_field(out: &mut impl RedisWrite, lease: u64, index: u32) {
     // Writing to a command buffer cannot fail.
     let _ = write!(out.writer_for_next_arg(), "{lease}:{index}");
 }
@@ -236,16 +120,16 @@ impl Link {
     /// reached) and reads what the server is.
     pub(crate) async fn connect(config: RedisConfig) -> Result<(Self, ServerInfo)> {
         config.validate()?;
-        let client = client(&config)?;
-        let server = connect_with_retries(&client, &config).await?;
-        let conn = manager(&client, &config, config.response_timeout)?;
+        let endpoint = Endpoint::new(&config)?;
+        let server = connect_with_retries(&endpoint, &config).await?;
+        let conn = endpoint.connect(&config, config.response_timeout).await?;
         let link = Link {
             keys: Keys::new(&config.prefix, &config.queue),
             scripts: Scripts::new(),
-            client,
+            endpoint,
             conn,
             counters: Counters::default(),
-            leases: Mutex::new(Vec::new()),
+            leases: Leases::default(),
             observed_pending: AtomicUsize::new(0),
             rescan: tokio::sync::Notify::new(),
             retry: Mutex::new(config.retry.clone()),
@@ -273,12 +157,12 @@ impl Link {
 
     /// A second connection, for the blocking wait (which would stall every command
     /// multiplexed behind it). Made on its first use.
-    pub(crate) fn blocking_connection(&self) -> Result<ConnectionManager> {
+    pub(crate) async fn blocking_connection(&self) -> Result<Conn> {
         let timeout = self.config.max_block + self.config.response_timeout;
-        manager(&self.client, &self.config, timeout)
+        self.endpoint.connect(&self.config, timeout).await
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
@@ -319,44 +203,8 @@ impl Link {
         let pending = usize::try_from(pending).unwrap_or(usize::MAX);
         self.observed_pending.store(pending, Ordering::Relaxed);
     }
-
-    fn leases(&self) -> MutexGuard<'_, Vec<Arc<Lease>>> {
-        // Every critical section is a push, a retain or a scan: a panic cannot leave
-        // it half-done.
-        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The ids of the leases that still have deliveries here (forgetting the others).
-    pub(crate) fn held_lease_ids(&self) -> Vec<u64> {
-        let mut leases = self.leases();
-        leases.retain(|lease| lease.held() > 0);
-        leases.iter().map(|lease| lease.id).collect()
-    }
-
-    /// Forgets leases a heartbeat found gone; returns how many deliveries of them were
-    /// still held here (lost: their jobs went back to the queue).
-    pub(crate) fn drop_lost(&self, lost: &[u64]) -> usize {
-        let mut leases = self.leases();
-        let mut dropped = 0;
-        leases.retain(|lease| {
-            if lost.contains(&lease.id) {
-                dropped += lease.held();
-                false
-            } else {
-                true
-            }
-        });
-        dropped
-    }
-
-    /// How many deliveries this process holds (fetched and not handed to a
-    /// settlement).
-    pub(crate) fn held_count(&self) -> usize {
-        self.leases().iter().map(|lease| lease.held()).sum()
-    }
-
     /// An `EVALSHA` of `script` with `keys`; the caller adds the arguments.
-    fn script_call(script: &Script, keys: &[&str]) -> Cmd {
+    pub(crate) fn script_call(script: &Script, keys: &[&str]) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
         cmd
@@ -365,7 +213,12 @@ impl Link {
     /// Sends a script call; loads the script and repeats the call when Redis answers
     /// `NOSCRIPT` (a restarted or failed-over server has an empty script cache).
     /// `what` names the call in its error.
-    async fn invoke(&self, what: &'static str, script: &Script, cmd: &Cmd) -> Result<Value> {
+    pub(crate) async fn invoke(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+    ) -> Result<Value> {
         let call = self.call(what);
         let mut conn = self.conn();
         match cmd.query_async::<Value>(&mut conn).await {
@@ -381,12 +234,56 @@ impl Link {
         }
     }
 
+    /// As [`invoke`](Self::invoke), followed in the same round trip by a `WAIT` when
+    /// the durability asks for replicas for this kind of write (`ack`: an
+    /// acknowledgement, else an enqueue); fails with [`Error::NotReplicated`] when
+    /// fewer confirmed it in time.
+    pub(crate) async fn invoke_durable(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+        ack: bool,
+    ) -> Result<Value> {
+        let Some((replicas, timeout)) = self.config.durability.wait_for(ack) else {
+            return self.invoke(what, script, cmd).await;
+        };
+        let call = self.call(what);
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(millis(timeout));
+        let replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+            Ok(replies) => replies,
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?;
+                pipe.query_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?
+            }
+            Err(error) => return Err(call.fail(&error)),
+        };
+        let [reply, confirmed]: [Value; 2] = replies
+            .try_into()
+            .map_err(|_| Error::Protocol(format!("{what}: no reply to WAIT")))?;
+        replicated(uint(&confirmed)?, replicas, timeout)?;
+        Ok(reply)
+    }
+
     /// Enqueues one encoded envelope in one script call; returns its id.
     pub(crate) async fn enqueue(&self, envelope: &[u8]) -> Result<u64> {
         let script = &self.scripts.enqueue;
         let mut call = Self::script_call(script, &[&self.keys.seq, &self.keys.pending]);
         call.arg(envelope);
-        let reply = array(self.invoke("enqueueing", script, &call).await?)?;
+        let reply = array(
+            self.invoke_durable("enqueueing", script, &call, false)
+                .await?,
+        )?;
         let [first, pending] = reply.as_slice() else {
             return Err(Error::Protocol(format!(
                 "enqueue returned {} values",
@@ -415,7 +312,14 @@ impl Link {
         let first = last + 1 - total as u64;
         let mut pipe = redis::pipe();
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
-        pipe.atomic();
+        // With replicated durability, a WAIT follows the EXEC in the same round trip
+        // (so on the same connection and, in a Cluster, the same node).
+        let wait = self.config.durability.wait_for(false);
+        if wait.is_some() {
+            pipe.cmd("MULTI");
+        } else {
+            pipe.atomic();
+        }
         let mut next = first;
         for chunk in envelopes.chunks(ENQUEUE_CHUNK) {
             let mut lpush = redis::cmd("LPUSH");
@@ -426,10 +330,22 @@ impl Link {
             }
             pipe.add_command(lpush);
         }
-        let replies: Vec<Value> = pipe
+        if let Some((replicas, timeout)) = wait {
+            pipe.cmd("EXEC")
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(millis(timeout));
+        }
+        let mut replies: Vec<Value> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| call.fail(&e))?;
+        if let Some((replicas, timeout)) = wait {
+            let confirmed = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replicated(uint(&confirmed)?, replicas, timeout)?;
+            let exec = replies.pop().ok_or_else(|| short("bulk enqueue"))?;
+            replies = array(exec)?;
+        }
         if let Some(pending) = replies.last() {
             self.observe_pending(uint(pending)?);
         }
@@ -457,6 +373,7 @@ impl Link {
             &keys.schedver,
         ];
         declared.extend(keys.levels_pending.iter().map(String::as_str));
+        declared.extend([keys.control.as_str(), &keys.rate]);
         let mut call = Self::script_call(script, &declared);
         call.arg(count)
             .arg(millis(config.lease))
@@ -474,7 +391,7 @@ impl Link {
         let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 8];
+        let mut header = [0_i64; 10];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
@@ -487,6 +404,8 @@ impl Link {
             lease,
             now_ms,
             schedules_version,
+            paused,
+            rate_wait,
         ] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
         // The reply's clock is somewhere between the request and now: take the middle.
@@ -521,14 +440,7 @@ impl Link {
         }
         let records = reply.map(bytes).collect::<Result<Vec<_>>>()?;
         let lease = match u64::try_from(lease) {
-            Ok(id) if id > 0 && !records.is_empty() => {
-                let lease = Arc::new(Lease {
-                    id,
-                    held: AtomicUsize::new(records.len()),
-                });
-                self.leases().push(Arc::clone(&lease));
-                Some(lease)
-            }
+            Ok(id) if id > 0 && !records.is_empty() => Some(self.leases.hold(id, records.len())),
             _ if records.is_empty() => None,
             _ => {
                 return Err(Error::Protocol(format!(
@@ -546,6 +458,8 @@ impl Link {
             recovered: u64::try_from(recovered).unwrap_or(0),
             buried: u64::try_from(buried).unwrap_or(0),
             now_ms: u64::try_from(now_ms).unwrap_or(0),
+            paused: paused == 1,
+            rate_wait: u64::try_from(rate_wait).ok().map(Duration::from_millis),
         })
     }
 
@@ -553,11 +467,7 @@ impl Link {
     /// passes. Moves nothing: `BLMOVE pending pending LEFT LEFT` pops the newest job
     /// and pushes it straight back where it was, so a wait that is dropped, or a
     /// process that dies while waiting, strands no job.
-    pub(crate) async fn wait_for_jobs(
-        &self,
-        blocking: &mut ConnectionManager,
-        timeout: Duration,
-    ) -> Result<()> {
+    pub(crate) async fn wait_for_jobs(&self, blocking: &mut Conn, timeout: Duration) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);
         let call = self.call("waiting for jobs");
         let _: Value = redis::cmd("BLMOVE")
@@ -571,55 +481,6 @@ impl Link {
             .map_err(|e| call.fail(&e))?;
         Ok(())
     }
-
-    /// Acknowledges jobs, grouped by lease: `(lease, indexes)`, releasing the
-    /// uniqueness keys `(lease, index, id, key)` of the jobs that hold one. One code per
-    /// group (see `ack.lua`): 1 the lease was live and its jobs are deleted, 0 it is gone.
-    pub(crate) async fn ack(
-        &self,
-        groups: &[(u64, Vec<u32>)],
-        uniques: &[(u64, u32, u64, &str)],
-    ) -> Result<Vec<i64>> {
-        let keys = &self.keys;
-        let script = &self.scripts.ack;
-        let mut call = Self::script_call(
-            script,
-            &[
-                &keys.leased,
-                &keys.active,
-                &keys.leases,
-                &keys.stats,
-                &keys.unique,
-                &keys.unique_ttl,
-            ],
-        );
-        call.arg(uniques.len());
-        for &(lease, index, id, key) in uniques {
-            write_field(&mut call, lease, index);
-            call.arg(id).arg(key);
-        }
-        for (lease, indexes) in groups {
-            call.arg(*lease).arg(indexes.len());
-            for &index in indexes {
-                write_field(&mut call, *lease, index);
-            }
-        }
-        let reply = self.invoke("acknowledging jobs", script, &call).await?;
-        Counters::add(&self.counters.ack_flushes, 1);
-        codes(reply, groups.len(), "ack")
-    }
-
-    /// Extends `leases`; returns the ones that are gone.
-    pub(crate) async fn extend(&self, leases: &[u64]) -> Result<Vec<u64>> {
-        let script = &self.scripts.extend;
-        let mut call = Self::script_call(script, &[&self.keys.active]);
-        call.arg(millis(self.config.lease)).arg(leases);
-        array(self.invoke("extending leases", script, &call).await?)?
-            .iter()
-            .map(uint)
-            .collect()
-    }
-
     /// Counts settlement codes: 1 (done) into `done`, the rest (lease lost) as stale.
     fn tally(&self, codes: &[i64], done: &AtomicU64) {
         let settled = codes.iter().filter(|&&code| code == 1).count();
@@ -734,26 +595,6 @@ impl Link {
         }
         Ok(codes)
     }
-
-    /// Gives jobs whose deliveries were dropped unsettled a lease of their own that
-    /// nobody extends (see `abandon.lua`); returns how many were moved.
-    pub(crate) async fn abandon(&self, items: &[(u64, u32)]) -> Result<u64> {
-        let keys = &self.keys;
-        let script = &self.scripts.abandon;
-        let mut call = Self::script_call(
-            script,
-            &[&keys.leased, &keys.active, &keys.leases, &keys.fence],
-        );
-        for &(lease, index) in items {
-            write_field(&mut call, lease, index);
-        }
-        uint(
-            &self
-                .invoke("moving dropped deliveries", script, &call)
-                .await?,
-        )
-    }
-
     /// Moves dead letters back to the queue: all of them (`ids` = `None`) or the given
     /// ones. Returns how many went back.
     pub(crate) async fn requeue(&self, ids: Option<&[u64]>) -> Result<u64> {
@@ -817,7 +658,7 @@ impl Link {
             }
         }
         let reply = array(
-            self.invoke("enqueueing with options", script, &call)
+            self.invoke_durable("enqueueing with options", script, &call, false)
                 .await?,
         )?;
         if reply.len() != envelopes.len() {
@@ -965,11 +806,11 @@ impl std::fmt::Debug for Link {
     }
 }
 
-fn short(script: &str) -> Error {
+pub(crate) fn short(script: &str) -> Error {
     Error::Protocol(format!("{script} returned a truncated reply"))
 }
 
-fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i64>> {
+pub(crate) fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i64>> {
     let codes = array(reply)?.iter().map(int).collect::<Result<Vec<_>>>()?;
     if codes.len() != expected {
         return Err(Error::Protocol(format!(
@@ -978,6 +819,18 @@ fn codes(reply: Value, expected: usize, script: &str) -> Result<Vec<i64>> {
         )));
     }
     Ok(codes)
+}
+
+/// `Ok` when `confirmed` replicas are enough.
+fn replicated(confirmed: u64, wanted: u32, timeout: Duration) -> Result<()> {
+    if confirmed >= u64::from(wanted) {
+        return Ok(());
+    }
+    Err(Error::NotReplicated {
+        confirmed: u32::try_from(confirmed).unwrap_or(u32::MAX),
+        wanted,
+        waited_ms: millis(timeout),
+    })
 }
 
 pub(crate) fn millis(duration: Duration) -> u64 {
@@ -1036,7 +889,7 @@ const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Opens a connection and reads the server's `INFO`, trying again while Redis cannot
 /// be reached until [`RedisConfig::connect_retry_for`] has passed.
 pub(crate) async fn connect_with_retries(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> Result<ServerInfo> {
     let url = &config.url;
@@ -1045,7 +898,7 @@ pub(crate) async fn connect_with_retries(
     let mut delay = CONNECT_BACKOFF_FIRST;
     let mut attempts = 1_u32;
     loop {
-        let error = match probe(client, config).await {
+        let error = match probe(endpoint, config).await {
             Ok(server) => {
                 if attempts > 1 {
                     tracing::info!(%url, attempts, waited = %seconds(started.elapsed()), "connected to Redis");
@@ -1076,10 +929,15 @@ pub(crate) async fn connect_with_retries(
 /// `INFO` on it (within the response timeout). The connection is closed afterwards;
 /// the queue's own connections are opened on their first use.
 async fn probe(
-    client: &Client,
+    endpoint: &Endpoint,
     config: &RedisConfig,
 ) -> std::result::Result<ServerInfo, ClientError> {
     let url = &config.url;
+    let started = Instant::now();
+    let client = endpoint
+        .node_client(config)
+        .await
+        .map_err(|error| ClientError::new(&error, url, started.elapsed()))?;
     let settings = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout));
@@ -1120,23 +978,4 @@ async fn probe(
         version: field("redis_version").unwrap_or_default(),
         maxmemory_policy: field("maxmemory_policy").unwrap_or_default(),
     })
-}
-
-/// A connection manager that connects on its first use and reconnects with backoff.
-pub(crate) fn manager(
-    client: &Client,
-    config: &RedisConfig,
-    response_timeout: Duration,
-) -> Result<ConnectionManager> {
-    // Reconnects back off exponentially from 50 ms to 2 s; each attempt gives up after
-    // the connect timeout. A command issued while Redis is away fails, and its caller
-    // backs off too.
-    let manager_config = ConnectionManagerConfig::new()
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2))
-        .set_number_of_retries(4)
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(response_timeout));
-    ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .map_err(|e| Error::Config(config.url.scrub(e.to_string())))
 }

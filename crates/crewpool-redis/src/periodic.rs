@@ -31,9 +31,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use crate::core::Backoff;
+use crate::backoff::Backoff;
+use crate::counters::Counters;
 use crate::error::Chain;
-use crate::link::{Counters, Fire, Link, Tick};
+use crate::link::{Fire, Link, Tick};
 use crate::options::MAX_PRIORITY;
 use crate::{Error, Result};
 

@@ -6,18 +6,23 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, RetryPolicy, Retryable};
+use crewpool_core::{
+    Envelope, JobId, PushError, Queue, QueueError, Replies, RetryPolicy, Retryable,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::consumer::RedisConsumer;
-use crate::core::{self, Core};
+use crate::control::{self, Control};
+use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
-use crate::link::{ClientCounters, ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::results::{Codec, Typed, Waiters};
+use crate::settler::Settler;
 use crate::wire;
-use crate::{Enqueued, Error, JobOptions, RedisConfig, Result, Schedule};
+use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
 
 /// How many `LPUSH`es of [`ENQUEUE_CHUNK`] records a bulk enqueue sends in one
 /// transaction (one round trip).
@@ -37,11 +42,14 @@ pub struct RedisQueue<J> {
 
 /// What the queue handle and its consumers share.
 pub(crate) struct Front<J> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) settler: Arc<Settler>,
     runtime: tokio::runtime::Handle,
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
     buffer: OnceLock<Buffer<J>>,
+    /// The result type, once [`RedisQueue::with_results`] set it: the codec, and the
+    /// handles of this process waiting for results.
+    pub(crate) results: OnceLock<Arc<Waiters>>,
     _job: PhantomData<fn() -> J>,
 }
 
@@ -53,7 +61,7 @@ pub(crate) struct Buffer<J> {
 
 impl<J> Front<J> {
     pub(crate) fn link(&self) -> &Link {
-        &self.core.link
+        &self.settler.link
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
@@ -112,17 +120,46 @@ where
         }
         let (close_signal, _) = watch::channel(false);
         crate::registry::record(&link).await?;
-        let core = Core::start(link, &runtime);
+        let settler = Settler::start(link, &runtime);
         Ok(RedisQueue {
             front: Arc::new(Front {
-                core,
+                settler,
                 runtime,
                 server,
                 close_signal,
                 buffer: OnceLock::new(),
+                results: OnceLock::new(),
                 _job: PhantomData,
             }),
         })
+    }
+
+    /// Declares the type of this queue's job results, `T` (a pool's `Worker::Output`)
+    /// and `E` (its `Worker::Error`), so that a pool on this queue offers `submit`
+    /// with a handle that resolves with the job's outcome, wherever it runs. Call it in
+    /// the producer **and** in every worker process (a worker stores the outcome of a
+    /// job whose producer waits only if it knows the types; a worker process without
+    /// it, or of a release before results, stores nothing and the handle waits until
+    /// its timeout). See "Results" in the crate docs.
+    ///
+    /// Once per queue handle: a second call keeps the first types.
+    #[must_use]
+    pub fn with_results<T, E>(self) -> Self
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let codec: Arc<dyn Codec> = Arc::new(Typed::<T, E>::new());
+        let _ = self.front.results.set(Arc::new(Waiters::new(codec)));
+        self
+    }
+
+    /// Results this process waits for and has not received yet (handles, including
+    /// ones dropped or timed out, until their result comes or
+    /// [`result_ttl`](RedisConfig::result_ttl) passes), plus results that came before
+    /// their handle was registered.
+    pub fn awaiting_results(&self) -> usize {
+        self.front.results.get().map_or(0, |waiters| waiters.len())
     }
 
     /// Adds one job; returns its id.
@@ -431,6 +468,10 @@ pub struct QueueStats {
     pub scheduled: u64,
     /// Dead letters kept.
     pub dead: u64,
+    /// Whether the queue is paused ([`RedisQueue::pause`]).
+    pub paused: bool,
+    /// The queue's rate limit ([`RedisQueue::set_rate_limit`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A dead-lettered job: what it was, why it died, and on which attempt.
@@ -645,25 +686,66 @@ where
             .arg(&keys.scheduled)
             .cmd("LLEN")
             .arg(&keys.dead);
+        control::read_into(&mut pipe, keys);
         let replies: Vec<Value> = pipe
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
         let pending = pending_total(&replies)?;
         let counts = &replies[PENDING_REPLIES..];
-        let [active, delayed, scheduled, dead] = counts else {
+        let [active, delayed, scheduled, dead, control] = counts else {
             return Err(Error::Protocol(format!(
                 "stats returned {} replies",
                 replies.len()
             )));
         };
+        let control = control::parse(control)?;
         Ok(QueueStats {
             pending,
             active: wire::uint(active)?,
             delayed: wire::uint(delayed)?,
             scheduled: wire::uint(scheduled)?,
             dead: wire::uint(dead)?,
+            paused: control.paused_since_ms.is_some(),
+            rate_limit: control.rate_limit,
         })
+    }
+
+    /// Pauses the queue for every process: from now on no worker anywhere takes a job
+    /// (jobs already taken run to the end, and so do the ones a process fetched ahead),
+    /// while producers go on enqueueing. Workers wait for [`resume`](RedisQueue::resume)
+    /// in Redis without polling, and the housekeeping goes on (jobs of dead workers go
+    /// back to the queue, scheduled jobs become pending when due). Returns whether the
+    /// queue was running. [`QueueStats::paused`] and
+    /// [`QueueOverview::paused`](crate::QueueOverview::paused) tell.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn pause(&self) -> Result<bool> {
+        self.link().control(Control::Pause).await
+    }
+
+    /// Resumes a paused queue: every waiting worker, in every process, fetches at once.
+    /// Returns whether the queue was paused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn resume(&self) -> Result<bool> {
+        self.link().control(Control::Resume).await
+    }
+
+    /// Sets (or with `None` removes) the queue's [`RateLimit`]: at most so many job
+    /// starts per period, across every process that consumes the queue. It is kept in
+    /// Redis, so it holds for every worker from its next fetch on. Returns whether it
+    /// changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<bool> {
+        self.link().control(Control::Limit(limit)).await
     }
 
     /// What this process's handle did so far (fetches, acks, recoveries, errors).
@@ -723,7 +805,7 @@ where
     ///
     /// [`Error::Redis`] when the call fails.
     pub async fn extend_leases(&self) -> Result<usize> {
-        core::extend_leases(self.link()).await
+        crate::lease::extend_leases(self.link()).await
     }
 
     /// Runs the housekeeping every fetch does, without taking a job: jobs whose lease
@@ -742,7 +824,7 @@ where
 
     /// How many jobs this process holds (fetched and not yet settled).
     pub fn held(&self) -> usize {
-        self.link().held_count()
+        self.link().leases.held_deliveries()
     }
 
     /// Deletes every key of this queue: pending, running, delayed and dead jobs and the
@@ -771,7 +853,7 @@ where
                 drop(sender);
             } else {
                 let fetcher = Fetcher {
-                    link: Arc::clone(&self.front.core.link),
+                    link: Arc::clone(&self.front.settler.link),
                     buffer: sender,
                     unclaimed: receiver.clone(),
                     demand: Arc::clone(&demand),
@@ -780,7 +862,7 @@ where
                 self.front.runtime.spawn(fetcher.run());
                 if self.link().config.run_schedules {
                     self.front.runtime.spawn(crate::periodic::run(
-                        Arc::clone(&self.front.core.link),
+                        Arc::clone(&self.front.settler.link),
                         self.front.close_signal.subscribe(),
                     ));
                 }
@@ -801,21 +883,54 @@ where
     type Consumer = RedisConsumer<J>;
 
     /// Enqueues the job with an id Redis assigns, and returns that id (the one its
-    /// consumers deliver it under); the envelope's `id`, `attempt` and `reply` are not
-    /// sent (a reply cannot cross processes: it is dropped).
+    /// consumers deliver it under); the envelope's `id` and `attempt` are not sent.
+    /// With a `reply` (a pool's `submit`), the job carries this handle's reply channel
+    /// and the reply waits here for the outcome the worker stores (see
+    /// [`with_results`](RedisQueue::with_results)); without `with_results` such a push
+    /// is refused with [`Error::Config`].
     fn push(
         &self,
-        envelope: Envelope<J>,
+        mut envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
-        let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
+        let max = self.link().config.max_payload;
+        let reply = envelope.reply.take();
+        let waiters = self.front.results.get().cloned();
+        let encoded = match (&reply, &waiters) {
+            (None, _) => wire::encode(&envelope.job, max),
+            (Some(_), Some(waiters)) => {
+                wire::encode_with_reply(&envelope.job, max, &waiters.channel)
+            }
+            (Some(_), None) => Err(Error::Config(
+                "a handle to this job's result needs RedisQueue::with_results::<Output, Error>() \
+                 on the queue (in the producer and the workers); use spawn for no handle"
+                    .to_owned(),
+            )),
+        };
+        let stored = self.store(encoded);
         async move {
-            stored.await.map_err(|error| match error {
-                Error::Closed => PushError::Closed(envelope),
-                error => PushError::Backend {
-                    item: envelope,
-                    source: error.into(),
-                },
-            })
+            match stored.await {
+                Ok(id) => {
+                    if let (Some(reply), Some(waiters)) = (reply, waiters) {
+                        waiters.listen(
+                            &self.front.settler.link,
+                            &self.front.runtime,
+                            self.front.close_signal.subscribe(),
+                        );
+                        waiters.register(id.0, reply);
+                    }
+                    Ok(id)
+                }
+                Err(error) => {
+                    envelope.reply = reply;
+                    Err(match error {
+                        Error::Closed => PushError::Closed(envelope),
+                        error => PushError::Backend {
+                            item: envelope,
+                            source: error.into(),
+                        },
+                    })
+                }
+            }
         }
     }
 
@@ -864,6 +979,10 @@ where
         self.link().counters.snapshot().undecodable
     }
 }
+
+/// A job's outcome comes back to the process that submitted it, wherever the job ran,
+/// once the queue knows the result type ([`RedisQueue::with_results`]).
+impl<J> Replies for RedisQueue<J> where J: Serialize + DeserializeOwned + Send + 'static {}
 
 /// Redis keeps every job until it is settled: a retry is scheduled in Redis, no copy is
 /// kept, and the job type needs no `Clone`.

@@ -14,9 +14,10 @@ pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
 /// start deadline, uniqueness key), for producers in other languages: see "Wire
 /// format" in the crate docs.
 pub const PUSH_LUA: &str = include_str!("../lua/push.lua");
-/// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters) and
-/// `levels.lua`'s (wake markers).
+/// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters),
+/// `levels.lua`'s (wake markers) and `fence.lua`'s (lease numbers).
 const FETCH_LUA: &str = concat!(
+    include_str!("../lua/fence.lua"),
     include_str!("../lua/dead.lua"),
     include_str!("../lua/levels.lua"),
     include_str!("../lua/fetch.lua")
@@ -33,6 +34,10 @@ pub(crate) const DELETE_LUA: &str = concat!(
 const SCHEDULE_LUA: &str = concat!(
     include_str!("../lua/levels.lua"),
     include_str!("../lua/schedule.lua")
+);
+pub(crate) const CONTROL_LUA: &str = concat!(
+    include_str!("../lua/levels.lua"),
+    include_str!("../lua/control.lua")
 );
 const FIRE_LUA: &str = concat!(
     include_str!("../lua/levels.lua"),
@@ -67,7 +72,7 @@ const ACK_LUA: &str = settlement!("ack.lua");
 const RELEASE_LUA: &str = burying_settlement!("release.lua");
 const RETRY_LUA: &str = burying_settlement!("retry.lua");
 const BURY_LUA: &str = burying_settlement!("bury.lua");
-const ABANDON_LUA: &str = settlement!("abandon.lua");
+const ABANDON_LUA: &str = concat!(include_str!("../lua/fence.lua"), settlement!("abandon.lua"));
 
 /// The compiled-in scripts with their SHA1s.
 #[derive(Debug)]
@@ -84,6 +89,8 @@ pub(crate) struct Scripts {
     pub(crate) requeue: Script,
     pub(crate) schedule: Script,
     pub(crate) fire: Script,
+    pub(crate) control: Script,
+    pub(crate) reply: Script,
 }
 
 impl Scripts {
@@ -101,6 +108,8 @@ impl Scripts {
             requeue: Script::new(REQUEUE_LUA),
             schedule: Script::new(SCHEDULE_LUA),
             fire: Script::new(FIRE_LUA),
+            control: Script::new(CONTROL_LUA),
+            reply: Script::new(include_str!("../lua/reply.lua")),
         }
     }
 }

@@ -86,7 +86,7 @@ impl RedisUrl {
 }
 
 /// Decodes `%XX` escapes; anything malformed is kept as it is.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -308,3 +308,32 @@ async fn an_ack_is_counted_before_its_caller_hears_of_it() {
         assert_eq!(queue.counters().acked - before, count);
     }
 }
+
+/// A replica promoted by a failover may lack the last increments of the lease counter
+/// (replication is asynchronous). Simulated by setting the counter back: the next
+/// lease must still get a token no delivery had, or a stale holder of the first
+/// could settle the second's job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_counter_set_back_by_a_failover_issues_no_token_twice() {
+    let server = RedisServer::start();
+    let config = RedisConfig::new(server.url(), "fence")
+        .batch_size(1)
+        .lease(Duration::from_secs(60))
+        .heartbeat(Duration::from_secs(50));
+    let queue = RedisQueue::<u64>::connect(config).await.unwrap();
+    queue.enqueue(&1).await.unwrap();
+    queue.enqueue(&2).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let first = consumer.next().await.unwrap();
+    let token = first.delivery.token();
+    let fence = server.cli(&["GET", "crewpool:{fence}:fence"]);
+    assert_eq!(fence.trim(), token.to_string());
+    // The promoted replica saw every increment but the last.
+    server.cli(&["SET", "crewpool:{fence}:fence", &(token - 1).to_string()]);
+    let second = consumer.next().await.unwrap();
+    assert_ne!(second.delivery.token(), token, "a token issued twice");
+    assert!(second.delivery.token() > token);
+    first.delivery.ack().await.unwrap();
+    second.delivery.ack().await.unwrap();
+    assert_eq!(queue.stats().await.unwrap(), Default::default());
+}

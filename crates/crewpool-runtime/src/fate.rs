@@ -257,8 +257,9 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
     }
 }
 
-/// Sends an outcome to the job's handle if it has one, else to the results stream if
-/// the pool has one, else drops it (it was counted).
+/// Sends an outcome to the job's reply if it has one, and to the results stream if the
+/// pool has one and the reply did not take it (a durable queue's reply only stores a
+/// copy for the producer, in whichever process it is), else drops it (it was counted).
 #[inline]
 fn deliver<T: Send + 'static, E: Send + 'static>(
     reply: Option<Reply>,
@@ -266,13 +267,13 @@ fn deliver<T: Send + 'static, E: Send + 'static>(
     id: JobId,
     outcome: Outcome<T, E>,
 ) {
-    match (reply, results) {
-        (Some(reply), _) => reply.send(outcome),
-        (None, Some(results)) => {
-            // Unbounded: never waits. Fails only if the stream was dropped.
-            let _ = results.send(JobResult { id, outcome });
-        }
-        (None, None) => {}
+    let left = match reply {
+        Some(reply) => reply.send(outcome),
+        None => Some(outcome),
+    };
+    if let (Some(outcome), Some(results)) = (left, results) {
+        // Unbounded: never waits. Fails only if the stream was dropped.
+        let _ = results.send(JobResult { id, outcome });
     }
 }
 

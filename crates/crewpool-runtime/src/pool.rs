@@ -236,10 +236,11 @@ impl<Q: Replies, W: Worker<Q::Job>> Pool<Q, W> {
     /// Submits a job, waiting while a bounded queue is full; returns a handle to await
     /// its result.
     ///
-    /// Only queues that bring results back to the submitter have it
-    /// ([`Replies`]: the in-memory ones). On a durable queue shared by processes, a job
-    /// runs in whichever process takes it and its result stays there: use
-    /// [`spawn`](Pool::spawn), and read outcomes from the running pool's [`Results`].
+    /// Only queues that bring results back to the submitter have it ([`Replies`]: the
+    /// in-memory ones, and the Redis queue once it knows its result type, where the
+    /// handle resolves when whichever process ran the job stored its outcome).
+    /// [`spawn`](Pool::spawn) needs none; the running pool's [`Results`] see every
+    /// outcome.
     ///
     /// # Errors
     ///
