@@ -12,10 +12,6 @@
 //! completes in the same poll as a stop, a timeout or a cancel counts as done (see
 //! "Races" in `lifecycle`). The timeout counts from before the first poll.
 //!
-//! The worker pins one slot for job futures when it starts and reuses it for every
-//! job, and runs all of the above but the supervision as plain function calls: a job
-//! that is ready on its first poll costs no future of the runtime's own.
-//!
 //! Around every poll (and the call that makes the future) the worker marks itself as
 //! inside the job's code: see `current` and `stats::activity`.
 
@@ -23,116 +19,21 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crewpool_core::{
-    Attachment, ContextSupport, Envelope, JobContext, JobId, Queue, Reply, Worker,
-};
+use crewpool_core::{Attachment, JobId, Queue, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::DeliveryOf;
 use crate::current::Polling;
-use crate::fate::{Ending, Owed, Ran};
+use crate::fate::Ran;
 use crate::future::panic_message;
-use crate::handle::ResultSink;
 use crate::shared::Shared;
 use crate::stats::WorkerCounters;
 
-/// A job about to be attempted: what its attempt needs besides its future.
-pub(crate) struct Prepared<'a, Q: Queue, W: Worker<Q::Job>> {
-    pub(crate) ending: Ending<'a, Q, W>,
-    pub(crate) job: Q::Job,
-    pub(crate) cx: JobContext<Q::Job>,
-    /// The job's own data (its handle's cancellation token), if it has a handle.
-    pub(crate) attachment: Option<Attachment>,
-    /// When the timeout (if any) ends the attempt, taken before the first poll.
-    pub(crate) deadline: Option<(Duration, tokio::time::Instant)>,
-    pub(crate) span: tracing::Span,
-}
-
-impl<Q: Queue, W: Worker<Q::Job>> Prepared<'_, Q, W> {
-    /// The job's own cancellation token, if it was submitted with a handle.
-    pub(crate) fn token(attachment: Option<&Attachment>) -> Option<&CancellationToken> {
-        attachment.and_then(|attachment| attachment.downcast_ref::<CancellationToken>())
-    }
-}
-
-/// Takes a job's envelope and delivery to the start of its attempt: its books opened
-/// (an armed [`Ending`]), its retry copy taken, its context made. A job cancelled
-/// through its handle before it started ends here: its fate is decided at once, and
-/// what its queue is owed comes back as the error.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn prepare<'a, Q, W>(
-    shared: &'a Shared<Q, W>,
-    counters: &'a WorkerCounters,
-    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
-    envelope: Envelope<Q::Job>,
-    delivery: Option<DeliveryOf<Q>>,
-    results: Option<&'a ResultSink<W, Q::Job>>,
-) -> Result<Prepared<'a, Q, W>, Option<Owed<DeliveryOf<Q>>>>
-where
-    Q: Queue,
-    W: Worker<Q::Job>,
-{
-    let enqueued_at = envelope.enqueued_at();
-    let Envelope {
-        job,
-        id,
-        attempt,
-        reply,
-        ..
-    } = envelope;
-    // A job with a handle carries the handle's token as its reply's attachment; the
-    // job's context gets the same attachment (a reference count, no token clone).
-    let attachment = reply.as_ref().and_then(Reply::attachment).cloned();
-    let started = shared.metrics.as_ref().map(|metrics| {
-        if let Some(at) = enqueued_at {
-            metrics.record_wait(at.elapsed());
-        }
-        metrics.queue_depth.set(shared.queue.depth() as f64);
-        Instant::now()
-    });
-    let mut ending = Ending {
-        shared,
-        counters,
-        id,
-        attempt,
-        reply,
-        delivery,
-        results,
-        started,
-        backup: None,
-        armed: true,
-    };
-    if Prepared::<Q, W>::token(attachment.as_ref()).is_some_and(CancellationToken::is_cancelled) {
-        return Err(ending.decide(Ran::Cancelled));
-    }
-    // A copy for a retry, taken before the job moves into the worker; none on the
-    // last attempt, which is never retried, nor where the queue keeps the job.
-    ending.backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
-        (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
-        _ => None,
-    };
-    let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-    if let Some(attachment) = &attachment {
-        cx = cx.with_extension(std::sync::Arc::clone(attachment));
-    }
-    if let Some(metrics) = &shared.metrics {
-        metrics.running.increment(1.0);
-    }
-    // Taken before the first poll: the timeout covers it.
-    let deadline = shared
-        .policies
-        .timeout
-        .map(|after| (after, tokio::time::Instant::now() + after));
-    Ok(Prepared {
-        ending,
-        job,
-        cx,
-        attachment,
-        deadline,
-        span: tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
-    })
+/// The job's own cancellation token, if it was submitted with a handle (the
+/// attachment its handle put on its reply).
+pub(crate) fn job_token(attachment: Option<&Attachment>) -> Option<&CancellationToken> {
+    attachment.and_then(|attachment| attachment.downcast_ref::<CancellationToken>())
 }
 
 /// What each poll of a job's future needs.

@@ -14,15 +14,19 @@
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
+use std::time::Instant;
 
-use crewpool_core::{Consumer, ContextSupport, Envelope, Queue, Received, Worker};
+use crewpool_core::{
+    Consumer, ContextSupport, Envelope, JobContext, Queue, Received, Reply, Worker,
+};
 use crossbeam_utils::CachePadded;
+use tokio_util::sync::CancellationToken;
 
-use crate::attempt::{self, Job, Prepared};
+use crate::attempt::{self, Job};
 use crate::backend::DeliveryOf;
 use crate::context::Support;
 use crate::error::ResizeError;
-use crate::fate::Ran;
+use crate::fate::{Ending, Ran};
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
@@ -152,8 +156,6 @@ pub(crate) async fn run<Q, W>(
         key,
     };
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
-    // Every job's future, pinned here once (see `attempt`).
-    let mut slot = pin!(None);
     let mut exhausted = false;
     let mut streak = 0;
     loop {
@@ -198,73 +200,16 @@ pub(crate) async fn run<Q, W>(
             Taken::Queue(received) => (received.envelope, Some(received.delivery)),
             Taken::Retry(envelope) => (envelope, None),
         };
-        // Prepare, make, poll once, decide: plain calls unless the job waits.
-        let prepared = attempt::prepare(
+        run_one(
             &shared,
             &counters,
             &support,
+            key,
             envelope,
             delivery,
             results.as_ref(),
-        );
-        let owed = match prepared {
-            Err(owed) => owed,
-            Ok(prepared) => {
-                let attempt = Job {
-                    counters: &counters,
-                    id: prepared.ending.id,
-                    key,
-                    span: &prepared.span,
-                };
-                let (job, cx) = (prepared.job, prepared.cx);
-                let ran = match attempt.make(|| shared.worker.run(job, cx)) {
-                    Err(ran) => ran,
-                    Ok(future) => {
-                        slot.set(Some(future));
-                        let ran = match slot.as_mut().as_pin_mut() {
-                            Some(mut future) => {
-                                let first =
-                                    poll_fn(|cx| Poll::Ready(attempt.poll(future.as_mut(), cx)))
-                                        .await;
-                                match first {
-                                    Poll::Ready(ran) => ran,
-                                    Poll::Pending => {
-                                        let token =
-                                            Prepared::<Q, W>::token(prepared.attachment.as_ref());
-                                        attempt::supervise(
-                                            &shared,
-                                            &attempt,
-                                            future,
-                                            prepared.deadline,
-                                            token,
-                                        )
-                                        .await
-                                    }
-                                }
-                            }
-                            None => Ran::Abandoned, // not reached: set just above
-                        };
-                        slot.set(None);
-                        ran
-                    }
-                };
-                if matches!(
-                    ran,
-                    Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
-                ) {
-                    // Ended between polls (a Ready poll, or a panic, set the worker idle
-                    // already).
-                    counters.idle();
-                }
-                if let Some(metrics) = &shared.metrics {
-                    metrics.running.decrement(1.0);
-                }
-                prepared.ending.decide(ran)
-            }
-        };
-        if let Some(owed) = owed {
-            owed.settle(&shared.name).await;
-        }
+        )
+        .await;
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
@@ -286,6 +231,110 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
     match taken {
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
+    }
+}
+
+/// Runs one job: opens its books, runs its attempt (see [`attempt`](crate::attempt):
+/// a job ready on its first poll builds no future of the runtime's own), and has its
+/// fate decided and settled.
+#[allow(clippy::too_many_arguments)]
+async fn run_one<Q, W>(
+    shared: &Shared<Q, W>,
+    counters: &WorkerCounters,
+    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
+    key: usize,
+    envelope: Envelope<Q::Job>,
+    delivery: Option<DeliveryOf<Q>>,
+    results: Option<&ResultSink<W, Q::Job>>,
+) where
+    Q: Queue,
+    W: Worker<Q::Job>,
+{
+    let enqueued_at = envelope.enqueued_at();
+    let Envelope {
+        job,
+        id,
+        attempt,
+        reply,
+        ..
+    } = envelope;
+    // A job with a handle carries the handle's token as its reply's attachment; the
+    // job's context gets the same attachment (a reference count, no token clone).
+    let attachment = reply.as_ref().and_then(Reply::attachment).cloned();
+    let token = attempt::job_token(attachment.as_ref());
+    let started = shared.metrics.as_ref().map(|metrics| {
+        if let Some(at) = enqueued_at {
+            metrics.record_wait(at.elapsed());
+        }
+        metrics.queue_depth.set(shared.queue.depth() as f64);
+        Instant::now()
+    });
+    let mut ending = Ending {
+        shared,
+        counters,
+        id,
+        attempt,
+        reply,
+        delivery,
+        results,
+        started,
+        backup: None,
+        armed: true,
+    };
+    let ran = if token.is_some_and(CancellationToken::is_cancelled) {
+        Ran::Cancelled
+    } else {
+        // A copy for a retry, taken before the job moves into the worker; none on the
+        // last attempt, which is never retried, nor where the queue keeps the job.
+        ending.backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
+            (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
+            _ => None,
+        };
+        let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+        if let Some(attachment) = &attachment {
+            cx = cx.with_extension(std::sync::Arc::clone(attachment));
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.running.increment(1.0);
+        }
+        // Taken before the first poll: the timeout covers it.
+        let deadline = shared
+            .policies
+            .timeout
+            .map(|after| (after, tokio::time::Instant::now() + after));
+        let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
+        let polls = Job {
+            counters,
+            id,
+            key,
+            span: &span,
+        };
+        let ran = match polls.make(|| shared.worker.run(job, cx)) {
+            Err(ran) => ran,
+            Ok(future) => {
+                let mut future = pin!(future);
+                match poll_fn(|task| Poll::Ready(polls.poll(future.as_mut(), task))).await {
+                    Poll::Ready(ran) => ran,
+                    Poll::Pending => {
+                        attempt::supervise(shared, &polls, future, deadline, token).await
+                    }
+                }
+            }
+        };
+        if matches!(
+            ran,
+            Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+        ) {
+            // Ended between polls (a Ready poll, or a panic, set the worker idle already).
+            counters.idle();
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.running.decrement(1.0);
+        }
+        ran
+    };
+    if let Some(owed) = ending.decide(ran) {
+        owed.settle(&shared.name).await;
     }
 }
 
