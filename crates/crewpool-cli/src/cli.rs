@@ -98,6 +98,16 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = DeletableState::Dead)]
         state: DeletableState,
     },
+    /// Pause a queue: no worker process takes a job until it is resumed (running jobs finish).
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Resume a paused queue: every waiting worker process fetches at once.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
     /// Delete a whole queue: every job in every state, its totals and its registry entry.
     Purge {
         /// The queue.

@@ -44,6 +44,8 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             delete(&known(&admin, &queue).await?, &ids, state.into(), json).await
         }
         Command::Purge { queue, .. } => purge(&known(&admin, &queue).await?, json).await,
+        Command::Pause { queue } => control(&known(&admin, &queue).await?, true, json).await,
+        Command::Resume { queue } => control(&known(&admin, &queue).await?, false, json).await,
         Command::Watch {
             queues,
             interval,
@@ -147,6 +149,7 @@ async fn queues(admin: &Admin, json: bool) -> Result<()> {
     }
     let mut table = Table::new(&[
         "QUEUE",
+        "STATE",
         "PENDING",
         "SCHEDULED",
         "DELAYED",
@@ -162,6 +165,7 @@ async fn queues(admin: &Admin, json: bool) -> Result<()> {
         let o = &row.overview;
         table.row(vec![
             text(&o.name),
+            text(state(o)),
             num(o.pending),
             num(o.scheduled),
             num(o.delayed),
@@ -193,7 +197,21 @@ async fn stats(queue: &QueueAdmin, json: bool) -> Result<()> {
         .filter(|&(_, &n)| n > 0)
         .map(|(level, n)| format!("{level}: {n}"))
         .collect();
-    let lines: [(&str, String); 15] = [
+    let lines: [(&str, String); 17] = [
+        (
+            "state",
+            match o.paused_since_ms {
+                Some(at) => format!("paused ({})", table::ago(at, o.now_ms)),
+                None => "running".to_owned(),
+            },
+        ),
+        (
+            "rate limit",
+            o.rate_limit.map_or_else(
+                || "-".to_owned(),
+                |limit| format!("{} jobs per {:?}", limit.jobs(), limit.per()),
+            ),
+        ),
         ("pending", o.pending.to_string()),
         (
             "pending by level",
@@ -440,6 +458,42 @@ async fn requeue(queue: &QueueAdmin, ids: &[u64], all: bool, json: bool) -> Resu
 async fn delete(queue: &QueueAdmin, ids: &[u64], state: JobState, json: bool) -> Result<()> {
     let deleted = queue.delete(state, &job_ids(ids)).await?;
     outcome(queue, "deleted", Some(ids), deleted, json)
+}
+
+/// `running` or `paused`.
+pub(crate) fn state(overview: &QueueOverview) -> &'static str {
+    if overview.paused { "paused" } else { "running" }
+}
+
+/// What `pause` and `resume` did, for `--json`.
+#[derive(Debug, Serialize)]
+struct Controlled<'a> {
+    queue: &'a str,
+    state: &'static str,
+    changed: bool,
+}
+
+async fn control(queue: &QueueAdmin, pause: bool, json: bool) -> Result<()> {
+    let changed = if pause {
+        queue.pause().await?
+    } else {
+        queue.resume().await?
+    };
+    let state = if pause { "paused" } else { "running" };
+    if json {
+        return print_json(&Controlled {
+            queue: queue.name(),
+            state,
+            changed,
+        });
+    }
+    let name = queue.name();
+    print(&match (pause, changed) {
+        (true, true) => format!("paused {name}: workers take no job until it is resumed\n"),
+        (true, false) => format!("{name} was paused already\n"),
+        (false, true) => format!("resumed {name}\n"),
+        (false, false) => format!("{name} was not paused\n"),
+    })
 }
 
 async fn purge(queue: &QueueAdmin, json: bool) -> Result<()> {

@@ -12,6 +12,8 @@
 //! | `GET /api/throughput` | jobs per second of every queue over the last minutes |
 //! | `POST /api/queues/{queue}/requeue` | `{"ids":[…]}` or `{"all":true}`: dead letters back to the queue |
 //! | `POST /api/queues/{queue}/delete` | `{"state":"dead","ids":[…]}` |
+//! | `POST /api/queues/{queue}/pause` | pause the queue for every worker process |
+//! | `POST /api/queues/{queue}/resume` | resume it |
 //! | `GET /metrics` | Prometheus metrics |
 
 use axum::Router;
@@ -73,6 +75,8 @@ pub(crate) fn router(admin: Admin, samples: Samples, guard: Guard) -> Router {
         .route("/api/queues/{queue}/schedules", get(schedules))
         .route("/api/queues/{queue}/requeue", post(requeue))
         .route("/api/queues/{queue}/delete", post(delete))
+        .route("/api/queues/{queue}/pause", post(pause))
+        .route("/api/queues/{queue}/resume", post(resume))
         .route("/api/throughput", get(throughput))
         .route("/metrics", get(crate::server::metrics))
         .with_state(App {
@@ -259,6 +263,24 @@ async fn delete(
     let done = handle(&app, &name)?.delete(state, &ids).await?;
     tracing::info!(queue = %name, %state, done, "dashboard: deleted jobs");
     Ok(Json(Done { done }))
+}
+
+/// What a pause or resume did: whether the state changed.
+#[derive(Debug, Serialize)]
+struct Changed {
+    changed: bool,
+}
+
+async fn pause(State(app): State<App>, Path(name): Path<String>) -> ApiResult<Changed> {
+    let changed = handle(&app, &name)?.pause().await?;
+    tracing::info!(queue = %name, changed, "dashboard: paused the queue");
+    Ok(Json(Changed { changed }))
+}
+
+async fn resume(State(app): State<App>, Path(name): Path<String>) -> ApiResult<Changed> {
+    let changed = handle(&app, &name)?.resume().await?;
+    tracing::info!(queue = %name, changed, "dashboard: resumed the queue");
+    Ok(Json(Changed { changed }))
 }
 
 async fn throughput(State(app): State<App>) -> Json<crate::sampler::Throughput> {

@@ -45,6 +45,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Jobs dead-lettered as expired: not started by their deadline.",
     ),
     (
+        "crewpool_queue_paused",
+        "gauge",
+        "Whether the queue is paused (1): no worker takes a job until it is resumed.",
+    ),
+    (
         "crewpool_queue_schedules",
         "gauge",
         "Periodic schedules of the queue.",
@@ -123,6 +128,9 @@ fn write_queues(out: &mut String, prefix: &str, rows: &[QueueRow]) {
                 }
                 "crewpool_queue_missed_deadline_total" => {
                     let _ = writeln!(out, "{name}{{{labels}}} {}", o.missed_deadline);
+                }
+                "crewpool_queue_paused" => {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", u8::from(o.paused));
                 }
                 "crewpool_queue_schedules" => {
                     let _ = writeln!(out, "{name}{{{labels}}} {}", o.schedules);

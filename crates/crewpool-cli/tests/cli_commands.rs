@@ -36,6 +36,7 @@ async fn queues_stats_peek_and_dead_show_every_state() {
         header,
         [
             "QUEUE",
+            "STATE",
             "PENDING",
             "SCHEDULED",
             "DELAYED",
@@ -49,7 +50,10 @@ async fn queues_stats_peek_and_dead_show_every_state() {
         ]
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(row[..9], ["mailer", "3", "1", "1", "0", "2", "5", "3", "0"]);
+    assert_eq!(
+        row[..10],
+        ["mailer", "running", "3", "1", "1", "0", "2", "5", "3", "0"]
+    );
 
     let listed = json(&run(&url, &["--json", "queues"]));
     assert_eq!(listed[0]["name"], "mailer");
@@ -313,6 +317,53 @@ async fn the_password_is_never_printed() {
     assert!(!stdout(&help).contains("s3cret"));
 }
 
+/// `pause` and `resume` change the state every worker process obeys, say whether
+/// they changed it, and `queues` and `stats` show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_show_in_queues_and_stats() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let (queue, _) = fill(&url, "mailer").await;
+
+    let paused = run(&url, &["pause", "mailer"]);
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    assert_eq!(
+        stdout(&paused),
+        "paused mailer: workers take no job until it is resumed\n"
+    );
+    assert!(queue.stats().await.unwrap().paused, "paused in Redis");
+    assert_eq!(
+        stdout(&run(&url, &["pause", "mailer"])),
+        "mailer was paused already\n"
+    );
+    let table = stdout(&run(&url, &["queues"]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..2], ["mailer", "paused"], "{table}");
+    let human = stdout(&run(&url, &["stats", "mailer"]));
+    assert!(
+        human
+            .lines()
+            .any(|line| line.starts_with("state") && line.contains("paused (")),
+        "{human}"
+    );
+    let stats = json(&run(&url, &["stats", "mailer", "--json"]));
+    assert_eq!(stats["paused"], true);
+    assert!(stats["paused_since_ms"].as_u64().is_some());
+
+    let resumed = json(&run(&url, &["resume", "mailer", "--json"]));
+    assert_eq!(resumed["state"], "running");
+    assert_eq!(resumed["changed"], true);
+    assert!(!queue.stats().await.unwrap().paused, "resumed in Redis");
+    assert_eq!(
+        stdout(&run(&url, &["resume", "mailer"])),
+        "mailer was not paused\n"
+    );
+    let stats = json(&run(&url, &["stats", "mailer", "--json"]));
+    assert_eq!(stats["paused"], false);
+    // An unknown queue: exit 4, nothing written.
+    assert_eq!(code(&run(&url, &["pause", "no-such"])), 4);
+}
+
 #[test]
 fn help_documents_every_command_and_the_exit_codes() {
     let help = stdout(&support::crewpool().arg("--help").output().unwrap());
@@ -325,6 +376,8 @@ fn help_documents_every_command_and_the_exit_codes() {
         "requeue",
         "delete",
         "purge",
+        "pause",
+        "resume",
         "enqueue",
         "watch",
         "dashboard",

@@ -145,6 +145,34 @@ async fn the_api_serves_queues_and_pages_and_the_page_its_guards() {
         .unwrap();
     assert_eq!(response.json::<Value>().await.unwrap()["done"], 1);
 
+    // Pause and resume: guarded like every change, and the overview says so.
+    let pause = format!("{base}/api/queues/mailer/pause");
+    let response = client.post(&pause).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "no CSRF token");
+    let (_, queue) = get(&format!("{base}/api/queues/mailer")).await;
+    assert_eq!(queue["paused"], false);
+    let response = client
+        .post(&pause)
+        .header("x-crewpool-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["changed"], true);
+    let (_, queue) = get(&format!("{base}/api/queues/mailer")).await;
+    assert_eq!(queue["paused"], true);
+    let (_, queues) = get(&format!("{base}/api/queues")).await;
+    assert_eq!(queues[0]["paused"], true);
+    let response = client
+        .post(format!("{base}/api/queues/mailer/resume"))
+        .header("x-crewpool-csrf", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["changed"], true);
+    let (_, queue) = get(&format!("{base}/api/queues/mailer")).await;
+    assert_eq!(queue["paused"], false);
+
     // Another Host (DNS rebinding) is refused when no token is set.
     let response = client
         .get(format!("{base}/api/queues"))
@@ -173,6 +201,15 @@ async fn read_only_refuses_every_change() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!pending_ids(&url, "mailer").await.contains(&ids.dead));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/queues/mailer/pause"))
+        .header("x-crewpool-csrf", csrf(base).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, queue) = get(&format!("{base}/api/queues/mailer")).await;
+    assert_eq!(queue["paused"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,6 +325,7 @@ async fn metrics_parse_as_prometheus_with_no_worker_running() {
     let mut server = RedisServer::start();
     let url = server.url();
     let (queue, _) = fill(&url, "mailer").await;
+    queue.pause().await.unwrap();
     drop(queue); // no worker: the numbers come from Redis alone
     let dashboard = Served::start(&url, &["dashboard"]);
     let exporter = Served::start(&url, &["exporter"]);
@@ -313,6 +351,7 @@ async fn metrics_parse_as_prometheus_with_no_worker_running() {
             ("crewpool_queue_lease_expired_total mailer", 0.0),
             ("crewpool_queue_missed_deadline_total mailer", 0.0),
             ("crewpool_queue_schedules mailer", 1.0),
+            ("crewpool_queue_paused mailer", 1.0),
             ("crewpool_up", 1.0),
         ] {
             assert_eq!(metrics.get(key), Some(&value), "{key} in\n{text}");

@@ -16,6 +16,9 @@
 -- KEYS[12] unique_ttl  ZSET    uniqueness key -> when it lapses (ms)
 -- KEYS[13] schedver    STRING  the periodic schedules' version counter
 -- KEYS[14..23]         LISTs   pending jobs of levels 0 (`pending`) to 9 (`pending:9`)
+-- KEYS[24] control     HASH    'paused' (while paused), 'rate_jobs' and 'rate_ms' (the
+--                              rate limit, while set): see control.lua
+-- KEYS[25] rate        ZSET    the rate limit's window: '<lease>:<jobs>' -> when taken (ms)
 -- ARGV[1] how many jobs to take (may be 0: housekeeping only)
 -- ARGV[2] lease length (ms)
 -- ARGV[3] max attempts (0: no limit), applied to jobs whose lease expired
@@ -26,6 +29,13 @@
 -- ARGV[8] the largest envelope this worker takes (bytes)
 -- ARGV[9] 'strict' (the highest non-empty level first) or 'weighted'; for 'weighted',
 --         ARGV[10..19] the weights of levels 0 to 9 (integers from 1)
+--
+-- Paused (control.lua), the call does the housekeeping and takes no job. With a rate
+-- limit of N jobs per P ms, the jobs taken in any P ms window (Redis clock) by every
+-- process together are at most N: each lease that took jobs is logged in `rate` with its
+-- count, entries older than P are dropped, and a call takes at most what is left. When
+-- nothing is left it reports how long until the oldest entry leaves the window, so the
+-- worker sleeps exactly that long instead of asking again.
 --
 -- One fetch is one lease: its jobs are fields '<lease>:1' .. '<lease>:<count>' of
 -- `leased`, and the field name is the delivery's fencing token: it exists exactly
@@ -48,8 +58,10 @@
 --
 -- Returns {pending length (all levels), next due (ms from now, -1: nothing scheduled;
 -- only computed when no job was taken), recovered, buried, refused (records that broke
--- the format), lease (0: none), now (ms, Redis clock), schedules version, then the
--- records taken in the order to run them, each with its '<level>:' prefix unless 0}.
+-- the format), lease (0: none), now (ms, Redis clock), schedules version, paused (1 or
+-- 0), rate wait (ms until the rate limit lets a job be taken; -1 when it did not hold
+-- any back), then the records taken in the order to run them, each with its '<level>:'
+-- prefix unless 0}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local count = tonumber(ARGV[1])
@@ -61,6 +73,31 @@ local lease_bound = tonumber(ARGV[6])
 local dead_bytes = tonumber(ARGV[7])
 local max_envelope = tonumber(ARGV[8])
 local weighted = ARGV[9] == 'weighted'
+
+-- Paused: housekeeping only. Rate-limited: at most what the window has left.
+local control = redis.call('HMGET', KEYS[24], 'paused', 'rate_jobs', 'rate_ms')
+local paused = control[1] and 1 or 0
+local rate_wait, rate_ms = -1, nil
+if paused == 1 then
+  count = 0
+elseif count > 0 and control[2] then
+  local limit, period = tonumber(control[2]), tonumber(control[3])
+  if limit and period and limit > 0 and period > 0 then
+    rate_ms = period
+    redis.call('ZREMRANGEBYSCORE', KEYS[25], '-inf', now - period)
+    local window = redis.call('ZRANGE', KEYS[25], 0, -1, 'WITHSCORES')
+    local used = 0
+    for i = 1, #window, 2 do
+      used = used + (tonumber(string.match(window[i], ':(%d+)$')) or 0)
+    end
+    if used >= limit then
+      count = 0
+      rate_wait = math.max(1, tonumber(window[2]) + period - now)
+    elseif limit - used < count then
+      count = limit - used
+    end
+  end
+end
 
 local lists = {}
 for level = 0, 9 do
@@ -249,7 +286,8 @@ local function plan_weighted(wanted, lengths)
   return plan
 end
 
-local out = {0, -1, recovered, buried, 0, 0, now, tonumber(redis.call('GET', KEYS[13])) or 0}
+local out = {0, -1, recovered, buried, 0, 0, now, tonumber(redis.call('GET', KEYS[13])) or 0,
+  paused, rate_wait}
 local taken = 0
 if count > 0 then
   local marked = unmark(lists[0])
@@ -318,13 +356,17 @@ if count > 0 then
     for i = 1, #valid do
       fields[2 * i - 1] = prefix .. i
       fields[2 * i] = valid[i]
-      out[8 + i] = valid[i]
+      out[10 + i] = valid[i]
     end
     push('HSET', KEYS[1], fields)
     redis.call('ZADD', KEYS[2], now + lease_ms, lease)
     redis.call('HSET', KEYS[3], lease, #valid, prefix .. 'n', #valid, prefix .. 't', now)
     out[6] = lease
     taken = #valid
+    if rate_ms then
+      redis.call('ZADD', KEYS[25], now, lease .. ':' .. taken)
+      redis.call('PEXPIRE', KEYS[25], rate_ms)
+    end
   end
   -- A fetch that took nothing read every due time below: its fetcher's timer covers
   -- what the marker announced. Otherwise the marker goes back in front.

@@ -10,12 +10,13 @@ use redis::{Script, Value};
 use serde::{Serialize, Serializer};
 
 use crate::conn::{Conn, Endpoint};
+use crate::control::Control;
 use crate::keys::Keys;
 use crate::link::{Call, connect_with_retries};
 use crate::queue::DeadEntry;
 use crate::registry::{self, RegisteredQueue};
 use crate::wire::{self, LEVELS, array, bytes, int, uint};
-use crate::{Error, RedisConfig, RedisUrl, Result};
+use crate::{Error, RateLimit, RedisConfig, RedisUrl, Result};
 
 const PEEK_LEASED_LUA: &str = include_str!("../lua/peek_leased.lua");
 
@@ -66,6 +67,7 @@ struct Inner {
     prefix: String,
     conn: Conn,
     requeue: Script,
+    control: Script,
     peek_leased: Script,
     delete: Script,
 }
@@ -100,6 +102,7 @@ impl Admin {
                 prefix: config.prefix.clone(),
                 conn,
                 requeue: Script::new(crate::scripts::REQUEUE_LUA),
+                control: Script::new(crate::scripts::CONTROL_LUA),
                 peek_leased: Script::new(PEEK_LEASED_LUA),
                 delete: Script::new(crate::scripts::DELETE_LUA),
             }),
@@ -279,6 +282,12 @@ pub struct QueueOverview {
     pub unique_keys: u64,
     /// Periodic schedules.
     pub schedules: u64,
+    /// Whether the queue is paused ([`QueueAdmin::pause`]).
+    pub paused: bool,
+    /// When it was paused (ms since the Unix epoch, Redis clock), while it is.
+    pub paused_since_ms: Option<u64>,
+    /// Its rate limit ([`QueueAdmin::set_rate_limit`]).
+    pub rate_limit: Option<RateLimit>,
     /// Redis's clock when this was read, in ms since the Unix epoch.
     pub now_ms: u64,
 }
@@ -582,8 +591,9 @@ impl QueueAdmin {
             .cmd("HLEN")
             .arg(&keys.unique)
             .cmd("HLEN")
-            .arg(&keys.schedules)
-            .cmd("TIME");
+            .arg(&keys.schedules);
+        crate::control::read_into(&mut pipe, keys);
+        pipe.cmd("TIME");
         let replies: Vec<Value> = pipe
             .query_async(&mut self.conn())
             .await
@@ -607,10 +617,12 @@ impl QueueAdmin {
             exists,
             unique_keys,
             schedules,
+            control,
             time,
-        ] = <[Value; 9]>::try_from(rest.to_vec())
+        ] = <[Value; 10]>::try_from(rest.to_vec())
             .map_err(|rest| Error::Protocol(format!("overview returned {} replies", rest.len())))?;
         let now_ms = redis_time(time)?;
+        let control = crate::control::parse(&control)?;
         let mut pending_by_level = pending_by_level;
         if marked {
             pending_by_level[0] = pending_by_level[0].saturating_sub(1);
@@ -658,6 +670,9 @@ impl QueueAdmin {
             missed_deadline,
             unique_keys: uint(&unique_keys)?,
             schedules: uint(&schedules)?,
+            paused: control.paused_since_ms.is_some(),
+            paused_since_ms: control.paused_since_ms,
+            rate_limit: control.rate_limit,
             now_ms,
         })
     }
@@ -920,6 +935,43 @@ impl QueueAdmin {
             .await
             .map_err(|e| timing.fail(&e))?;
         uint(&moved)
+    }
+
+    /// Pauses the queue for every process (see [`RedisQueue::pause`]); returns whether
+    /// it was running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    ///
+    /// [`RedisQueue::pause`]: crate::RedisQueue::pause
+    pub async fn pause(&self) -> Result<bool> {
+        self.control(Control::Pause).await
+    }
+
+    /// Resumes a paused queue: every waiting worker fetches at once; returns whether it
+    /// was paused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn resume(&self) -> Result<bool> {
+        self.control(Control::Resume).await
+    }
+
+    /// Sets (or with `None` removes) the queue's [`RateLimit`]; returns whether it
+    /// changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<bool> {
+        self.control(Control::Limit(limit)).await
+    }
+
+    async fn control(&self, op: Control) -> Result<bool> {
+        let script = &self.admin.inner.control;
+        crate::control::apply(&mut self.conn(), self.url(), script, &self.keys, op).await
     }
 
     /// Deletes the jobs with the given ids from `state` (pending, scheduled, delayed or

@@ -8,9 +8,13 @@
 //!            ▼                                                      │
 //!   Idle ──▶ Fetch ──jobs──▶ hand them to the local buffer ─────────┘
 //!    ▲         │
-//!    │         └──nothing──▶ Block: until a push (BLMOVE returns), the next lease
-//!    │                       deadline or delayed job (local timer), a local retry
-//!    └────────────────────── (rescan), or max_block; then Fetch again if still wanted
+//!    │         ├──nothing──▶ Block: until a push (BLMOVE returns), the next lease
+//!    │         │             deadline or delayed job (local timer), a local retry
+//!    ├─────────┼──────────── (rescan), or max_block; then Fetch again if still wanted
+//!    │         ├──paused───▶ Block on `resumed` instead (a resume pushes its marker
+//!    ├─────────┼──────────── there), with the same timers: housekeeping goes on
+//!    │         └──rate limit─▶ Sleep as long as the fetch said the window stays full
+//!    └───────────────────────
 //!
 //!   any state ──close / drop──▶ Closing: release the buffered jobs, then drop the sender
 //! ```
@@ -23,6 +27,11 @@
 //!   count or it finds the permit. No lost wake-up.
 //! - *Push vs. block*: `BLMOVE` returns at once if the list is non-empty, so a push
 //!   that lands between the empty fetch and the block is not missed.
+//! - *Resume vs. block*: a pause empties `resumed` and a resume pushes a marker there
+//!   that stays until the next pause, so a resume that lands between the fetch that
+//!   saw the pause and the block on `resumed` is not missed either. A block on
+//!   `pending` already in flight when a fetch saw the pause is kept (see below) and
+//!   the resume wakes it too (it pushes the wake marker to an empty `pending`).
 //! - *The block outlives its select*: a `BLMOVE` in flight is kept (boxed) across
 //!   iterations, never dropped and reissued, because a dropped blocking call would
 //!   still hold the blocking connection server-side. Timers shorter than the block run
@@ -146,6 +155,8 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 records,
                 next_due,
                 now_ms,
+                paused,
+                rate_wait,
                 ..
             } = match self.link.fetch(want).await {
                 Ok(fetched) => {
@@ -161,6 +172,16 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
             };
             if let Some(lease) = lease {
                 self.dispatch(lease, records, now_ms).await;
+                continue;
+            }
+            if let Some(wait) = rate_wait {
+                // Every job the window allows was taken: sleep until its oldest start
+                // leaves it, as Redis computed. Nothing to block on: jobs may be
+                // pending, and a block would return at once.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = self.closed.changed() => {}
+                }
                 continue;
             }
 
@@ -181,9 +202,14 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 let link = Arc::clone(&self.link);
                 let mut conn = conn.clone();
                 let max_block = link.config.max_block;
-                in_flight = Some(Box::pin(async move {
-                    link.wait_for_jobs(&mut conn, max_block).await
-                }));
+                // Paused, `pending` may hold jobs and a block there would return at
+                // once: wait for the resume instead.
+                let block: Block = if paused {
+                    Box::pin(async move { link.wait_for_resume(&mut conn, max_block).await })
+                } else {
+                    Box::pin(async move { link.wait_for_jobs(&mut conn, max_block).await })
+                };
+                in_flight = Some(block);
             }
             let woken = async {
                 match in_flight.as_mut() {

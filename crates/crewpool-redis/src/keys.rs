@@ -27,6 +27,12 @@ pub(crate) struct Keys {
     pub(crate) ticks: String,
     pub(crate) schedver: String,
     pub(crate) fired: String,
+    /// Pause flag and rate limit (see `lua/control.lua`).
+    pub(crate) control: String,
+    /// The wake marker a resume leaves for paused fetchers.
+    pub(crate) resumed: String,
+    /// The rate limit's sliding window.
+    pub(crate) rate: String,
 }
 
 impl Keys {
@@ -59,6 +65,9 @@ impl Keys {
             ticks: key("schedules:ticks"),
             schedver: key("schedules:version"),
             fired: key("schedules:fired"),
+            control: key("control"),
+            resumed: key("resumed"),
+            rate: key("rate"),
         }
     }
 
@@ -88,6 +97,9 @@ impl Keys {
             &self.ticks,
             &self.schedver,
             &self.fired,
+            &self.control,
+            &self.resumed,
+            &self.rate,
         ]);
         all
     }
@@ -102,6 +114,6 @@ mod tests {
         assert_eq!(keys.pending_of(0), "app:{mail}:pending");
         assert_eq!(keys.pending_of(3), "app:{mail}:pending:3");
         assert!(keys.all().iter().all(|key| key.starts_with("app:{mail}:")));
-        assert_eq!(keys.all().len(), 27);
+        assert_eq!(keys.all().len(), 30);
     }
 }

@@ -21,7 +21,10 @@
 //!   expiring jobs; [`set_schedule`](RedisQueue::set_schedule) for periodic ones), the
 //!   inspector
 //!   ([`stats`](RedisQueue::stats), [`dead_letters`](RedisQueue::dead_letters),
-//!   [`requeue_dead`](RedisQueue::requeue_dead)), and a [`Queue`] for a crewpool pool.
+//!   [`requeue_dead`](RedisQueue::requeue_dead)), the controls shared by every process
+//!   ([`pause`](RedisQueue::pause), [`resume`](RedisQueue::resume),
+//!   [`set_rate_limit`](RedisQueue::set_rate_limit) with a [`RateLimit`]), and a
+//!   [`Queue`] for a crewpool pool.
 //! - [`JobOptions`], [`Schedule`], [`Priorities`]: what a job asks for (a due time, a
 //!   priority level, a uniqueness key, a start deadline), when a periodic job runs, and
 //!   in which order a worker takes the levels.
@@ -339,6 +342,70 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Pause and resume
+//!
+//! [`pause`](RedisQueue::pause) stops every worker process of a queue from taking jobs,
+//! at once and without polling; [`resume`](RedisQueue::resume) starts them all again at
+//! once (also [`QueueAdmin::pause`], `crewpool pause QUEUE`, and the dashboard). The
+//! flag is in Redis, checked by the fetch script: paused workers finish the jobs they
+//! hold (their leases are extended and their acknowledgements taken, and jobs a
+//! process fetched ahead still run), producers go on enqueueing, and the housekeeping
+//! goes on (jobs of dead workers go back to the queue, due retries and scheduled jobs
+//! become pending). An idle worker's fetcher blocks in Redis on the `resumed` list,
+//! which the pause emptied and the resume fills, so it wakes the moment the queue is
+//! resumed; its wait is renewed every [`max_block`](RedisConfig::max_block) as usual.
+//! [`QueueStats::paused`] and [`QueueOverview::paused`] tell.
+//!
+//! ```
+//! use crewpool_core::{Consumer, Delivery, Queue};
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "exports")).await?;
+//! assert!(queue.pause().await?); // every process, from its next fetch on
+//! queue.enqueue(&"export 1".to_owned()).await?;
+//! assert!(queue.stats().await?.paused);
+//!
+//! let mut consumer = queue.consumer()?;
+//! let waiting = tokio::time::timeout(std::time::Duration::from_millis(200), consumer.next());
+//! assert!(waiting.await.is_err()); // nothing taken while paused
+//! queue.resume().await?;
+//! let received = consumer.next().await.expect("a job"); // at once
+//! received.delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Rate limits
+//!
+//! [`set_rate_limit`](RedisQueue::set_rate_limit) gives a queue a [`RateLimit`]: at
+//! most N job starts per period, **however many processes consume it**. The limit is
+//! kept in Redis and enforced by the fetch script with a sliding window (Redis's
+//! clock): every fetch logs how many jobs it leased and when, and takes at most what
+//! the last period left. A fetch the window holds back returns how long until its
+//! oldest start leaves it, and the worker sleeps exactly that long rather than asking
+//! again. Jobs count when they are leased (for a process that fetches ahead, a little
+//! before they start). Remove it with `set_rate_limit(None)`; [`QueueStats::rate_limit`]
+//! and [`QueueOverview::rate_limit`] show it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use crewpool_redis::{RateLimit, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "sms")).await?;
+//! // The provider takes 30 messages a second from all our workers together.
+//! let limit = RateLimit::new(30, Duration::from_secs(1))?;
+//! queue.set_rate_limit(Some(limit)).await?;
+//! assert_eq!(queue.stats().await?.rate_limit, Some(limit));
+//! # Ok(()) }
+//! ```
+//!
 //! # Closing
 //!
 //! Closing a Redis queue ([`Queue::close`], which a pool's `shutdown` does) means
@@ -387,6 +454,9 @@
 //! | `schedules:ticks` | hash | schedule name → the last tick fired or passed (ms) |
 //! | `schedules:version` | string | incremented by every change of a schedule |
 //! | `schedules:fired` | list | the last 1,000 ticks fired, newest first: `{"schedule":…,"tick":ms,"id":…,"at":ms}` |
+//! | `control` | hash | `paused` → when the queue was paused (ms), while it is; `rate_jobs`, `rate_ms` → the rate limit, while set |
+//! | `resumed` | list | the wake marker `~wake` after a resume, which paused fetchers block on (`BLMOVE resumed resumed LEFT LEFT`); emptied by a pause |
+//! | `rate` | sorted set | the rate limit's window: `<lease>:<jobs leased>` → when leased (ms); entries older than the period dropped, the key expires after it |
 //!
 //! In `leased`, `scheduled` and `delayed` (everywhere but its level's list), a record
 //! of level 1 to 9 carries its level as a prefix: `<level>:<id>|<attempt>|<envelope>`.
@@ -457,6 +527,11 @@
 //! stamp the version and the start) and fired by the workers with `lua/fire.lua`; a
 //! tool can list them by reading the `schedules` hash.
 //!
+//! A tool pauses or resumes a queue, or sets its rate limit, with `lua/control.lua`
+//! after `lua/levels.lua`'s helpers (keys `control`, `resumed`, `pending`, `rate`; `pause`, `resume`, or `limit <jobs>
+//! <ms>`, `limit 0 1` to remove it); setting the `control` fields by hand would not
+//! wake paused workers.
+//!
 //! Every other transition (fetch, ack, extend, retry, dead-letter, release, abandon,
 //! requeue, an operator's delete) is one of the scripts in `lua/`, each declaring the
 //! keys it touches. Jobs of another level than 0, due scheduled jobs and removed
@@ -501,6 +576,7 @@ mod backoff;
 mod config;
 mod conn;
 mod consumer;
+mod control;
 mod counters;
 mod delivery;
 mod error;
@@ -526,6 +602,7 @@ pub use admin::{
 };
 pub use config::{AckMode, Durability, RedisConfig};
 pub use consumer::RedisConsumer;
+pub use control::RateLimit;
 pub use counters::ClientCounters;
 /// The retry policy, shared with every crewpool crate (`crewpool_core::RetryPolicy`).
 pub use crewpool_core::RetryPolicy;

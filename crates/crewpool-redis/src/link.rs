@@ -44,6 +44,10 @@ pub(crate) struct Fetched {
     pub(crate) buried: u64,
     /// Redis's clock when the fetch ran (ms since the Unix epoch).
     pub(crate) now_ms: u64,
+    /// The queue is paused: nothing was taken.
+    pub(crate) paused: bool,
+    /// The rate limit held jobs back: how long until it lets one be taken.
+    pub(crate) rate_wait: Option<Duration>,
 }
 
 /// What [`RedisQueue::connect`](crate::RedisQueue::connect) found out about the server.
@@ -369,6 +373,7 @@ impl Link {
             &keys.schedver,
         ];
         declared.extend(keys.levels_pending.iter().map(String::as_str));
+        declared.extend([keys.control.as_str(), &keys.rate]);
         let mut call = Self::script_call(script, &declared);
         call.arg(count)
             .arg(millis(config.lease))
@@ -386,7 +391,7 @@ impl Link {
         let reply = self.invoke("fetching jobs", script, &call).await?;
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
-        let mut header = [0_i64; 8];
+        let mut header = [0_i64; 10];
         for slot in &mut header {
             *slot = int(&reply.next().ok_or_else(|| short("fetch"))?)?;
         }
@@ -399,6 +404,8 @@ impl Link {
             lease,
             now_ms,
             schedules_version,
+            paused,
+            rate_wait,
         ] = header;
         self.observe_pending(u64::try_from(pending).unwrap_or(0));
         // The reply's clock is somewhere between the request and now: take the middle.
@@ -451,6 +458,8 @@ impl Link {
             recovered: u64::try_from(recovered).unwrap_or(0),
             buried: u64::try_from(buried).unwrap_or(0),
             now_ms: u64::try_from(now_ms).unwrap_or(0),
+            paused: paused == 1,
+            rate_wait: u64::try_from(rate_wait).ok().map(Duration::from_millis),
         })
     }
 

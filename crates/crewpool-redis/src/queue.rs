@@ -13,12 +13,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::consumer::RedisConsumer;
+use crate::control::{self, Control};
 use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
 use crate::settler::Settler;
 use crate::wire;
-use crate::{Enqueued, Error, JobOptions, RedisConfig, Result, Schedule};
+use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
 
 /// How many `LPUSH`es of [`ENQUEUE_CHUNK`] records a bulk enqueue sends in one
 /// transaction (one round trip).
@@ -432,6 +433,10 @@ pub struct QueueStats {
     pub scheduled: u64,
     /// Dead letters kept.
     pub dead: u64,
+    /// Whether the queue is paused ([`RedisQueue::pause`]).
+    pub paused: bool,
+    /// The queue's rate limit ([`RedisQueue::set_rate_limit`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A dead-lettered job: what it was, why it died, and on which attempt.
@@ -646,25 +651,66 @@ where
             .arg(&keys.scheduled)
             .cmd("LLEN")
             .arg(&keys.dead);
+        control::read_into(&mut pipe, keys);
         let replies: Vec<Value> = pipe
             .query_async(&mut link.conn())
             .await
             .map_err(|e| call.fail(&e))?;
         let pending = pending_total(&replies)?;
         let counts = &replies[PENDING_REPLIES..];
-        let [active, delayed, scheduled, dead] = counts else {
+        let [active, delayed, scheduled, dead, control] = counts else {
             return Err(Error::Protocol(format!(
                 "stats returned {} replies",
                 replies.len()
             )));
         };
+        let control = control::parse(control)?;
         Ok(QueueStats {
             pending,
             active: wire::uint(active)?,
             delayed: wire::uint(delayed)?,
             scheduled: wire::uint(scheduled)?,
             dead: wire::uint(dead)?,
+            paused: control.paused_since_ms.is_some(),
+            rate_limit: control.rate_limit,
         })
+    }
+
+    /// Pauses the queue for every process: from now on no worker anywhere takes a job
+    /// (jobs already taken run to the end, and so do the ones a process fetched ahead),
+    /// while producers go on enqueueing. Workers wait for [`resume`](RedisQueue::resume)
+    /// in Redis without polling, and the housekeeping goes on (jobs of dead workers go
+    /// back to the queue, scheduled jobs become pending when due). Returns whether the
+    /// queue was running. [`QueueStats::paused`] and
+    /// [`QueueOverview::paused`](crate::QueueOverview::paused) tell.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn pause(&self) -> Result<bool> {
+        self.link().control(Control::Pause).await
+    }
+
+    /// Resumes a paused queue: every waiting worker, in every process, fetches at once.
+    /// Returns whether the queue was paused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn resume(&self) -> Result<bool> {
+        self.link().control(Control::Resume).await
+    }
+
+    /// Sets (or with `None` removes) the queue's [`RateLimit`]: at most so many job
+    /// starts per period, across every process that consumes the queue. It is kept in
+    /// Redis, so it holds for every worker from its next fetch on. Returns whether it
+    /// changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the call fails.
+    pub async fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<bool> {
+        self.link().control(Control::Limit(limit)).await
     }
 
     /// What this process's handle did so far (fetches, acks, recoveries, errors).

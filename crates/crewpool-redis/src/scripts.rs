@@ -35,6 +35,10 @@ const SCHEDULE_LUA: &str = concat!(
     include_str!("../lua/levels.lua"),
     include_str!("../lua/schedule.lua")
 );
+pub(crate) const CONTROL_LUA: &str = concat!(
+    include_str!("../lua/levels.lua"),
+    include_str!("../lua/control.lua")
+);
 const FIRE_LUA: &str = concat!(
     include_str!("../lua/levels.lua"),
     include_str!("../lua/fire.lua")
@@ -85,6 +89,7 @@ pub(crate) struct Scripts {
     pub(crate) requeue: Script,
     pub(crate) schedule: Script,
     pub(crate) fire: Script,
+    pub(crate) control: Script,
 }
 
 impl Scripts {
@@ -102,6 +107,7 @@ impl Scripts {
             requeue: Script::new(REQUEUE_LUA),
             schedule: Script::new(SCHEDULE_LUA),
             fire: Script::new(FIRE_LUA),
+            control: Script::new(CONTROL_LUA),
         }
     }
 }

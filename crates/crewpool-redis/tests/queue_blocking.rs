@@ -105,8 +105,9 @@ fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64>
 
 /// The commands the fetch script runs inside Redis when it finds nothing to do (Redis
 /// counts them in `commandstats` as well as the `EVALSHA` that ran them).
-const IDLE_FETCH_INSIDE: [&str; 8] = [
+const IDLE_FETCH_INSIDE: [&str; 9] = [
     "get",
+    "hmget",
     "lindex",
     "llen",
     "rpop",

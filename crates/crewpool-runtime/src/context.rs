@@ -1,7 +1,13 @@
-//! What the runtime adds to a job's [`JobContext`]: cancellation.
+//! What the runtime adds to a job's [`JobContext`]: cancellation, and the support
+//! object through which a running job spawns sub-jobs.
 
-use crewpool_core::JobContext;
+use crewpool_core::{
+    Consumer, ContextSupport, JobContext, JobId, Queue, Spawn, SpawnError, Worker,
+};
 use tokio_util::sync::CancellationToken;
+
+use crate::loom::Arc;
+use crate::shared::Shared;
 
 /// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)),
 /// carried by each worker's support object for every job it runs. A job with a handle
@@ -83,5 +89,51 @@ impl<J: 'static> ContextExt for JobContext<J> {
                 (None, None) => std::future::pending().await,
             }
         }
+    }
+}
+
+/// What running jobs reach through their `JobContext`: spawning sub-jobs onto their
+/// worker's consumer, counted and numbered like submitted jobs.
+pub(crate) struct Support<Q: Queue, W: Worker<Q::Job>> {
+    shared: Arc<Shared<Q, W>>,
+    spawner: Option<std::sync::Arc<dyn Spawn<Q::Job>>>,
+    /// The pool-wide tokens, for jobs without a token of their own. One reference per
+    /// worker, so no job touches a reference count shared with other workers.
+    tokens: crewpool_core::Attachment,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Support<Q, W> {
+    pub(crate) fn new(shared: Arc<Shared<Q, W>>, consumer: &Q::Consumer) -> Self {
+        let tokens = std::sync::Arc::clone(&shared.pool_token) as crewpool_core::Attachment;
+        Support {
+            spawner: consumer.spawner(),
+            shared,
+            tokens,
+        }
+    }
+}
+
+impl<Q, W> ContextSupport<Q::Job> for Support<Q, W>
+where
+    Q: Queue,
+    W: Worker<Q::Job>,
+{
+    fn spawn(&self, job: Q::Job) -> Result<JobId, SpawnError<Q::Job>> {
+        let Some(spawner) = &self.spawner else {
+            return Err(SpawnError::Unsupported(job));
+        };
+        if self.shared.lifecycle.is_stopping() {
+            return Err(SpawnError::Closed(job));
+        }
+        let id = self.shared.next_id();
+        let envelope = self.shared.envelope(job, id);
+        self.shared
+            .counted_spawn(&**spawner, envelope)
+            .map(|()| id)
+            .map_err(|error| SpawnError::from(error.map(|envelope| envelope.job)))
+    }
+
+    fn extension(&self) -> Option<&crewpool_core::Attachment> {
+        Some(&self.tokens)
     }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crewpool_core::{JobId, Reply};
+use crewpool_core::{JobId, Reply, Worker};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +133,11 @@ impl<T, E> fmt::Debug for JobHandle<T, E> {
         f.debug_struct("JobHandle").field("id", &self.id).finish()
     }
 }
+
+/// Where the results of jobs nobody holds a handle for go: the sending end of the
+/// [`Results`] stream.
+pub(crate) type ResultSink<W, J> =
+    flume::Sender<JobResult<<W as Worker<J>>::Output, <W as Worker<J>>::Error>>;
 
 /// One job's result, as the [`Results`] stream yields it.
 #[derive(Debug)]

@@ -83,10 +83,12 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod attempt;
 mod builder;
 mod context;
 mod current;
 mod error;
+mod fate;
 mod future;
 mod handle;
 mod lane;

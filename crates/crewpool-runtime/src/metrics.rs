@@ -6,9 +6,11 @@
 //!
 //! The names and meanings are listed in the crate docs ("Metrics").
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+use crate::stats::Finish;
 
 #[derive(Debug)]
 pub(crate) struct PoolMetrics {
@@ -51,5 +53,23 @@ impl PoolMetrics {
 
     pub(crate) fn record_run(&self, run: Duration) {
         self.run.record(run.as_secs_f64());
+    }
+
+    /// A job's books were closed with `finish`; its final attempt started at `started`.
+    pub(crate) fn finished(&self, finish: Finish, started: Option<Instant>) {
+        let counter = match finish {
+            Finish::Completed => Some(&self.completed),
+            Finish::Failed => Some(&self.failed),
+            Finish::Panicked => Some(&self.panicked),
+            Finish::TimedOut => Some(&self.timed_out),
+            Finish::Cancelled => Some(&self.cancelled),
+            Finish::Interrupted | Finish::Retried => None,
+        };
+        if let Some(counter) = counter {
+            counter.increment(1);
+        }
+        if let Some(started) = started {
+            self.record_run(started.elapsed());
+        }
     }
 }

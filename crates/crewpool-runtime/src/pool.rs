@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::fate::is_durable;
 use crate::handle::{JobHandle, Results};
 use crate::loom::{Arc, Mutex, lock};
 use crate::report::ShutdownReport;
-use crate::shared::{Shared, is_durable};
+use crate::shared::Shared;
 
 /// A fixed crew of workers running jobs from a queue.
 ///
@@ -584,5 +585,70 @@ impl<J, T, E> fmt::Debug for AnyPool<J, T, E> {
             .field("name", &self.name())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(crewpool_loom)))]
+mod tests {
+    use crate::PoolBuilder;
+    use crewpool_flume::FlumeQueue;
+
+    /// Yields on this single-threaded runtime until `done` holds (bounded).
+    async fn settle(mut done: impl FnMut() -> bool) {
+        for _ in 0..100_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the pool did not reach the expected state");
+    }
+
+    #[tokio::test]
+    async fn resizing_up_and_down_keeps_memory_bounded() {
+        let pool = PoolBuilder::new()
+            .workers(1)
+            .queue(FlumeQueue::unbounded())
+            .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n) })
+            .unwrap();
+        for round in 0..2_000u64 {
+            pool.resize(2).unwrap();
+            pool.spawn(round).await.unwrap();
+            pool.resize(1).unwrap();
+            settle(|| pool.stats().workers == 1).await;
+        }
+        let shared = &pool.inner.shared;
+        assert!(
+            shared.counters.worker_blocks() <= 2,
+            "{} counter blocks kept for 1 live worker",
+            shared.counters.worker_blocks()
+        );
+        assert!(
+            shared.retire.posted.listeners() <= 2,
+            "{} wakers kept by the resize event",
+            shared.retire.posted.listeners()
+        );
+        let report = pool.shutdown().await;
+        assert_eq!(report.stats.completed, 2_000);
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_waiting_again_and_again_keeps_one_waker() {
+        let pool = PoolBuilder::new()
+            .workers(1)
+            .dedicated_threads()
+            .queue(FlumeQueue::unbounded())
+            .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n) })
+            .unwrap();
+        for n in 0..1_000u64 {
+            // The worker goes idle, and waits, between two jobs.
+            assert_eq!(pool.submit(n).await.unwrap().await.unwrap(), n);
+        }
+        let listeners = pool.inner.shared.retire.posted.listeners();
+        assert!(
+            listeners <= 1,
+            "{listeners} wakers kept for one idle worker"
+        );
+        pool.shutdown().await;
     }
 }

@@ -5,32 +5,23 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::{Poll, ready};
 
-use crewpool_core::{
-    Consumer, ContextSupport, Delivery, Envelope, JobId, Queue, Received, Spawn, SpawnError,
-    TryPush, TryPushError, Worker,
-};
+use crewpool_core::{Consumer, Envelope, JobId, Queue, Spawn, TryPush, TryPushError, Worker};
+use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::PoolToken;
 use crate::current;
-use crate::error::{ResizeError, SubmitError};
+use crate::error::SubmitError;
+use crate::fate::is_durable;
+use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::lifecycle::Lifecycle;
-use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::loom::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::metrics::PoolMetrics;
 use crate::policy::Policies;
 use crate::report::ShutdownReport;
-use crate::signal::Event;
-use crate::stats::{Counters, Padded, Stats};
-use crate::worker::{self, ResultSink};
-
-/// The `Delivery` type of a queue's consumers.
-pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
-
-/// Whether a queue keeps its own copy of jobs until they are settled.
-pub(crate) fn is_durable<Q: Queue>() -> bool {
-    <DeliveryOf<Q> as Delivery>::DURABLE
-}
+use crate::stats::{Counters, Stats};
+use crate::worker::Retire;
 
 /// Where workers run.
 #[derive(Debug, Clone)]
@@ -56,68 +47,6 @@ pub(crate) struct Setup<J> {
     pub(crate) token: CancellationToken,
 }
 
-/// Resize-down bookkeeping: tokens workers claim to leave.
-///
-/// # States and races
-///
-/// `tokens` is how many workers should still leave. A worker creates a listener on
-/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
-/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
-/// exactly `tokens` workers leave, each after its current job.
-#[derive(Debug)]
-pub(crate) struct Retire {
-    tokens: AtomicUsize,
-    pub(crate) posted: Event,
-}
-
-impl Retire {
-    fn new() -> Self {
-        Retire {
-            tokens: AtomicUsize::new(0),
-            posted: Event::new(),
-        }
-    }
-
-    /// Claims one token if any is left.
-    pub(crate) fn try_claim(&self) -> bool {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        while tokens > 0 {
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => tokens = actual,
-            }
-        }
-        false
-    }
-
-    /// Takes back up to `count` unclaimed tokens; returns how many it took.
-    fn withdraw(&self, count: usize) -> usize {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        loop {
-            let taken = tokens.min(count);
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - taken,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return taken,
-                Err(actual) => tokens = actual,
-            }
-        }
-    }
-
-    fn post(&self, count: usize) {
-        self.tokens.fetch_add(count, Ordering::SeqCst);
-        self.posted.notify_all();
-    }
-}
-
 pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     pub(crate) name: String,
     pub(crate) queue: Q,
@@ -133,19 +62,19 @@ pub(crate) struct Shared<Q: Queue, W: Worker<Q::Job>> {
     /// The pool-wide token every job sees (through each worker's `Support`).
     pub(crate) pool_token: std::sync::Arc<PoolToken>,
     /// Ids are handed out by producers; kept off the lines workers read per job.
-    next_id: Padded<AtomicU64>,
+    next_id: CachePadded<AtomicU64>,
     pub(crate) retire: Retire,
-    executor: Executor,
+    pub(crate) executor: Executor,
     /// The results stream's sender, for workers added later; dropped when the pool
     /// stops accepting jobs, so the stream ends once the workers have left.
-    results: Mutex<Option<ResultSink<W, Q::Job>>>,
+    pub(crate) results: Mutex<Option<ResultSink<W, Q::Job>>>,
     /// The worker count asked for (by build and resize).
-    target: Mutex<usize>,
-    next_worker: AtomicUsize,
+    pub(crate) target: Mutex<usize>,
+    pub(crate) next_worker: AtomicUsize,
     /// Unstarted jobs handed back while stopping, for the shutdown report.
-    returned: Mutex<Vec<Envelope<Q::Job>>>,
+    pub(crate) returned: Mutex<Vec<Envelope<Q::Job>>>,
     /// Jobs interrupted while stopping.
-    interrupted: Mutex<Vec<JobId>>,
+    pub(crate) interrupted: Mutex<Vec<JobId>>,
     /// Jobs a stopping shutdown gave up on while their workers were inside them.
     still_running: Mutex<Vec<JobId>>,
     /// Each live worker's spawner, under the worker's key (see `current`): a submit
@@ -180,7 +109,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             results: Mutex::new(results),
             target: Mutex::new(workers),
             next_worker: AtomicUsize::new(0),
-            next_id: Padded(AtomicU64::new(1)),
+            next_id: CachePadded::new(AtomicU64::new(1)),
             returned: Mutex::new(Vec::new()),
             interrupted: Mutex::new(Vec::new()),
             still_running: Mutex::new(Vec::new()),
@@ -195,77 +124,6 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
     pub(crate) fn next_id(&self) -> JobId {
         // Relaxed: ids need to be unique, not ordered with anything else.
         JobId(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Starts one worker on a new consumer. Its place in `live` must already be
-    /// counted.
-    ///
-    /// # Errors
-    ///
-    /// When the queue cannot make a consumer or a thread cannot start; the caller then
-    /// counts the worker out again.
-    pub(crate) fn start_worker(this: &Arc<Self>) -> Result<(), ResizeError> {
-        let shared = &**this;
-        let consumer = shared.queue.consumer().map_err(ResizeError::Queue)?;
-        let counters = shared.counters.add_worker();
-        let results = lock(&shared.results).clone();
-        let index = shared.next_worker.fetch_add(1, Ordering::Relaxed);
-        let work = worker::run(Arc::clone(this), consumer, counters, results);
-        match &shared.executor {
-            Executor::Tokio(handle) => {
-                handle.spawn(work);
-            }
-            Executor::Threads => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(ResizeError::Thread)?;
-                std::thread::Builder::new()
-                    .name(format!("{}-{index}", shared.name))
-                    .spawn(move || runtime.block_on(work))
-                    .map_err(ResizeError::Thread)?;
-            }
-            Executor::Manual => {}
-        }
-        if let Some(metrics) = &shared.metrics {
-            metrics.workers.increment(1.0);
-        }
-        Ok(())
-    }
-
-    /// Sets the number of workers: starts new ones, or asks some to leave after their
-    /// current job.
-    pub(crate) fn resize(this: &Arc<Self>, workers: usize) -> Result<(), ResizeError> {
-        let shared = &**this;
-        if workers == 0 {
-            return Err(ResizeError::ZeroWorkers);
-        }
-        let mut target = lock(&shared.target);
-        if !shared.lifecycle.is_open() {
-            return Err(ResizeError::Closed);
-        }
-        if workers < *target {
-            shared.retire.post(*target - workers);
-        } else {
-            // Cancel pending departures first, then start the rest.
-            // `target` counts each worker kept or started, so it stays true if a
-            // start fails half-way.
-            let more = workers - *target;
-            let stay = shared.retire.withdraw(more);
-            *target += stay;
-            for _ in stay..more {
-                if !shared.lifecycle.live.try_count_up() {
-                    return Err(ResizeError::Closed);
-                }
-                if let Err(error) = Self::start_worker(this) {
-                    shared.lifecycle.live.count_down();
-                    return Err(error);
-                }
-                *target += 1;
-            }
-        }
-        *target = workers;
-        Ok(())
     }
 
     /// The worker count asked for.
@@ -336,26 +194,6 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         self.begin_drain();
         self.queue.close();
         self.lifecycle.begin_stop();
-    }
-
-    /// Gives back a job a stopping worker received but did not start.
-    pub(crate) async fn hand_back(&self, received: Received<Q::Job, DeliveryOf<Q>>) {
-        if is_durable::<Q>() {
-            if let Err(error) = received.delivery.release().await {
-                tracing::warn!(pool = %self.name, %error, "could not release an unstarted job; its lease will bring it back");
-            }
-        } else {
-            self.hand_back_envelope(received.envelope);
-        }
-    }
-
-    /// Gives back an in-memory job that was not started.
-    pub(crate) fn hand_back_envelope(&self, envelope: Envelope<Q::Job>) {
-        lock(&self.returned).push(envelope);
-    }
-
-    pub(crate) fn record_interrupted(&self, id: JobId) {
-        lock(&self.interrupted).push(id);
     }
 
     /// A new envelope for a submitted or spawned job, stamped for wait-time metrics if
@@ -441,7 +279,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
     }
 
     /// Offers a job to a spawner, counted like a submit.
-    fn counted_spawn(
+    pub(crate) fn counted_spawn(
         &self,
         spawner: &dyn Spawn<Q::Job>,
         envelope: Envelope<Q::Job>,
@@ -552,51 +390,5 @@ impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Shared<Q, W> {
             .field("name", &self.name)
             .field("lifecycle", &self.lifecycle)
             .finish_non_exhaustive()
-    }
-}
-
-/// What running jobs reach through their `JobContext`: spawning sub-jobs onto their
-/// worker's consumer, counted and numbered like submitted jobs.
-pub(crate) struct Support<Q: Queue, W: Worker<Q::Job>> {
-    shared: Arc<Shared<Q, W>>,
-    spawner: Option<std::sync::Arc<dyn Spawn<Q::Job>>>,
-    /// The pool-wide tokens, for jobs without a token of their own. One reference per
-    /// worker, so no job touches a reference count shared with other workers.
-    tokens: crewpool_core::Attachment,
-}
-
-impl<Q: Queue, W: Worker<Q::Job>> Support<Q, W> {
-    pub(crate) fn new(shared: Arc<Shared<Q, W>>, consumer: &Q::Consumer) -> Self {
-        let tokens = std::sync::Arc::clone(&shared.pool_token) as crewpool_core::Attachment;
-        Support {
-            spawner: consumer.spawner(),
-            shared,
-            tokens,
-        }
-    }
-}
-
-impl<Q, W> ContextSupport<Q::Job> for Support<Q, W>
-where
-    Q: Queue,
-    W: Worker<Q::Job>,
-{
-    fn spawn(&self, job: Q::Job) -> Result<JobId, SpawnError<Q::Job>> {
-        let Some(spawner) = &self.spawner else {
-            return Err(SpawnError::Unsupported(job));
-        };
-        if self.shared.lifecycle.is_stopping() {
-            return Err(SpawnError::Closed(job));
-        }
-        let id = self.shared.next_id();
-        let envelope = self.shared.envelope(job, id);
-        self.shared
-            .counted_spawn(&**spawner, envelope)
-            .map(|()| id)
-            .map_err(|error| SpawnError::from(error.map(|envelope| envelope.job)))
-    }
-
-    fn extension(&self) -> Option<&crewpool_core::Attachment> {
-        Some(&self.tokens)
     }
 }

@@ -24,10 +24,33 @@ pub(crate) struct Signal {
     waiters: Mutex<Slots>,
 }
 
+/// Registered wakers, in slots reused once their waiter is gone.
 #[derive(Debug, Default)]
 struct Slots {
     wakers: Vec<Option<Waker>>,
     free: Vec<usize>,
+}
+
+impl Slots {
+    /// Puts `waker` in a free slot (or a new one); returns the slot.
+    fn insert(&mut self, waker: Waker) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.wakers[slot] = Some(waker);
+                slot
+            }
+            None => {
+                self.wakers.push(Some(waker));
+                self.wakers.len() - 1
+            }
+        }
+    }
+
+    /// Frees `slot`.
+    fn remove(&mut self, slot: usize) {
+        self.wakers[slot] = None;
+        self.free.push(slot);
+    }
 }
 
 impl Signal {
@@ -90,17 +113,7 @@ impl Future for Wait<'_> {
                 entry => *entry = Some(cx.waker().clone()),
             },
             None => {
-                let waker = Some(cx.waker().clone());
-                let slot = match slots.free.pop() {
-                    Some(slot) => {
-                        slots.wakers[slot] = waker;
-                        slot
-                    }
-                    None => {
-                        slots.wakers.push(waker);
-                        slots.wakers.len() - 1
-                    }
-                };
+                let slot = slots.insert(cx.waker().clone());
                 drop(slots);
                 self.slot = Some(slot);
             }
@@ -112,9 +125,7 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
-            let mut slots = lock(&self.signal.waiters);
-            slots.wakers[slot] = None;
-            slots.free.push(slot);
+            lock(&self.signal.waiters).remove(slot);
         }
     }
 }
@@ -182,30 +193,40 @@ impl Latch {
 /// # States and races
 ///
 /// `epoch` counts notifications. A listener records the epoch when it is created;
-/// it is ready once `epoch` moved on. `notify_all` bumps `epoch` and then wakes the
-/// wakers registered under the lock; a listener checks the epoch again under the lock
-/// before registering, so a notification between its creation and its registration
-/// is seen, never lost. Callers create the listener *before* checking the condition
-/// they wait for, then wait on it only if the condition did not hold.
+/// it is ready once `epoch` moved on. `notify_all` bumps `epoch` and then, under the
+/// lock, takes every registered waker and empties the slots; a listener checks the
+/// epoch again under the lock before registering, so a notification between its
+/// creation and its registration is seen, never lost. Callers create the listener
+/// *before* checking the condition they wait for, then wait on it only if the
+/// condition did not hold.
+///
+/// A listener dropped before the notification frees its slot (under the lock, if the
+/// epoch is still its own: after a notification its slot was emptied, and may belong
+/// to a newer listener). So the slots never hold more than the live listeners, however
+/// many are made and dropped between notifications.
 #[derive(Debug)]
 pub(crate) struct Event {
     epoch: AtomicUsize,
-    waiters: Mutex<Vec<Waker>>,
+    waiters: Mutex<Slots>,
 }
 
 impl Event {
     pub(crate) fn new() -> Self {
         Event {
             epoch: AtomicUsize::new(0),
-            waiters: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Slots::default()),
         }
     }
 
     /// Wakes every current listener.
     pub(crate) fn notify_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        let waiters = std::mem::take(&mut *lock(&self.waiters));
-        for waker in waiters {
+        let wakers: Vec<Waker> = {
+            let mut slots = lock(&self.waiters);
+            slots.free.clear();
+            slots.wakers.drain(..).flatten().collect()
+        };
+        for waker in wakers {
             waker.wake();
         }
     }
@@ -215,7 +236,14 @@ impl Event {
         Listen {
             event: self,
             epoch: self.epoch.load(Ordering::SeqCst),
+            slot: None,
         }
+    }
+
+    /// How many listeners are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn listeners(&self) -> usize {
+        lock(&self.waiters).wakers.iter().flatten().count()
     }
 }
 
@@ -224,23 +252,47 @@ impl Event {
 pub(crate) struct Listen<'a> {
     event: &'a Event,
     epoch: usize,
+    /// Its slot in the event's wakers, once registered (valid while the epoch is
+    /// `epoch`).
+    slot: Option<usize>,
 }
 
 impl Future for Listen<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
             return Poll::Ready(());
         }
-        let mut waiters = lock(&self.event.waiters);
+        let mut slots = lock(&self.event.waiters);
         if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
             return Poll::Ready(());
         }
-        if !waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
+        match self.slot {
+            Some(slot) => match &mut slots.wakers[slot] {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                entry => *entry = Some(cx.waker().clone()),
+            },
+            None => {
+                let slot = slots.insert(cx.waker().clone());
+                drop(slots);
+                self.slot = Some(slot);
+            }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Listen<'_> {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot else {
+            return;
+        };
+        let mut slots = lock(&self.event.waiters);
+        // After a notification the slot was emptied (and may be someone else's now).
+        if self.event.epoch.load(Ordering::SeqCst) == self.epoch {
+            slots.remove(slot);
+        }
     }
 }
 
@@ -290,6 +342,26 @@ mod tests {
         assert!(poll_once(before, &waker).is_ready());
         let mut after = pin!(event.listen());
         assert!(poll_once(after.as_mut(), &waker).is_pending());
+    }
+
+    #[test]
+    fn dropped_listeners_leave_no_waker_behind() {
+        let event = Event::new();
+        // A fresh waker each time, as from executors whose wakers do not `will_wake`
+        // each other.
+        for _ in 0..100 {
+            let (_, waker) = CountingWaker::new();
+            let mut listen = pin!(event.listen());
+            assert!(poll_once(listen.as_mut(), &waker).is_pending());
+        }
+        assert_eq!(event.listeners(), 0);
+        let (_, waker) = CountingWaker::new();
+        let mut kept = pin!(event.listen());
+        assert!(poll_once(kept.as_mut(), &waker).is_pending());
+        assert_eq!(event.listeners(), 1);
+        event.notify_all();
+        assert_eq!(event.listeners(), 0);
+        assert!(poll_once(kept, &waker).is_ready());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::fmt;
 
 use crewpool_core::JobId;
 
+use crossbeam_utils::CachePadded;
+
 use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
 
 /// A snapshot of a pool's state and lifetime counters.
@@ -88,19 +90,6 @@ impl fmt::Display for Stats {
             }
         }
         Ok(())
-    }
-}
-
-/// Keeps a value on its own cache line (128 bytes covers adjacent-line prefetch).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
     }
 }
 
@@ -214,27 +203,82 @@ impl WorkerCounters {
     }
 }
 
-/// All workers' counters (including those of workers that have left, whose jobs
-/// still count) plus the producers' one.
+/// What the workers that have left counted, summed when each left.
+#[derive(Debug, Default, Clone, Copy)]
+struct Retired {
+    completed: u64,
+    failed: u64,
+    panicked: u64,
+    interrupted: u64,
+    timed_out: u64,
+    retried: u64,
+    cancelled: u64,
+}
+
+impl Retired {
+    /// Adds one worker's counts.
+    fn add(&mut self, worker: &WorkerCounters) {
+        self.completed += worker.completed.load(Ordering::Relaxed);
+        self.failed += worker.failed.load(Ordering::Relaxed);
+        self.panicked += worker.panicked.load(Ordering::Relaxed);
+        self.interrupted += worker.interrupted.load(Ordering::Relaxed);
+        self.timed_out += worker.timed_out.load(Ordering::Relaxed);
+        self.retried += worker.retried.load(Ordering::Relaxed);
+        self.cancelled += worker.cancelled.load(Ordering::Relaxed);
+    }
+}
+
+/// The live workers' counters, what the workers that have left counted, and the
+/// producers' count.
+///
+/// A worker's counter block is kept while it runs and folded into `retired` when it
+/// leaves (under the lock that snapshots hold, so its jobs are counted once, in one
+/// place or the other): a pool resized up and down forever keeps as many blocks as it
+/// has workers.
 #[derive(Debug)]
 pub(crate) struct Counters {
-    workers: Mutex<Vec<Arc<Padded<WorkerCounters>>>>,
-    submitted: Padded<AtomicU64>,
+    workers: Mutex<Workers>,
+    submitted: CachePadded<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Workers {
+    live: Vec<Arc<CachePadded<WorkerCounters>>>,
+    retired: Retired,
 }
 
 impl Counters {
     pub(crate) fn new() -> Self {
         Counters {
-            workers: Mutex::new(Vec::new()),
-            submitted: Padded::default(),
+            workers: Mutex::new(Workers::default()),
+            submitted: CachePadded::default(),
         }
     }
 
     /// Counters for a new worker.
-    pub(crate) fn add_worker(&self) -> Arc<Padded<WorkerCounters>> {
-        let counters = Arc::new(Padded::default());
-        lock(&self.workers).push(Arc::clone(&counters));
+    pub(crate) fn add_worker(&self) -> Arc<CachePadded<WorkerCounters>> {
+        let counters = Arc::new(CachePadded::default());
+        lock(&self.workers).live.push(Arc::clone(&counters));
         counters
+    }
+
+    /// The worker with these counters left its loop: its counts move to the retired
+    /// totals and its block is dropped. Its activity is `LEFT` first (`SeqCst`, before
+    /// the worker counts itself out of `live`: a shutdown that sees the count still
+    /// include it reads the list again after the exit notification, and no longer
+    /// finds it).
+    pub(crate) fn retire(&self, counters: &Arc<CachePadded<WorkerCounters>>) {
+        counters.left();
+        let mut workers = lock(&self.workers);
+        workers.retired.add(counters);
+        workers.live.retain(|worker| !Arc::ptr_eq(worker, counters));
+    }
+
+    /// How many workers' counter blocks are kept (for the tests that check resizing
+    /// does not grow memory).
+    #[cfg(test)]
+    pub(crate) fn worker_blocks(&self) -> usize {
+        lock(&self.workers).live.len()
     }
 
     /// Counts a job the queue may take in the poll about to happen. Counted *before*
@@ -259,7 +303,7 @@ impl Counters {
     pub(crate) fn abandon_stuck(&self, live: usize) -> (Vec<JobId>, bool) {
         let workers = lock(&self.workers);
         let mut stuck = Vec::new();
-        for worker in workers.iter() {
+        for worker in &workers.live {
             let now = worker.activity.load(Ordering::SeqCst);
             if now == activity::LEFT {
                 continue;
@@ -300,24 +344,30 @@ impl Counters {
 
     /// Sums the counters; `live`, `queued` and `undeliverable` come from the caller.
     pub(crate) fn snapshot(&self, live: usize, queued: usize, undeliverable: u64) -> Stats {
+        let workers = lock(&self.workers);
+        let mut total = workers.retired;
+        let mut running = 0;
+        for worker in &workers.live {
+            running +=
+                usize::from(activity::job(worker.activity.load(Ordering::Relaxed)).is_some());
+            total.add(worker);
+        }
+        drop(workers);
         let mut stats = Stats {
             workers: live,
             queued,
+            running,
             submitted: self.submitted.load(Ordering::Relaxed),
+            completed: total.completed,
+            failed: total.failed,
+            panicked: total.panicked,
+            interrupted: total.interrupted,
+            timed_out: total.timed_out,
+            retried: total.retried,
+            cancelled: total.cancelled,
             undeliverable,
-            ..Stats::default()
+            idle: 0,
         };
-        for worker in lock(&self.workers).iter() {
-            let running = activity::job(worker.activity.load(Ordering::Relaxed)).is_some();
-            stats.running += usize::from(running);
-            stats.completed += worker.completed.load(Ordering::Relaxed);
-            stats.failed += worker.failed.load(Ordering::Relaxed);
-            stats.panicked += worker.panicked.load(Ordering::Relaxed);
-            stats.interrupted += worker.interrupted.load(Ordering::Relaxed);
-            stats.timed_out += worker.timed_out.load(Ordering::Relaxed);
-            stats.retried += worker.retried.load(Ordering::Relaxed);
-            stats.cancelled += worker.cancelled.load(Ordering::Relaxed);
-        }
         stats.idle = live.saturating_sub(stats.running);
         stats
     }

@@ -1,5 +1,6 @@
-//! One worker's loop: take a job, run it under the pool's policies with its panic
-//! caught, report, settle, repeat.
+//! Workers: starting them, resizing the crew, and one worker's loop: take a job, run
+//! an attempt of it ([`attempt`](crate::attempt)), let [`fate`](crate::fate) decide
+//! and settle, repeat.
 //!
 //! The loop's synchronisation uses no tokio type, so the loom models run it as it is;
 //! tokio appears only in the optional policies (timeouts, delayed retries, the rate
@@ -10,31 +11,28 @@
 //! - it claims a resize-down token (see [`Retire`](crate::shared::Retire)), after its
 //!   current job.
 
-use std::fmt;
 use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crewpool_core::{
-    Consumer, ContextSupport, Delivery, Envelope, JobContext, JobId, Queue, Received, Reply, Worker,
+    Consumer, ContextSupport, Envelope, JobContext, Queue, Received, Reply, Worker,
 };
+use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
-use crate::current::Polling;
-use crate::future::{Either, first_of, panic_message, yield_now};
-use crate::handle::{JobError, JobResult, Outcome};
+use crate::attempt;
+use crate::context::Support;
+use crate::error::ResizeError;
+use crate::fate::{DeliveryOf, Ending, Ran};
+use crate::future::{Either, first_of, yield_now};
+use crate::handle::ResultSink;
 use crate::lane::RetryLane;
-use crate::loom::Arc;
-use crate::policy::{Failure, FailureKind};
-use crate::shared::{DeliveryOf, Shared, Support, is_durable};
-use crate::signal::Listen;
-use crate::stats::{Finish, Padded, WorkerCounters};
-
-/// Where the results of jobs nobody holds a handle for go.
-pub(crate) type ResultSink<W, J> =
-    flume::Sender<JobResult<<W as Worker<J>>::Output, <W as Worker<J>>::Error>>;
+use crate::loom::{Arc, AtomicUsize, Ordering, lock};
+use crate::shared::{Executor, Shared};
+use crate::signal::{Event, Listen};
+use crate::stats::WorkerCounters;
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
@@ -44,7 +42,7 @@ const JOBS_PER_YIELD: u32 = 32;
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
 struct Exit<'a, Q: Queue, W: Worker<Q::Job>> {
     shared: &'a Shared<Q, W>,
-    counters: &'a WorkerCounters,
+    counters: &'a Arc<CachePadded<WorkerCounters>>,
     /// The worker's key in the pool's spawner registry (see `Shared::spawners`).
     key: usize,
 }
@@ -56,7 +54,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Exit<'_, Q, W> {
         if let Some(metrics) = &shared.metrics {
             metrics.workers.decrement(1.0);
         }
-        self.counters.left();
+        shared.counters.retire(self.counters);
         shared.lifecycle.live.count_down();
         shared.lifecycle.exited.notify_all();
     }
@@ -128,7 +126,7 @@ where
 pub(crate) async fn run<Q, W>(
     shared: Arc<Shared<Q, W>>,
     mut consumer: Q::Consumer,
-    counters: Arc<Padded<WorkerCounters>>,
+    counters: Arc<CachePadded<WorkerCounters>>,
     results: Option<ResultSink<W, Q::Job>>,
 ) where
     Q: Queue,
@@ -220,27 +218,7 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
     }
 }
 
-/// How one attempt ended.
-enum Ran<T, E> {
-    Ok(T),
-    Failed(E),
-    Panicked(String),
-    TimedOut,
-    Cancelled,
-    Interrupted,
-    /// A stopping shutdown gave up on the job while its worker was inside it, and
-    /// reported it as still running (see `stats::activity`).
-    Abandoned,
-}
-
-/// How a finished job is settled with its queue.
-enum Settle {
-    Ack,
-    /// Failed for good (no retry policy, or it gave up).
-    DeadLetter(String),
-    Release,
-}
-
+/// Runs one job: prepares its attempt, runs it, and has its fate decided and settled.
 #[allow(clippy::too_many_arguments)]
 async fn run_one<Q, W>(
     shared: &Shared<Q, W>,
@@ -264,8 +242,8 @@ async fn run_one<Q, W>(
     } = envelope;
     // A job with a handle carries the handle's token as its reply's attachment; the
     // job's context gets the same attachment (a reference count, no token clone).
-    let job_attachment = reply.as_ref().and_then(Reply::attachment).cloned();
-    let job_token = job_attachment
+    let attachment = reply.as_ref().and_then(Reply::attachment).cloned();
+    let token = attachment
         .as_deref()
         .and_then(|attachment| attachment.downcast_ref::<CancellationToken>());
     let started = shared.metrics.as_ref().map(|metrics| {
@@ -279,327 +257,179 @@ async fn run_one<Q, W>(
         shared,
         counters,
         id,
+        attempt,
         reply,
         delivery,
         results,
         started,
+        backup: None,
         armed: true,
     };
-    if job_token.is_some_and(CancellationToken::is_cancelled) {
-        ending
-            .finish(Finish::Cancelled, Err(JobError::Cancelled), Settle::Ack)
-            .await;
-        return;
-    }
-
-    // A copy for a retry, taken before the job moves into the worker; none on the
-    // last attempt, which is never retried, nor where the queue keeps the job.
-    let backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
-        (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
-        _ => None,
-    };
-    let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-    if let Some(attachment) = &job_attachment {
-        cx = cx.with_extension(std::sync::Arc::clone(attachment));
-    }
-
-    if let Some(metrics) = &shared.metrics {
-        metrics.running.increment(1.0);
-    }
-    let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
-    // Inside the job's own code from here to the end of each poll: see `current` and
-    // `stats::activity`.
-    counters.polling(id);
-    let ran = {
-        // Everything is pinned here once and polled in place, the job first, so a job
-        // that completes in the same poll as a stop, a timeout or a cancel counts as
-        // done (see "Races" in `lifecycle`).
-        let made = {
-            let _entered = span.enter();
-            let _polling = Polling::enter(key);
-            catch_unwind(AssertUnwindSafe(|| shared.worker.run(job, cx)))
-        };
-        match made {
-            Err(payload) if counters.polled(id, true) => Ran::Panicked(panic_message(payload)),
-            Err(_) => Ran::Abandoned,
-            Ok(attempt_run) => {
-                let mut attempt_run = pin!(attempt_run);
-                let mut timeout = pin!(shared.policies.timeout.map(tokio::time::sleep));
-                let mut cancelled = pin!(job_token.map(CancellationToken::cancelled));
-                let mut stop = pin!(shared.lifecycle.stop.wait());
-                let mut first = true;
-                poll_fn(|cx| {
-                    if !std::mem::take(&mut first) {
-                        counters.polling(id);
-                    }
-                    let polled = {
-                        let _entered = span.enter();
-                        let _polling = Polling::enter(key);
-                        catch_unwind(AssertUnwindSafe(|| attempt_run.as_mut().poll(cx)))
-                    };
-                    if !counters.polled(id, !matches!(polled, Ok(Poll::Pending))) {
-                        return Poll::Ready(Ran::Abandoned);
-                    }
-                    match polled {
-                        Ok(Poll::Ready(Ok(output))) => return Poll::Ready(Ran::Ok(output)),
-                        Ok(Poll::Ready(Err(error))) => return Poll::Ready(Ran::Failed(error)),
-                        Err(payload) => return Poll::Ready(Ran::Panicked(panic_message(payload))),
-                        Ok(Poll::Pending) => {}
-                    }
-                    if let Some(timeout) = timeout.as_mut().as_pin_mut()
-                        && timeout.poll(cx).is_ready()
-                    {
-                        return Poll::Ready(Ran::TimedOut);
-                    }
-                    if let Some(cancelled) = cancelled.as_mut().as_pin_mut()
-                        && cancelled.poll(cx).is_ready()
-                    {
-                        return Poll::Ready(Ran::Cancelled);
-                    }
-                    if stop.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Ran::Interrupted);
-                    }
-                    Poll::Pending
-                })
-                .await
-            }
-        }
-    };
-    if matches!(
-        ran,
-        Ran::TimedOut | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
-    ) {
-        // Ended between polls (a Ready poll, or a panic, set the worker idle already).
-        counters.idle();
-    }
-    if let Some(metrics) = &shared.metrics {
-        metrics.running.decrement(1.0);
-    }
-
-    let fail = match ran {
-        Ran::Ok(output) => {
-            ending
-                .finish(Finish::Completed, Ok(output), Settle::Ack)
-                .await;
-            return;
-        }
-        Ran::Cancelled => {
-            ending
-                .finish(Finish::Cancelled, Err(JobError::Cancelled), Settle::Ack)
-                .await;
-            return;
-        }
-        Ran::Interrupted => {
-            shared.record_interrupted(id);
-            ending
-                .finish(
-                    Finish::Interrupted,
-                    Err(JobError::Interrupted),
-                    Settle::Release,
-                )
-                .await;
-            return;
-        }
-        Ran::Abandoned => {
-            // Reported as still running by the shutdown that gave up on it: its
-            // outcome is discarded, and it is counted as interrupted now it is over.
-            ending
-                .finish(
-                    Finish::Interrupted,
-                    Err(JobError::Interrupted),
-                    Settle::Release,
-                )
-                .await;
-            return;
-        }
-        Ran::Failed(error) => Fail::Failed(error),
-        Ran::Panicked(message) => {
-            tracing::warn!(pool = %shared.name, job = %id, %message, "job panicked");
-            Fail::Panicked(message)
-        }
-        Ran::TimedOut => Fail::TimedOut(shared.policies.timeout.unwrap_or_default()),
-    };
-
-    // One policy decides (see `Policies::retry`); only a retry that can happen counts
-    // as one: a durable queue keeps the job, an in-memory one needs the copy.
-    let retry = shared.policies.retry.as_ref().filter(|policy| {
-        (is_durable::<Q>() || backup.is_some()) && policy.should_retry(&fail.view(attempt))
-    });
-    if let Some(policy) = retry {
-        let delay = policy.delay_after(attempt);
-        counters.record(Finish::Retried);
-        if let Some(metrics) = &shared.metrics {
-            metrics.retried.increment(1);
-        }
-        tracing::debug!(pool = %shared.name, job = %id, attempt, ?delay, reason = %fail, "retrying");
-        match (&shared.lane, backup) {
-            (Some(lane), Some(job)) => {
-                let mut again = Envelope::new(job).with_id(id).with_attempt(attempt + 1);
-                again.reply = ending.disarm();
-                if shared.metrics.is_some() {
-                    again = again.with_enqueued_at(Instant::now() + delay);
-                }
-                lane.schedule(again, tokio::time::Instant::now() + delay);
-            }
-            _ => {
-                // A durable queue: it runs the next attempt (in any process).
-                ending.disarm();
-                if let Some(delivery) = ending.delivery.take()
-                    && let Err(error) = delivery.retry(delay, &fail.to_string()).await
-                {
-                    tracing::warn!(pool = %shared.name, job = %id, %error, "could not schedule a retry with the queue");
-                }
-            }
-        }
-        return;
-    }
-
-    // Only durable queues keep the reason; in memory the outcome carries it.
-    let reason = if is_durable::<Q>() {
-        fail.to_string()
+    let ran = if token.is_some_and(CancellationToken::is_cancelled) {
+        Ran::Cancelled
     } else {
-        String::new()
-    };
-    let (finish, error) = match fail {
-        Fail::Failed(error) => (Finish::Failed, JobError::Failed(error)),
-        Fail::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
-        Fail::TimedOut(_) => (Finish::TimedOut, JobError::TimedOut),
-    };
-    ending
-        .finish(finish, Err(error), Settle::DeadLetter(reason))
-        .await;
-}
-
-/// A failed attempt.
-enum Fail<E> {
-    Failed(E),
-    Panicked(String),
-    TimedOut(Duration),
-}
-
-impl<E: fmt::Display + Send + 'static> Fail<E> {
-    /// The attempt as a retry predicate sees it.
-    fn view(&self, attempt: u32) -> Failure<'_> {
-        match self {
-            Fail::Failed(error) => {
-                Failure::new(FailureKind::Failed, attempt, self).with_error(error)
-            }
-            Fail::Panicked(_) => Failure::new(FailureKind::Panicked, attempt, self),
-            Fail::TimedOut(_) => Failure::new(FailureKind::TimedOut, attempt, self),
+        // A copy for a retry, taken before the job moves into the worker; none on the
+        // last attempt, which is never retried, nor where the queue keeps the job.
+        ending.backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
+            (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
+            _ => None,
+        };
+        let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+        if let Some(attachment) = &attachment {
+            cx = cx.with_extension(std::sync::Arc::clone(attachment));
         }
+        if let Some(metrics) = &shared.metrics {
+            metrics.running.increment(1.0);
+        }
+        let ran = attempt::run(shared, counters, key, id, attempt, job, cx, token).await;
+        if matches!(
+            ran,
+            Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+        ) {
+            // Ended between polls (a Ready poll, or a panic, set the worker idle already).
+            counters.idle();
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.running.decrement(1.0);
+        }
+        ran
+    };
+    if let Some(owed) = ending.decide(ran) {
+        owed.settle(&shared.name, id).await;
     }
 }
 
-impl<E: fmt::Display> fmt::Display for Fail<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fail::Failed(error) => error.fmt(f),
-            Fail::Panicked(message) => write!(f, "panicked: {message}"),
-            Fail::TimedOut(after) => write!(f, "timed out after {after:?}"),
-        }
-    }
-}
-
-/// Everything needed to close a job's books once its final outcome is known.
+/// Resize-down bookkeeping: tokens workers claim to leave.
 ///
-/// Armed until the outcome is delivered (or the job is handed on to a retry): dropped
-/// armed, which happens only when the worker's task is dropped mid-job (its tokio
-/// runtime went away), it counts the job as interrupted and tells its handle so.
-struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
-    shared: &'a Shared<Q, W>,
-    counters: &'a WorkerCounters,
-    id: JobId,
-    reply: Option<Reply>,
-    delivery: Option<DeliveryOf<Q>>,
-    results: Option<&'a ResultSink<W, Q::Job>>,
-    started: Option<Instant>,
-    armed: bool,
+/// # States and races
+///
+/// `tokens` is how many workers should still leave. A worker creates a listener on
+/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
+/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
+/// exactly `tokens` workers leave, each after its current job.
+#[derive(Debug)]
+pub(crate) struct Retire {
+    tokens: AtomicUsize,
+    pub(crate) posted: Event,
 }
 
-impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
-    /// The job's books are closed elsewhere (a retry carries its reply on): disarms
-    /// and hands the reply over.
-    fn disarm(&mut self) -> Option<Reply> {
-        self.armed = false;
-        self.reply.take()
+impl Retire {
+    pub(crate) fn new() -> Self {
+        Retire {
+            tokens: AtomicUsize::new(0),
+            posted: Event::new(),
+        }
     }
 
-    /// Counts the outcome, delivers it, and settles the job with its queue if the
-    /// queue keeps it (in-memory deliveries have nothing to settle: their methods are
-    /// documented no-ops).
-    async fn finish(
-        mut self,
-        finish: Finish,
-        outcome: Outcome<W::Output, W::Error>,
-        settle: Settle,
-    ) {
-        self.armed = false;
-        self.counters.record(finish);
-        if let Some(metrics) = &self.shared.metrics {
-            let counter = match finish {
-                Finish::Completed => Some(&metrics.completed),
-                Finish::Failed => Some(&metrics.failed),
-                Finish::Panicked => Some(&metrics.panicked),
-                Finish::TimedOut => Some(&metrics.timed_out),
-                Finish::Cancelled => Some(&metrics.cancelled),
-                Finish::Interrupted | Finish::Retried => None,
-            };
-            if let Some(counter) = counter {
-                counter.increment(1);
-            }
-            if let Some(started) = self.started {
-                metrics.record_run(started.elapsed());
+    /// Claims one token if any is left.
+    pub(crate) fn try_claim(&self) -> bool {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        while tokens > 0 {
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => tokens = actual,
             }
         }
-        deliver(self.reply.take(), self.results, self.id, outcome);
-        let Some(delivery) = self.delivery.take().filter(|_| is_durable::<Q>()) else {
-            return;
-        };
-        let settled = match settle {
-            Settle::Ack => delivery.ack().await,
-            Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
-            Settle::Release => delivery.release().await,
-        };
-        if let Err(error) = settled {
-            tracing::warn!(pool = %self.shared.name, job = %self.id, %error, "could not settle a job with its queue");
+        false
+    }
+
+    /// Takes back up to `count` unclaimed tokens; returns how many it took.
+    fn withdraw(&self, count: usize) -> usize {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        loop {
+            let taken = tokens.min(count);
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - taken,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return taken,
+                Err(actual) => tokens = actual,
+            }
         }
+    }
+
+    fn post(&self, count: usize) {
+        self.tokens.fetch_add(count, Ordering::SeqCst);
+        self.posted.notify_all();
     }
 }
 
-impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
+impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
+    /// Starts one worker on a new consumer. Its place in `live` must already be
+    /// counted.
+    ///
+    /// # Errors
+    ///
+    /// When the queue cannot make a consumer or a thread cannot start; the caller then
+    /// counts the worker out again.
+    pub(crate) fn start_worker(this: &Arc<Self>) -> Result<(), ResizeError> {
+        let shared = &**this;
+        let consumer = shared.queue.consumer().map_err(ResizeError::Queue)?;
+        let counters = shared.counters.add_worker();
+        let results = lock(&shared.results).clone();
+        let index = shared.next_worker.fetch_add(1, Ordering::Relaxed);
+        let work = run(Arc::clone(this), consumer, counters, results);
+        match &shared.executor {
+            Executor::Tokio(handle) => {
+                handle.spawn(work);
+            }
+            Executor::Threads => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ResizeError::Thread)?;
+                std::thread::Builder::new()
+                    .name(format!("{}-{index}", shared.name))
+                    .spawn(move || runtime.block_on(work))
+                    .map_err(ResizeError::Thread)?;
+            }
+            Executor::Manual => {}
         }
-        // The worker's task was dropped while the job ran: its runtime went away.
-        self.counters.idle();
-        self.counters.record(Finish::Interrupted);
-        self.shared.record_interrupted(self.id);
-        deliver(
-            self.reply.take(),
-            self.results,
-            self.id,
-            Err(JobError::Interrupted),
-        );
-        // A durable queue's delivery, dropped unsettled, comes back with its lease.
+        if let Some(metrics) = &shared.metrics {
+            metrics.workers.increment(1.0);
+        }
+        Ok(())
     }
-}
 
-/// Sends an outcome to the job's handle if it has one, else to the results stream if
-/// the pool has one, else drops it (it was counted).
-#[inline]
-fn deliver<T: Send + 'static, E: Send + 'static>(
-    reply: Option<Reply>,
-    results: Option<&flume::Sender<JobResult<T, E>>>,
-    id: JobId,
-    outcome: Outcome<T, E>,
-) {
-    match (reply, results) {
-        (Some(reply), _) => reply.send(outcome),
-        (None, Some(results)) => {
-            // Unbounded: never waits. Fails only if the stream was dropped.
-            let _ = results.send(JobResult { id, outcome });
+    /// Sets the number of workers: starts new ones, or asks some to leave after their
+    /// current job.
+    pub(crate) fn resize(this: &Arc<Self>, workers: usize) -> Result<(), ResizeError> {
+        let shared = &**this;
+        if workers == 0 {
+            return Err(ResizeError::ZeroWorkers);
         }
-        (None, None) => {}
+        let mut target = lock(&shared.target);
+        if !shared.lifecycle.is_open() {
+            return Err(ResizeError::Closed);
+        }
+        if workers < *target {
+            shared.retire.post(*target - workers);
+        } else {
+            // Cancel pending departures first, then start the rest.
+            // `target` counts each worker kept or started, so it stays true if a
+            // start fails half-way.
+            let more = workers - *target;
+            let stay = shared.retire.withdraw(more);
+            *target += stay;
+            for _ in stay..more {
+                if !shared.lifecycle.live.try_count_up() {
+                    return Err(ResizeError::Closed);
+                }
+                if let Err(error) = Self::start_worker(this) {
+                    shared.lifecycle.live.count_down();
+                    return Err(error);
+                }
+                *target += 1;
+            }
+        }
+        *target = workers;
+        Ok(())
     }
 }

@@ -167,11 +167,12 @@ async function renderOverview() {
     main.push(h("p", { class: "empty" }, `No queues under prefix "${session.prefix}" yet: a queue is listed once a process connects to it.`));
     return main;
   }
-  const head = h("tr", {}, h("th", {}, "Queue"),
+  const head = h("tr", {}, h("th", {}, "Queue"), h("th", {}, "State"),
     ["Pending", "Scheduled", "Delayed", "Leased", "Dead", "Oldest pending", "Processed", "Failed", "Lease expired"].map((t) => h("th", { class: "num" }, t)),
     h("th", {}, "Last connect"));
   const body = rows.map((r) => h("tr", { "data-queue": r.name },
     h("td", {}, h("a", { href: queueHref(r.name) }, r.name)),
+    h("td", { "data-field": "state", class: r.paused ? "paused" : "" }, r.paused ? "paused" : "running"),
     h("td", { class: "num", "data-count": "pending" }, number(r.pending)),
     h("td", { class: "num", "data-count": "scheduled" }, number(r.scheduled)),
     h("td", { class: "num", "data-count": "delayed" }, number(r.delayed)),
@@ -273,7 +274,7 @@ async function renderQueue(r) {
   const now = page.now_ms;
   const card = (label, value, bad) => h("div", { class: "card" + (bad ? " bad" : ""), "data-card": label }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
   const main = [
-    h("h1", {}, h("a", { href: "#/" }, "Queues"), " / ", r.queue),
+    h("h1", {}, h("a", { href: "#/" }, "Queues"), " / ", r.queue, q.paused ? h("span", { class: "paused", "data-field": "state" }, " (paused)") : ""),
     h("div", { class: "cards" },
       card("pending", number(q.pending)), card("scheduled", number(q.scheduled)), card("delayed", number(q.delayed)),
       card("leased", number(q.leased)), card("dead", number(q.dead), q.dead > 0), card("oldest pending", duration(q.oldest_pending_age_ms)),
@@ -285,6 +286,11 @@ async function renderQueue(r) {
   ];
   if (onSchedules) return main.concat(schedulesPanel(page));
   const tools = [];
+  if (!session.read_only) {
+    tools.push(q.paused
+      ? h("button", { "data-action": "resume", title: "Every worker process fetches again at once" }, "Resume")
+      : h("button", { "data-action": "pause", title: "No worker process takes a job until resumed; running jobs finish" }, "Pause"));
+  }
   if (r.state === "dead" && !session.read_only && q.dead > 0) {
     tools.push(h("button", { "data-action": "requeue-all" }, `Requeue all ${number(q.dead)}`));
   }
@@ -337,6 +343,13 @@ async function act(button) {
       if (!confirm(`Requeue every dead letter of ${r.queue}?`)) return;
       done = await post(`${base}/requeue`, { all: true });
       status(`requeued ${done.done} jobs`);
+    } else if (action === "pause") {
+      if (!confirm(`Pause ${r.queue} for every worker process?`)) return;
+      await post(`${base}/pause`, {});
+      status(`paused ${r.queue}`);
+    } else if (action === "resume") {
+      await post(`${base}/resume`, {});
+      status(`resumed ${r.queue}`);
     } else if (action === "delete") {
       if (!confirm(`Delete job ${button.dataset.id} of ${r.queue}? This cannot be undone.`)) return;
       done = await post(`${base}/delete`, { state: button.dataset.state, ids: [Number(button.dataset.id)] });

@@ -13,6 +13,7 @@
 //! - `CREWPOOL_TEST_RECORD_URL`: a `redis://` server to record runs in (default: the
 //!   queue's URL, which must then be a single server's); the Cluster and Sentinel
 //!   tests record on a server of their own, which their faults never touch.
+//! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
@@ -42,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hang_first = env("CREWPOOL_TEST_MODE", "normal") == "hang-first";
     let job_time = Duration::from_millis(env("CREWPOOL_TEST_JOB_MS", "0").parse()?);
 
-    let mut config = RedisConfig::new(url.as_str(), queue_name.as_str()).lease(lease);
+    let max_block = Duration::from_millis(env("CREWPOOL_TEST_MAX_BLOCK_MS", "10000").parse()?);
+    let mut config = RedisConfig::new(url.as_str(), queue_name.as_str())
+        .lease(lease)
+        .max_block(max_block);
     if let Ok(ms) = std::env::var("CREWPOOL_TEST_RESPONSE_MS") {
         config = config.response_timeout(Duration::from_millis(ms.parse()?));
     }

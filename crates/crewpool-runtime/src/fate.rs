@@ -1,0 +1,290 @@
+//! A job's fate: the one place that decides, from how an attempt ended, what is
+//! counted, what the job's handle (or the results stream) gets, what its queue is told,
+//! and whether it runs again; and where an unstarted job goes back when a pool stops.
+//!
+//! # The outcome table
+//!
+//! | the attempt ([`Ran`])                     | counted ([`Finish`]) | the handle gets  | a durable queue is told |
+//! |-------------------------------------------|----------------------|------------------|-------------------------|
+//! | `Ok`                                      | completed            | `Ok(output)`     | ack                     |
+//! | `Cancelled` (through its handle)          | cancelled            | `Cancelled`      | ack                     |
+//! | `Interrupted` (a stopping pool)           | interrupted, listed  | `Interrupted`    | release                 |
+//! | `Abandoned` (reported still running)      | interrupted          | `Interrupted`    | release                 |
+//! | `Failed`, `Panicked`, `TimedOut`, retried | retried              | (the next try's) | retry after the delay   |
+//! | `Failed`, `Panicked`, `TimedOut`, final   | failed, panicked, timed out | `Failed`, `Panicked`, `TimedOut` | dead-letter, with the reason |
+//!
+//! A failure is retried when the pool has a retry policy that says so *and* the retry
+//! can happen: a durable queue keeps the job itself (and runs the next attempt in any
+//! process); an in-memory queue hands the job over entirely, so the pool must have
+//! kept a copy before the attempt, and schedules it on its [retry lane](crate::lane).
+//!
+//! In memory nothing is owed to the queue (in-memory deliveries have nothing to settle:
+//! their methods are documented no-ops), so closing a job's books is synchronous; only
+//! a durable queue's settlement is awaited, after them.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crewpool_core::{Consumer, Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
+
+use crate::handle::{JobError, JobResult, Outcome, ResultSink};
+use crate::loom::lock;
+use crate::policy::{Failure, FailureKind};
+use crate::shared::Shared;
+use crate::stats::{Finish, WorkerCounters};
+
+/// The `Delivery` type of a queue's consumers.
+pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
+
+/// Whether a queue keeps its own copy of jobs until they are settled (so it, not the
+/// pool, holds a job's retries and gets unstarted jobs back).
+pub(crate) fn is_durable<Q: Queue>() -> bool {
+    <DeliveryOf<Q> as Delivery>::DURABLE
+}
+
+/// How one attempt ended.
+pub(crate) enum Ran<T, E> {
+    Ok(T),
+    Failed(E),
+    Panicked(String),
+    /// Stopped by the pool's per-job timeout, after this long.
+    TimedOut(Duration),
+    Cancelled,
+    Interrupted,
+    /// A stopping shutdown gave up on the job while its worker was inside it, and
+    /// reported it as still running (see `stats::activity`).
+    Abandoned,
+}
+
+impl<T, E: fmt::Display + Send + 'static> Ran<T, E> {
+    /// The attempt as a retry predicate sees it, if it failed.
+    fn failure(&self, attempt: u32) -> Option<Failure<'_>> {
+        let kind = match self {
+            Ran::Failed(error) => {
+                return Some(Failure::new(FailureKind::Failed, attempt, self).with_error(error));
+            }
+            Ran::Panicked(_) => FailureKind::Panicked,
+            Ran::TimedOut(_) => FailureKind::TimedOut,
+            _ => return None,
+        };
+        Some(Failure::new(kind, attempt, self))
+    }
+}
+
+impl<T, E: fmt::Display> fmt::Display for Ran<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ran::Ok(_) => f.write_str("completed"),
+            Ran::Failed(error) => error.fmt(f),
+            Ran::Panicked(message) => write!(f, "panicked: {message}"),
+            Ran::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            Ran::Cancelled => f.write_str("cancelled"),
+            Ran::Interrupted | Ran::Abandoned => f.write_str("interrupted"),
+        }
+    }
+}
+
+/// What a durable queue is still owed once the books are closed.
+pub(crate) enum Owed<D> {
+    Ack(D),
+    DeadLetter(D, String),
+    Release(D),
+    Retry(D, Duration, String),
+}
+
+impl<D: Delivery> Owed<D> {
+    /// Tells the queue. A failure is logged: the queue's lease brings the job back.
+    pub(crate) async fn settle(self, pool: &str, id: JobId) {
+        let settled = match self {
+            Owed::Ack(delivery) => delivery.ack().await,
+            Owed::DeadLetter(delivery, reason) => delivery.dead_letter(&reason).await,
+            Owed::Release(delivery) => delivery.release().await,
+            Owed::Retry(delivery, delay, reason) => delivery.retry(delay, &reason).await,
+        };
+        if let Err(error) = settled {
+            tracing::warn!(pool = %pool, job = %id, %error, "could not settle a job with its queue");
+        }
+    }
+}
+
+/// Everything needed to close a job's books once its fate is known.
+///
+/// Armed until the outcome is delivered (or the job is handed on to a retry): dropped
+/// armed, which happens only when the worker's task is dropped mid-job (its tokio
+/// runtime went away), it counts the job as interrupted and tells its handle so.
+pub(crate) struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
+    pub(crate) shared: &'a Shared<Q, W>,
+    pub(crate) counters: &'a WorkerCounters,
+    pub(crate) id: JobId,
+    pub(crate) attempt: u32,
+    pub(crate) reply: Option<Reply>,
+    pub(crate) delivery: Option<DeliveryOf<Q>>,
+    pub(crate) results: Option<&'a ResultSink<W, Q::Job>>,
+    /// When the attempt started, with metrics on.
+    pub(crate) started: Option<Instant>,
+    /// A copy of the job for its next attempt, kept in memory when one may happen.
+    pub(crate) backup: Option<Q::Job>,
+    pub(crate) armed: bool,
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
+    /// Decides the job's fate from how its attempt ended (the table in the module
+    /// docs), counts it, delivers its outcome or schedules its retry, and returns what
+    /// a durable queue is still owed.
+    pub(crate) fn decide(mut self, ran: Ran<W::Output, W::Error>) -> Option<Owed<DeliveryOf<Q>>> {
+        let shared = self.shared;
+        let (finish, outcome) = match ran {
+            Ran::Ok(output) => (Finish::Completed, Ok(output)),
+            Ran::Cancelled => (Finish::Cancelled, Err(JobError::Cancelled)),
+            Ran::Interrupted => {
+                shared.record_interrupted(self.id);
+                (Finish::Interrupted, Err(JobError::Interrupted))
+            }
+            // Reported as still running by the shutdown that gave up on it: its outcome
+            // is discarded, and it is counted as interrupted now it is over.
+            Ran::Abandoned => (Finish::Interrupted, Err(JobError::Interrupted)),
+            failed => return self.failed(failed),
+        };
+        let owed = self.close(finish, outcome)?;
+        Some(if finish == Finish::Interrupted {
+            Owed::Release(owed)
+        } else {
+            Owed::Ack(owed)
+        })
+    }
+
+    /// A failed attempt: retried if the policy says so and the retry can happen, else
+    /// final.
+    #[cold]
+    fn failed(mut self, ran: Ran<W::Output, W::Error>) -> Option<Owed<DeliveryOf<Q>>> {
+        let shared = self.shared;
+        let (id, attempt) = (self.id, self.attempt);
+        if let Ran::Panicked(message) = &ran {
+            tracing::warn!(pool = %shared.name, job = %id, %message, "job panicked");
+        }
+        let durable = is_durable::<Q>();
+        let retry = shared.policies.retry.as_ref().filter(|policy| {
+            (durable || self.backup.is_some())
+                && ran
+                    .failure(attempt)
+                    .is_some_and(|failure| policy.should_retry(&failure))
+        });
+        if let Some(policy) = retry {
+            let delay = policy.delay_after(attempt);
+            self.counters.record(Finish::Retried);
+            if let Some(metrics) = &shared.metrics {
+                metrics.retried.increment(1);
+            }
+            tracing::debug!(pool = %shared.name, job = %id, attempt, ?delay, reason = %ran, "retrying");
+            self.armed = false;
+            let reply = self.reply.take();
+            return match (&shared.lane, self.backup.take()) {
+                (Some(lane), Some(job)) => {
+                    let mut again = Envelope::new(job).with_id(id).with_attempt(attempt + 1);
+                    again.reply = reply;
+                    if shared.metrics.is_some() {
+                        again = again.with_enqueued_at(Instant::now() + delay);
+                    }
+                    lane.schedule(again, tokio::time::Instant::now() + delay);
+                    None
+                }
+                // A durable queue: it runs the next attempt (in any process).
+                _ => self
+                    .delivery
+                    .take()
+                    .map(|delivery| Owed::Retry(delivery, delay, ran.to_string())),
+            };
+        }
+        // Only durable queues keep the reason; in memory the outcome carries it.
+        let reason = if durable {
+            ran.to_string()
+        } else {
+            String::new()
+        };
+        let (finish, error) = match ran {
+            Ran::Failed(error) => (Finish::Failed, JobError::Failed(error)),
+            Ran::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
+            _ => (Finish::TimedOut, JobError::TimedOut),
+        };
+        self.close(finish, Err(error))
+            .map(|delivery| Owed::DeadLetter(delivery, reason))
+    }
+
+    /// Counts the outcome and delivers it; returns the delivery if the queue keeps the
+    /// job and must be told.
+    fn close(
+        &mut self,
+        finish: Finish,
+        outcome: Outcome<W::Output, W::Error>,
+    ) -> Option<DeliveryOf<Q>> {
+        self.armed = false;
+        self.counters.record(finish);
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.finished(finish, self.started);
+        }
+        deliver(self.reply.take(), self.results, self.id, outcome);
+        self.delivery.take().filter(|_| is_durable::<Q>())
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The worker's task was dropped while the job ran: its runtime went away.
+        self.counters.idle();
+        self.counters.record(Finish::Interrupted);
+        self.shared.record_interrupted(self.id);
+        deliver(
+            self.reply.take(),
+            self.results,
+            self.id,
+            Err(JobError::Interrupted),
+        );
+        // A durable queue's delivery, dropped unsettled, comes back with its lease.
+    }
+}
+
+/// Sends an outcome to the job's handle if it has one, else to the results stream if
+/// the pool has one, else drops it (it was counted).
+#[inline]
+fn deliver<T: Send + 'static, E: Send + 'static>(
+    reply: Option<Reply>,
+    results: Option<&flume::Sender<JobResult<T, E>>>,
+    id: JobId,
+    outcome: Outcome<T, E>,
+) {
+    match (reply, results) {
+        (Some(reply), _) => reply.send(outcome),
+        (None, Some(results)) => {
+            // Unbounded: never waits. Fails only if the stream was dropped.
+            let _ = results.send(JobResult { id, outcome });
+        }
+        (None, None) => {}
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
+    /// Gives back a job a stopping worker received but did not start: a durable queue
+    /// gets it back (released), an in-memory one's goes to the shutdown report.
+    pub(crate) async fn hand_back(&self, received: Received<Q::Job, DeliveryOf<Q>>) {
+        if is_durable::<Q>() {
+            if let Err(error) = received.delivery.release().await {
+                tracing::warn!(pool = %self.name, %error, "could not release an unstarted job; its lease will bring it back");
+            }
+        } else {
+            self.hand_back_envelope(received.envelope);
+        }
+    }
+
+    /// Gives back an in-memory job that was not started (for the shutdown report).
+    pub(crate) fn hand_back_envelope(&self, envelope: Envelope<Q::Job>) {
+        lock(&self.returned).push(envelope);
+    }
+
+    /// Lists a job interrupted while stopping (for the shutdown report).
+    pub(crate) fn record_interrupted(&self, id: JobId) {
+        lock(&self.interrupted).push(id);
+    }
+}
