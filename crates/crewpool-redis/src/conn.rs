@@ -162,6 +162,7 @@ impl Endpoint {
         match Target::parse(url)? {
             Target::Server => crate::link::client(config).map(Endpoint::Server),
             Target::Cluster(nodes) => ClusterClient::builder(nodes.clone())
+                .tcp_settings(crate::link::tcp_settings())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
                 .retries(4)
@@ -181,7 +182,8 @@ impl Endpoint {
                 let mut builder =
                     SentinelClientBuilder::new(addrs, service, SentinelServerType::Master)
                         .map_err(scrub)?
-                        .set_client_to_redis_db(db);
+                        .set_client_to_redis_db(db)
+                        .set_client_to_redis_tcp_settings(crate::link::tcp_settings());
                 if let Some(username) = username {
                     builder = builder.set_client_to_redis_username(username);
                 }
@@ -245,6 +247,7 @@ impl Endpoint {
             Endpoint::Cluster(nodes) => {
                 // The response timeout is the client's: build one with this timeout.
                 let client = ClusterClient::builder(nodes.clone())
+                    .tcp_settings(crate::link::tcp_settings())
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(response_timeout)
                     .retries(4)
