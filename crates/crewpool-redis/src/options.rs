@@ -51,6 +51,7 @@ pub struct JobOptions {
     pub(crate) due: Due,
     pub(crate) deadline: Deadline,
     pub(crate) unique: Option<(String, Duration)>,
+    pub(crate) headers: crate::Headers,
 }
 
 /// When a job is due.
@@ -121,6 +122,15 @@ impl JobOptions {
     /// running then no longer holds the key).
     pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
         self.unique = Some((key.into(), ttl));
+        self
+    }
+
+    /// Adds a header to the job's envelope (e.g. `traceparent`, the W3C trace context of
+    /// the producer's span, for the worker's `job` span: see "Tracing" in the crate
+    /// docs). Headers travel with the job to its worker; they override what the queue's
+    /// [`Propagator`](crate::Propagator) injects under the same name.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
         self
     }
 

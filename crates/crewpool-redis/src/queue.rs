@@ -176,7 +176,30 @@ where
     pub fn enqueue(&self, job: &J) -> impl Future<Output = Result<JobId>> + Send + '_ {
         // Encoded before the future starts, so the future holds bytes, not `&J` (and
         // needs no `J: Sync`).
-        self.store(wire::encode(job, self.link().config.max_payload))
+        let headers = self.headers(None);
+        self.store(wire::encode_with(
+            job,
+            self.link().config.max_payload,
+            None,
+            headers.as_ref(),
+        ))
+    }
+
+    /// The headers of the jobs enqueued now: what the queue's propagator injects, then
+    /// `extra` (a job's own, which win); `None` when there are none.
+    fn headers(&self, extra: Option<&crate::Headers>) -> Option<crate::Headers> {
+        let propagator = self.link().config.propagator.as_ref();
+        if propagator.is_none() && extra.is_none_or(|extra| extra.is_empty()) {
+            return None;
+        }
+        let mut headers = crate::Headers::new();
+        if let Some(propagator) = propagator {
+            propagator.0.inject(&mut headers);
+        }
+        if let Some(extra) = extra {
+            headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        (!headers.is_empty()).then_some(headers)
     }
 
     /// Stores one encoded envelope (or returns its encoding error) in one script call,
@@ -211,9 +234,10 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
+        let headers = self.headers(None);
         let envelopes = jobs
             .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
+            .map(|job| wire::encode_with(job.borrow(), max, None, headers.as_ref()))
             .collect::<Result<Vec<_>>>();
         self.enqueue_encoded(envelopes)
     }
@@ -249,7 +273,9 @@ where
         job: &J,
         options: &JobOptions,
     ) -> impl Future<Output = Result<Enqueued>> + Send + '_ {
-        let envelope = wire::encode(job, self.link().config.max_payload);
+        let headers = self.headers(Some(&options.headers));
+        let envelope =
+            wire::encode_with(job, self.link().config.max_payload, None, headers.as_ref());
         let options = options.clone();
         async move {
             let mut outcome = self.push(&options, vec![envelope?]).await?;
@@ -278,9 +304,10 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
+        let headers = self.headers(Some(&options.headers));
         let envelopes = jobs
             .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
+            .map(|job| wire::encode_with(job.borrow(), max, None, headers.as_ref()))
             .collect::<Result<Vec<_>>>();
         let options = options.clone();
         async move {
@@ -895,10 +922,11 @@ where
         let max = self.link().config.max_payload;
         let reply = envelope.reply.take();
         let waiters = self.front.results.get().cloned();
+        let headers = self.headers(None);
         let encoded = match (&reply, &waiters) {
-            (None, _) => wire::encode(&envelope.job, max),
+            (None, _) => wire::encode_with(&envelope.job, max, None, headers.as_ref()),
             (Some(_), Some(waiters)) => {
-                wire::encode_with_reply(&envelope.job, max, &waiters.channel)
+                wire::encode_with(&envelope.job, max, Some(&waiters.channel), headers.as_ref())
             }
             (Some(_), None) => Err(Error::Config(
                 "a handle to this job's result needs RedisQueue::with_results::<Output, Error>() \

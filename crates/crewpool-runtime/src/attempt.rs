@@ -40,6 +40,7 @@ pub(crate) async fn run<Q, W>(
     job: Q::Job,
     cx: JobContext<Q::Job>,
     token: Option<&CancellationToken>,
+    parent: Option<&tracing::Span>,
 ) -> Ran<W::Output, W::Error>
 where
     Q: Queue,
@@ -50,7 +51,14 @@ where
         .policies
         .timeout
         .map(|after| (after, tokio::time::Instant::now() + after));
-    let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
+    // Under the producer's span when the queue carried its trace context; else under
+    // whatever span is current.
+    let span = match parent {
+        Some(parent) => {
+            tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
+        }
+        None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
+    };
     counters.polling(id);
     let made = {
         let _entered = span.enter();

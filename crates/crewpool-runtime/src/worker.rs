@@ -281,7 +281,11 @@ async fn run_one<Q, W>(
         if let Some(metrics) = &shared.metrics {
             metrics.running.increment(1.0);
         }
-        let ran = attempt::run(shared, counters, key, id, attempt, job, cx, token).await;
+        let parent = ending
+            .delivery
+            .as_ref()
+            .and_then(crewpool_core::Delivery::parent_span);
+        let ran = attempt::run(shared, counters, key, id, attempt, job, cx, token, parent).await;
         if matches!(
             ran,
             Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
