@@ -23,6 +23,10 @@
 //!   (its due time to its start, p50/p99) on an idle pool and on a pool busy draining a
 //!   backlog.
 //!
+//! - on request (`--only single`), **single enqueues/s** (64 in flight), and with
+//!   `--replica`/`--replicated` a replica of the server, without or with waiting for
+//!   it (`Durability::replicated`): what `WAIT` costs.
+//!
 //! Besides wall-clock rates it reports CPU per job on both sides: Redis's
 //! (`INFO cpu`, its whole process) and this process's (`/proc/self/stat`), which is
 //! what bounds the rate on a small machine where both share the cores.
@@ -44,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, JobOptions, RedisConfig, RedisQueue};
+use crewpool_redis::{AckMode, Durability, JobOptions, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 use tokio::sync::Notify;
 
@@ -63,7 +67,11 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
                    scheduled (made due/s), unique (unique enqueues/s), lateness
   --lateness K     scheduled jobs per lateness measurement (default 200)
   --ack-mode M     processed/s with only this ack mode: queued or confirmed
-  --commandstats   print Redis's INFO commandstats after each processed run";
+  --commandstats   print Redis's INFO commandstats after each processed run
+  --replica        give the server a replica (replication's own cost)
+  --replicated     give the server a replica and wait for it (Durability::replicated,
+                   1 replica, acknowledgements too): the cost of WAIT
+  --only single    single enqueues/s (64 in flight)";
 
 /// Hang guard for a single measurement.
 const HANG_GUARD: Duration = Duration::from_secs(600);
@@ -82,6 +90,8 @@ struct Options {
     ack_modes: Vec<AckMode>,
     commandstats: bool,
     lateness: usize,
+    replica: bool,
+    replicated: bool,
 }
 
 impl Options {
@@ -99,6 +109,8 @@ impl Options {
             ack_modes: vec![AckMode::Queued, AckMode::Confirmed],
             commandstats: false,
             lateness: 200,
+            replica: false,
+            replicated: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -128,6 +140,11 @@ impl Options {
                     }
                 }
                 "--commandstats" => options.commandstats = true,
+                "--replica" => options.replica = true,
+                "--replicated" => {
+                    options.replica = true;
+                    options.replicated = true;
+                }
                 "--lateness" => {
                     options.lateness = value("--lateness").parse().expect("--lateness K");
                 }
@@ -210,9 +227,51 @@ fn median(mut samples: Vec<Sample>) -> (Sample, f64, f64) {
 }
 
 fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
-    RedisConfig::new(server.url(), queue)
+    let config = RedisConfig::new(server.url(), queue)
         .batch_size(options.batch)
-        .prefetch(options.prefetch)
+        .prefetch(options.prefetch);
+    if options.replicated {
+        config.durability(Durability::replicated(1, Duration::from_secs(1)).with_acks())
+    } else {
+        config
+    }
+}
+
+/// Single enqueues, 64 in flight (each one script call, and one WAIT with
+/// `--replicated`).
+async fn single_enqueues(server: &RedisServer, options: &Options, run: usize) -> Sample {
+    const IN_FLIGHT: u64 = 64;
+    let queue = Arc::new(
+        RedisQueue::<u64>::connect(config(server, &format!("single-{run}"), options))
+            .await
+            .expect("connect"),
+    );
+    let jobs = options.jobs;
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..IN_FLIGHT {
+        let queue = Arc::clone(&queue);
+        tasks.push(tokio::spawn(async move {
+            let mut job = lane;
+            while job < jobs {
+                queue.enqueue(&job).await.expect("enqueue");
+                job += IN_FLIGHT;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an enqueuer");
+    }
+    let elapsed = started.elapsed();
+    let (redis_us, own_us) = cpu.per_job(server, jobs);
+    assert_eq!(queue.stats().await.expect("stats").pending, jobs);
+    queue.purge().await.expect("purge");
+    Sample {
+        rate: jobs as f64 / elapsed.as_secs_f64(),
+        redis_us,
+        own_us,
+    }
 }
 
 /// Enqueues `jobs` no-op jobs in bulk; returns the sample of the enqueue.
@@ -758,6 +817,27 @@ fn main() {
     runtime.block_on(async {
         // No persistence here: what is measured is the queue, not the disk.
         let server = RedisServer::start();
+        let _replica = options.replica.then(|| {
+            let replica = RedisServer::builder()
+                .args(&["--replicaof", "127.0.0.1", &server.port().to_string()])
+                .start();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+            {
+                assert!(Instant::now() < deadline, "the replica did not sync");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            replica
+        });
+        if options.only.as_deref() == Some("single") {
+            let mut samples = Vec::new();
+            for run in 0..options.runs {
+                samples.push(single_enqueues(&server, &options, run).await);
+            }
+            row(&mut rows, "single enqueues/s (64 in flight)", median(samples));
+        }
         if options.wants("enqueue") {
             let mut samples = Vec::new();
             for run in 0..options.runs {

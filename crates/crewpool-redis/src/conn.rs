@@ -3,7 +3,8 @@
 //! it is.
 //!
 //! - **Server** (`redis://`, `rediss://`): a [`ConnectionManager`] that reconnects
-//!   with backoff.
+//!   with backoff, replaced by a new one after a time-out (a connection gone silent
+//!   would time out every later call).
 //! - **Cluster** (`redis+cluster://h1:p1,h2:p2`): the redis crate's cluster client,
 //!   which learns the slot map from the seed nodes, routes each command by its first
 //!   key and follows `MOVED`/`ASK` redirections. Every queue script touches keys of one
@@ -14,6 +15,7 @@
 //!   the way a failover makes calls fail (connection lost or refused, time-out,
 //!   `READONLY`, `MASTERDOWN`): the next call goes to the promoted replica.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -231,7 +233,15 @@ impl Endpoint {
     ) -> Result<Conn> {
         let url = &config.url;
         match self {
-            Endpoint::Server(client) => manager(client, config, response_timeout).map(Conn::Server),
+            Endpoint::Server(client) => {
+                // Checks the settings now; connections are made on first use.
+                manager(client, config, response_timeout)?;
+                Ok(Conn::Replacing(ReplacingConn::new(
+                    Source::Server(client.clone()),
+                    config,
+                    response_timeout,
+                )))
+            }
             Endpoint::Cluster(nodes) => {
                 // The response timeout is the client's: build one with this timeout.
                 let client = ClusterClient::builder(nodes.clone())
@@ -247,14 +257,11 @@ impl Endpoint {
                     .map_err(|e| call.fail(&e))?;
                 Ok(Conn::Cluster(conn))
             }
-            Endpoint::Sentinel(sentinel) => Ok(Conn::Sentinel(SentinelConn {
-                shared: Arc::new(SentinelShared {
-                    endpoint: Arc::clone(sentinel),
-                    config: config.clone(),
-                    response_timeout,
-                    current: Mutex::new(None),
-                }),
-            })),
+            Endpoint::Sentinel(sentinel) => Ok(Conn::Replacing(ReplacingConn::new(
+                Source::Sentinel(Arc::clone(sentinel)),
+                config,
+                response_timeout,
+            ))),
         }
     }
 }
@@ -282,17 +289,16 @@ pub(crate) fn manager(
 /// Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Server(ConnectionManager),
+    /// One server, or the master the Sentinels name.
+    Replacing(ReplacingConn),
     Cluster(ClusterConnection),
-    Sentinel(SentinelConn),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Server(conn) => conn.req_packed_command(cmd),
+            Conn::Replacing(conn) => conn.req_packed_command(cmd),
             Conn::Cluster(conn) => conn.req_packed_command(cmd),
-            Conn::Sentinel(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -303,90 +309,120 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Replacing(conn) => conn.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Server(conn) => conn.get_db(),
+            Conn::Replacing(conn) => conn.get_db(),
             Conn::Cluster(conn) => conn.get_db(),
-            Conn::Sentinel(_) => 0,
         }
     }
 }
 
-/// The connection to the master the Sentinels name; asks them again after a call
-/// fails the way a failover makes calls fail.
-#[derive(Clone)]
-pub(crate) struct SentinelConn {
-    shared: Arc<SentinelShared>,
+/// Where a [`ReplacingConn`] gets its connections from.
+enum Source {
+    /// One server.
+    Server(Client),
+    /// The master the Sentinels name (asked again for every new connection).
+    Sentinel(Arc<SentinelEndpoint>),
 }
 
-struct SentinelShared {
-    endpoint: Arc<SentinelEndpoint>,
+/// A connection that is replaced when a call fails in a way the connection manager
+/// does not repair by itself: a time-out (a connection gone silent, half-open, would
+/// otherwise time out every later call too), and, behind Sentinels, what a failover
+/// looks like (connection lost or refused, `READONLY`, `MASTERDOWN`), after which the
+/// Sentinels are asked for the master again.
+#[derive(Clone)]
+pub(crate) struct ReplacingConn {
+    shared: Arc<Replacing>,
+}
+
+struct Replacing {
+    source: Source,
     config: RedisConfig,
     response_timeout: Duration,
-    /// The master's address and the connection to it; `None` until the first call and
-    /// after a failure that may be a failover.
-    current: Mutex<Option<(String, ConnectionManager)>>,
+    /// The connection and its generation; `None` until the first call and after a
+    /// failure that retires it.
+    current: Mutex<Option<(u64, ConnectionManager)>>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
-impl SentinelShared {
-    async fn connection(&self) -> redis::RedisResult<(String, ConnectionManager)> {
+impl ReplacingConn {
+    fn new(source: Source, config: &RedisConfig, response_timeout: Duration) -> Self {
+        ReplacingConn {
+            shared: Arc::new(Replacing {
+                source,
+                config: config.clone(),
+                response_timeout,
+                current: Mutex::new(None),
+                generations: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Replacing {
+    async fn connection(&self) -> redis::RedisResult<(u64, ConnectionManager)> {
         if let Some(current) = self.lock().clone() {
             return Ok(current);
         }
-        let client = self.endpoint.client.lock().await.async_get_client().await?;
-        let address = client.get_connection_info().addr().to_string();
+        let client = match &self.source {
+            Source::Server(client) => client.clone(),
+            Source::Sentinel(sentinel) => {
+                let client = sentinel.client.lock().await.async_get_client().await?;
+                tracing::info!(master = %client.get_connection_info().addr(), "connecting to the master the Sentinels name");
+                client
+            }
+        };
         let mut current = self.lock();
-        if let Some(existing) = current.as_ref()
-            && existing.0 == address
-        {
+        if let Some(existing) = current.as_ref() {
             return Ok(existing.clone());
         }
         let conn = manager(&client, &self.config, self.response_timeout).map_err(|e| {
-            redis::RedisError::from((ErrorKind::InvalidClientConfig, "sentinel", e.to_string()))
+            redis::RedisError::from((ErrorKind::InvalidClientConfig, "connecting", e.to_string()))
         })?;
-        tracing::info!(master = %address, "connected to the master the Sentinels name");
-        *current = Some((address.clone(), conn.clone()));
-        Ok((address, conn))
+        // Relaxed: only makes generations distinct; the mutex orders the rest.
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        *current = Some((generation, conn.clone()));
+        Ok((generation, conn))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, ConnectionManager)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, ConnectionManager)>> {
         // Critical sections only read or replace the value.
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets the master at `address` after `error`, when the error may mean it is
-    /// no longer the master.
-    fn after_error(&self, address: &str, error: &redis::RedisError) {
-        let failover = error.is_io_error()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_timeout()
-            || matches!(
-                error.kind(),
-                ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
-            );
-        if failover {
+    /// Retires the connection of `generation` after `error`, when the error says it
+    /// (or, behind Sentinels, its server as the master) is no longer to be used.
+    fn after_error(&self, generation: u64, error: &redis::RedisError) {
+        let failover = matches!(self.source, Source::Sentinel(_))
+            && (error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal()
+                || matches!(
+                    error.kind(),
+                    ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+                ));
+        if error.is_timeout() || failover {
             let mut current = self.lock();
-            if current.as_ref().is_some_and(|(at, _)| at == address) {
+            if current.as_ref().is_some_and(|(at, _)| *at == generation) {
+                tracing::debug!(%error, "replacing the connection to Redis");
                 *current = None;
             }
         }
     }
 }
 
-impl SentinelConn {
+impl ReplacingConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let (address, mut conn) = self.shared.connection().await?;
+            let (generation, mut conn) = self.shared.connection().await?;
             let reply = conn.req_packed_command(cmd).await;
             if let Err(error) = &reply {
-                self.shared.after_error(&address, error);
+                self.shared.after_error(generation, error);
             }
             reply
         })
@@ -399,13 +435,17 @@ impl SentinelConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let (address, mut conn) = self.shared.connection().await?;
+            let (generation, mut conn) = self.shared.connection().await?;
             let reply = conn.req_packed_commands(pipeline, offset, count).await;
             if let Err(error) = &reply {
-                self.shared.after_error(&address, error);
+                self.shared.after_error(generation, error);
             }
             reply
         })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
     }
 }
 

@@ -84,22 +84,34 @@ impl<T, E: fmt::Display> fmt::Display for Ran<T, E> {
     }
 }
 
-/// What a durable queue is still owed once the books are closed.
-pub(crate) enum Owed<D> {
-    Ack(D),
-    DeadLetter(D, String),
-    Release(D),
-    Retry(D, Duration, String),
+/// What a durable queue is still owed for a job once its books are closed.
+pub(crate) struct Owed<D> {
+    id: JobId,
+    delivery: D,
+    settle: Settle,
+}
+
+/// What a durable queue is told about a job.
+enum Settle {
+    Ack,
+    DeadLetter(String),
+    Release,
+    Retry(Duration, String),
 }
 
 impl<D: Delivery> Owed<D> {
     /// Tells the queue. A failure is logged: the queue's lease brings the job back.
-    pub(crate) async fn settle(self, pool: &str, id: JobId) {
-        let settled = match self {
-            Owed::Ack(delivery) => delivery.ack().await,
-            Owed::DeadLetter(delivery, reason) => delivery.dead_letter(&reason).await,
-            Owed::Release(delivery) => delivery.release().await,
-            Owed::Retry(delivery, delay, reason) => delivery.retry(delay, &reason).await,
+    pub(crate) async fn settle(self, pool: &str) {
+        let Owed {
+            id,
+            delivery,
+            settle,
+        } = self;
+        let settled = match settle {
+            Settle::Ack => delivery.ack().await,
+            Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
+            Settle::Release => delivery.release().await,
+            Settle::Retry(delay, reason) => delivery.retry(delay, &reason).await,
         };
         if let Err(error) = settled {
             tracing::warn!(pool = %pool, job = %id, %error, "could not settle a job with its queue");
@@ -145,12 +157,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
             Ran::Abandoned => (Finish::Interrupted, Err(JobError::Interrupted)),
             failed => return self.failed(failed),
         };
-        let owed = self.close(finish, outcome)?;
-        Some(if finish == Finish::Interrupted {
-            Owed::Release(owed)
+        let settle = if finish == Finish::Interrupted {
+            Settle::Release
         } else {
-            Owed::Ack(owed)
-        })
+            Settle::Ack
+        };
+        self.close(finish, outcome, settle)
     }
 
     /// A failed attempt: retried if the policy says so and the retry can happen, else
@@ -189,10 +201,11 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
                     None
                 }
                 // A durable queue: it runs the next attempt (in any process).
-                _ => self
-                    .delivery
-                    .take()
-                    .map(|delivery| Owed::Retry(delivery, delay, ran.to_string())),
+                _ => self.delivery.take().map(|delivery| Owed {
+                    id,
+                    delivery,
+                    settle: Settle::Retry(delay, ran.to_string()),
+                }),
             };
         }
         // Only durable queues keep the reason; in memory the outcome carries it.
@@ -206,24 +219,29 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
             Ran::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
             _ => (Finish::TimedOut, JobError::TimedOut),
         };
-        self.close(finish, Err(error))
-            .map(|delivery| Owed::DeadLetter(delivery, reason))
+        self.close(finish, Err(error), Settle::DeadLetter(reason))
     }
 
-    /// Counts the outcome and delivers it; returns the delivery if the queue keeps the
-    /// job and must be told.
+    /// Counts the outcome and delivers it; returns what the queue is owed if it keeps
+    /// the job.
     fn close(
         &mut self,
         finish: Finish,
         outcome: Outcome<W::Output, W::Error>,
-    ) -> Option<DeliveryOf<Q>> {
+        settle: Settle,
+    ) -> Option<Owed<DeliveryOf<Q>>> {
         self.armed = false;
         self.counters.record(finish);
         if let Some(metrics) = &self.shared.metrics {
             metrics.finished(finish, self.started);
         }
         deliver(self.reply.take(), self.results, self.id, outcome);
-        self.delivery.take().filter(|_| is_durable::<Q>())
+        let delivery = self.delivery.take().filter(|_| is_durable::<Q>())?;
+        Some(Owed {
+            id: self.id,
+            delivery,
+            settle,
+        })
     }
 }
 

@@ -14,18 +14,14 @@
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
-use std::time::Instant;
 
-use crewpool_core::{
-    Consumer, ContextSupport, Envelope, JobContext, Queue, Received, Reply, Worker,
-};
+use crewpool_core::{Consumer, ContextSupport, Envelope, Queue, Received, Worker};
 use crossbeam_utils::CachePadded;
-use tokio_util::sync::CancellationToken;
 
-use crate::attempt;
+use crate::attempt::{self, Job, Prepared};
 use crate::context::Support;
 use crate::error::ResizeError;
-use crate::fate::{DeliveryOf, Ending, Ran};
+use crate::fate::{DeliveryOf, Ran};
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
@@ -36,7 +32,20 @@ use crate::stats::WorkerCounters;
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
+///
+/// A worker on a dedicated thread shares its runtime only with tasks its own jobs
+/// spawned: it yields only when there are some (`num_alive_tasks`), since a yield
+/// costs a turn of the runtime's scheduler, and its driver, for nothing otherwise.
 const JOBS_PER_YIELD: u32 = 32;
+
+/// Whether a worker should give its thread a turn after [`JOBS_PER_YIELD`] jobs.
+fn others_may_wait(executor: &Executor) -> bool {
+    match executor {
+        Executor::Threads => tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.metrics().num_alive_tasks() > 0),
+        Executor::Tokio(_) | Executor::Manual => true,
+    }
+}
 
 /// Counts the worker out of `live` however the loop ends (even by a panic in a
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
@@ -142,6 +151,8 @@ pub(crate) async fn run<Q, W>(
         key,
     };
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
+    // Every job's future, pinned here once (see `attempt`).
+    let mut slot = pin!(None);
     let mut exhausted = false;
     let mut streak = 0;
     loop {
@@ -186,20 +197,80 @@ pub(crate) async fn run<Q, W>(
             Taken::Queue(received) => (received.envelope, Some(received.delivery)),
             Taken::Retry(envelope) => (envelope, None),
         };
-        run_one(
+        // Prepare, make, poll once, decide: plain calls unless the job waits.
+        let prepared = attempt::prepare(
             &shared,
             &counters,
             &support,
-            key,
             envelope,
             delivery,
             results.as_ref(),
-        )
-        .await;
+        );
+        let owed = match prepared {
+            Err(owed) => owed,
+            Ok(Prepared {
+                ending,
+                job,
+                cx,
+                attachment,
+                deadline,
+                span,
+            }) => {
+                let attempt = Job {
+                    counters: &counters,
+                    id: ending.id,
+                    key,
+                    span: &span,
+                };
+                let ran = match attempt.make(|| shared.worker.run(job, cx)) {
+                    Err(ran) => ran,
+                    Ok(future) => {
+                        slot.set(Some(future));
+                        let ran = match slot.as_mut().as_pin_mut() {
+                            Some(mut future) => {
+                                let first =
+                                    poll_fn(|cx| Poll::Ready(attempt.poll(future.as_mut(), cx)))
+                                        .await;
+                                match first {
+                                    Poll::Ready(ran) => ran,
+                                    Poll::Pending => {
+                                        let token = Prepared::<Q, W>::token(attachment.as_ref());
+                                        attempt::supervise(
+                                            &shared, &attempt, future, deadline, token,
+                                        )
+                                        .await
+                                    }
+                                }
+                            }
+                            None => Ran::Abandoned, // not reached: set just above
+                        };
+                        slot.set(None);
+                        ran
+                    }
+                };
+                if matches!(
+                    ran,
+                    Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+                ) {
+                    // Ended between polls (a Ready poll, or a panic, set the worker idle
+                    // already).
+                    counters.idle();
+                }
+                if let Some(metrics) = &shared.metrics {
+                    metrics.running.decrement(1.0);
+                }
+                ending.decide(ran)
+            }
+        };
+        if let Some(owed) = owed {
+            owed.settle(&shared.name).await;
+        }
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
-            yield_now().await;
+            if others_may_wait(&shared.executor) {
+                yield_now().await;
+            }
         }
     }
     if shared.lifecycle.is_stopping() {
@@ -215,91 +286,6 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
     match taken {
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
-    }
-}
-
-/// Runs one job: prepares its attempt, runs it, and has its fate decided and settled.
-#[allow(clippy::too_many_arguments)]
-async fn run_one<Q, W>(
-    shared: &Shared<Q, W>,
-    counters: &WorkerCounters,
-    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
-    key: usize,
-    envelope: Envelope<Q::Job>,
-    delivery: Option<DeliveryOf<Q>>,
-    results: Option<&ResultSink<W, Q::Job>>,
-) where
-    Q: Queue,
-    W: Worker<Q::Job>,
-{
-    let enqueued_at = envelope.enqueued_at();
-    let Envelope {
-        job,
-        id,
-        attempt,
-        reply,
-        ..
-    } = envelope;
-    // A job with a handle carries the handle's token as its reply's attachment; the
-    // job's context gets the same attachment (a reference count, no token clone).
-    let attachment = reply.as_ref().and_then(Reply::attachment).cloned();
-    let token = attachment
-        .as_deref()
-        .and_then(|attachment| attachment.downcast_ref::<CancellationToken>());
-    let started = shared.metrics.as_ref().map(|metrics| {
-        if let Some(at) = enqueued_at {
-            metrics.record_wait(at.elapsed());
-        }
-        metrics.queue_depth.set(shared.queue.depth() as f64);
-        Instant::now()
-    });
-    let mut ending = Ending {
-        shared,
-        counters,
-        id,
-        attempt,
-        reply,
-        delivery,
-        results,
-        started,
-        backup: None,
-        armed: true,
-    };
-    let ran = if token.is_some_and(CancellationToken::is_cancelled) {
-        Ran::Cancelled
-    } else {
-        // A copy for a retry, taken before the job moves into the worker; none on the
-        // last attempt, which is never retried, nor where the queue keeps the job.
-        ending.backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
-            (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
-            _ => None,
-        };
-        let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-        if let Some(attachment) = &attachment {
-            cx = cx.with_extension(std::sync::Arc::clone(attachment));
-        }
-        if let Some(metrics) = &shared.metrics {
-            metrics.running.increment(1.0);
-        }
-        let parent = ending
-            .delivery
-            .as_ref()
-            .and_then(crewpool_core::Delivery::parent_span);
-        let ran = attempt::run(shared, counters, key, id, attempt, job, cx, token, parent).await;
-        if matches!(
-            ran,
-            Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
-        ) {
-            // Ended between polls (a Ready poll, or a panic, set the worker idle already).
-            counters.idle();
-        }
-        if let Some(metrics) = &shared.metrics {
-            metrics.running.decrement(1.0);
-        }
-        ran
-    };
-    if let Some(owed) = ending.decide(ran) {
-        owed.settle(&shared.name, id).await;
     }
 }
 

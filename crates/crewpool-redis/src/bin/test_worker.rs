@@ -12,6 +12,8 @@
 //! - `CREWPOOL_TEST_ATTEMPTS`: the queue's retry policy, attempts in all (10 ms apart;
 //!   default: the queue's default policy).
 //! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
+//! - `CREWPOOL_TEST_JOB_MS`: how long each job takes (default 0);
+//!   `CREWPOOL_TEST_RESPONSE_MS`: the response timeout (default the crate's).
 //! - `CREWPOOL_TEST_RECORD_URL`: a `redis://` server to record runs in (default: the
 //!   queue's URL, which must then be a single server's); the Cluster and Sentinel
 //!   tests record on a server of their own, which their faults never touch.
@@ -25,7 +27,8 @@
 //! the job's first start (`HSETNX <queue>:test:started <id> <ms>`); `done <id>
 //! <attempt>` after it completed and recorded itself with `HINCRBY <queue>:test:runs
 //! <job> 1` and `HINCRBY <queue>:test:ids <id> 1`. SIGTERM or Ctrl-C shuts the pool
-//! down gracefully and prints `stopped`. The process fires the queue's periodic
+//! down gracefully and prints `stopped stale=<n> leases_lost=<m>` (settlements refused
+//! by fencing, deliveries whose lease a heartbeat found lost). The process fires the queue's periodic
 //! schedules, as every worker process does by default.
 
 use std::time::Duration;
@@ -47,11 +50,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = env("CREWPOOL_TEST_MODE", "normal");
     let hang_first = mode == "hang-first";
     let fail_odd = mode == "fail-odd";
+    let job_time = Duration::from_millis(env("CREWPOOL_TEST_JOB_MS", "0").parse()?);
 
     let max_block = Duration::from_millis(env("CREWPOOL_TEST_MAX_BLOCK_MS", "10000").parse()?);
     let mut config = RedisConfig::new(url.as_str(), queue_name.as_str())
         .lease(lease)
         .max_block(max_block);
+    if let Ok(ms) = std::env::var("CREWPOOL_TEST_RESPONSE_MS") {
+        config = config.response_timeout(Duration::from_millis(ms.parse()?));
+    }
     if let Ok(ttl) = std::env::var("CREWPOOL_TEST_RESULT_TTL_MS") {
         config = config.result_ttl(Duration::from_millis(ttl.parse()?));
     }
@@ -108,6 +115,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if hang_first && cx.attempt() == 1 {
                     std::future::pending::<()>().await;
                 }
+                if !job_time.is_zero() {
+                    tokio::time::sleep(job_time).await;
+                }
                 redis::cmd("HINCRBY")
                     .arg(&runs_key)
                     .arg(job)
@@ -138,6 +148,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => {}
     }
     pool.shutdown().await;
-    println!("stopped");
+    let counters = pool.queue().counters();
+    println!(
+        "stopped stale={} leases_lost={}",
+        counters.stale, counters.leases_lost
+    );
     Ok(())
 }

@@ -33,7 +33,40 @@ impl WorkerProcess {
         mode: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crewpool-redis-test-worker"))
+        Self::spawn_command(
+            Command::new(env!("CARGO_BIN_EXE_crewpool-redis-test-worker")),
+            url,
+            queue,
+            workers,
+            lease_ms,
+            mode,
+            env,
+        )
+    }
+
+    /// As [`spawn_with`](Self::spawn_with), inside a network namespace.
+    pub(crate) fn spawn_in(
+        netns: &crewpool_redis::testing::net::Netns,
+        url: &str,
+        queue: &str,
+        workers: usize,
+        lease_ms: u64,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let command = netns.command(env!("CARGO_BIN_EXE_crewpool-redis-test-worker"));
+        Self::spawn_command(command, url, queue, workers, lease_ms, "normal", env)
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        url: &str,
+        queue: &str,
+        workers: usize,
+        lease_ms: u64,
+        mode: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut child = command
             .envs(env.iter().copied())
             .env("CREWPOOL_TEST_URL", url)
             .env("CREWPOOL_TEST_QUEUE", queue)
@@ -75,6 +108,19 @@ impl WorkerProcess {
                 }
             }
         }
+    }
+
+    /// Forgets every line printed so far.
+    pub(crate) fn drain(&self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+
+    /// Sends SIGTERM (a graceful stop) and returns the `stopped ...` line it prints.
+    pub(crate) fn terminate(&mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait_for("stopped", |line| line.starts_with("stopped"))
     }
 
     /// Sends SIGKILL and reaps the process.
