@@ -361,6 +361,11 @@
 //! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
 //!   `submit`), wakes at once and resolves the handle: no polling.
 //!
+//! A producer that wants every result of what it submitted, without keeping a handle
+//! per job, enqueues with [`JobOptions::result`] and reads
+//! [`results::<T, E>()`](RedisQueue::results), a [`ResultStream`] of `(id, outcome)`
+//! in the order they come.
+//!
 //! A handle is awaited with a timeout with `tokio::time::timeout(duration, handle)`;
 //! awaiting it again later still gets the result. A producer that stops waiting (its
 //! handle dropped) or dies leaves nothing behind beyond the TTL: the result and the
@@ -701,6 +706,7 @@ pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
+pub use results::ResultStream;
 pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
 pub use trace::Propagator;
 pub use url::RedisUrl;

@@ -52,6 +52,7 @@ pub struct JobOptions {
     pub(crate) deadline: Deadline,
     pub(crate) unique: Option<(String, Duration)>,
     pub(crate) headers: crate::Headers,
+    pub(crate) result: bool,
 }
 
 /// When a job is due.
@@ -131,6 +132,15 @@ impl JobOptions {
     /// [`Propagator`](crate::Propagator) injects under the same name.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sends the job's outcome (its output, or its final error after retries) to this
+    /// queue handle's results stream ([`RedisQueue::results`](crate::RedisQueue::results))
+    /// when a worker process finishes it. Needs
+    /// [`with_results`](crate::RedisQueue::with_results) on the queue.
+    pub fn result(mut self) -> Self {
+        self.result = true;
         self
     }
 

@@ -19,7 +19,7 @@ use crate::control::{self, Control};
 use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
-use crate::results::{Codec, Typed, Waiters};
+use crate::results::{Codec, ResultStream, Typed, Waiters};
 use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
@@ -274,8 +274,14 @@ where
         options: &JobOptions,
     ) -> impl Future<Output = Result<Enqueued>> + Send + '_ {
         let headers = self.headers(Some(&options.headers));
-        let envelope =
-            wire::encode_with(job, self.link().config.max_payload, None, headers.as_ref());
+        let envelope = self.result_channel(options).and_then(|channel| {
+            wire::encode_with(
+                job,
+                self.link().config.max_payload,
+                channel.as_deref(),
+                headers.as_ref(),
+            )
+        });
         let options = options.clone();
         async move {
             let mut outcome = self.push(&options, vec![envelope?]).await?;
@@ -305,10 +311,13 @@ where
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
         let headers = self.headers(Some(&options.headers));
-        let envelopes = jobs
-            .into_iter()
-            .map(|job| wire::encode_with(job.borrow(), max, None, headers.as_ref()))
-            .collect::<Result<Vec<_>>>();
+        let envelopes = self.result_channel(options).and_then(|channel| {
+            jobs.into_iter()
+                .map(|job| {
+                    wire::encode_with(job.borrow(), max, channel.as_deref(), headers.as_ref())
+                })
+                .collect::<Result<Vec<_>>>()
+        });
         let options = options.clone();
         async move {
             options.validate(true)?;
@@ -384,7 +393,60 @@ where
             return Err(Error::Closed);
         }
         options.validate(envelopes.len() > 1)?;
-        self.link().push(options, &envelopes).await
+        let pushed = self.link().push(options, &envelopes).await?;
+        if options.result
+            && let Some(waiters) = self.front.results.get()
+        {
+            waiters.listen(
+                &self.front.settler.link,
+                &self.front.runtime,
+                self.front.close_signal.subscribe(),
+            );
+            for enqueued in &pushed {
+                if let Enqueued::Added(id) = enqueued {
+                    waiters.expect(id.0);
+                }
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// This handle's reply channel, for jobs enqueued with [`JobOptions::result`].
+    fn result_channel(&self, options: &JobOptions) -> Result<Option<String>> {
+        if !options.result {
+            return Ok(None);
+        }
+        match self.front.results.get() {
+            Some(waiters) => Ok(Some(waiters.channel.clone())),
+            None => Err(Error::Config(
+                "JobOptions::result needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The results of the jobs this handle enqueued with [`JobOptions::result`], as
+    /// workers anywhere finish them: for a producer that wants every result of what it
+    /// submitted without keeping a handle per job. `T` and `E` are the types given to
+    /// [`with_results`](RedisQueue::with_results). Every stream of this handle takes
+    /// from the same results (each result once); results wait, unbounded, until
+    /// taken. See "Results" in the crate docs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without [`with_results`](RedisQueue::with_results).
+    pub fn results<T, E>(&self) -> Result<ResultStream<T, E>>
+    where
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.front.results.get() {
+            Some(waiters) => Ok(ResultStream::new(waiters.stream())),
+            None => Err(Error::Config(
+                "a results stream needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Adds the periodic schedule `name`, or replaces it (a change applies from now
