@@ -374,6 +374,11 @@
 //! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
 //!   `submit`), wakes at once and resolves the handle: no polling.
 //!
+//! A producer that wants every result of what it submitted, without keeping a handle
+//! per job, enqueues with [`JobOptions::result`] and reads
+//! [`results::<T, E>()`](RedisQueue::results), a [`ResultStream`] of `(id, outcome)`
+//! in the order they come.
+//!
 //! A handle is awaited with a timeout with `tokio::time::timeout(duration, handle)`;
 //! awaiting it again later still gets the result. A producer that stops waiting (its
 //! handle dropped) or dies leaves nothing behind beyond the TTL: the result and the
@@ -405,6 +410,34 @@
 //! let square = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await??;
 //! assert_eq!(square, 144);
 //! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tracing
+//!
+//! A job can carry **headers** from its producer to its worker, a W3C `traceparent`
+//! at least, so the producer's span is the parent of the worker's `job` span: set them
+//! per job with [`JobOptions::header`], or for every job a queue handle enqueues
+//! (`enqueue*`, a pool's `spawn` and `submit`) with a [`Propagator`]
+//! ([`RedisConfig::propagator`]), whose `inject` writes the current trace context.
+//! In the worker, a job with headers runs its `job` span as the child of a `producer`
+//! span (fields `queue`, `id`, `traceparent`) that stands for the producer's; the
+//! propagator's `extract` links that span to the remote context (with OpenTelemetry:
+//! `tracing-opentelemetry`'s `set_parent`), so traces show the job under the request
+//! that enqueued it. Jobs without headers cost nothing extra and run as before.
+//!
+//! ```
+//! use crewpool_redis::{JobOptions, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "mail")).await?;
+//! // The trace context of the request being served (from your OpenTelemetry context).
+//! let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+//! let options = JobOptions::new().header("traceparent", traceparent);
+//! queue.enqueue_with(&"welcome".to_owned(), &options).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -548,7 +581,9 @@
 //! compute the age of the oldest pending job from it). Optional fields the scripts
 //! write: `"start_by":<ms>` (the start deadline), `"unique":"<key>"` (the uniqueness
 //! key it holds), `"schedule":"<name>"` and `"tick":<ms>` (the periodic tick that made
-//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`).
+//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`),
+//! `"headers":{"traceparent":"00-…-…-01",…}` (an object of strings from the producer:
+//! its trace context and whatever else it sends along; see [Tracing](#tracing)).
 //! **Versioning rule**: a field that readers of version 1 may ignore without
 //! running the job wrongly is added within version 1 (readers ignore fields they do not
 //! know); anything else takes a new `v`. An envelope with another `v`, a `job` that does
@@ -663,6 +698,7 @@ mod registry;
 mod results;
 mod scripts;
 mod settler;
+mod trace;
 mod url;
 mod wire;
 
@@ -686,9 +722,11 @@ pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
+pub use results::ResultStream;
 pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
+pub use trace::Propagator;
 pub use url::RedisUrl;
-pub use wire::ENVELOPE_VERSION;
+pub use wire::{ENVELOPE_VERSION, Headers};
 
 /// The README (the crate's registry page): its examples compile and run as doctests.
 #[cfg(doctest)]
