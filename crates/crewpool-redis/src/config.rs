@@ -48,6 +48,7 @@ pub struct RedisConfig {
     pub(crate) priorities: Priorities,
     pub(crate) run_schedules: bool,
     pub(crate) result_ttl: Duration,
+    pub(crate) propagator: Option<crate::trace::PropagatorSlot>,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
@@ -183,6 +184,7 @@ impl RedisConfig {
             priorities: Priorities::strict(),
             run_schedules: true,
             result_ttl: Duration::from_secs(3600),
+            propagator: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -331,6 +333,18 @@ impl RedisConfig {
     #[must_use]
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl;
+        self
+    }
+
+    /// Carries the producer's trace context to the workers: `propagator` adds it to
+    /// every job this queue handle enqueues, and links the span that stands for the
+    /// producer in the worker (see [`Propagator`](crate::Propagator) and "Tracing" in
+    /// the crate docs).
+    #[must_use]
+    pub fn propagator(mut self, propagator: impl crate::Propagator) -> Self {
+        self.propagator = Some(crate::trace::PropagatorSlot(std::sync::Arc::new(
+            propagator,
+        )));
         self
     }
 

@@ -67,6 +67,7 @@ impl<J> RedisConsumer<J> {
             unique,
             start_by,
             reply,
+            headers,
         } = leased;
         // A producer waits for this job's outcome: the runtime sends it to this reply,
         // which keeps an encoded copy for the settlement to store.
@@ -93,7 +94,16 @@ impl<J> RedisConsumer<J> {
             envelope.id.0,
             envelope.attempt,
         )
-        .with_result(result);
+        .with_result(result)
+        .with_parent(headers.map(|headers| {
+            let link = &self.front.settler.link;
+            crate::trace::producer_span(
+                &link.config.queue,
+                envelope.id.0,
+                &headers,
+                link.config.propagator.as_ref(),
+            )
+        }));
         match start_by {
             Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
             _ => Ok(Received { envelope, delivery }),

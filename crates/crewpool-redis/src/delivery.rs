@@ -62,6 +62,8 @@ pub struct RedisDelivery {
     /// The reply channel of the producer waiting for the job's outcome, and the
     /// outcome once the runtime sent it (stored before the settlement).
     result: Option<(Arc<str>, Stash)>,
+    /// The span standing for the producer, when the job carried its trace context.
+    parent: Option<tracing::Span>,
 }
 
 /// Where a delivery's job is and what it holds.
@@ -86,7 +88,14 @@ impl RedisDelivery {
             unique: place.unique,
             handed: false,
             result: None,
+            parent: None,
         }
+    }
+
+    /// The span standing for the job's producer (see [`Delivery::parent_span`]).
+    pub(crate) fn with_parent(mut self, parent: Option<tracing::Span>) -> Self {
+        self.parent = parent;
+        self
     }
 
     /// The producer's reply channel and where the outcome will be stashed.
@@ -214,6 +223,12 @@ impl RedisDelivery {
 
 impl Delivery for RedisDelivery {
     const DURABLE: bool = true;
+
+    /// The `producer` span of a job that carried headers: the worker's `job` span is
+    /// its child (see "Tracing" in the crate docs).
+    fn parent_span(&self) -> Option<&tracing::Span> {
+        self.parent.as_ref()
+    }
 
     /// Deletes the job if this delivery's token still guards it. The acknowledgement
     /// goes out with others in one flush (group commit); with

@@ -92,6 +92,15 @@
 //!   Redis acknowledged. RDB snapshots lose everything since the last snapshot. A
 //!   replica promoted by failover may lack the last writes (replication is
 //!   asynchronous). A lost acknowledgement only reruns a job; a lost enqueue loses it.
+//!   [`Durability::replicated`] makes enqueues (and optionally acknowledgements) wait
+//!   with `WAIT` until that many replicas have them, or fail with
+//!   [`Error::NotReplicated`]: then no acknowledged enqueue is lost in a failover.
+//! - **Redis Cluster and Sentinel.** `redis+cluster://h1:p1,h2:p2,...` uses the redis
+//!   crate's cluster client: every script touches the keys of one queue, which share
+//!   the hash tag `{queue}` and so one slot; different queues spread over the masters;
+//!   `MOVED` and `ASK` (a slot migration) are followed.
+//!   `redis+sentinel://s1:p1,s2:p2/<master>[/db]` connects to the master the Sentinels
+//!   name and asks them again after a call fails the way a failover makes it fail.
 //! - **`maxmemory-policy noeviction` is required.** Any other policy lets Redis
 //!   delete queue keys when memory runs out. [`RedisQueue::connect`] checks and logs a
 //!   warning otherwise ([`ServerInfo::is_noeviction`]).
@@ -108,7 +117,10 @@
 //! - **Fencing.** Each delivery's token (its lease) is checked by Redis on `ack`,
 //!   `retry`, `dead_letter`, `release` and on heartbeats; a stale token changes
 //!   nothing and the call fails with [`Error::LeaseLost`]. A delivery stops being
-//!   extended once its settlement is handed to Redis.
+//!   extended once its settlement is handed to Redis. Tokens are unique across a
+//!   failover: they never fall below Redis's clock in microseconds, so a promoted
+//!   replica that lacks the last increments of the counter still issues new ones (as
+//!   long as the two servers' clocks differ by less than the failover takes).
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
 //!   [`RetryPolicy`]); after the last attempt the job goes to the dead-letter list
@@ -123,7 +135,8 @@
 //!   workers and released jobs go to the front. Levels are taken in the order of
 //!   [`RedisConfig::priorities`].
 //! - **Connection loss** (a Redis restart, a dropped connection) is survived: the
-//!   connections reconnect with exponential backoff (50 ms to 2 s), and every
+//!   connections reconnect with exponential backoff (50 ms to 2 s), a connection
+//!   whose call timed out (a peer gone silent, half-open TCP) is replaced, and every
 //!   background task backs off between failed calls (10 ms doubling to 2 s), so an
 //!   outage costs a handful of calls, not a tight loop. Scripts are called by SHA and
 //!   reloaded when Redis answers `NOSCRIPT`. A process that may start before Redis
@@ -361,6 +374,11 @@
 //! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
 //!   `submit`), wakes at once and resolves the handle: no polling.
 //!
+//! A producer that wants every result of what it submitted, without keeping a handle
+//! per job, enqueues with [`JobOptions::result`] and reads
+//! [`results::<T, E>()`](RedisQueue::results), a [`ResultStream`] of `(id, outcome)`
+//! in the order they come.
+//!
 //! A handle is awaited with a timeout with `tokio::time::timeout(duration, handle)`;
 //! awaiting it again later still gets the result. A producer that stops waiting (its
 //! handle dropped) or dies leaves nothing behind beyond the TTL: the result and the
@@ -392,6 +410,34 @@
 //! let square = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await??;
 //! assert_eq!(square, 144);
 //! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tracing
+//!
+//! A job can carry **headers** from its producer to its worker, a W3C `traceparent`
+//! at least, so the producer's span is the parent of the worker's `job` span: set them
+//! per job with [`JobOptions::header`], or for every job a queue handle enqueues
+//! (`enqueue*`, a pool's `spawn` and `submit`) with a [`Propagator`]
+//! ([`RedisConfig::propagator`]), whose `inject` writes the current trace context.
+//! In the worker, a job with headers runs its `job` span as the child of a `producer`
+//! span (fields `queue`, `id`, `traceparent`) that stands for the producer's; the
+//! propagator's `extract` links that span to the remote context (with OpenTelemetry:
+//! `tracing-opentelemetry`'s `set_parent`), so traces show the job under the request
+//! that enqueued it. Jobs without headers cost nothing extra and run as before.
+//!
+//! ```
+//! use crewpool_redis::{JobOptions, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "mail")).await?;
+//! // The trace context of the request being served (from your OpenTelemetry context).
+//! let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+//! let options = JobOptions::new().header("traceparent", traceparent);
+//! queue.enqueue_with(&"welcome".to_owned(), &options).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -535,7 +581,9 @@
 //! compute the age of the oldest pending job from it). Optional fields the scripts
 //! write: `"start_by":<ms>` (the start deadline), `"unique":"<key>"` (the uniqueness
 //! key it holds), `"schedule":"<name>"` and `"tick":<ms>` (the periodic tick that made
-//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`).
+//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`),
+//! `"headers":{"traceparent":"00-…-…-01",…}` (an object of strings from the producer:
+//! its trace context and whatever else it sends along; see [Tracing](#tracing)).
 //! **Versioning rule**: a field that readers of version 1 may ignore without
 //! running the job wrongly is added within version 1 (readers ignore fields they do not
 //! know); anything else takes a new `v`. An envelope with another `v`, a `job` that does
@@ -599,8 +647,8 @@
 //!
 //! # Security
 //!
-//! URLs are `redis://[user[:password]@]host[:port][/db]`; the ACL user and password
-//! are sent on connect. `rediss://` (TLS, through rustls with the ring provider,
+//! URLs are `redis://[user[:password]@]host[:port][/db]` (or the Cluster and
+//! Sentinel forms above); the ACL user and password are sent on connect. `rediss://` (TLS, through rustls with the ring provider,
 //! needing no system library) needs the `tls` feature; a private CA is trusted with
 //! [`RedisConfig::tls_root_cert`](RedisConfig). The password never appears in `Debug`,
 //! `Display`, errors or logs ([`RedisUrl`]).
@@ -617,8 +665,11 @@
 //! # Testing
 //!
 //! The `testing` feature adds [`testing::RedisServer`] (a private `redis-server` on a
-//! free loopback port that tests can kill and restart) and the
-//! `crewpool-redis-test-worker` binary the fault tests SIGKILL.
+//! free loopback port that tests can kill and restart), [`testing::RedisCluster`]
+//! (masters and replicas joined into a Redis Cluster, slot migration, node kills),
+//! [`testing::RedisSentinels`] (a master, a replica and three Sentinels, failover),
+//! [`testing::net`] (network namespaces, veth links, a delaying, holding or stalling
+//! TCP proxy) and the `crewpool-redis-test-worker` binary the fault tests SIGKILL.
 //!
 //! [`Queue`]: crewpool_core::Queue
 //! [`Queue::close`]: crewpool_core::Queue::close
@@ -647,6 +698,7 @@ mod registry;
 mod results;
 mod scripts;
 mod settler;
+mod trace;
 mod url;
 mod wire;
 
@@ -670,9 +722,11 @@ pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
+pub use results::ResultStream;
 pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
+pub use trace::Propagator;
 pub use url::RedisUrl;
-pub use wire::ENVELOPE_VERSION;
+pub use wire::{ENVELOPE_VERSION, Headers};
 
 /// The README (the crate's registry page): its examples compile and run as doctests.
 #[cfg(doctest)]

@@ -19,7 +19,7 @@ use crate::control::{self, Control};
 use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
-use crate::results::{Codec, Typed, Waiters};
+use crate::results::{Codec, ResultStream, Typed, Waiters};
 use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
@@ -176,7 +176,30 @@ where
     pub fn enqueue(&self, job: &J) -> impl Future<Output = Result<JobId>> + Send + '_ {
         // Encoded before the future starts, so the future holds bytes, not `&J` (and
         // needs no `J: Sync`).
-        self.store(wire::encode(job, self.link().config.max_payload))
+        let headers = self.headers(None);
+        self.store(wire::encode_with(
+            job,
+            self.link().config.max_payload,
+            None,
+            headers.as_ref(),
+        ))
+    }
+
+    /// The headers of the jobs enqueued now: what the queue's propagator injects, then
+    /// `extra` (a job's own, which win); `None` when there are none.
+    fn headers(&self, extra: Option<&crate::Headers>) -> Option<crate::Headers> {
+        let propagator = self.link().config.propagator.as_ref();
+        if propagator.is_none() && extra.is_none_or(|extra| extra.is_empty()) {
+            return None;
+        }
+        let mut headers = crate::Headers::new();
+        if let Some(propagator) = propagator {
+            propagator.0.inject(&mut headers);
+        }
+        if let Some(extra) = extra {
+            headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        (!headers.is_empty()).then_some(headers)
     }
 
     /// Stores one encoded envelope (or returns its encoding error) in one script call,
@@ -211,9 +234,10 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
+        let headers = self.headers(None);
         let envelopes = jobs
             .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
+            .map(|job| wire::encode_with(job.borrow(), max, None, headers.as_ref()))
             .collect::<Result<Vec<_>>>();
         self.enqueue_encoded(envelopes)
     }
@@ -249,7 +273,15 @@ where
         job: &J,
         options: &JobOptions,
     ) -> impl Future<Output = Result<Enqueued>> + Send + '_ {
-        let envelope = wire::encode(job, self.link().config.max_payload);
+        let headers = self.headers(Some(&options.headers));
+        let envelope = self.result_channel(options).and_then(|channel| {
+            wire::encode_with(
+                job,
+                self.link().config.max_payload,
+                channel.as_deref(),
+                headers.as_ref(),
+            )
+        });
         let options = options.clone();
         async move {
             let mut outcome = self.push(&options, vec![envelope?]).await?;
@@ -278,10 +310,14 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
-        let envelopes = jobs
-            .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
-            .collect::<Result<Vec<_>>>();
+        let headers = self.headers(Some(&options.headers));
+        let envelopes = self.result_channel(options).and_then(|channel| {
+            jobs.into_iter()
+                .map(|job| {
+                    wire::encode_with(job.borrow(), max, channel.as_deref(), headers.as_ref())
+                })
+                .collect::<Result<Vec<_>>>()
+        });
         let options = options.clone();
         async move {
             options.validate(true)?;
@@ -357,7 +393,60 @@ where
             return Err(Error::Closed);
         }
         options.validate(envelopes.len() > 1)?;
-        self.link().push(options, &envelopes).await
+        let pushed = self.link().push(options, &envelopes).await?;
+        if options.result
+            && let Some(waiters) = self.front.results.get()
+        {
+            waiters.listen(
+                &self.front.settler.link,
+                &self.front.runtime,
+                self.front.close_signal.subscribe(),
+            );
+            for enqueued in &pushed {
+                if let Enqueued::Added(id) = enqueued {
+                    waiters.expect(id.0);
+                }
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// This handle's reply channel, for jobs enqueued with [`JobOptions::result`].
+    fn result_channel(&self, options: &JobOptions) -> Result<Option<String>> {
+        if !options.result {
+            return Ok(None);
+        }
+        match self.front.results.get() {
+            Some(waiters) => Ok(Some(waiters.channel.clone())),
+            None => Err(Error::Config(
+                "JobOptions::result needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The results of the jobs this handle enqueued with [`JobOptions::result`], as
+    /// workers anywhere finish them: for a producer that wants every result of what it
+    /// submitted without keeping a handle per job. `T` and `E` are the types given to
+    /// [`with_results`](RedisQueue::with_results). Every stream of this handle takes
+    /// from the same results (each result once); results wait, unbounded, until
+    /// taken. See "Results" in the crate docs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without [`with_results`](RedisQueue::with_results).
+    pub fn results<T, E>(&self) -> Result<ResultStream<T, E>>
+    where
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.front.results.get() {
+            Some(waiters) => Ok(ResultStream::new(waiters.stream())),
+            None => Err(Error::Config(
+                "a results stream needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Adds the periodic schedule `name`, or replaces it (a change applies from now
@@ -895,10 +984,11 @@ where
         let max = self.link().config.max_payload;
         let reply = envelope.reply.take();
         let waiters = self.front.results.get().cloned();
+        let headers = self.headers(None);
         let encoded = match (&reply, &waiters) {
-            (None, _) => wire::encode(&envelope.job, max),
+            (None, _) => wire::encode_with(&envelope.job, max, None, headers.as_ref()),
             (Some(_), Some(waiters)) => {
-                wire::encode_with_reply(&envelope.job, max, &waiters.channel)
+                wire::encode_with(&envelope.job, max, Some(&waiters.channel), headers.as_ref())
             }
             (Some(_), None) => Err(Error::Config(
                 "a handle to this job's result needs RedisQueue::with_results::<Output, Error>() \

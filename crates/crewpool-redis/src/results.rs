@@ -130,12 +130,8 @@ where
     }
 
     fn deliver(&self, reply: Reply, payload: &[u8]) {
-        let outcome: Outcome<T, E> = match serde_json::from_slice::<Got<T, E>>(payload) {
-            Ok(Got::Ok(output)) => Ok(output),
-            Ok(Got::Failed(error)) => Err(JobError::Failed(error)),
-            Ok(Got::Panicked(message)) => Err(JobError::Panicked(message)),
-            Ok(Got::TimedOut) => Err(JobError::TimedOut),
-            Ok(Got::Cancelled) => Err(JobError::Cancelled),
+        let outcome: Outcome<T, E> = match decode(payload) {
+            Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(%error, "a job's result does not decode as this queue's result type; its handle resolves as not run");
                 return;
@@ -175,6 +171,8 @@ pub(crate) fn stashing_reply(codec: Arc<dyn Codec>, stash: Stash) -> Reply {
 enum Waiter {
     /// A handle's reply, and when it was registered.
     Reply(Reply, Instant),
+    /// The results stream, for a job enqueued with `JobOptions::result`.
+    Stream(Instant),
     /// A result that came before its waiter was registered.
     Arrived(Vec<u8>, Instant),
 }
@@ -187,6 +185,12 @@ pub(crate) struct Waiters {
     waiting: Mutex<HashMap<u64, Waiter>>,
     listening: OnceLock<()>,
     codec: Arc<dyn Codec>,
+    /// The results stream's channel: results of jobs enqueued with
+    /// `JobOptions::result`, as `(id, outcome)`.
+    stream: (
+        flume::Sender<(u64, Vec<u8>)>,
+        flume::Receiver<(u64, Vec<u8>)>,
+    ),
 }
 
 impl Waiters {
@@ -196,7 +200,29 @@ impl Waiters {
             waiting: Mutex::new(HashMap::new()),
             listening: OnceLock::new(),
             codec,
+            stream: flume::unbounded(),
         }
+    }
+
+    /// The receiving end of the results stream.
+    pub(crate) fn stream(&self) -> flume::Receiver<(u64, Vec<u8>)> {
+        self.stream.1.clone()
+    }
+
+    /// Sends job `id`'s result to the results stream when it comes.
+    pub(crate) fn expect(&self, id: u64) {
+        let arrived = {
+            let mut waiting = self.lock();
+            match waiting.remove(&id) {
+                Some(Waiter::Arrived(payload, _)) => payload,
+                _ => {
+                    waiting.insert(id, Waiter::Stream(Instant::now()));
+                    return;
+                }
+            }
+        };
+        // The receiver is held here too: the channel never disconnects.
+        let _ = self.stream.0.send((id, arrived));
     }
 
     pub(crate) fn codec(&self) -> Arc<dyn Codec> {
@@ -230,6 +256,10 @@ impl Waiters {
             let mut waiting = self.lock();
             match waiting.remove(&id) {
                 Some(Waiter::Reply(reply, _)) => reply,
+                Some(Waiter::Stream(_)) => {
+                    let _ = self.stream.0.send((id, payload));
+                    return;
+                }
                 _ => {
                     waiting.insert(id, Waiter::Arrived(payload, Instant::now()));
                     return;
@@ -244,7 +274,9 @@ impl Waiters {
     fn prune(&self, ttl: Duration) {
         let now = Instant::now();
         self.lock().retain(|_, waiter| match waiter {
-            Waiter::Reply(_, at) | Waiter::Arrived(_, at) => now.duration_since(*at) < ttl,
+            Waiter::Reply(_, at) | Waiter::Stream(at) | Waiter::Arrived(_, at) => {
+                now.duration_since(*at) < ttl
+            }
         });
     }
 
@@ -383,6 +415,71 @@ async fn take(
         }));
     }
     Ok(entries)
+}
+
+/// The results of the jobs a queue handle enqueued with
+/// [`JobOptions::result`](crate::JobOptions::result), in the order they come, from
+/// whichever worker process ran each: see [`RedisQueue::results`](crate::RedisQueue::results).
+#[derive(Debug)]
+pub struct ResultStream<T, E> {
+    results: flume::Receiver<(u64, Vec<u8>)>,
+    _types: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> ResultStream<T, E> {
+    pub(crate) fn new(results: flume::Receiver<(u64, Vec<u8>)>) -> Self {
+        ResultStream {
+            results,
+            _types: PhantomData,
+        }
+    }
+
+    /// The next result: the job's id and its outcome (its output, or its final error
+    /// after retries). Waits for it; a result that does not decode as `T` or `E` is
+    /// skipped with a warning.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a result is taken only when it is returned.
+    pub async fn next(&mut self) -> Option<crewpool_runtime::JobResult<T, E>> {
+        loop {
+            let (id, payload) = self.results.recv_async().await.ok()?;
+            match decode::<T, E>(&payload) {
+                Ok(outcome) => {
+                    return Some(crewpool_runtime::JobResult {
+                        id: crewpool_core::JobId(id),
+                        outcome,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(job = id, %error, "a job's result does not decode as the stream's type; skipped");
+                }
+            }
+        }
+    }
+
+    /// How many results came and were not taken yet.
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Whether no result waits.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+}
+
+/// Decodes an outcome as the wire carries it.
+fn decode<T: DeserializeOwned, E: DeserializeOwned>(
+    payload: &[u8],
+) -> std::result::Result<Outcome<T, E>, serde_json::Error> {
+    Ok(match serde_json::from_slice::<Got<T, E>>(payload)? {
+        Got::Ok(output) => Ok(output),
+        Got::Failed(error) => Err(JobError::Failed(error)),
+        Got::Panicked(message) => Err(JobError::Panicked(message)),
+        Got::TimedOut => Err(JobError::TimedOut),
+        Got::Cancelled => Err(JobError::Cancelled),
+    })
 }
 
 /// `<id>|<outcome>`.

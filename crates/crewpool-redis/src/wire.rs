@@ -18,7 +18,13 @@ struct Outgoing<'a, J> {
     /// The producer's reply channel, when it waits for the job's result.
     #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<&'a str>,
+    /// Headers (a W3C `traceparent`, ...), when the producer set any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<&'a Headers>,
 }
+
+/// A job's headers: name → value (e.g. `traceparent` → `00-<trace id>-<span id>-01`).
+pub type Headers = std::collections::BTreeMap<String, String>;
 
 /// The fields of an envelope an inspector reads besides the job.
 #[derive(Deserialize, Default)]
@@ -44,6 +50,8 @@ pub(crate) struct Extras {
     pub(crate) unique: Option<String>,
     /// The producer's reply channel, when it waits for the result.
     pub(crate) reply: Option<String>,
+    /// The producer's headers.
+    pub(crate) headers: Option<Headers>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +64,8 @@ struct Incoming<J> {
     unique: Option<String>,
     #[serde(default)]
     reply: Option<String>,
+    #[serde(default)]
+    headers: Option<Headers>,
 }
 
 #[derive(Deserialize)]
@@ -63,32 +73,41 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Encodes `job` as a version-1 envelope stamped with the time now:
-/// `{"v":1,"at":<ms>,"job":<job as JSON>}`.
-pub(crate) fn encode<J: Serialize>(job: &J, max: usize) -> Result<Vec<u8>, Error> {
-    encode_at(job, crate::registry::now_ms(), max, None)
-}
-
-/// As [`encode`], with the producer's reply channel: `"reply":"<channel>"`.
-pub(crate) fn encode_with_reply<J: Serialize>(
+/// Encodes `job` as a version-1 envelope stamped with the time now,
+/// `{"v":1,"at":<ms>,"job":<job as JSON>}`, with the producer's reply channel
+/// (`"reply":"<channel>"`) and headers (`"headers":{...}`) when given.
+pub(crate) fn encode_with<J: Serialize>(
     job: &J,
     max: usize,
-    reply: &str,
+    reply: Option<&str>,
+    headers: Option<&Headers>,
 ) -> Result<Vec<u8>, Error> {
-    encode_at(job, crate::registry::now_ms(), max, Some(reply))
+    encode_full(job, crate::registry::now_ms(), max, reply, headers)
 }
 
+#[cfg(test)]
 fn encode_at<J: Serialize>(
     job: &J,
     at: u64,
     max: usize,
     reply: Option<&str>,
 ) -> Result<Vec<u8>, Error> {
+    encode_full(job, at, max, reply, None)
+}
+
+fn encode_full<J: Serialize>(
+    job: &J,
+    at: u64,
+    max: usize,
+    reply: Option<&str>,
+    headers: Option<&Headers>,
+) -> Result<Vec<u8>, Error> {
     let bytes = serde_json::to_vec(&Outgoing {
         v: ENVELOPE_VERSION,
         at,
         job,
         reply,
+        headers,
     })
     .map_err(Error::Encode)?;
     if bytes.len() > max {
@@ -115,6 +134,7 @@ pub(crate) fn decode_with_extras<J: DeserializeOwned>(bytes: &[u8]) -> Result<(J
                 start_by: envelope.start_by,
                 unique: envelope.unique,
                 reply: envelope.reply,
+                headers: envelope.headers,
             },
         )),
         Ok(envelope) => Err(unsupported(envelope.v)),
@@ -348,6 +368,7 @@ mod tests {
                 start_by: Some(9),
                 unique: Some("k".to_owned()),
                 reply: None,
+                headers: None,
             }
         );
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crewpool_core::Worker;
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{Admin, RedisConfig, RedisQueue, RetryPolicy};
+use crewpool_redis::{Admin, JobOptions, RedisConfig, RedisQueue, RetryPolicy};
 use crewpool_runtime::{JobError, Pool, PoolBuilder, SubmitError};
 use support::{HANG_GUARD, WorkerProcess, until};
 
@@ -212,4 +212,71 @@ async fn results_nobody_waits_for_expire() {
         server.cli(&["EXISTS", &result]).trim() == "0" && channels().trim().is_empty()
     })
     .await;
+}
+
+/// A producer that wants every result of what it enqueued, without a handle per job:
+/// jobs enqueued with `JobOptions::result` come back on the handle's results stream,
+/// from the worker processes that ran them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_stream_serves_every_result() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let worker = WorkerProcess::spawn_with(
+        &url,
+        "stream",
+        4,
+        1000,
+        "fail-odd",
+        &[("CREWPOOL_TEST_ATTEMPTS", "2")],
+    );
+    worker.wait_for("ready", |line| line == "ready");
+    let producer = RedisQueue::<u64>::connect(RedisConfig::new(url.as_str(), "stream"))
+        .await
+        .unwrap()
+        .with_results::<Output, String>();
+    let mut results = producer.results::<Output, String>().unwrap();
+    let ids = producer
+        .enqueue_bulk_with(0..6_u64, &JobOptions::new().result())
+        .await
+        .unwrap();
+    let single = producer
+        .enqueue_with(&10, &JobOptions::new().result())
+        .await
+        .unwrap()
+        .id();
+    // Not asked for: not in the stream.
+    producer.enqueue(&20).await.unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 7 {
+        let result = tokio::time::timeout(HANG_GUARD, results.next())
+            .await
+            .expect("every result within the hang guard")
+            .expect("the stream is open");
+        got.insert(result.id, result.outcome);
+    }
+    for (job, id) in (0..6_u64).zip(&ids) {
+        match &got[id] {
+            Ok((doubled, pid)) => {
+                assert_eq!((job % 2, *doubled), (0, 2 * job));
+                assert_ne!(*pid, std::process::id(), "run by the worker process");
+            }
+            Err(JobError::Failed(error)) => assert_eq!(*error, format!("odd {job}")),
+            other => panic!("job {job}: {other:?}"),
+        }
+    }
+    assert!(matches!(got[&single], Ok((20, _))));
+    until("job 20 to run", || {
+        server.cli(&["HEXISTS", "stream:test:runs", "20"]).trim() == "1"
+    })
+    .await;
+    assert!(results.is_empty(), "only the results asked for");
+    // Without a result type: refused.
+    let plain = RedisQueue::<u64>::connect(RedisConfig::new(url.as_str(), "stream"))
+        .await
+        .unwrap();
+    assert!(plain.results::<Output, String>().is_err());
+    assert!(matches!(
+        plain.enqueue_with(&1, &JobOptions::new().result()).await,
+        Err(crewpool_redis::Error::Config(_))
+    ));
 }

@@ -302,7 +302,18 @@ async fn run_one<Q, W>(
             .policies
             .timeout
             .map(|after| (after, tokio::time::Instant::now() + after));
-        let span = tracing::info_span!("job", pool = %shared.name, id = id.0, attempt);
+        // Under the producer's span when the queue carried its trace context; else under
+        // whatever span is current.
+        let parent = ending
+            .delivery
+            .as_ref()
+            .and_then(crewpool_core::Delivery::parent_span);
+        let span = match parent {
+            Some(parent) => {
+                tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
+            }
+            None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
+        };
         let polls = Job {
             counters,
             id,
