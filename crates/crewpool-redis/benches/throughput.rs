@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewpool_redis::testing::RedisServer;
+use crewpool_redis::testing::net::Proxy;
 use crewpool_redis::{AckMode, Durability, JobOptions, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 use tokio::sync::Notify;
@@ -71,7 +72,9 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --replica        give the server a replica (replication's own cost)
   --replicated     give the server a replica and wait for it (Durability::replicated,
                    1 replica, acknowledgements too): the cost of WAIT
-  --only single    single enqueues/s (64 in flight)";
+  --only single    single enqueues/s (64 in flight)
+  --rtt-ms R       connect through a TCP proxy that adds R/2 ms each way (R may be 0:
+                   the proxy's own cost)";
 
 /// Hang guard for a single measurement.
 const HANG_GUARD: Duration = Duration::from_secs(600);
@@ -92,6 +95,9 @@ struct Options {
     lateness: usize,
     replica: bool,
     replicated: bool,
+    rtt_ms: Option<f64>,
+    /// The URL queues connect to when it is not the server's (through the proxy).
+    via: Option<String>,
 }
 
 impl Options {
@@ -111,6 +117,8 @@ impl Options {
             lateness: 200,
             replica: false,
             replicated: false,
+            rtt_ms: None,
+            via: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -141,6 +149,7 @@ impl Options {
                 }
                 "--commandstats" => options.commandstats = true,
                 "--replica" => options.replica = true,
+                "--rtt-ms" => options.rtt_ms = Some(value("--rtt-ms").parse().expect("--rtt-ms R")),
                 "--replicated" => {
                     options.replica = true;
                     options.replicated = true;
@@ -227,7 +236,8 @@ fn median(mut samples: Vec<Sample>) -> (Sample, f64, f64) {
 }
 
 fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
-    let config = RedisConfig::new(server.url(), queue)
+    let url = options.via.clone().unwrap_or_else(|| server.url());
+    let config = RedisConfig::new(url, queue)
         .batch_size(options.batch)
         .prefetch(options.prefetch);
     if options.replicated {
@@ -799,7 +809,7 @@ fn machine() -> String {
 }
 
 fn main() {
-    let options = Options::parse();
+    let mut options = Options::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -817,6 +827,13 @@ fn main() {
     runtime.block_on(async {
         // No persistence here: what is measured is the queue, not the disk.
         let server = RedisServer::start();
+        let _proxy = options.rtt_ms.map(|rtt| {
+            let target = format!("127.0.0.1:{}", server.port()).parse().expect("an address");
+            let proxy = Proxy::start(target, Duration::from_secs_f64(rtt / 2000.0));
+            options.via = Some(format!("redis://{}", proxy.addr()));
+            eprintln!("through a proxy adding {rtt} ms to every round trip");
+            proxy
+        });
         let _replica = options.replica.then(|| {
             let replica = RedisServer::builder()
                 .args(&["--replicaof", "127.0.0.1", &server.port().to_string()])

@@ -141,6 +141,9 @@ impl Target {
 }
 
 /// What makes connections: a client for one server, a Cluster, or Sentinels.
+// One per queue handle, made once at connect: the size of a server's client (larger
+// with TLS) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum Endpoint {
     Server(Client),
@@ -162,6 +165,7 @@ impl Endpoint {
         match Target::parse(url)? {
             Target::Server => crate::link::client(config).map(Endpoint::Server),
             Target::Cluster(nodes) => ClusterClient::builder(nodes.clone())
+                .tcp_settings(crate::link::tcp_settings())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
                 .retries(4)
@@ -181,7 +185,8 @@ impl Endpoint {
                 let mut builder =
                     SentinelClientBuilder::new(addrs, service, SentinelServerType::Master)
                         .map_err(scrub)?
-                        .set_client_to_redis_db(db);
+                        .set_client_to_redis_db(db)
+                        .set_client_to_redis_tcp_settings(crate::link::tcp_settings());
                 if let Some(username) = username {
                     builder = builder.set_client_to_redis_username(username);
                 }
@@ -245,6 +250,7 @@ impl Endpoint {
             Endpoint::Cluster(nodes) => {
                 // The response timeout is the client's: build one with this timeout.
                 let client = ClusterClient::builder(nodes.clone())
+                    .tcp_settings(crate::link::tcp_settings())
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(response_timeout)
                     .retries(4)
@@ -323,6 +329,8 @@ impl ConnectionLike for Conn {
 }
 
 /// Where a [`ReplacingConn`] gets its connections from.
+// One per connection, made once: not worth a box (see `Endpoint`).
+#[allow(clippy::large_enum_variant)]
 enum Source {
     /// One server.
     Server(Client),

@@ -92,6 +92,15 @@
 //!   Redis acknowledged. RDB snapshots lose everything since the last snapshot. A
 //!   replica promoted by failover may lack the last writes (replication is
 //!   asynchronous). A lost acknowledgement only reruns a job; a lost enqueue loses it.
+//!   [`Durability::replicated`] makes enqueues (and optionally acknowledgements) wait
+//!   with `WAIT` until that many replicas have them, or fail with
+//!   [`Error::NotReplicated`]: then no acknowledged enqueue is lost in a failover.
+//! - **Redis Cluster and Sentinel.** `redis+cluster://h1:p1,h2:p2,...` uses the redis
+//!   crate's cluster client: every script touches the keys of one queue, which share
+//!   the hash tag `{queue}` and so one slot; different queues spread over the masters;
+//!   `MOVED` and `ASK` (a slot migration) are followed.
+//!   `redis+sentinel://s1:p1,s2:p2/<master>[/db]` connects to the master the Sentinels
+//!   name and asks them again after a call fails the way a failover makes it fail.
 //! - **`maxmemory-policy noeviction` is required.** Any other policy lets Redis
 //!   delete queue keys when memory runs out. [`RedisQueue::connect`] checks and logs a
 //!   warning otherwise ([`ServerInfo::is_noeviction`]).
@@ -108,7 +117,10 @@
 //! - **Fencing.** Each delivery's token (its lease) is checked by Redis on `ack`,
 //!   `retry`, `dead_letter`, `release` and on heartbeats; a stale token changes
 //!   nothing and the call fails with [`Error::LeaseLost`]. A delivery stops being
-//!   extended once its settlement is handed to Redis.
+//!   extended once its settlement is handed to Redis. Tokens are unique across a
+//!   failover: they never fall below Redis's clock in microseconds, so a promoted
+//!   replica that lacks the last increments of the counter still issues new ones (as
+//!   long as the two servers' clocks differ by less than the failover takes).
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
 //!   [`RetryPolicy`]); after the last attempt the job goes to the dead-letter list
@@ -123,7 +135,8 @@
 //!   workers and released jobs go to the front. Levels are taken in the order of
 //!   [`RedisConfig::priorities`].
 //! - **Connection loss** (a Redis restart, a dropped connection) is survived: the
-//!   connections reconnect with exponential backoff (50 ms to 2 s), and every
+//!   connections reconnect with exponential backoff (50 ms to 2 s), a connection
+//!   whose call timed out (a peer gone silent, half-open TCP) is replaced, and every
 //!   background task backs off between failed calls (10 ms doubling to 2 s), so an
 //!   outage costs a handful of calls, not a tight loop. Scripts are called by SHA and
 //!   reloaded when Redis answers `NOSCRIPT`. A process that may start before Redis
@@ -634,8 +647,8 @@
 //!
 //! # Security
 //!
-//! URLs are `redis://[user[:password]@]host[:port][/db]`; the ACL user and password
-//! are sent on connect. `rediss://` (TLS, through rustls with the ring provider,
+//! URLs are `redis://[user[:password]@]host[:port][/db]` (or the Cluster and
+//! Sentinel forms above); the ACL user and password are sent on connect. `rediss://` (TLS, through rustls with the ring provider,
 //! needing no system library) needs the `tls` feature; a private CA is trusted with
 //! [`RedisConfig::tls_root_cert`](RedisConfig). The password never appears in `Debug`,
 //! `Display`, errors or logs ([`RedisUrl`]).
@@ -652,8 +665,11 @@
 //! # Testing
 //!
 //! The `testing` feature adds [`testing::RedisServer`] (a private `redis-server` on a
-//! free loopback port that tests can kill and restart) and the
-//! `crewpool-redis-test-worker` binary the fault tests SIGKILL.
+//! free loopback port that tests can kill and restart), [`testing::RedisCluster`]
+//! (masters and replicas joined into a Redis Cluster, slot migration, node kills),
+//! [`testing::RedisSentinels`] (a master, a replica and three Sentinels, failover),
+//! [`testing::net`] (network namespaces, veth links, a delaying, holding or stalling
+//! TCP proxy) and the `crewpool-redis-test-worker` binary the fault tests SIGKILL.
 //!
 //! [`Queue`]: crewpool_core::Queue
 //! [`Queue::close`]: crewpool_core::Queue::close

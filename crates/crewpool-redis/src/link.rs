@@ -865,12 +865,22 @@ impl<'a> Call<'a> {
     }
 }
 
+/// TCP settings of every connection: `TCP_NODELAY`, so a small command (an ack flush, a
+/// fetch) is sent at once rather than held back by Nagle's algorithm behind an
+/// unacknowledged segment, which costs a delayed-ACK wait on a real network.
+pub(crate) fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
 pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
     let url = &config.url;
+    let info = redis::IntoConnectionInfo::into_connection_info(url.expose())
+        .map_err(|e| Error::Config(url.scrub(e.to_string())))?
+        .set_tcp_settings(tcp_settings());
     #[cfg(feature = "tls")]
     if let Some(pem) = &config.tls_root_cert {
         return Client::build_with_tls(
-            url.expose(),
+            info,
             redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.clone()),
@@ -878,7 +888,7 @@ pub(crate) fn client(config: &RedisConfig) -> Result<Client> {
         )
         .map_err(|e| Error::Config(url.scrub(e.to_string())));
     }
-    Client::open(url.expose()).map_err(|e| Error::Config(url.scrub(e.to_string())))
+    Client::open(info).map_err(|e| Error::Config(url.scrub(e.to_string())))
 }
 
 /// The first delay between connection attempts; it doubles up to [`CONNECT_BACKOFF_MAX`].

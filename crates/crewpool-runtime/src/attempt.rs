@@ -30,8 +30,9 @@ use crewpool_core::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::DeliveryOf;
 use crate::current::Polling;
-use crate::fate::{DeliveryOf, Ending, Owed, Ran};
+use crate::fate::{Ending, Owed, Ran};
 use crate::future::panic_message;
 use crate::handle::ResultSink;
 use crate::shared::Shared;

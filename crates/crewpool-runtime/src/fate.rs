@@ -25,22 +25,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crewpool_core::{Consumer, Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
+use crewpool_core::{Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
+
+use crate::backend::{DeliveryOf, is_durable};
 
 use crate::handle::{JobError, JobResult, Outcome, ResultSink};
-use crate::loom::lock;
 use crate::policy::{Failure, FailureKind};
 use crate::shared::Shared;
 use crate::stats::{Finish, WorkerCounters};
-
-/// The `Delivery` type of a queue's consumers.
-pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
-
-/// Whether a queue keeps its own copy of jobs until they are settled (so it, not the
-/// pool, holds a job's retries and gets unstarted jobs back).
-pub(crate) fn is_durable<Q: Queue>() -> bool {
-    <DeliveryOf<Q> as Delivery>::DURABLE
-}
+use crewpool_core::sync::lock;
 
 /// How one attempt ended.
 pub(crate) enum Ran<T, E> {

@@ -9,12 +9,12 @@ use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
+use crate::backend::is_durable;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
-use crate::fate::is_durable;
 use crate::handle::{JobHandle, Results};
-use crate::loom::{Arc, Mutex, lock};
 use crate::report::ShutdownReport;
 use crate::shared::Shared;
+use crewpool_core::sync::{Arc, Mutex, lock};
 
 /// A fixed crew of workers running jobs from a queue.
 ///

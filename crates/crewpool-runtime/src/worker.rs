@@ -8,7 +8,7 @@
 //!
 //! - its consumer says the queue is closed and drained, and no retry is pending;
 //! - the pool stops (see [`lifecycle`](crate::lifecycle) for the states and races);
-//! - it claims a resize-down token (see [`Retire`](crate::shared::Retire)), after its
+//! - it claims a resize-down token (see [`Retire`](crate::lifecycle::Retire)), after its
 //!   current job.
 
 use std::future::{Future, poll_fn};
@@ -19,16 +19,17 @@ use crewpool_core::{Consumer, ContextSupport, Envelope, Queue, Received, Worker}
 use crossbeam_utils::CachePadded;
 
 use crate::attempt::{self, Job, Prepared};
+use crate::backend::DeliveryOf;
 use crate::context::Support;
 use crate::error::ResizeError;
-use crate::fate::{DeliveryOf, Ran};
+use crate::fate::Ran;
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
-use crate::loom::{Arc, AtomicUsize, Ordering, lock};
 use crate::shared::{Executor, Shared};
-use crate::signal::{Event, Listen};
+use crate::signal::Listen;
 use crate::stats::WorkerCounters;
+use crewpool_core::sync::{Arc, Ordering, lock};
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
@@ -208,20 +209,14 @@ pub(crate) async fn run<Q, W>(
         );
         let owed = match prepared {
             Err(owed) => owed,
-            Ok(Prepared {
-                ending,
-                job,
-                cx,
-                attachment,
-                deadline,
-                span,
-            }) => {
+            Ok(prepared) => {
                 let attempt = Job {
                     counters: &counters,
-                    id: ending.id,
+                    id: prepared.ending.id,
                     key,
-                    span: &span,
+                    span: &prepared.span,
                 };
+                let (job, cx) = (prepared.job, prepared.cx);
                 let ran = match attempt.make(|| shared.worker.run(job, cx)) {
                     Err(ran) => ran,
                     Ok(future) => {
@@ -234,9 +229,14 @@ pub(crate) async fn run<Q, W>(
                                 match first {
                                     Poll::Ready(ran) => ran,
                                     Poll::Pending => {
-                                        let token = Prepared::<Q, W>::token(attachment.as_ref());
+                                        let token =
+                                            Prepared::<Q, W>::token(prepared.attachment.as_ref());
                                         attempt::supervise(
-                                            &shared, &attempt, future, deadline, token,
+                                            &shared,
+                                            &attempt,
+                                            future,
+                                            prepared.deadline,
+                                            token,
                                         )
                                         .await
                                     }
@@ -259,7 +259,7 @@ pub(crate) async fn run<Q, W>(
                 if let Some(metrics) = &shared.metrics {
                     metrics.running.decrement(1.0);
                 }
-                ending.decide(ran)
+                prepared.ending.decide(ran)
             }
         };
         if let Some(owed) = owed {
@@ -286,68 +286,6 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
     match taken {
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
-    }
-}
-
-/// Resize-down bookkeeping: tokens workers claim to leave.
-///
-/// # States and races
-///
-/// `tokens` is how many workers should still leave. A worker creates a listener on
-/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
-/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
-/// exactly `tokens` workers leave, each after its current job.
-#[derive(Debug)]
-pub(crate) struct Retire {
-    tokens: AtomicUsize,
-    pub(crate) posted: Event,
-}
-
-impl Retire {
-    pub(crate) fn new() -> Self {
-        Retire {
-            tokens: AtomicUsize::new(0),
-            posted: Event::new(),
-        }
-    }
-
-    /// Claims one token if any is left.
-    pub(crate) fn try_claim(&self) -> bool {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        while tokens > 0 {
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => tokens = actual,
-            }
-        }
-        false
-    }
-
-    /// Takes back up to `count` unclaimed tokens; returns how many it took.
-    fn withdraw(&self, count: usize) -> usize {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        loop {
-            let taken = tokens.min(count);
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - taken,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return taken,
-                Err(actual) => tokens = actual,
-            }
-        }
-    }
-
-    fn post(&self, count: usize) {
-        self.tokens.fetch_add(count, Ordering::SeqCst);
-        self.posted.notify_all();
     }
 }
 
