@@ -298,9 +298,22 @@ async fn abort_does_not_wait_for_a_job_blocked_on_its_thread() {
     let report = tokio::time::timeout(Duration::from_secs(60), pool.abort())
         .await
         .expect("abort waited for the blocked job");
-    assert_eq!(report.still_running, vec![blocked.id()], "{report:?}");
-    assert_eq!(report.interrupted, vec![awaiting.id()], "{report:?}");
-    assert_eq!(report.stats.interrupted, 1);
+    // Job 1 is blocked in its poll. Job 2 awaits, unless abort came while its first
+    // poll had not yet returned: a poll in progress cannot be told from a blocked one,
+    // so it is then reported as still running too. Either way it is reported once,
+    // and what the report calls interrupted is what the statistics count.
+    assert!(report.still_running.contains(&blocked.id()), "{report:?}");
+    let reported = |id| {
+        report.interrupted.iter().filter(|&&i| i == id).count()
+            + report.still_running.iter().filter(|&&i| i == id).count()
+    };
+    assert_eq!(reported(blocked.id()), 1, "{report:?}");
+    assert_eq!(reported(awaiting.id()), 1, "{report:?}");
+    assert_eq!(
+        report.stats.interrupted,
+        report.interrupted.len() as u64,
+        "{report:?}"
+    );
     release.send(()).unwrap();
     assert!(matches!(blocked.await, Err(JobError::Interrupted)));
     assert!(matches!(awaiting.await, Err(JobError::Interrupted)));
