@@ -17,9 +17,11 @@ mod logging;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crewpool::redis::{Enqueued, JobOptions, RedisConfig, RedisQueue, Schedule};
+use crewpool::{JobContext, JobHandle, PoolBuilder, RetryPolicy, with_context};
 
 const USAGE: &str = "\
 usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--audit] [--mix]
+                      [--await-results] [--pause-ms P]
 
   <queue>       the queue to fill (workers use the same name)
   <jobs>        how many jobs to enqueue
@@ -35,6 +37,13 @@ usage: redis_producer <queue> <jobs> [--batch B] [--work-us U] [--rate R] [--aud
                 and third enqueues must return the first's id). And a periodic
                 schedule (every 500 ms) while the producer runs. With --audit the
                 ledger checks them (see `redis_distributed tally`)
+  --await-results  one batch in five is submitted through a pool of this process
+                (one worker of its own, which runs jobs like the worker processes)
+                and every job's result is awaited: it must be the job's number.
+                The ledger counts results right, wrong and missing (none within
+                3 minutes); the workers return their job's number
+  --pause-ms P  half-way, pause the queue for every worker process for P ms, then
+                resume it (recorded in the ledger)
 
 Redis: REDIS_URL (default redis://127.0.0.1:6379).
 Logs: RUST_LOG (default: warnings).";
@@ -54,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let rate: Option<f64> = common::flag(&args, "--rate")?;
     let audit = args.iter().any(|arg| arg == "--audit");
     let mix = args.iter().any(|arg| arg == "--mix");
+    let await_results = args.iter().any(|arg| arg == "--await-results");
+    let pause_ms: Option<u64> = common::flag(&args, "--pause-ms")?;
 
     let url = common::redis_url();
     let queue =
@@ -81,6 +92,41 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     }
+    // A pool of this process for the jobs whose results it awaits: its worker runs
+    // jobs like the worker processes (recording them in the ledger).
+    let submitter = if await_results {
+        let config = RedisConfig::new(url.as_str(), queue_name.as_str())
+            .lease(Duration::from_secs(1))
+            .retry(
+                RetryPolicy::exponential(25)
+                    .base_delay(Duration::from_millis(100))
+                    .max_delay(Duration::from_secs(2)),
+            );
+        let shared = match &ledger {
+            Some(_) => Some(std::sync::Arc::new(
+                common::Ledger::connect(&url, queue_name).await?,
+            )),
+            None => None,
+        };
+        let handle = RedisQueue::<common::Task>::connect(config)
+            .await?
+            .with_results::<u64, String>();
+        Some(
+            PoolBuilder::new()
+                .name("redis-producer")
+                .workers(1)
+                .queue(handle)
+                .build(with_context(
+                    move |task: common::Task, cx: JobContext<common::Task>| {
+                        common::perform(shared.clone(), task, cx.id().0)
+                    },
+                ))?,
+        )
+    } else {
+        None
+    };
+    let mut awaiting = Vec::new();
+    let mut pausing = None;
     let started = Instant::now();
     let mut batches = 0_u64;
     let mut sent = 0;
@@ -110,6 +156,48 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         // After a connection error the batch may or may not be stored: sending it again
         // may enqueue some jobs twice (they then run twice; nothing is lost).
+        if let (Some(pause_ms), None) = (pause_ms, &pausing)
+            && sent >= jobs / 2
+        {
+            let queue = RedisQueue::<common::Task>::connect(RedisConfig::new(
+                url.as_str(),
+                queue_name.as_str(),
+            ))
+            .await?;
+            let ledger = match &ledger {
+                Some(_) => Some(common::Ledger::connect(&url, queue_name).await?),
+                None => None,
+            };
+            pausing = Some(tokio::spawn(async move {
+                with_retries("pausing the queue", || queue.pause()).await?;
+                println!("paused the queue for {pause_ms} ms");
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                with_retries("resuming the queue", || queue.resume()).await?;
+                println!("resumed the queue");
+                if let Some(ledger) = &ledger {
+                    with_retries("recording the pause", || ledger.record_results("pauses", 1))
+                        .await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        if let (Some(pool), 4) = (&submitter, batches % 5) {
+            let mut handles = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                let seq = task.seq;
+                handles.push((seq, submit(pool, task).await?));
+            }
+            awaiting.push(tokio::spawn(await_all(handles)));
+            batches += 1;
+            if let Some(ledger) = &ledger {
+                with_retries("recording the batch in the ledger", || {
+                    ledger.record_enqueued(first, n)
+                })
+                .await?;
+            }
+            sent += n;
+            continue;
+        }
         match (mix, batches % 4) {
             (false, _) | (true, 0) => {
                 with_retries("enqueueing", || queue.enqueue_bulk(&tasks)).await?;
@@ -182,6 +270,25 @@ async fn main() -> anyhow::Result<()> {
         }
         sent += n;
     }
+    if let Some(pausing) = pausing {
+        pausing.await??;
+    }
+    if !awaiting.is_empty() {
+        let (mut ok, mut wrong, mut missing) = (0, 0, 0);
+        for batch in awaiting {
+            let (o, w, m) = batch.await?;
+            (ok, wrong, missing) = (ok + o, wrong + w, missing + m);
+        }
+        println!("awaited results: {ok} right, {wrong} wrong, {missing} missing");
+        if let Some(ledger) = &ledger {
+            for (field, n) in [("ok", ok), ("wrong", wrong), ("missing", missing)] {
+                with_retries("recording the results", || ledger.record_results(field, n)).await?;
+            }
+        }
+    }
+    if let Some(pool) = submitter {
+        pool.shutdown().await;
+    }
     if mix {
         with_retries("removing the periodic schedule", || {
             queue.remove_schedule(common::PERIODIC)
@@ -195,6 +302,49 @@ async fn main() -> anyhow::Result<()> {
         queue.len().await?
     );
     Ok(())
+}
+
+type Handle = JobHandle<u64, String>;
+
+/// Submits `task` through `pool`, retrying like [`with_retries`] (a refused submit
+/// hands the job back; one whose enqueue reached Redis before the error may run twice).
+async fn submit<W>(
+    pool: &crewpool::Pool<RedisQueue<common::Task>, W>,
+    mut task: common::Task,
+) -> anyhow::Result<Handle>
+where
+    W: crewpool::Worker<common::Task, Output = u64, Error = String>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..40 {
+        match pool.submit(task).await {
+            Ok(handle) => return Ok(handle),
+            Err(error) => {
+                eprintln!("submitting failed ({error}); retrying in {delay:?}");
+                task = error.into_inner();
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    anyhow::bail!("submitting kept failing")
+}
+
+/// Awaits every handle (3 minutes at most in all); returns (right, wrong, missing).
+async fn await_all(handles: Vec<(u64, Handle)>) -> (u64, u64, u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let (mut ok, mut wrong, mut missing) = (0, 0, 0);
+    for (seq, handle) in handles {
+        match tokio::time::timeout_at(deadline, handle).await {
+            Ok(Ok(result)) if result == seq => ok += 1,
+            Ok(outcome) => {
+                eprintln!("job {seq}: result {outcome:?}");
+                wrong += 1;
+            }
+            Err(_) => missing += 1,
+        }
+    }
+    (ok, wrong, missing)
 }
 
 /// Calls `attempt` until it succeeds, backing off from 100 ms to 2 s, for about a

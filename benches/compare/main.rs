@@ -13,8 +13,14 @@
 //! Each measurement runs in a process of its own (this binary, re-executed with
 //! `--measure WORKLOAD SYSTEM`), because peak RSS (`VmHWM`) is a high-water mark of a
 //! whole process. Every row runs `--runs` times (1 with `--quick`, else 5), round by
-//! round, and reports the median time and the highest peak RSS. `--allocs FILE` merges the allocation counts
-//! written by `cargo bench -p crewpool-benches --bench allocs`.
+//! round, and reports the median time and the highest peak RSS. `--allocs FILE` merges
+//! the allocation counts written by `cargo bench -p crewpool-benches --bench allocs`.
+//!
+//! The `tiny` rows (but thread-per-job) also run once under callgrind
+//! (`valgrind --tool=callgrind`), whose count of instructions executed by the whole
+//! process, divided by the jobs, is the report's "instr/job": unlike times, it does
+//! not depend on what else the machine is doing. Without valgrind on the `PATH` the
+//! column says so (`apt-get install valgrind`); `--no-callgrind` skips it.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -66,6 +72,7 @@ fn run() -> Result<ExitCode, String> {
         out: default_out()?,
         allocs: None,
         plan_only: false,
+        callgrind: true,
     };
     let mut rest = rest.into_iter();
     while let Some(arg) = rest.next() {
@@ -85,6 +92,7 @@ fn run() -> Result<ExitCode, String> {
             "--out" => options.out = PathBuf::from(value("--out")?),
             "--allocs" => options.allocs = Some(PathBuf::from(value("--allocs")?)),
             "--plan" => options.plan_only = true,
+            "--no-callgrind" => options.callgrind = false,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(ExitCode::SUCCESS);
@@ -111,7 +119,10 @@ fn run() -> Result<ExitCode, String> {
         machine::one_line(&machine)
     );
     let began = Instant::now();
-    let rows = run_rounds(&plan.rows, options.runs, &allocations);
+    let mut rows = run_rounds(&plan.rows, options.runs, &allocations);
+    if options.callgrind {
+        count_instructions(&mut rows);
+    }
     let report = report::Report {
         machine,
         command: command_line(&options),
@@ -145,11 +156,13 @@ struct Options {
     allocs: Option<PathBuf>,
     /// Print the (workload, system) pairs that would run, and stop.
     plan_only: bool,
+    /// Count instructions per job of the `tiny` rows under callgrind.
+    callgrind: bool,
 }
 
 fn usage() -> &'static str {
     "usage: compare [--quick] [--runs N] [--workload W[,W]]... [--system S[,S]]... \
-     [--out DIR] [--allocs FILE] [--plan]"
+     [--out DIR] [--allocs FILE] [--plan] [--no-callgrind]"
 }
 
 /// How to run this again, for the report.
@@ -252,8 +265,8 @@ fn run_rounds(
             if live {
                 eprint!("{label} ...");
             }
-            match run_child(workload, system) {
-                Ok(result) => {
+            match run_child(&[], workload, system) {
+                Ok((result, _)) => {
                     eprintln!(
                         "{back}{label} {:>12} jobs/s {:>8.0} ns/job  peak RSS {:>9}",
                         report::si(result.jobs_per_s()),
@@ -282,9 +295,80 @@ fn run_rounds(
 /// slowest healthy measurement takes a few seconds.
 const CHILD_LIMIT: Duration = Duration::from_secs(600);
 
-fn run_child(workload: Workload, system: System) -> Result<RunResult, String> {
+/// The `tiny` rows whose instructions per job are counted (thread-per-job starts
+/// a thread per job, which callgrind makes very slow, and is no contender).
+fn counts_instructions(workload: Workload, system: System) -> bool {
+    workload == Workload::Tiny && system != System::ThreadPerJob
+}
+
+/// Runs each row that [`counts_instructions`] once more under callgrind and records
+/// its instructions per job, or why there are none.
+fn count_instructions(rows: &mut [report::Row]) {
+    for row in rows.iter_mut() {
+        if row.error.is_some() || !counts_instructions(row.workload, row.system) {
+            continue;
+        }
+        eprint!(
+            "[callgrind] {:<15} {:<15} ...",
+            row.workload.name(),
+            row.system.name()
+        );
+        let counted = callgrind(row.workload, row.system);
+        match &counted {
+            Ok(per_job) => eprintln!(" {per_job:.0} instr/job"),
+            Err(why) => eprintln!(" {why}"),
+        }
+        row.instructions = Some(counted);
+    }
+}
+
+/// One measurement under callgrind: the instructions the whole process executed,
+/// per job.
+fn callgrind(workload: Workload, system: System) -> Result<f64, String> {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        return Err("valgrind not found (apt-get install valgrind)".to_owned());
+    }
+    let (result, stderr) = run_child(
+        &[
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+        ],
+        workload,
+        system,
+    )?;
+    // valgrind's summary: `==pid== Collected : 1234567`.
+    let collected = stderr
+        .lines()
+        .find_map(|line| line.split_once("Collected :").map(|(_, n)| n.trim()))
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or("no instruction count in callgrind's output")?;
+    Ok(collected as f64 / result.jobs.max(1) as f64)
+}
+
+/// Runs one measurement in a child process, `wrapper` (a program and its arguments)
+/// in front of it if not empty; returns its result and its stderr.
+fn run_child(
+    wrapper: &[&str],
+    workload: Workload,
+    system: System,
+) -> Result<(RunResult, String), String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
-    let child = Command::new(exe)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let child = command
         .args(["--measure", workload.name(), system.name()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -315,5 +399,7 @@ fn run_child(workload: Workload, system: System) -> Result<RunResult, String> {
             .to_owned();
         return Err(format!("measurement failed ({}): {why}", output.status));
     }
-    parse_result(&stdout).ok_or_else(|| format!("no result line in the output: {stdout}"))
+    let result =
+        parse_result(&stdout).ok_or_else(|| format!("no result line in the output: {stdout}"))?;
+    Ok((result, stderr.into_owned()))
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::RunResult;
-use crate::driver::workload::{IDLE_WORKERS, QUEUED_JOBS, THREAD_PER_JOB_JOBS};
+use crate::driver::workload::{IDLE_WORKERS, QUEUED_JOBS, RESIZES, THREAD_PER_JOB_JOBS};
 use crate::driver::{System, Workload};
 use crate::machine::{self, Machine};
 
@@ -53,6 +53,8 @@ pub(crate) struct Row {
     /// Memory workloads: resident set grown to hold the queued jobs or idle workers.
     pub(crate) held_kb: Option<u64>,
     pub(crate) allocs_per_job: Option<f64>,
+    /// Instructions per job under callgrind (`tiny`), or why there is no count.
+    pub(crate) instructions: Option<Result<f64, String>>,
     /// Every run's jobs/s, in run order.
     pub(crate) runs: Vec<f64>,
     pub(crate) error: Option<String>,
@@ -82,6 +84,7 @@ impl Row {
             peak_rss_kb: results.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0),
             held_kb: median.and_then(|r| r.held_kb),
             allocs_per_job,
+            instructions: None,
             runs: results.iter().map(RunResult::jobs_per_s).collect(),
             error: error.or_else(|| results.is_empty().then(|| "no runs".to_owned())),
         }
@@ -171,24 +174,44 @@ impl Report {
             md,
             "- Ratios (×) are against the best baseline of the same workload in this \
              run. Baselines: rayon-spawn, tokio-spawn, std-mpsc-pool, crossbeam-pool, \
-             thread-per-job ({THREAD_PER_JOB_JOBS} jobs where the others run more).\n"
+             flume-pool, thread-per-job ({THREAD_PER_JOB_JOBS} jobs where the others run \
+             more)."
+        );
+        let _ = writeln!(
+            md,
+            "- instr/job (`tiny`): instructions the whole measuring process executed \
+             under callgrind (one run), divided by the jobs: the job itself, the \
+             producer and the workers, start-up included. Repeatable where times are \
+             not.\n"
         );
         let _ = writeln!(md, "## Throughput\n");
         for workload in self.workloads().into_iter().filter(|w| !w.is_memory()) {
             let _ = writeln!(md, "### {workload}\n\n{}.\n", workload.describe());
+            let counted = self.rows_of(workload).any(|row| row.instructions.is_some());
+            let (extra, extra_rule) = if counted {
+                (" instr/job |", "---:|")
+            } else {
+                ("", "")
+            };
             let _ = writeln!(
                 md,
-                "| system | jobs | jobs/s | ns/job | peak RSS | × best baseline | allocs/job |"
+                "| system | jobs | jobs/s | ns/job | peak RSS | × best baseline | allocs/job |{extra}"
             );
-            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|{extra_rule}");
             for row in self.rows_of(workload) {
                 if let Some(error) = &row.error {
                     let _ = writeln!(md, "| {} | failed: {error} | | | | | |", row.system);
                     continue;
                 }
+                let instructions = match &row.instructions {
+                    _ if !counted => String::new(),
+                    Some(Ok(per_job)) => format!(" {} |", thousands(per_job.round() as u64)),
+                    Some(Err(why)) => format!(" – ({why}) |"),
+                    None => " – |".to_owned(),
+                };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                    "| {} | {} | {} | {:.0} | {} | {} | {} |{instructions}",
                     row.system,
                     thousands(row.jobs),
                     si(row.jobs_per_s),
@@ -211,16 +234,16 @@ impl Report {
             let _ = writeln!(
                 md,
                 "\"Held\" is how much the resident set grew to hold the state: the queued \
-                 jobs, or the idle workers. Ratios compare it with the baseline that \
+                 jobs, or the idle workers; for `resize-10k`, over the resizes. Ratios compare it with the baseline that \
                  holds least (lower is better). Peak RSS is the whole process's \
                  high-water mark (`VmHWM`).\n"
             );
         }
         for workload in memory {
-            let per = if workload == Workload::Queued {
-                ("bytes/job", QUEUED_JOBS as f64, 1024.0)
-            } else {
-                ("KiB/worker", IDLE_WORKERS as f64, 1.0)
+            let per = match workload {
+                Workload::Queued => ("bytes/job", QUEUED_JOBS as f64, 1024.0),
+                Workload::Resize => ("bytes/resize", RESIZES as f64, 1024.0),
+                _ => ("KiB/worker", IDLE_WORKERS as f64, 1.0),
             };
             let _ = writeln!(md, "### {workload}\n\n{}.\n", workload.describe());
             let _ = writeln!(
@@ -280,6 +303,11 @@ impl Report {
                     "peak_rss_kb": row.peak_rss_kb,
                     "held_rss_kb": row.held_kb,
                     "allocs_per_job": row.allocs_per_job,
+                    "instructions_per_job": row
+                        .instructions
+                        .as_ref()
+                        .and_then(|counted| counted.as_ref().ok())
+                        .map(|per_job| per_job.round()),
                     "ratio_to_best_baseline": self.ratio(row),
                     "runs_jobs_per_s": row.runs.iter().map(|r| r.round()).collect::<Vec<_>>(),
                 });
@@ -316,18 +344,88 @@ impl Report {
             }
             _ => Target::not_measured(what),
         };
-        targets.push(ratio_target(
-            "tiny: crewpool-deque ≥ 1.0× crossbeam-pool".to_owned(),
-            self.row(Workload::Tiny, deque),
-            self.row(Workload::Tiny, System::CrossbeamPool),
-            1.0,
-        ));
-        targets.push(ratio_target(
-            "tiny: crewpool-deque ≥ 1.5× rayon-spawn".to_owned(),
-            self.row(Workload::Tiny, deque),
-            self.row(Workload::Tiny, System::RayonSpawn),
-            1.5,
-        ));
+        for (what, workload, mine, theirs, min) in [
+            (
+                "tiny: crewpool-deque ≥ 1.0× crossbeam-pool",
+                Workload::Tiny,
+                deque,
+                System::CrossbeamPool,
+                1.0,
+            ),
+            (
+                "tiny: crewpool-deque ≥ 1.3× rayon-spawn",
+                Workload::Tiny,
+                deque,
+                System::RayonSpawn,
+                1.3,
+            ),
+            (
+                "multi-producer: crewpool-deque ≥ 1.0× crossbeam-pool",
+                Workload::MultiProducer,
+                deque,
+                System::CrossbeamPool,
+                1.0,
+            ),
+            (
+                "fork-join: crewpool-deque ≥ 1.0× rayon-spawn",
+                Workload::ForkJoin,
+                deque,
+                System::RayonSpawn,
+                1.0,
+            ),
+            (
+                "tiny: crewpool-flume ≥ 0.9× flume-pool",
+                Workload::Tiny,
+                System::CrewpoolFlume,
+                System::FlumePool,
+                0.9,
+            ),
+            (
+                "multi-producer: crewpool-flume ≥ 0.9× flume-pool",
+                Workload::MultiProducer,
+                System::CrewpoolFlume,
+                System::FlumePool,
+                0.9,
+            ),
+        ] {
+            targets.push(ratio_target(
+                what.to_owned(),
+                self.row(workload, mine),
+                self.row(workload, theirs),
+                min,
+            ));
+        }
+        let what = "tiny: crewpool-deque ≤ 1.5× crossbeam-pool's instructions per job".to_owned();
+        let counted = |system| {
+            self.row(Workload::Tiny, system)
+                .and_then(|row| row.instructions.as_ref()?.as_ref().ok().copied())
+        };
+        targets.push(match (counted(deque), counted(System::CrossbeamPool)) {
+            (Some(mine), Some(theirs)) if theirs > 0.0 => {
+                let ratio = mine / theirs;
+                Target::new(
+                    what,
+                    format!("{mine:.0} / {theirs:.0} = {ratio:.2}×"),
+                    ratio <= 1.5,
+                )
+            }
+            _ => Target::not_measured(what),
+        });
+        for system in [deque, System::CrewpoolFlume] {
+            let what = format!("resize-10k: {system} resident set flat (≤ 16 bytes per resize)");
+            targets.push(
+                match self
+                    .row(Workload::Resize, system)
+                    .and_then(|row| row.held_kb)
+                {
+                    Some(held) => {
+                        let per = held as f64 * 1024.0 / RESIZES as f64;
+                        Target::new(what, format!("{per:.1} bytes/resize"), per <= 16.0)
+                    }
+                    None => Target::not_measured(what),
+                },
+            );
+        }
         let what = "tiny: crewpool-deque 0 heap allocations/job (fire and forget)".to_owned();
         targets.push(
             match self

@@ -232,6 +232,9 @@ pub(crate) enum Flavor {
     StdMpsc,
     /// crossbeam-channel, whose receiver is multi-consumer.
     Crossbeam,
+    /// flume, whose receiver is multi-consumer: what crewpool's flume backend is built
+    /// on.
+    Flume,
 }
 
 impl Flavor {
@@ -239,6 +242,7 @@ impl Flavor {
         match self {
             Flavor::StdMpsc => "std-mpsc-pool",
             Flavor::Crossbeam => "crossbeam-pool",
+            Flavor::Flume => "flume-pool",
         }
     }
 }
@@ -257,6 +261,7 @@ enum Tx {
     StdBounded(mpsc::SyncSender<Msg>),
     StdUnbounded(mpsc::Sender<Msg>),
     Crossbeam(crossbeam_channel::Sender<Msg>),
+    Flume(flume::Sender<Msg>),
 }
 
 impl Tx {
@@ -265,6 +270,7 @@ impl Tx {
             Tx::StdBounded(tx) => tx.send(msg).is_ok(),
             Tx::StdUnbounded(tx) => tx.send(msg).is_ok(),
             Tx::Crossbeam(tx) => tx.send(msg).is_ok(),
+            Tx::Flume(tx) => tx.send(msg).is_ok(),
         };
         if sent {
             Ok(())
@@ -286,6 +292,7 @@ impl Tx {
 enum Rx {
     Std(Arc<Mutex<mpsc::Receiver<Msg>>>),
     Crossbeam(crossbeam_channel::Receiver<Msg>),
+    Flume(flume::Receiver<Msg>),
 }
 
 impl Rx {
@@ -298,6 +305,7 @@ impl Rx {
                 .recv()
                 .ok(),
             Rx::Crossbeam(rx) => rx.recv().ok(),
+            Rx::Flume(rx) => rx.recv().ok(),
         }
     }
 }
@@ -329,6 +337,13 @@ impl HandPool {
                 };
                 (Tx::Crossbeam(tx), Rx::Crossbeam(rx))
             }
+            (Flavor::Flume, shape) => {
+                let (tx, rx) = match shape {
+                    Shape::Bounded(capacity) => flume::bounded(capacity),
+                    Shape::Unbounded => flume::unbounded(),
+                };
+                (Tx::Flume(tx), Rx::Flume(rx))
+            }
         };
         let job = Arc::new(job);
         let mut pool = HandPool {
@@ -339,6 +354,7 @@ impl HandPool {
             let rx = match &rx {
                 Rx::Std(rx) => Rx::Std(Arc::clone(rx)),
                 Rx::Crossbeam(rx) => Rx::Crossbeam(rx.clone()),
+                Rx::Flume(rx) => Rx::Flume(rx.clone()),
             };
             let tx = pool.tx.clone();
             let job = Arc::clone(&job);

@@ -19,7 +19,7 @@ const IDLE_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
 use super::proc_status;
 use super::workload::{
     CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
-    Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
+    RESIZE_WARMUP, RESIZES, Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
 };
 use super::{Completion, Measurement, Workload, err, measurement, tokio_runtime};
 
@@ -56,6 +56,7 @@ pub(crate) fn run<Q: BenchQueue>(workload: Workload) -> Result<Measurement, Stri
         Workload::ForkJoin => fork_join::<Q>(),
         Workload::Queued => queued::<Q>(),
         Workload::IdleWorkers => idle::<Q>(),
+        Workload::Resize => resize::<Q>(),
         Workload::RedisNoop | Workload::RedisEnqueue => {
             Err(format!("{workload} is not an in-memory workload"))
         }
@@ -362,5 +363,51 @@ fn idle<Q: BenchQueue>() -> Result<Measurement, String> {
         elapsed,
         allocations,
         held_kb: before.zip(idle).map(|(b, i)| i.saturating_sub(b)),
+    })
+}
+
+/// `resize-10k`: grows the pool by one worker and shrinks it back, again and again,
+/// and reports how much the resident set grew after a warm-up.
+fn resize<Q: BenchQueue>() -> Result<Measurement, String> {
+    let runtime = tokio_runtime()?;
+    let done = Arc::new(Completion::new(RESIZES + RESIZE_WARMUP));
+    let pool = PoolBuilder::new()
+        .workers(WORKERS)
+        .runtime(runtime.handle().clone())
+        .queue(Q::make(Shape::Bounded(CAPACITY)))
+        .build(Spin {
+            done: Arc::clone(&done),
+        })
+        .map_err(err)?;
+    let one_round = |job: u64| -> Result<(), String> {
+        pool.resize(WORKERS + 1).map_err(err)?;
+        runtime.block_on(pool.spawn(job)).map_err(err)?;
+        pool.resize(WORKERS).map_err(err)?;
+        // Waits (bounded) for the worker asked to leave to have left.
+        let began = std::time::Instant::now();
+        while pool.stats().workers != WORKERS {
+            if began.elapsed() > HANG_GUARD {
+                return Err(format!("a worker did not leave within {HANG_GUARD:?}"));
+            }
+            std::thread::yield_now();
+        }
+        Ok(())
+    };
+    for job in 0..RESIZE_WARMUP {
+        one_round(job)?;
+    }
+    let before = proc_status::rss_kb();
+    let start = Start::now();
+    for job in RESIZE_WARMUP..RESIZE_WARMUP + RESIZES {
+        one_round(job)?;
+    }
+    let after = proc_status::rss_kb();
+    let (elapsed, allocations) = done.wait(start)?;
+    teardown(&runtime, &pool, RESIZES + RESIZE_WARMUP)?;
+    Ok(Measurement {
+        jobs: RESIZES,
+        elapsed,
+        allocations,
+        held_kb: before.zip(after).map(|(b, a)| a.saturating_sub(b)),
     })
 }

@@ -78,6 +78,7 @@ pub(crate) fn run(workload: Workload, system: System) -> Result<Measurement, Str
         System::TokioSpawn => baseline::tokio_spawn(workload),
         System::StdMpscPool => baseline::hand_pool(baseline::Flavor::StdMpsc, workload),
         System::CrossbeamPool => baseline::hand_pool(baseline::Flavor::Crossbeam, workload),
+        System::FlumePool => baseline::hand_pool(baseline::Flavor::Flume, workload),
         System::ThreadPerJob => baseline::thread_per_job(workload),
     }
 }

@@ -20,13 +20,15 @@ pub(crate) enum System {
     StdMpscPool,
     /// Threads sharing a bounded crossbeam-channel receiver.
     CrossbeamPool,
+    /// Threads sharing a bounded flume receiver (what crewpool-flume is built on).
+    FlumePool,
     /// One `std::thread::spawn` per job: "without a pool".
     ThreadPerJob,
 }
 
 impl System {
     /// Every system, crewpool's first.
-    pub(crate) const ALL: [System; 8] = [
+    pub(crate) const ALL: [System; 9] = [
         System::CrewpoolDeque,
         System::CrewpoolFlume,
         System::CrewpoolRedis,
@@ -34,6 +36,7 @@ impl System {
         System::TokioSpawn,
         System::StdMpscPool,
         System::CrossbeamPool,
+        System::FlumePool,
         System::ThreadPerJob,
     ];
 
@@ -47,6 +50,7 @@ impl System {
             System::TokioSpawn => "tokio-spawn",
             System::StdMpscPool => "std-mpsc-pool",
             System::CrossbeamPool => "crossbeam-pool",
+            System::FlumePool => "flume-pool",
             System::ThreadPerJob => "thread-per-job",
         }
     }

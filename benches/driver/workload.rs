@@ -29,6 +29,11 @@ pub(crate) const PRODUCERS: u64 = 4;
 pub(crate) const QUEUED_JOBS: u64 = 1_000_000;
 /// Workers in `idle-10k`.
 pub(crate) const IDLE_WORKERS: usize = 10_000;
+/// Resizes in `resize-10k`: each grows the pool by one worker and shrinks it back.
+pub(crate) const RESIZES: u64 = 10_000;
+/// Resizes before `resize-10k` reads the resident set it measures growth from, so
+/// the allocator's first-use growth is not counted as growth per resize.
+pub(crate) const RESIZE_WARMUP: u64 = 100;
 /// Jobs in `redis-noop` and `redis-enqueue`.
 pub(crate) const REDIS_JOBS: u64 = 200_000;
 /// Workers (tokio tasks on 2 threads) of the one worker process in `redis-noop`: the
@@ -63,6 +68,8 @@ pub(crate) enum Workload {
     Queued,
     /// Memory: a pool of 10,000 workers that all start, meet, and go idle.
     IdleWorkers,
+    /// Memory: a pool resized up and down 10,000 times.
+    Resize,
     /// Redis: no-op jobs through the full at-least-once machinery.
     RedisNoop,
     /// Redis: enqueueing in batches.
@@ -80,13 +87,14 @@ impl Workload {
     }
 
     /// Every workload, in report order.
-    pub(crate) const ALL: [Workload; 8] = [
+    pub(crate) const ALL: [Workload; 9] = [
         Workload::Tiny,
         Workload::Io,
         Workload::ForkJoin,
         Workload::MultiProducer,
         Workload::Queued,
         Workload::IdleWorkers,
+        Workload::Resize,
         Workload::RedisNoop,
         Workload::RedisEnqueue,
     ];
@@ -100,6 +108,7 @@ impl Workload {
             Workload::MultiProducer => "multi-producer",
             Workload::Queued => "queued-1m",
             Workload::IdleWorkers => "idle-10k",
+            Workload::Resize => "resize-10k",
             Workload::RedisNoop => "redis-noop",
             Workload::RedisEnqueue => "redis-enqueue",
         }
@@ -156,6 +165,13 @@ impl Workload {
                  one, then idle; the time is startup plus that meeting. rayon is left out: \
                  10,000 rayon threads spinning for work took over ten minutes of CPU to meet"
             ),
+            Workload::Resize => format!(
+                "memory: a pool of {WORKERS} workers (tokio tasks) grown by one worker and \
+                 shrunk back {RESIZES} times, one job in between, each shrink waited for \
+                 until the worker has left; \"held\" is how much the resident set grew over \
+                 the resizes after the first {RESIZE_WARMUP} (flat: no growth per resize). \
+                 Only crewpool pools resize"
+            ),
             Workload::RedisNoop => format!(
                 "{REDIS_JOBS} no-op jobs enqueued in bulk beforehand, then processed by one \
                  worker process ({REDIS_WORKERS} workers on {WORKERS} threads, fetch batches of \
@@ -179,6 +195,7 @@ impl Workload {
             Workload::ForkJoin => format!("depth{FORK_DEPTH}"),
             Workload::Queued => format!("{QUEUED_JOBS}"),
             Workload::IdleWorkers => format!("{IDLE_WORKERS}"),
+            Workload::Resize => format!("{RESIZES}"),
             Workload::RedisNoop | Workload::RedisEnqueue => "noop".to_owned(),
         }
     }
@@ -194,13 +211,17 @@ impl Workload {
             Workload::ForkJoin => fork_join_jobs(FORK_DEPTH),
             Workload::Queued => QUEUED_JOBS,
             Workload::IdleWorkers => IDLE_WORKERS as u64,
+            Workload::Resize => RESIZES,
             Workload::RedisNoop | Workload::RedisEnqueue => REDIS_JOBS,
         }
     }
 
     /// Whether the workload measures memory rather than throughput.
     pub(crate) fn is_memory(self) -> bool {
-        matches!(self, Workload::Queued | Workload::IdleWorkers)
+        matches!(
+            self,
+            Workload::Queued | Workload::IdleWorkers | Workload::Resize
+        )
     }
 
     /// The systems that run this workload.
@@ -214,6 +235,7 @@ impl Workload {
                 TokioSpawn,
                 StdMpscPool,
                 CrossbeamPool,
+                FlumePool,
                 ThreadPerJob,
             ],
             Workload::ForkJoin | Workload::Queued => &[
@@ -223,10 +245,18 @@ impl Workload {
                 TokioSpawn,
                 StdMpscPool,
                 CrossbeamPool,
+                FlumePool,
             ],
             // Not rayon: its idle threads spin looking for work before they sleep, and
             // 10,000 of them on 2 cores took over ten minutes of CPU to meet.
-            Workload::IdleWorkers => &[CrewpoolDeque, CrewpoolFlume, StdMpscPool, CrossbeamPool],
+            Workload::IdleWorkers => &[
+                CrewpoolDeque,
+                CrewpoolFlume,
+                StdMpscPool,
+                CrossbeamPool,
+                FlumePool,
+            ],
+            Workload::Resize => &[CrewpoolDeque, CrewpoolFlume],
             Workload::RedisNoop | Workload::RedisEnqueue => &[CrewpoolRedis],
         }
     }

@@ -88,6 +88,7 @@ pub(crate) struct Ledger {
     early_key: String,
     unique_key: String,
     periodic_key: String,
+    results_key: String,
 }
 
 impl Ledger {
@@ -105,6 +106,7 @@ impl Ledger {
             early_key: format!("{queue}:ledger:early"),
             unique_key: format!("{queue}:ledger:unique"),
             periodic_key: format!("{queue}:ledger:periodic"),
+            results_key: format!("{queue}:ledger:results"),
         })
     }
 
@@ -132,6 +134,19 @@ impl Ledger {
     pub(crate) async fn record_periodic_run(&self, id: u64) -> redis::RedisResult<()> {
         let _: u64 = self.conn.clone().hincr(&self.periodic_key, id, 1).await?;
         Ok(())
+    }
+
+    /// Counts what a producer's awaited results came to: `ok` (the job's own number),
+    /// `wrong` (another value or an error), `missing` (no result in time), and the
+    /// pauses it made.
+    pub(crate) async fn record_results(&self, field: &str, n: u64) -> redis::RedisResult<()> {
+        let _: u64 = self.conn.clone().hincr(&self.results_key, field, n).await?;
+        Ok(())
+    }
+
+    /// The result counters (see [`record_results`](Ledger::record_results)).
+    pub(crate) async fn results(&self) -> redis::RedisResult<HashMap<String, u64>> {
+        self.conn.clone().hgetall(&self.results_key).await
     }
 
     /// The counters of the mixed run: (early starts, uniqueness violations, periodic
@@ -218,6 +233,7 @@ impl Ledger {
                 &self.early_key,
                 &self.unique_key,
                 &self.periodic_key,
+                &self.results_key,
             ])
             .await?;
         Ok(())
@@ -257,8 +273,11 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
                 .base_delay(Duration::from_millis(100))
                 .max_delay(Duration::from_secs(2)),
         );
-    // The error names the URL (its password hidden) and what failed.
-    let queue = RedisQueue::<Task>::connect(config).await?;
+    // The error names the URL (its password hidden) and what failed. The result (the
+    // job's number) goes back to a producer that waits for it.
+    let queue = RedisQueue::<Task>::connect(config)
+        .await?
+        .with_results::<u64, String>();
     // Shared by the jobs: one reference count per job, not a copy of its key names.
     let ledger = if settings.audit {
         Some(std::sync::Arc::new(
@@ -272,40 +291,7 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         .workers(settings.workers)
         .queue(queue)
         .build(with_context(move |task: Task, cx: JobContext<Task>| {
-            let ledger = ledger.clone();
-            async move {
-                if let (Some(ledger), Some(not_before)) = (&ledger, task.not_before_ms) {
-                    let now = ledger
-                        .redis_now()
-                        .await
-                        .map_err(|e| format!("reading Redis's clock: {e}"))?;
-                    if now < not_before {
-                        eprintln!(
-                            "job {} started at {now}, before its time {not_before}",
-                            cx.id().0
-                        );
-                        ledger
-                            .record_early()
-                            .await
-                            .map_err(|e| format!("recording an early start: {e}"))?;
-                    }
-                }
-                if task.work_us > 0 {
-                    tokio::time::sleep(Duration::from_micros(task.work_us)).await;
-                }
-                // The job's side effect, written before it is acknowledged.
-                match ledger {
-                    Some(ledger) if task.periodic => ledger
-                        .record_periodic_run(cx.id().0)
-                        .await
-                        .map_err(|e| format!("recording the run: {e}")),
-                    Some(ledger) => ledger
-                        .record_run(task.seq)
-                        .await
-                        .map_err(|e| format!("recording the run: {e}")),
-                    None => Ok(()),
-                }
-            }
+            perform(ledger.clone(), task, cx.id().0)
         }))?;
     println!(
         "worker {pid}: {} workers on queue {:?} at {} (lease {:?}, audit ledger {}); Ctrl-C or SIGTERM stops gracefully",
@@ -315,12 +301,60 @@ pub(crate) async fn run_worker_process(settings: WorkerSettings) -> anyhow::Resu
         settings.lease,
         if settings.audit { "on" } else { "off" },
     );
+    serve(pool, pid, Instant::now()).await
+}
 
+/// Runs one job: checks a scheduled one did not start early, works, and records the
+/// run in the ledger (before the job is acknowledged); its result is its number.
+pub(crate) async fn perform(
+    ledger: Option<std::sync::Arc<Ledger>>,
+    task: Task,
+    id: u64,
+) -> Result<u64, String> {
+    if let (Some(ledger), Some(not_before)) = (&ledger, task.not_before_ms) {
+        let now = ledger
+            .redis_now()
+            .await
+            .map_err(|e| format!("reading Redis's clock: {e}"))?;
+        if now < not_before {
+            eprintln!("job {id} started at {now}, before its time {not_before}");
+            ledger
+                .record_early()
+                .await
+                .map_err(|e| format!("recording an early start: {e}"))?;
+        }
+    }
+    if task.work_us > 0 {
+        tokio::time::sleep(Duration::from_micros(task.work_us)).await;
+    }
+    // The job's side effect, written before it is acknowledged.
+    match ledger {
+        Some(ledger) if task.periodic => ledger
+            .record_periodic_run(id)
+            .await
+            .map_err(|e| format!("recording the run: {e}"))?,
+        Some(ledger) => ledger
+            .record_run(task.seq)
+            .await
+            .map_err(|e| format!("recording the run: {e}"))?,
+        None => {}
+    }
+    Ok(task.seq)
+}
+
+/// Reports progress every second until Ctrl-C or SIGTERM, then shuts down gracefully.
+async fn serve<W>(
+    pool: crewpool::Pool<RedisQueue<Task>, W>,
+    pid: u32,
+    started: Instant,
+) -> anyhow::Result<()>
+where
+    W: crewpool::Worker<Task>,
+{
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
     let mut last = 0;
-    let started = Instant::now();
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
@@ -413,6 +447,12 @@ pub(crate) struct Tally {
     /// Ticks skipped between the first and the last fired one (missed while Redis was
     /// down: only the latest missed tick fires).
     pub(crate) ticks_skipped: u64,
+    /// Results a producer awaited: the job's number, something else, none in time.
+    pub(crate) results_ok: u64,
+    pub(crate) results_wrong: u64,
+    pub(crate) results_missing: u64,
+    /// Pauses and resumes a producer made.
+    pub(crate) pauses: u64,
 }
 
 impl Tally {
@@ -450,6 +490,12 @@ impl Tally {
         let (early, unique_violations, periodic) = ledger.mix().await?;
         tally.early = early;
         tally.unique_violations = unique_violations;
+        let results = ledger.results().await?;
+        let count = |field: &str| results.get(field).copied().unwrap_or(0);
+        tally.results_ok = count("ok");
+        tally.results_wrong = count("wrong");
+        tally.results_missing = count("missing");
+        tally.pauses = count("pauses");
         // The periodic schedule's ticks, as the queue recorded them when they fired.
         let admin = crewpool_redis::Admin::connect(url, "crewpool").await?;
         let fired = admin.queue(queue)?.fired_ticks(1000).await?;
@@ -495,9 +541,16 @@ impl Tally {
     }
 
     /// A promise of the mixed run broken: a scheduled job started early, a unique key
-    /// made two jobs, a tick fired twice or its job never ran.
+    /// made two jobs, a tick fired twice or its job never ran, an awaited result was
+    /// wrong or never came.
     pub(crate) fn broken(&self) -> bool {
-        self.early + self.unique_violations + self.tick_duplicates + self.ticks_lost > 0
+        self.early
+            + self.unique_violations
+            + self.tick_duplicates
+            + self.ticks_lost
+            + self.results_wrong
+            + self.results_missing
+            > 0
     }
 
     /// Quiet, and nothing dead-lettered either.
@@ -511,7 +564,8 @@ impl std::fmt::Display for Tally {
         write!(
             f,
             "tally: enqueued={} completed={} twice={} extra_runs={} lost={} pending={} leased={} delayed={} dead={} \
-             scheduled={} early={} unique_violations={} ticks={} tick_duplicates={} ticks_lost={} ticks_skipped={}",
+             scheduled={} early={} unique_violations={} ticks={} tick_duplicates={} ticks_lost={} ticks_skipped={} \
+             results_ok={} results_wrong={} results_missing={} pauses={}",
             self.enqueued,
             self.completed,
             self.twice,
@@ -527,7 +581,11 @@ impl std::fmt::Display for Tally {
             self.ticks,
             self.tick_duplicates,
             self.ticks_lost,
-            self.ticks_skipped
+            self.ticks_skipped,
+            self.results_ok,
+            self.results_wrong,
+            self.results_missing,
+            self.pauses
         )
     }
 }

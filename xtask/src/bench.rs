@@ -16,9 +16,11 @@ use crate::util::{Result, run, target_dir};
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--workload W[,W]]... [--system S[,S]]...\n\n\
     --quick         one run per row instead of five (a few minutes on 2 cores)\n\
     --workload W    only these workloads: tiny, io, fork-join, multi-producer,\n                \
-    queued-1m, idle-10k, redis-noop, redis-enqueue\n\
+    queued-1m, idle-10k, resize-10k, redis-noop, redis-enqueue\n\
     --system S      only these systems: crewpool-deque, crewpool-flume, crewpool-redis,\n                \
-    rayon-spawn, tokio-spawn, std-mpsc-pool, crossbeam-pool, thread-per-job\n\n\
+    rayon-spawn, tokio-spawn, std-mpsc-pool, crossbeam-pool, flume-pool,\n                \
+    thread-per-job\n\n\
+    The tiny rows also run once under callgrind (valgrind) for instructions per job.\n\n\
     Writes target/crewpool-bench/report.md, report.json and chart.svg.";
 
 pub(crate) fn task(args: &[String]) -> Result {

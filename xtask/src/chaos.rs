@@ -18,6 +18,12 @@
 //! its time (by Redis's clock), a uniqueness key made one job per window, every tick
 //! fired once and its job ran.
 //!
+//! One batch in five is submitted through a pool of the producer process and every
+//! job's result is awaited (`--await-results`): the audit counts results that were the
+//! job's own number, wrong, or missing (none within 3 minutes); wrong or missing ones
+//! fail the run. Half-way, the producer pauses the queue for every worker process for
+//! a second and resumes it (`--pause-ms 1000`); the audit checks the pause happened.
+//!
 //! The moments are drawn from a xorshift generator seeded from the clock; the seed is
 //! printed, and `--seed` replays the same schedule. The last line is the tally, e.g.
 //! `chaos: jobs=20000 completed=20000 duplicates=37 lost=0`; the task fails on any loss.
@@ -163,9 +169,11 @@ pub(crate) fn task(args: &[String]) -> Result {
                     dir.display()
                 ));
             }
-            if tally.broken() > 0 || tally.ticks == 0 {
+            if tally.broken() > 0 || tally.ticks == 0 || tally.results_ok == 0 || tally.pauses != 1
+            {
                 return Err(format!(
-                    "a promise of scheduled, unique or periodic jobs was broken (or no tick fired); logs in {}",
+                    "a promise of scheduled, unique, periodic or awaited jobs was broken (or no tick \
+                     fired, no result awaited, no pause made); logs in {}",
                     dir.display()
                 ));
             }
@@ -228,6 +236,12 @@ struct Tally {
     leases: u64,
     /// Jobs the worker processes took back from killed ones (from their logs).
     taken_back: u64,
+    /// Awaited results: the job's number, something else, none in time.
+    results_ok: u64,
+    results_wrong: u64,
+    results_missing: u64,
+    /// Pauses the producer made (and resumed).
+    pauses: u64,
 }
 
 impl Tally {
@@ -263,6 +277,10 @@ impl Tally {
                 "tick_duplicates" => tally.tick_duplicates = value,
                 "ticks_lost" => tally.ticks_lost = value,
                 "ticks_skipped" => tally.ticks_skipped = value,
+                "results_ok" => tally.results_ok = value,
+                "results_wrong" => tally.results_wrong = value,
+                "results_missing" => tally.results_missing = value,
+                "pauses" => tally.pauses = value,
                 _ => {}
             }
         }
@@ -275,7 +293,12 @@ impl Tally {
 
     /// The promises of the mixed jobs that were broken.
     fn broken(&self) -> u64 {
-        self.early + self.unique_violations + self.tick_duplicates + self.ticks_lost
+        self.early
+            + self.unique_violations
+            + self.tick_duplicates
+            + self.ticks_lost
+            + self.results_wrong
+            + self.results_missing
     }
 
     fn describe(&self) -> String {
@@ -284,7 +307,8 @@ impl Tally {
              left in Redis: pending {}, scheduled {}, leased {}, delayed {}, dead {}, leases {}; \
              jobs taken back from killed workers: {}; scheduled jobs started early {}, \
              uniqueness keys that made two jobs {}; periodic ticks fired {} (fired twice {}, \
-             job never ran {}, skipped while Redis was down {})",
+             job never ran {}, skipped while Redis was down {}); awaited results right {}, \
+             wrong {}, missing {}; pauses {}",
             self.enqueued,
             self.completed,
             self.twice,
@@ -302,17 +326,23 @@ impl Tally {
             self.ticks,
             self.tick_duplicates,
             self.ticks_lost,
-            self.ticks_skipped
+            self.ticks_skipped,
+            self.results_ok,
+            self.results_wrong,
+            self.results_missing,
+            self.pauses
         )
     }
 
     fn line(&self) -> String {
         format!(
-            "chaos: jobs={} completed={} duplicates={} ticks={} broken_promises={} lost={}",
+            "chaos: jobs={} completed={} duplicates={} ticks={} results={} pauses={} broken_promises={} lost={}",
             self.enqueued,
             self.completed,
             self.twice,
             self.ticks,
+            self.results_ok,
+            self.pauses,
             self.broken(),
             self.lost
         )
@@ -540,6 +570,8 @@ impl Run {
             .arg("--audit")
             // Scheduled, prioritised and unique jobs, and a periodic schedule.
             .arg("--mix")
+            .arg("--await-results")
+            .args(["--pause-ms", "1000"])
             .stdout(producer_log)
             .stderr(producer_err)
             .spawn()

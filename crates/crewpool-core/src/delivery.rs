@@ -22,6 +22,13 @@ pub trait Delivery: Send + 'static {
     /// Whether the backend keeps its own copy of the job until it is settled.
     const DURABLE: bool;
 
+    /// The span the job's `job` span is a child of: for a job that carries its
+    /// producer's trace context across processes, a span standing for the producer's
+    /// (the default, `None`, leaves the `job` span under whatever span is current).
+    fn parent_span(&self) -> Option<&tracing::Span> {
+        None
+    }
+
     /// The job is done; forget it.
     ///
     /// # Errors

@@ -23,9 +23,9 @@ impl fmt::Display for JobId {
 ///
 /// Backends carry envelopes untouched: what was pushed is what a consumer receives
 /// (same `job`, `id`, `attempt` and `reply`). Durable backends cannot carry a
-/// [`Reply`] across processes: they do not implement [`Replies`](crate::Replies), so a
-/// pool never gives them an envelope with one (a backend that gets one drops it), and
-/// they assign `id` and `attempt` from their own records.
+/// [`Reply`] across processes: one that implements [`Replies`](crate::Replies) keeps
+/// the reply in the submitting process and answers it with the outcome the running
+/// process stored; they assign `id` and `attempt` from their own records.
 ///
 /// Build one with [`Envelope::new`] and the `with_*` methods; new fields may be added.
 #[derive(Debug)]
@@ -144,11 +144,14 @@ impl Reply {
     }
 
     /// Sends `value`. The function given to [`Reply::new`] sees `&mut Option<T>` and
-    /// takes the value out of it; a function expecting another type leaves it, and
-    /// the value is dropped.
-    pub fn send<T: 'static>(self, value: T) {
+    /// takes the value out of it; a function expecting another type leaves it. Returns
+    /// what the function left: `None` when it took the value, `Some` when it only
+    /// looked (a durable queue that stores a copy for a producer elsewhere) or did not
+    /// expect the type, so the caller can pass the value on.
+    pub fn send<T: 'static>(self, value: T) -> Option<T> {
         let mut slot = Some(value);
         (self.0.deliver)(&mut slot);
+        slot
     }
 }
 
@@ -174,7 +177,7 @@ mod tests {
                 *sink.lock().unwrap() = slot.take();
             }
         });
-        reply.send(7_u32);
+        assert_eq!(reply.send(7_u32), None, "taken");
         assert_eq!(*got.lock().unwrap(), Some(7));
     }
 
@@ -187,7 +190,7 @@ mod tests {
                 *sink.lock().unwrap() = slot.take();
             }
         });
-        reply.send("not a u32");
+        assert_eq!(reply.send("not a u32"), Some("not a u32"), "left");
         assert_eq!(*got.lock().unwrap(), None);
     }
 

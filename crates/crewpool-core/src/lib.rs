@@ -81,6 +81,8 @@ mod envelope;
 mod error;
 mod queue;
 mod retry;
+#[doc(hidden)]
+pub mod sync;
 mod worker;
 
 #[cfg(feature = "testkit")]

@@ -148,14 +148,16 @@ pub trait Retryable: Queue {
     }
 }
 
-/// A queue whose jobs' results can reach their submitter: its consumers deliver each
-/// envelope's [`Reply`](crate::Reply) to the worker that runs it.
+/// A queue whose jobs' results can reach their submitter.
 ///
-/// The in-memory queues implement it: a job runs in the submitter's process. A
-/// durable queue shared by many processes does not (yet): a job runs in whichever
-/// process takes it and its result stays there (in that pool's results stream). A
-/// pool hands out a handle that awaits a job's result only on queues with this
-/// capability, so a handle that could never resolve cannot be asked for.
+/// The in-memory queues carry each envelope's [`Reply`](crate::Reply) to the worker
+/// that runs it: a job runs in the submitter's process. A durable queue shared by many
+/// processes keeps the reply in the submitter's process and gives the job's runner a
+/// reply of its own, which only stores a copy of the final outcome for the submitter
+/// ([`Reply::send`](crate::Reply::send) returns the outcome, so the running pool's
+/// results stream still gets it). A pool hands out a handle that awaits a job's result
+/// only on queues with this capability, so a handle that could never resolve cannot be
+/// asked for.
 #[diagnostic::on_unimplemented(
     message = "results of jobs on `{Self}` cannot come back to the submitter",
     label = "this queue's jobs run in whichever process takes them",

@@ -31,40 +31,20 @@
 //!
 //! # Parking
 //!
-//! A consumer that found nothing registers its waker in the sleepers list and searches
-//! once more before returning `Pending` (see [`crate::waiters`] for why that loses no
-//! wake-up). Whoever makes a job visible where a sleeper could find it wakes one:
-//! a push or spawn after landing, a consumer after moving a batch into its local deque
-//! (the rest of the batch is stealable), a dropped consumer after moving its jobs to the
-//! injector. Close, and the last take of a closed queue, wake all of them.
-//!
-//! A woken consumer that finds a job wakes one more sleeper if jobs are visibly left
-//! (in the injector or its local deque), so a wake-up spent on a job someone else took
-//! is passed along; a `next` future dropped after being woken passes its wake-up on as
-//! well.
-//!
-//! # States of `next`
-//!
-//! ```text
-//!   searching ──found──▶ Ready(job)
-//!       │ nothing, closed and count 0 ──▶ Ready(None), and the consumer is finished
-//!       │ nothing ──▶ registered ──search again──▶ Ready(job) / Ready(None) / Pending
-//!       │ contended (retry kept failing) ──▶ Pending after waking itself (a yield)
-//! ```
+//! A consumer that found nothing parks: see [`crate::park`] for the protocol, its
+//! states and races.
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc as StdArc;
-use std::task::{Context, Poll};
 
 use crewpool_core::{Consumer, Envelope, Handover, Received, Spawn};
 
 use crate::deques::{Steal, Worker};
-use crate::loom::{Arc, Ordering, fence, lock};
-use crate::queue::Shared;
 use crate::registry::{Peers, Phase, Slot};
+use crate::shared::Shared;
 use crate::spawner::DequeSpawner;
+use crewpool_core::sync::{Arc, Ordering, fence, lock};
 
 /// How many passes a search makes while some source keeps answering "retry".
 const SEARCH_ROUNDS: usize = 4;
@@ -75,19 +55,19 @@ const SEARCH_ROUNDS: usize = 4;
 /// Dropping it moves its local jobs and its inbox to the global injector, where the
 /// other consumers (or a consumer made later) find them.
 pub struct DequeConsumer<J> {
-    shared: Arc<Shared<J>>,
-    slot: Arc<Slot<Envelope<J>>>,
-    local: Worker<Envelope<J>>,
-    peers: Peers<Envelope<J>>,
+    pub(crate) shared: Arc<Shared<J>>,
+    pub(crate) slot: Arc<Slot<Envelope<J>>>,
+    pub(crate) local: Worker<Envelope<J>>,
+    pub(crate) peers: Peers<Envelope<J>>,
     spawner: StdArc<DequeSpawner<J>>,
     /// State of the victim choice (xorshift).
-    seed: u32,
+    pub(crate) seed: u32,
     /// Set when `next` returned `None`; it keeps doing so.
-    finished: bool,
+    pub(crate) finished: bool,
 }
 
 /// What a search found.
-enum Found<T> {
+pub(crate) enum Found<T> {
     Job(T),
     Nothing,
     /// Some source kept losing races: there may be work, so do not park on it.
@@ -118,7 +98,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// Searches every source once (more while contended). `from_local` false skips the
     /// local deque on a re-check, where nobody but this consumer could have filled it;
     /// `with_peers` false looks only at the inbox and the injector.
-    fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
+    pub(crate) fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
         if from_local && let Some(envelope) = self.local.pop() {
             return Found::Job(envelope);
         }
@@ -198,7 +178,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
     }
 
     /// Hands a found job out: counts it taken, wakes who must know.
-    fn take(&self, envelope: Envelope<J>) -> Received<J, Handover> {
+    pub(crate) fn take(&self, envelope: Envelope<J>) -> Received<J, Handover> {
         // Counts and fences: the checks below are plain loads.
         self.slot.count_taken();
         if self.shared.ledger.closed_hint() {
@@ -216,7 +196,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// Finishes the consumer if the queue is closed and nothing accepted is left
     /// anywhere. Under the gate, so a spawn after close into this consumer's inbox is
     /// either counted before the check or refused after it.
-    fn try_finish(&mut self) -> bool {
+    pub(crate) fn try_finish(&mut self) -> bool {
         let ledger = &self.shared.ledger;
         if !ledger.closed_hint() || !ledger.drained(&self.shared.registry) {
             return false;
@@ -228,90 +208,6 @@ impl<J: Send + 'static> DequeConsumer<J> {
         *phase = Phase::Finished;
         self.finished = true;
         true
-    }
-
-    /// The short, bounded search before parking: a few more passes with exponential
-    /// backoff between them, spinning only (1 to 64 pause hints each, about a hundred
-    /// in all: a microsecond or two), never yielding the thread, which on an async
-    /// runtime belongs to other tasks too. A producer pushing steadily refills the
-    /// queue within that time, and a job found here saves a sleep and a wake-up, which
-    /// cost a system call each. It never repeats without bound: then the consumer
-    /// registers its waker and its `next` returns `Pending`.
-    ///
-    /// Not under loom: it only adds searches before the same parking protocol, and
-    /// spinning would multiply the interleavings to explore.
-    fn linger(&mut self) -> Option<Envelope<J>> {
-        #[cfg(not(crewpool_loom))]
-        {
-            let backoff = crossbeam_utils::Backoff::new();
-            for _ in 0..crate::queue::LINGER_STEPS {
-                backoff.spin();
-                // The injector and the inbox only: that is where a steady producer's
-                // next job lands. Peers were searched just before and are searched
-                // again after registering; scanning them on every spin would cost
-                // O(consumers) per pass, ruinous with thousands of them.
-                if let Found::Job(envelope) = self.search(false, false) {
-                    return Some(envelope);
-                }
-            }
-        }
-        None
-    }
-
-    fn poll_next(
-        &mut self,
-        key: &mut Option<u64>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Received<J, Handover>>> {
-        if self.finished {
-            return Poll::Ready(None);
-        }
-        match self.search(true, true) {
-            Found::Job(envelope) => return Poll::Ready(Some(self.leave_with(key, envelope))),
-            Found::Contended => {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Found::Nothing => {}
-        }
-        if let Some(envelope) = self.linger() {
-            return Poll::Ready(Some(self.leave_with(key, envelope)));
-        }
-        if self.try_finish() {
-            self.shared.sleepers.cancel(key);
-            return Poll::Ready(None);
-        }
-        // Park: register, then search again (see "Parking").
-        self.shared.sleepers.register(key, cx.waker());
-        match self.search(false, true) {
-            Found::Job(envelope) => Poll::Ready(Some(self.leave_with(key, envelope))),
-            Found::Contended => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Found::Nothing => {
-                if self.try_finish() {
-                    self.shared.sleepers.cancel(key);
-                    Poll::Ready(None)
-                } else {
-                    // Parked: hold no registry snapshot while asleep.
-                    self.peers.release();
-                    Poll::Pending
-                }
-            }
-        }
-    }
-
-    /// Leaves the sleepers list (if registered) with a job; a consumer that had been
-    /// woken passes the wake-up along while jobs are visibly left (in the injector or
-    /// its own local deque).
-    fn leave_with(&self, key: &mut Option<u64>, envelope: Envelope<J>) -> Received<J, Handover> {
-        let woken = self.shared.sleepers.cancel(key);
-        let received = self.take(envelope);
-        if woken && !(self.shared.injector.is_empty() && self.local.is_empty()) {
-            self.shared.sleepers.notify_one();
-        }
-        received
     }
 }
 
@@ -342,29 +238,11 @@ impl<J: Send + 'static> Consumer for DequeConsumer<J> {
 }
 
 /// The future of [`DequeConsumer::next`]: its registration in the sleepers list lives
-/// here, so dropping the future removes it (and passes on a wake-up it received).
-struct Next<'a, J: Send + 'static> {
-    consumer: &'a mut DequeConsumer<J>,
-    key: Option<u64>,
-}
-
-impl<J: Send + 'static> Future for Next<'_, J> {
-    type Output = Option<Received<J, Handover>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.consumer.poll_next(&mut this.key, cx)
-    }
-}
-
-impl<J: Send + 'static> Drop for Next<'_, J> {
-    fn drop(&mut self) {
-        let sleepers = &self.consumer.shared.sleepers;
-        if sleepers.cancel(&mut self.key) {
-            // Woken but never acted on: give the wake-up to another sleeper.
-            sleepers.notify_one();
-        }
-    }
+/// here, so dropping the future removes it (and passes on a wake-up it received). Polled in
+/// [`crate::park`].
+pub(crate) struct Next<'a, J: Send + 'static> {
+    pub(crate) consumer: &'a mut DequeConsumer<J>,
+    pub(crate) key: Option<u64>,
 }
 
 impl<J> Drop for DequeConsumer<J> {

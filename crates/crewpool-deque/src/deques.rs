@@ -29,7 +29,7 @@ pub(crate) use model::{Injector, Steal, Stealer, Worker};
 mod model {
     use std::collections::VecDeque;
 
-    use crate::loom::{Arc, Mutex, lock};
+    use crewpool_core::sync::{Arc, Mutex, lock};
 
     /// The most a batch steal takes, as in crossbeam (which takes half, up to 32).
     const MAX_BATCH: usize = 32;

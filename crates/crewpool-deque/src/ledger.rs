@@ -52,8 +52,8 @@ use std::fmt;
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 use crate::registry::Registry;
+use crewpool_core::sync::{AtomicBool, AtomicUsize, Ordering};
 
 const CLOSED: usize = 1;
 const ONE: usize = 2;

@@ -19,8 +19,8 @@
 //!   future; the inbox can.)
 //! - **Parking.** A consumer that finds nothing after one search registers its waker
 //!   and parks (`next` returns `Pending`): no spinning, no timed polling. Landing a job
-//!   where a sleeper could find it wakes one; closing wakes all. See the `consumer`
-//!   module's "Parking" for the protocol, which the loom models check.
+//!   where a sleeper could find it wakes one; closing wakes all. See the `park`
+//!   module for the protocol, which the loom models check.
 //! - **Capacity.** A bounded queue counts every accepted job not yet handed to a
 //!   worker, wherever it waits; at the bound, `push` waits (after a spin of a
 //!   microsecond or two it returns `Pending`, never holding its thread) and `try_push`
@@ -90,7 +90,7 @@
 //! crossbeam-deque is not loom-instrumented. Under `--cfg crewpool_loom` the deques
 //! are replaced by a stand-in on loom mutexes with the same interface (see the
 //! `deques` module), and all the backend's own synchronisation goes through the
-//! `loom` module, so the models explore the real parking, closing and accounting code.
+//! `crewpool_core::sync` module, so the models explore the real parking, closing and accounting code.
 //!
 //! [crossbeam-deque]: https://docs.rs/crossbeam-deque
 
@@ -99,9 +99,10 @@
 mod consumer;
 mod deques;
 mod ledger;
-mod loom;
+mod park;
 mod queue;
 mod registry;
+mod shared;
 mod spawner;
 #[cfg(all(test, crewpool_loom))]
 mod tests;

@@ -1,8 +1,8 @@
-//! The producer side: [`DequeQueue`] and the state every consumer shares.
+//! The producer side: [`DequeQueue`]. What it shares with its consumers is in
+//! [`crate::shared`]; how a producer waits for room, in [`crate::park`].
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::task::Poll;
+use std::future::Future;
 
 use crewpool_core::{
     Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
@@ -12,39 +12,11 @@ use crossbeam_utils::CachePadded;
 use crate::consumer::DequeConsumer;
 use crate::deques::Injector;
 use crate::ledger::{Ledger, Refused};
-use crate::loom::Arc;
+use crate::park::wait_for_room;
 use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::waiters::{WaitList, Waiter};
-
-/// What the queue handle and its consumers share.
-pub(crate) struct Shared<J> {
-    pub(crate) ledger: Ledger,
-    /// Jobs pushed by producers, and the local jobs of dropped consumers.
-    pub(crate) injector: Injector<Envelope<J>>,
-    // Padded: producers read `sleepers` per push, takes read `room` per job and
-    // searches read the registry's version, while each is written by the other side
-    // now and then (a consumer parking, a producer waiting for room, a producer
-    // summing the counts under the registry lock).
-    pub(crate) registry: CachePadded<Registry<Envelope<J>>>,
-    /// Consumers parked in `next`.
-    pub(crate) sleepers: CachePadded<WaitList>,
-    /// Producers waiting for room in `push` or `ready`.
-    pub(crate) room: CachePadded<WaitList>,
-}
-
-impl<J> Shared<J> {
-    /// Wakes a producer waiting for room after a take, which fenced after counting
-    /// itself (`Slot::count_taken`). Unbounded queues have no such producers.
-    pub(crate) fn room_freed(&self) {
-        if self.ledger.capacity().is_some() {
-            self.room.notify_one_fenced();
-        }
-    }
-
-    fn has_room(&self) -> bool {
-        self.ledger.has_room(&self.registry)
-    }
-}
+use crewpool_core::sync::Arc;
 
 /// A work-stealing queue: a global injector for pushed jobs, and one local deque per
 /// consumer that its peers steal from. See the [crate docs](crate).
@@ -181,56 +153,6 @@ fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushE
     shared.sleepers.notify_one();
     Ok(())
 }
-
-/// Completes when the queue has room or is closed, registered with `waiter` meanwhile.
-///
-/// A poll that finds no room returns `Pending` with the waker registered, after at
-/// most a few cheap checks ([`linger_for_room`]): it never holds the caller's thread
-/// beyond that, so a producer on an async runtime lets the runtime's other tasks run
-/// while the queue is full.
-async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
-    poll_fn(|cx| {
-        if shared.has_room() || linger_for_room(shared) {
-            return Poll::Ready(());
-        }
-        waiter.register(cx.waker());
-        // Checked again after registering: a take in between would otherwise be missed.
-        if shared.has_room() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
-/// The short, bounded spin before a producer parks for room: a few checks with
-/// exponential backoff in between, spinning only (1 to 64 CPU pause hints, about a
-/// hundred in all: a microsecond or two), never yielding the thread. When consumers are
-/// taking jobs on other cores, room often comes back within that time, and a producer
-/// that finds it here saves parking and a wake-up. Anything longer would hold the
-/// thread, which on an async runtime belongs to other tasks too. Not under loom (see
-/// `DequeConsumer::linger`).
-fn linger_for_room<J>(shared: &Shared<J>) -> bool {
-    #[cfg(not(crewpool_loom))]
-    {
-        let backoff = crossbeam_utils::Backoff::new();
-        for _ in 0..LINGER_STEPS {
-            backoff.spin();
-            if shared.has_room() {
-                return true;
-            }
-        }
-    }
-    #[cfg(crewpool_loom)]
-    let _ = shared;
-    false
-}
-
-/// How many checks the producer's and the consumer's lingers make: with
-/// `Backoff::spin`'s doubling, 1 + 2 + ... + 64 pause hints in all (it stops doubling
-/// at 64).
-pub(crate) const LINGER_STEPS: usize = 7;
 
 impl<J: Send + 'static> Replies for DequeQueue<J> {}
 

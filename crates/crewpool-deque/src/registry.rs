@@ -11,7 +11,7 @@ use std::fmt;
 use crossbeam_utils::CachePadded;
 
 use crate::deques::{Injector, Steal, Stealer};
-use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, fence, lock, spin};
+use crewpool_core::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, fence, lock, spin};
 
 /// The phase of a consumer, as its spawner sees it.
 ///

@@ -27,9 +27,9 @@ use std::fmt;
 use crewpool_core::{Envelope, Spawn, TryPushError};
 
 use crate::ledger::Refused;
-use crate::loom::{Arc, Ordering, fence, lock};
-use crate::queue::Shared;
 use crate::registry::{Phase, Slot};
+use crate::shared::Shared;
+use crewpool_core::sync::{Arc, Ordering, fence, lock};
 
 /// Spawns onto one consumer's inbox. See the [module docs](self).
 pub(crate) struct DequeSpawner<J> {

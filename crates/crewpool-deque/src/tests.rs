@@ -1,7 +1,7 @@
 //! Loom models of the backend's synchronisation (`--cfg crewpool_loom`).
 //!
 //! Each model drives the real `DequeQueue` and `DequeConsumer` (their ledger, wait
-//! lists, registry and slots all use loom types through `crate::loom`) over the loom
+//! lists, registry and slots all use loom types through `crewpool_core::sync`) over the loom
 //! stand-in deques of `crate::deques`, with at most three threads. Run them with
 //!
 //! ```text

@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::task::Waker;
 
-use crate::loom::{AtomicUsize, Mutex, Ordering, fence, lock};
+use crewpool_core::sync::{AtomicUsize, Mutex, Ordering, fence, lock};
 
 /// A list of wakers, woken one at a time (oldest first) or all at once.
 pub(crate) struct WaitList {

@@ -47,8 +47,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crewpool_core::sync::{Mutex, MutexGuard, lock};
 
 use crewpool_core::{
     Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received, Replies,
@@ -109,7 +111,7 @@ impl<J: Send + 'static> FlumeQueue<J> {
 
     fn sender(&self) -> MutexGuard<'_, Option<Sender<Envelope<J>>>> {
         // A panic while holding this lock cannot leave the Option half-written.
-        self.sender.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.sender)
     }
 }
 

@@ -7,6 +7,9 @@
 //! - **enqueued/s**: [`RedisQueue::enqueue_bulk`] of the same backlog;
 //! - **idle pickup**: enqueue to job start, p50/p99, while the pool is idle (its
 //!   fetcher blocked in Redis);
+//! - **result round trip**: a pool's `submit` to the job's result in the producer's
+//!   handle, p50/p99, on an idle queue (a worker pool on its own connection, the
+//!   producer's listener blocked on its reply channel);
 //! - **re-pickup**: SIGKILL of a worker *process* holding a job, to the job starting
 //!   again in this process (bounded below by the lease);
 //! - two **baselines** in the same run, on the same server, for scale: raw pipelined
@@ -61,7 +64,7 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --pickups K      jobs for the idle pickup latency (default 1000)
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
-  --only WHAT      only one of: enqueue, processed, pickup, repickup, baselines,
+  --only WHAT      only one of: enqueue, processed, pickup, roundtrip, repickup, baselines,
                    scheduled (made due/s), unique (unique enqueues/s), lateness
   --lateness K     scheduled jobs per lateness measurement (default 200)
   --ack-mode M     processed/s with only this ack mode: queued or confirmed
@@ -512,6 +515,51 @@ async fn pickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
     latencies
 }
 
+/// `submit` to the result in the producer's handle, one job at a time on an idle
+/// queue: a worker pool and the producer's pool (which may run the job too) on their
+/// own connections, every fetcher and the producer's listener blocked in Redis.
+async fn roundtrip(server: &RedisServer, options: &Options) -> Vec<Duration> {
+    let connect = || async {
+        RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "roundtrip"))
+            .await
+            .expect("connect")
+            .with_results::<u64, String>()
+    };
+    let double = |job: u64| async move { Ok::<u64, String>(2 * job) };
+    let workers = PoolBuilder::new()
+        .workers(8)
+        .queue(connect().await)
+        .build(double)
+        .expect("a pool");
+    let producer = PoolBuilder::new()
+        .workers(1)
+        .queue(connect().await)
+        .build(double)
+        .expect("a pool");
+    let mut latencies = Vec::with_capacity(options.pickups);
+    for job in 0..options.pickups as u64 {
+        // Idle: both fetchers blocked, and from the second job on the listener too.
+        let idle = if job == 0 { 2 } else { 3 };
+        let guard = Instant::now();
+        while blocked_clients(server) < idle {
+            assert!(guard.elapsed() < HANG_GUARD, "the fetchers never blocked");
+            tokio::task::yield_now().await;
+        }
+        let submitted = Instant::now();
+        let handle = producer.submit(job).await.expect("submit");
+        let doubled = tokio::time::timeout(HANG_GUARD, handle)
+            .await
+            .expect("hang guard")
+            .expect("the job's result");
+        latencies.push(submitted.elapsed());
+        assert_eq!(doubled, 2 * job);
+    }
+    producer.shutdown().await;
+    workers.shutdown().await;
+    latencies.sort();
+    latencies
+}
+
 /// SIGKILL of a worker process holding a job, to the job's start here; one per kill.
 async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
     let lease = Duration::from_millis(options.lease_ms);
@@ -886,6 +934,16 @@ fn main() {
             let latencies = pickup(&server, &options).await;
             latency_rows.push(format!(
                 "| idle pickup (enqueue to start), {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
+                latencies.len(),
+                percentile(&latencies, 50),
+                percentile(&latencies, 99),
+                latencies[latencies.len() - 1],
+            ));
+        }
+        if options.wants("roundtrip") && options.pickups > 0 {
+            let latencies = roundtrip(&server, &options).await;
+            latency_rows.push(format!(
+                "| result round trip (submit to result), {} jobs | p50 {:?} | p99 {:?} | max {:?} |",
                 latencies.len(),
                 percentile(&latencies, 50),
                 percentile(&latencies, 99),

@@ -47,6 +47,8 @@ pub struct RedisConfig {
     pub(crate) max_block: Duration,
     pub(crate) priorities: Priorities,
     pub(crate) run_schedules: bool,
+    pub(crate) result_ttl: Duration,
+    pub(crate) propagator: Option<crate::trace::PropagatorSlot>,
     #[cfg(feature = "tls")]
     pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
@@ -181,6 +183,8 @@ impl RedisConfig {
             max_block: Duration::from_secs(10),
             priorities: Priorities::strict(),
             run_schedules: true,
+            result_ttl: Duration::from_secs(3600),
+            propagator: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -320,6 +324,30 @@ impl RedisConfig {
         self
     }
 
+    /// How long a job's result is kept for its producer (default 1 hour), in the
+    /// process that stores it (the worker's setting applies): the outcome under the
+    /// job's id and the producer's reply channel expire after it, so a producer that
+    /// stopped waiting or died leaves nothing behind beyond it. A producer forgets a
+    /// handle whose result did not come within its own `result_ttl` (the handle then
+    /// resolves as not run). See "Results" in the crate docs.
+    #[must_use]
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl;
+        self
+    }
+
+    /// Carries the producer's trace context to the workers: `propagator` adds it to
+    /// every job this queue handle enqueues, and links the span that stands for the
+    /// producer in the worker (see [`Propagator`](crate::Propagator) and "Tracing" in
+    /// the crate docs).
+    #[must_use]
+    pub fn propagator(mut self, propagator: impl crate::Propagator) -> Self {
+        self.propagator = Some(crate::trace::PropagatorSlot(std::sync::Arc::new(
+            propagator,
+        )));
+        self
+    }
+
     /// The longest one blocking wait for jobs lasts before it is renewed (default 10
     /// s). Waits end earlier on their own when a job is pushed, or at the next lease
     /// deadline or delayed job this process knows of. A renewal is a fetch and a new
@@ -408,6 +436,11 @@ impl RedisConfig {
                 "the queue name must be non-empty and contain no braces (got {:?})",
                 self.queue
             )));
+        }
+        if self.result_ttl < Duration::from_millis(1) {
+            return Err(Error::Config(
+                "the result TTL must be at least 1 ms".to_owned(),
+            ));
         }
         if self.lease < Duration::from_millis(100) {
             return Err(Error::Config(

@@ -141,6 +141,9 @@ impl Target {
 }
 
 /// What makes connections: a client for one server, a Cluster, or Sentinels.
+// One per queue handle, made once at connect: the size of a server's client (larger
+// with TLS) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum Endpoint {
     Server(Client),
@@ -326,6 +329,8 @@ impl ConnectionLike for Conn {
 }
 
 /// Where a [`ReplacingConn`] gets its connections from.
+// One per connection, made once: not worth a box (see `Endpoint`).
+#[allow(clippy::large_enum_variant)]
 enum Source {
     /// One server.
     Server(Client),

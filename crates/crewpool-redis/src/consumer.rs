@@ -13,6 +13,18 @@ use crate::error::Chain;
 use crate::fetcher::{Demand, EXPIRED, Leased};
 use crate::link::BuryStat;
 use crate::queue::Front;
+use crate::results::{Stash, stashing_reply};
+
+/// Warns once per process that a producer waits for results this process cannot
+/// store.
+fn warn_no_results() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "a job's producer waits for its result, but this worker's queue has no result type (RedisQueue::with_results): no result is stored"
+        );
+    }
+}
 
 /// One worker's end of a [`RedisQueue`](crate::RedisQueue).
 ///
@@ -48,13 +60,29 @@ impl<J> RedisConsumer<J> {
     /// be dead-lettered, not run.
     fn received(&self, leased: Leased<J>) -> Result<Received<J, RedisDelivery>, RedisDelivery> {
         let Leased {
-            envelope,
+            mut envelope,
             lease,
             index,
             level,
             unique,
             start_by,
+            reply,
+            headers,
         } = leased;
+        // A producer waits for this job's outcome: the runtime sends it to this reply,
+        // which keeps an encoded copy for the settlement to store.
+        let result = match (reply, self.front.results.get()) {
+            (Some(channel), Some(waiters)) => {
+                let stash = Stash::default();
+                envelope = envelope.with_reply(stashing_reply(waiters.codec(), Arc::clone(&stash)));
+                Some((channel, stash))
+            }
+            (Some(_), None) => {
+                warn_no_results();
+                None
+            }
+            (None, _) => None,
+        };
         let delivery = RedisDelivery::new(
             Arc::clone(&self.front.settler),
             Place {
@@ -65,7 +93,17 @@ impl<J> RedisConsumer<J> {
             },
             envelope.id.0,
             envelope.attempt,
-        );
+        )
+        .with_result(result)
+        .with_parent(headers.map(|headers| {
+            let link = &self.front.settler.link;
+            crate::trace::producer_span(
+                &link.config.queue,
+                envelope.id.0,
+                &headers,
+                link.config.propagator.as_ref(),
+            )
+        }));
         match start_by {
             Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
             _ => Ok(Received { envelope, delivery }),

@@ -9,6 +9,7 @@ use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
 use crate::lease::Lease;
 use crate::link::BuryStat;
+use crate::results::Stash;
 use crate::settler::Settler;
 use crate::{Error, Result};
 
@@ -58,6 +59,11 @@ pub struct RedisDelivery {
     unique: Option<Arc<str>>,
     /// Handed to a settlement: no longer held, so no longer heartbeated.
     handed: bool,
+    /// The reply channel of the producer waiting for the job's outcome, and the
+    /// outcome once the runtime sent it (stored before the settlement).
+    result: Option<(Arc<str>, Stash)>,
+    /// The span standing for the producer, when the job carried its trace context.
+    parent: Option<tracing::Span>,
 }
 
 /// Where a delivery's job is and what it holds.
@@ -81,6 +87,36 @@ impl RedisDelivery {
             level: place.level,
             unique: place.unique,
             handed: false,
+            result: None,
+            parent: None,
+        }
+    }
+
+    /// The span standing for the job's producer (see [`Delivery::parent_span`]).
+    pub(crate) fn with_parent(mut self, parent: Option<tracing::Span>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// The producer's reply channel and where the outcome will be stashed.
+    pub(crate) fn with_result(mut self, result: Option<(Arc<str>, Stash)>) -> Self {
+        self.result = result;
+        self
+    }
+
+    /// Stores the job's final outcome for the producer waiting for it, if there is
+    /// one: before the settlement, so an acknowledged job always has its result
+    /// stored (a worker that dies in between runs the job again, at-least-once). A
+    /// failure is logged: the producer's handle then waits until its timeout.
+    async fn store_result(&mut self) {
+        let Some((channel, stash)) = self.result.take() else {
+            return;
+        };
+        let Some(outcome) = stash.get() else {
+            return;
+        };
+        if let Err(error) = self.settler.link.reply(self.id, &channel, outcome).await {
+            tracing::warn!(job = self.id, error = %crate::error::Chain(&error), "could not store a job's result for its producer");
         }
     }
 
@@ -155,6 +191,7 @@ impl RedisDelivery {
 
     /// Dead-letters the job, counted in `stat`.
     pub(crate) async fn bury_as(&mut self, reason: &str, stat: BuryStat) -> Result<()> {
+        self.store_result().await;
         self.hand_off();
         let codes = self
             .settler
@@ -187,18 +224,45 @@ impl RedisDelivery {
 impl Delivery for RedisDelivery {
     const DURABLE: bool = true;
 
+    /// The `producer` span of a job that carried headers: the worker's `job` span is
+    /// its child (see "Tracing" in the crate docs).
+    fn parent_span(&self) -> Option<&tracing::Span> {
+        self.parent.as_ref()
+    }
+
     /// Deletes the job if this delivery's token still guards it. The acknowledgement
     /// goes out with others in one flush (group commit); with
     /// [`AckMode::Confirmed`](crate::AckMode::Confirmed) this waits for the flush,
     /// with [`AckMode::Queued`](crate::AckMode::Queued) only until it is queued.
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
-        // take the acknowledgement back.
-        let queued =
-            self.settler
-                .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
-        self.hand_off();
-        async move { Ok(queued.outcome().await?) }
+        // take the acknowledgement back; a job whose producer waits for its result
+        // stores it first (dropping that future before the ack is queued drops the
+        // delivery unsettled: the job comes back with its lease).
+        let queued = self.result.is_none().then(|| {
+            let queued =
+                self.settler
+                    .queue_ack(self.id, self.lease.id, self.index, self.unique.clone());
+            self.hand_off();
+            queued
+        });
+        async move {
+            let queued = match queued {
+                Some(queued) => queued,
+                None => {
+                    self.store_result().await;
+                    let queued = self.settler.queue_ack(
+                        self.id,
+                        self.lease.id,
+                        self.index,
+                        self.unique.clone(),
+                    );
+                    self.hand_off();
+                    queued
+                }
+            };
+            Ok(queued.outcome().await?)
+        }
     }
 
     /// Schedules the next attempt after `delay` (through the delayed set). The caller

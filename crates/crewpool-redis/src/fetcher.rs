@@ -68,6 +68,10 @@ pub(crate) struct Leased<J> {
     pub(crate) unique: Option<Arc<str>>,
     /// Its start deadline (ms since the Unix epoch, Redis clock).
     pub(crate) start_by: Option<u64>,
+    /// The reply channel of a producer that waits for its result.
+    pub(crate) reply: Option<Arc<str>>,
+    /// The producer's headers (its trace context).
+    pub(crate) headers: Option<Box<crate::Headers>>,
 }
 
 /// The dead-letter reason of a job not started by its deadline.
@@ -320,6 +324,8 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                 level,
                 unique: extras.unique.map(Arc::from),
                 start_by: extras.start_by,
+                reply: extras.reply.map(Arc::from),
+                headers: extras.headers.map(Box::new),
             });
         }
     }

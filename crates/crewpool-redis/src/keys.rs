@@ -33,6 +33,8 @@ pub(crate) struct Keys {
     pub(crate) resumed: String,
     /// The rate limit's sliding window.
     pub(crate) rate: String,
+    /// `<prefix>:{<queue>}:`, for the keys named after a job or a producer.
+    base: String,
 }
 
 impl Keys {
@@ -68,12 +70,23 @@ impl Keys {
             control: key("control"),
             resumed: key("resumed"),
             rate: key("rate"),
+            base: key(""),
         }
     }
 
     /// The list of priority level `level` (0 to 9).
     pub(crate) fn pending_of(&self, level: u8) -> &str {
         &self.levels_pending[usize::from(level).min(LEVELS - 1)]
+    }
+
+    /// The outcome of job `id`, stored for its producer (`lua/reply.lua`).
+    pub(crate) fn result_of(&self, id: u64) -> String {
+        format!("{}result:{id}", self.base)
+    }
+
+    /// A producer's reply channel (`lua/reply.lua`).
+    pub(crate) fn replies_of(&self, channel: &str) -> String {
+        format!("{}replies:{channel}", self.base)
     }
 
     /// Every key, for tear-down.
@@ -115,5 +128,7 @@ mod tests {
         assert_eq!(keys.pending_of(3), "app:{mail}:pending:3");
         assert!(keys.all().iter().all(|key| key.starts_with("app:{mail}:")));
         assert_eq!(keys.all().len(), 30);
+        assert_eq!(keys.result_of(7), "app:{mail}:result:7");
+        assert_eq!(keys.replies_of("ab"), "app:{mail}:replies:ab");
     }
 }

@@ -71,9 +71,11 @@
 //! dead-letters it once out of attempts, and releases unstarted ones when it stops.
 //! One [`RetryPolicy`] decides every retry: the queue's ([`RedisConfig::retry`]), or
 //! the pool's own if it was built with one, which then replaces the queue's in this
-//! process (for jobs whose worker died too). Since a job runs in whichever process
-//! takes it, a pool on this queue offers `spawn` (the job's id), not `submit` (a
-//! handle to await the result): outcomes are in the running pool's results stream.
+//! process (for jobs whose worker died too). A job runs in whichever process takes it;
+//! `spawn` returns its id, and once the queue knows the result type
+//! ([`with_results`](RedisQueue::with_results)), `submit` returns a handle that
+//! resolves with its outcome wherever it ran (see [Results](#results)). The running
+//! pool's results stream sees every outcome either way.
 //!
 //! # Guarantees
 //!
@@ -355,6 +357,90 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Results
+//!
+//! [`with_results::<T, E>()`](RedisQueue::with_results) declares the type of the
+//! queue's job results (a pool's `Worker::Output` and `Worker::Error`, both serde
+//! types); declare it in the producer **and** in every worker process. Then a pool's
+//! `submit` (and `submit_timeout`) on the queue returns a `JobHandle` that resolves
+//! with the job's output, or its final error once its retries are spent (`Failed`,
+//! `Panicked`, `TimedOut`), when any worker process, anywhere, finishes it:
+//!
+//! - the job's envelope carries the producer's **reply channel**, one per queue handle;
+//! - the worker that finishes the job stores the outcome as JSON under
+//!   `result:<id>` with [`result_ttl`](RedisConfig::result_ttl) (default 1 hour)
+//!   **before** it acknowledges or dead-letters the job (one script,
+//!   `lua/reply.lua`), and pushes it to `replies:<channel>` (same TTL);
+//! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
+//!   `submit`), wakes at once and resolves the handle: no polling.
+//!
+//! A producer that wants every result of what it submitted, without keeping a handle
+//! per job, enqueues with [`JobOptions::result`] and reads
+//! [`results::<T, E>()`](RedisQueue::results), a [`ResultStream`] of `(id, outcome)`
+//! in the order they come.
+//!
+//! A handle is awaited with a timeout with `tokio::time::timeout(duration, handle)`;
+//! awaiting it again later still gets the result. A producer that stops waiting (its
+//! handle dropped) or dies leaves nothing behind beyond the TTL: the result and the
+//! channel expire in Redis, and the producer forgets a handle's waiter once its result
+//! came or its own `result_ttl` passed. A retry or an interruption stores nothing (the
+//! next attempt answers). Jobs dead-lettered outside a pool's run (an expired lease out
+//! of attempts, a record that does not decode, a missed start deadline) store no
+//! result: their handles wait until their timeout. Without `with_results`, `submit` is
+//! refused with [`Error::Config`] and the job comes back. (`AnyPool::submit` still
+//! refuses every Redis queue: keep the typed `Pool` for handles.)
+//!
+//! ```
+//! use crewpool_redis::{RedisConfig, RedisQueue};
+//! use crewpool_runtime::PoolBuilder;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! // The producer (and, the same way, every worker process).
+//! let queue = RedisQueue::<u32>::connect(RedisConfig::new(url.as_str(), "squares"))
+//!     .await?
+//!     .with_results::<u64, String>();
+//! let pool = PoolBuilder::new()
+//!     .workers(4)
+//!     .queue(queue)
+//!     .build(|n: u32| async move { Ok::<_, String>(u64::from(n) * u64::from(n)) })?;
+//! let handle = pool.submit(12).await?;
+//! let square = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await??;
+//! assert_eq!(square, 144);
+//! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tracing
+//!
+//! A job can carry **headers** from its producer to its worker, a W3C `traceparent`
+//! at least, so the producer's span is the parent of the worker's `job` span: set them
+//! per job with [`JobOptions::header`], or for every job a queue handle enqueues
+//! (`enqueue*`, a pool's `spawn` and `submit`) with a [`Propagator`]
+//! ([`RedisConfig::propagator`]), whose `inject` writes the current trace context.
+//! In the worker, a job with headers runs its `job` span as the child of a `producer`
+//! span (fields `queue`, `id`, `traceparent`) that stands for the producer's; the
+//! propagator's `extract` links that span to the remote context (with OpenTelemetry:
+//! `tracing-opentelemetry`'s `set_parent`), so traces show the job under the request
+//! that enqueued it. Jobs without headers cost nothing extra and run as before.
+//!
+//! ```
+//! use crewpool_redis::{JobOptions, RedisConfig, RedisQueue};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = crewpool_redis::testing::RedisServer::start();
+//! # let url = server.url();
+//! let queue = RedisQueue::<String>::connect(RedisConfig::new(url.as_str(), "mail")).await?;
+//! // The trace context of the request being served (from your OpenTelemetry context).
+//! let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+//! let options = JobOptions::new().header("traceparent", traceparent);
+//! queue.enqueue_with(&"welcome".to_owned(), &options).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Pause and resume
 //!
 //! [`pause`](RedisQueue::pause) stops every worker process of a queue from taking jobs,
@@ -469,6 +555,8 @@
 //! | `schedules:fired` | list | the last 1,000 ticks fired, newest first: `{"schedule":…,"tick":ms,"id":…,"at":ms}` |
 //! | `control` | hash | `paused` → when the queue was paused (ms), while it is; `rate_jobs`, `rate_ms` → the rate limit, while set |
 //! | `resumed` | list | the wake marker `~wake` after a resume, which paused fetchers block on (`BLMOVE resumed resumed LEFT LEFT`); emptied by a pause |
+//! | `result:<id>` | string | job `id`'s final outcome, kept for `result_ttl`: `{"ok":<output>}`, `{"failed":<error>}`, `{"panicked":"<message>"}`, `"timed_out"` or `"cancelled"` |
+//! | `replies:<channel>` | list | a producer's reply channel: `<id>\|<outcome>` entries, expiring after `result_ttl` |
 //! | `rate` | sorted set | the rate limit's window: `<lease>:<jobs leased>` → when leased (ms); entries older than the period dropped, the key expires after it |
 //!
 //! In `leased`, `scheduled` and `delayed` (everywhere but its level's list), a record
@@ -493,7 +581,10 @@
 //! compute the age of the oldest pending job from it). Optional fields the scripts
 //! write: `"start_by":<ms>` (the start deadline), `"unique":"<key>"` (the uniqueness
 //! key it holds), `"schedule":"<name>"` and `"tick":<ms>` (the periodic tick that made
-//! it). **Versioning rule**: a field that readers of version 1 may ignore without
+//! it), `"reply":"<channel>"` (the producer waits for the result on `replies:<channel>`),
+//! `"headers":{"traceparent":"00-…-…-01",…}` (an object of strings from the producer:
+//! its trace context and whatever else it sends along; see [Tracing](#tracing)).
+//! **Versioning rule**: a field that readers of version 1 may ignore without
 //! running the job wrongly is added within version 1 (readers ignore fields they do not
 //! know); anything else takes a new `v`. An envelope with another `v`, a `job` that does
 //! not decode, or a malformed record is dead-lettered with the reason. (A worker of an
@@ -604,8 +695,10 @@ mod options;
 mod periodic;
 mod queue;
 mod registry;
+mod results;
 mod scripts;
 mod settler;
+mod trace;
 mod url;
 mod wire;
 
@@ -629,9 +722,11 @@ pub use options::{Enqueued, JobOptions, MAX_PRIORITY, Priorities};
 pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
+pub use results::ResultStream;
 pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
+pub use trace::Propagator;
 pub use url::RedisUrl;
-pub use wire::ENVELOPE_VERSION;
+pub use wire::{ENVELOPE_VERSION, Headers};
 
 /// The README (the crate's registry page): its examples compile and run as doctests.
 #[cfg(doctest)]

@@ -51,6 +51,8 @@ pub struct JobOptions {
     pub(crate) due: Due,
     pub(crate) deadline: Deadline,
     pub(crate) unique: Option<(String, Duration)>,
+    pub(crate) headers: crate::Headers,
+    pub(crate) result: bool,
 }
 
 /// When a job is due.
@@ -121,6 +123,24 @@ impl JobOptions {
     /// running then no longer holds the key).
     pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
         self.unique = Some((key.into(), ttl));
+        self
+    }
+
+    /// Adds a header to the job's envelope (e.g. `traceparent`, the W3C trace context of
+    /// the producer's span, for the worker's `job` span: see "Tracing" in the crate
+    /// docs). Headers travel with the job to its worker; they override what the queue's
+    /// [`Propagator`](crate::Propagator) injects under the same name.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sends the job's outcome (its output, or its final error after retries) to this
+    /// queue handle's results stream ([`RedisQueue::results`](crate::RedisQueue::results))
+    /// when a worker process finishes it. Needs
+    /// [`with_results`](crate::RedisQueue::with_results) on the queue.
+    pub fn result(mut self) -> Self {
+        self.result = true;
         self
     }
 

@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crewpool_core::{Envelope, JobId, PushError, Queue, QueueError, RetryPolicy, Retryable};
+use crewpool_core::{
+    Envelope, JobId, PushError, Queue, QueueError, Replies, RetryPolicy, Retryable,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +19,7 @@ use crate::control::{self, Control};
 use crate::counters::ClientCounters;
 use crate::fetcher::{Demand, Fetcher, Leased};
 use crate::link::{ENQUEUE_CHUNK, Link, ServerInfo};
+use crate::results::{Codec, ResultStream, Typed, Waiters};
 use crate::settler::Settler;
 use crate::wire;
 use crate::{Enqueued, Error, JobOptions, RateLimit, RedisConfig, Result, Schedule};
@@ -44,6 +47,9 @@ pub(crate) struct Front<J> {
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
     buffer: OnceLock<Buffer<J>>,
+    /// The result type, once [`RedisQueue::with_results`] set it: the codec, and the
+    /// handles of this process waiting for results.
+    pub(crate) results: OnceLock<Arc<Waiters>>,
     _job: PhantomData<fn() -> J>,
 }
 
@@ -122,9 +128,38 @@ where
                 server,
                 close_signal,
                 buffer: OnceLock::new(),
+                results: OnceLock::new(),
                 _job: PhantomData,
             }),
         })
+    }
+
+    /// Declares the type of this queue's job results, `T` (a pool's `Worker::Output`)
+    /// and `E` (its `Worker::Error`), so that a pool on this queue offers `submit`
+    /// with a handle that resolves with the job's outcome, wherever it runs. Call it in
+    /// the producer **and** in every worker process (a worker stores the outcome of a
+    /// job whose producer waits only if it knows the types; a worker process without
+    /// it, or of a release before results, stores nothing and the handle waits until
+    /// its timeout). See "Results" in the crate docs.
+    ///
+    /// Once per queue handle: a second call keeps the first types.
+    #[must_use]
+    pub fn with_results<T, E>(self) -> Self
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let codec: Arc<dyn Codec> = Arc::new(Typed::<T, E>::new());
+        let _ = self.front.results.set(Arc::new(Waiters::new(codec)));
+        self
+    }
+
+    /// Results this process waits for and has not received yet (handles, including
+    /// ones dropped or timed out, until their result comes or
+    /// [`result_ttl`](RedisConfig::result_ttl) passes), plus results that came before
+    /// their handle was registered.
+    pub fn awaiting_results(&self) -> usize {
+        self.front.results.get().map_or(0, |waiters| waiters.len())
     }
 
     /// Adds one job; returns its id.
@@ -141,7 +176,30 @@ where
     pub fn enqueue(&self, job: &J) -> impl Future<Output = Result<JobId>> + Send + '_ {
         // Encoded before the future starts, so the future holds bytes, not `&J` (and
         // needs no `J: Sync`).
-        self.store(wire::encode(job, self.link().config.max_payload))
+        let headers = self.headers(None);
+        self.store(wire::encode_with(
+            job,
+            self.link().config.max_payload,
+            None,
+            headers.as_ref(),
+        ))
+    }
+
+    /// The headers of the jobs enqueued now: what the queue's propagator injects, then
+    /// `extra` (a job's own, which win); `None` when there are none.
+    fn headers(&self, extra: Option<&crate::Headers>) -> Option<crate::Headers> {
+        let propagator = self.link().config.propagator.as_ref();
+        if propagator.is_none() && extra.is_none_or(|extra| extra.is_empty()) {
+            return None;
+        }
+        let mut headers = crate::Headers::new();
+        if let Some(propagator) = propagator {
+            propagator.0.inject(&mut headers);
+        }
+        if let Some(extra) = extra {
+            headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        (!headers.is_empty()).then_some(headers)
     }
 
     /// Stores one encoded envelope (or returns its encoding error) in one script call,
@@ -176,9 +234,10 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
+        let headers = self.headers(None);
         let envelopes = jobs
             .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
+            .map(|job| wire::encode_with(job.borrow(), max, None, headers.as_ref()))
             .collect::<Result<Vec<_>>>();
         self.enqueue_encoded(envelopes)
     }
@@ -214,7 +273,15 @@ where
         job: &J,
         options: &JobOptions,
     ) -> impl Future<Output = Result<Enqueued>> + Send + '_ {
-        let envelope = wire::encode(job, self.link().config.max_payload);
+        let headers = self.headers(Some(&options.headers));
+        let envelope = self.result_channel(options).and_then(|channel| {
+            wire::encode_with(
+                job,
+                self.link().config.max_payload,
+                channel.as_deref(),
+                headers.as_ref(),
+            )
+        });
         let options = options.clone();
         async move {
             let mut outcome = self.push(&options, vec![envelope?]).await?;
@@ -243,10 +310,14 @@ where
     {
         use std::borrow::Borrow;
         let max = self.link().config.max_payload;
-        let envelopes = jobs
-            .into_iter()
-            .map(|job| wire::encode(job.borrow(), max))
-            .collect::<Result<Vec<_>>>();
+        let headers = self.headers(Some(&options.headers));
+        let envelopes = self.result_channel(options).and_then(|channel| {
+            jobs.into_iter()
+                .map(|job| {
+                    wire::encode_with(job.borrow(), max, channel.as_deref(), headers.as_ref())
+                })
+                .collect::<Result<Vec<_>>>()
+        });
         let options = options.clone();
         async move {
             options.validate(true)?;
@@ -322,7 +393,60 @@ where
             return Err(Error::Closed);
         }
         options.validate(envelopes.len() > 1)?;
-        self.link().push(options, &envelopes).await
+        let pushed = self.link().push(options, &envelopes).await?;
+        if options.result
+            && let Some(waiters) = self.front.results.get()
+        {
+            waiters.listen(
+                &self.front.settler.link,
+                &self.front.runtime,
+                self.front.close_signal.subscribe(),
+            );
+            for enqueued in &pushed {
+                if let Enqueued::Added(id) = enqueued {
+                    waiters.expect(id.0);
+                }
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// This handle's reply channel, for jobs enqueued with [`JobOptions::result`].
+    fn result_channel(&self, options: &JobOptions) -> Result<Option<String>> {
+        if !options.result {
+            return Ok(None);
+        }
+        match self.front.results.get() {
+            Some(waiters) => Ok(Some(waiters.channel.clone())),
+            None => Err(Error::Config(
+                "JobOptions::result needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The results of the jobs this handle enqueued with [`JobOptions::result`], as
+    /// workers anywhere finish them: for a producer that wants every result of what it
+    /// submitted without keeping a handle per job. `T` and `E` are the types given to
+    /// [`with_results`](RedisQueue::with_results). Every stream of this handle takes
+    /// from the same results (each result once); results wait, unbounded, until
+    /// taken. See "Results" in the crate docs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without [`with_results`](RedisQueue::with_results).
+    pub fn results<T, E>(&self) -> Result<ResultStream<T, E>>
+    where
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.front.results.get() {
+            Some(waiters) => Ok(ResultStream::new(waiters.stream())),
+            None => Err(Error::Config(
+                "a results stream needs RedisQueue::with_results::<Output, Error>() on the queue"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Adds the periodic schedule `name`, or replaces it (a change applies from now
@@ -848,21 +972,55 @@ where
     type Consumer = RedisConsumer<J>;
 
     /// Enqueues the job with an id Redis assigns, and returns that id (the one its
-    /// consumers deliver it under); the envelope's `id`, `attempt` and `reply` are not
-    /// sent (a reply cannot cross processes: it is dropped).
+    /// consumers deliver it under); the envelope's `id` and `attempt` are not sent.
+    /// With a `reply` (a pool's `submit`), the job carries this handle's reply channel
+    /// and the reply waits here for the outcome the worker stores (see
+    /// [`with_results`](RedisQueue::with_results)); without `with_results` such a push
+    /// is refused with [`Error::Config`].
     fn push(
         &self,
-        envelope: Envelope<J>,
+        mut envelope: Envelope<J>,
     ) -> impl Future<Output = std::result::Result<JobId, PushError<Envelope<J>>>> + Send {
-        let stored = self.store(wire::encode(&envelope.job, self.link().config.max_payload));
+        let max = self.link().config.max_payload;
+        let reply = envelope.reply.take();
+        let waiters = self.front.results.get().cloned();
+        let headers = self.headers(None);
+        let encoded = match (&reply, &waiters) {
+            (None, _) => wire::encode_with(&envelope.job, max, None, headers.as_ref()),
+            (Some(_), Some(waiters)) => {
+                wire::encode_with(&envelope.job, max, Some(&waiters.channel), headers.as_ref())
+            }
+            (Some(_), None) => Err(Error::Config(
+                "a handle to this job's result needs RedisQueue::with_results::<Output, Error>() \
+                 on the queue (in the producer and the workers); use spawn for no handle"
+                    .to_owned(),
+            )),
+        };
+        let stored = self.store(encoded);
         async move {
-            stored.await.map_err(|error| match error {
-                Error::Closed => PushError::Closed(envelope),
-                error => PushError::Backend {
-                    item: envelope,
-                    source: error.into(),
-                },
-            })
+            match stored.await {
+                Ok(id) => {
+                    if let (Some(reply), Some(waiters)) = (reply, waiters) {
+                        waiters.listen(
+                            &self.front.settler.link,
+                            &self.front.runtime,
+                            self.front.close_signal.subscribe(),
+                        );
+                        waiters.register(id.0, reply);
+                    }
+                    Ok(id)
+                }
+                Err(error) => {
+                    envelope.reply = reply;
+                    Err(match error {
+                        Error::Closed => PushError::Closed(envelope),
+                        error => PushError::Backend {
+                            item: envelope,
+                            source: error.into(),
+                        },
+                    })
+                }
+            }
         }
     }
 
@@ -911,6 +1069,10 @@ where
         self.link().counters.snapshot().undecodable
     }
 }
+
+/// A job's outcome comes back to the process that submitted it, wherever the job ran,
+/// once the queue knows the result type ([`RedisQueue::with_results`]).
+impl<J> Replies for RedisQueue<J> where J: Serialize + DeserializeOwned + Send + 'static {}
 
 /// Redis keeps every job until it is settled: a retry is scheduled in Redis, no copy is
 /// kept, and the job type needs no `Clone`.

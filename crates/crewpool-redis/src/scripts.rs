@@ -90,6 +90,7 @@ pub(crate) struct Scripts {
     pub(crate) schedule: Script,
     pub(crate) fire: Script,
     pub(crate) control: Script,
+    pub(crate) reply: Script,
 }
 
 impl Scripts {
@@ -108,6 +109,7 @@ impl Scripts {
             schedule: Script::new(SCHEDULE_LUA),
             fire: Script::new(FIRE_LUA),
             control: Script::new(CONTROL_LUA),
+            reply: Script::new(include_str!("../lua/reply.lua")),
         }
     }
 }

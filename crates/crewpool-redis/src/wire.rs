@@ -15,7 +15,16 @@ struct Outgoing<'a, J> {
     /// When the producer enqueued the job (ms since the Unix epoch, its clock).
     at: u64,
     job: &'a J,
+    /// The producer's reply channel, when it waits for the job's result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<&'a str>,
+    /// Headers (a W3C `traceparent`, ...), when the producer set any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<&'a Headers>,
 }
+
+/// A job's headers: name → value (e.g. `traceparent` → `00-<trace id>-<span id>-01`).
+pub type Headers = std::collections::BTreeMap<String, String>;
 
 /// The fields of an envelope an inspector reads besides the job.
 #[derive(Deserialize, Default)]
@@ -39,6 +48,10 @@ pub(crate) struct Extras {
     pub(crate) start_by: Option<u64>,
     /// The uniqueness key the job holds.
     pub(crate) unique: Option<String>,
+    /// The producer's reply channel, when it waits for the result.
+    pub(crate) reply: Option<String>,
+    /// The producer's headers.
+    pub(crate) headers: Option<Headers>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +62,10 @@ struct Incoming<J> {
     start_by: Option<u64>,
     #[serde(default)]
     unique: Option<String>,
+    #[serde(default)]
+    reply: Option<String>,
+    #[serde(default)]
+    headers: Option<Headers>,
 }
 
 #[derive(Deserialize)]
@@ -56,17 +73,41 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Encodes `job` as a version-1 envelope stamped with the time now:
-/// `{"v":1,"at":<ms>,"job":<job as JSON>}`.
-pub(crate) fn encode<J: Serialize>(job: &J, max: usize) -> Result<Vec<u8>, Error> {
-    encode_at(job, crate::registry::now_ms(), max)
+/// Encodes `job` as a version-1 envelope stamped with the time now,
+/// `{"v":1,"at":<ms>,"job":<job as JSON>}`, with the producer's reply channel
+/// (`"reply":"<channel>"`) and headers (`"headers":{...}`) when given.
+pub(crate) fn encode_with<J: Serialize>(
+    job: &J,
+    max: usize,
+    reply: Option<&str>,
+    headers: Option<&Headers>,
+) -> Result<Vec<u8>, Error> {
+    encode_full(job, crate::registry::now_ms(), max, reply, headers)
 }
 
-fn encode_at<J: Serialize>(job: &J, at: u64, max: usize) -> Result<Vec<u8>, Error> {
+#[cfg(test)]
+fn encode_at<J: Serialize>(
+    job: &J,
+    at: u64,
+    max: usize,
+    reply: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    encode_full(job, at, max, reply, None)
+}
+
+fn encode_full<J: Serialize>(
+    job: &J,
+    at: u64,
+    max: usize,
+    reply: Option<&str>,
+    headers: Option<&Headers>,
+) -> Result<Vec<u8>, Error> {
     let bytes = serde_json::to_vec(&Outgoing {
         v: ENVELOPE_VERSION,
         at,
         job,
+        reply,
+        headers,
     })
     .map_err(Error::Encode)?;
     if bytes.len() > max {
@@ -92,6 +133,8 @@ pub(crate) fn decode_with_extras<J: DeserializeOwned>(bytes: &[u8]) -> Result<(J
             Extras {
                 start_by: envelope.start_by,
                 unique: envelope.unique,
+                reply: envelope.reply,
+                headers: envelope.headers,
             },
         )),
         Ok(envelope) => Err(unsupported(envelope.v)),
@@ -289,7 +332,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_explains_failures() {
-        let bytes = encode_at(&vec![1_u64, 2], 1_700_000_000_123, 100).unwrap();
+        let bytes = encode_at(&vec![1_u64, 2], 1_700_000_000_123, 100, None).unwrap();
         assert_eq!(bytes, br#"{"v":1,"at":1700000000123,"job":[1,2]}"#);
         assert_eq!(enqueued_at(&bytes), Some(1_700_000_000_123));
         assert_eq!(enqueued_at(br#"{"v":1,"job":5}"#), None);
@@ -323,7 +366,9 @@ mod tests {
             extras,
             Extras {
                 start_by: Some(9),
-                unique: Some("k".to_owned())
+                unique: Some("k".to_owned()),
+                reply: None,
+                headers: None,
             }
         );
     }
@@ -397,7 +442,7 @@ mod tests {
 
     #[test]
     fn enforces_the_size_limit() {
-        match encode_at(&"x".repeat(100), 1, 50) {
+        match encode_at(&"x".repeat(100), 1, 50, None) {
             Err(Error::PayloadTooLarge { size, max: 50 }) => assert_eq!(size, 123),
             other => panic!("expected PayloadTooLarge, got {other:?}"),
         }

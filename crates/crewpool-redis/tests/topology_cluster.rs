@@ -37,7 +37,29 @@ async fn a_cluster_passes_conformance_retries_and_fencing() {
         "five queues all on one master: {masters:?}"
     );
 
-    testkit::delivers_what_was_pushed(queue(&cluster, "delivers").await).await;
+    // One of its jobs carries a reply: a queue with a result type takes it.
+    testkit::delivers_what_was_pushed(
+        queue(&cluster, "delivers")
+            .await
+            .with_results::<u64, String>(),
+    )
+    .await;
+    // Results come back on a Cluster: a job's result and its producer's reply channel
+    // are keys of the queue's slot.
+    let results = queue(&cluster, "results")
+        .await
+        .with_results::<u64, String>();
+    let pool = crewpool_runtime::PoolBuilder::new()
+        .workers(2)
+        .queue(results)
+        .build(|n: u64| async move { Ok::<_, String>(3 * n) })
+        .unwrap();
+    for n in 0..10 {
+        let handle = pool.submit(n).await.unwrap();
+        let result = tokio::time::timeout(HANG_GUARD, handle).await.unwrap();
+        assert_eq!(result.unwrap(), 3 * n);
+    }
+    pool.shutdown().await;
     testkit::close_and_drain(queue(&cluster, "drain").await).await;
     assert_eq!(queue(&cluster, "drain").await.len().await.unwrap(), 64);
     testkit::next_is_cancel_safe(queue(&cluster, "cancel").await).await;

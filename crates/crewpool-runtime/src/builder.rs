@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BuildError;
 use crate::handle::Results;
-use crate::loom::Arc;
 use crate::policy::{Policies, RateLimit, RateLimiter, RetryPolicy};
 use crate::pool::Pool;
 use crate::shared::{Executor, Setup, Shared};
+use crewpool_core::sync::Arc;
 
 /// Where a pool's workers run, as chosen on the builder.
 #[derive(Debug, Clone, Default)]

@@ -6,15 +6,8 @@ use crewpool_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::loom::Arc;
-use crate::shared::Shared;
-
-/// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)),
-/// carried by each worker's support object for every job it runs. A job with a handle
-/// also carries its own token ([`JobHandle::cancel`](crate::JobHandle::cancel)) as its
-/// context's extension: the attachment the handle put on the job's reply.
-#[derive(Debug)]
-pub(crate) struct PoolToken(pub(crate) CancellationToken);
+use crate::shared::{PoolToken, Shared};
+use crewpool_core::sync::Arc;
 
 /// Cancellation, for jobs: read through the [`JobContext`] a worker receives (see
 /// [`with_context`](crewpool_core::with_context)).

@@ -25,22 +25,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crewpool_core::{Consumer, Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
+use crewpool_core::{Delivery, Envelope, JobId, Queue, Received, Reply, Worker};
+
+use crate::backend::{DeliveryOf, is_durable};
 
 use crate::handle::{JobError, JobResult, Outcome, ResultSink};
-use crate::loom::lock;
 use crate::policy::{Failure, FailureKind};
 use crate::shared::Shared;
 use crate::stats::{Finish, WorkerCounters};
-
-/// The `Delivery` type of a queue's consumers.
-pub(crate) type DeliveryOf<Q> = <<Q as Queue>::Consumer as Consumer>::Delivery;
-
-/// Whether a queue keeps its own copy of jobs until they are settled (so it, not the
-/// pool, holds a job's retries and gets unstarted jobs back).
-pub(crate) fn is_durable<Q: Queue>() -> bool {
-    <DeliveryOf<Q> as Delivery>::DURABLE
-}
+use crewpool_core::sync::lock;
 
 /// How one attempt ended.
 pub(crate) enum Ran<T, E> {
@@ -84,22 +77,34 @@ impl<T, E: fmt::Display> fmt::Display for Ran<T, E> {
     }
 }
 
-/// What a durable queue is still owed once the books are closed.
-pub(crate) enum Owed<D> {
-    Ack(D),
-    DeadLetter(D, String),
-    Release(D),
-    Retry(D, Duration, String),
+/// What a durable queue is still owed for a job once its books are closed.
+pub(crate) struct Owed<D> {
+    id: JobId,
+    delivery: D,
+    settle: Settle,
+}
+
+/// What a durable queue is told about a job.
+enum Settle {
+    Ack,
+    DeadLetter(String),
+    Release,
+    Retry(Duration, String),
 }
 
 impl<D: Delivery> Owed<D> {
     /// Tells the queue. A failure is logged: the queue's lease brings the job back.
-    pub(crate) async fn settle(self, pool: &str, id: JobId) {
-        let settled = match self {
-            Owed::Ack(delivery) => delivery.ack().await,
-            Owed::DeadLetter(delivery, reason) => delivery.dead_letter(&reason).await,
-            Owed::Release(delivery) => delivery.release().await,
-            Owed::Retry(delivery, delay, reason) => delivery.retry(delay, &reason).await,
+    pub(crate) async fn settle(self, pool: &str) {
+        let Owed {
+            id,
+            delivery,
+            settle,
+        } = self;
+        let settled = match settle {
+            Settle::Ack => delivery.ack().await,
+            Settle::DeadLetter(reason) => delivery.dead_letter(&reason).await,
+            Settle::Release => delivery.release().await,
+            Settle::Retry(delay, reason) => delivery.retry(delay, &reason).await,
         };
         if let Err(error) = settled {
             tracing::warn!(pool = %pool, job = %id, %error, "could not settle a job with its queue");
@@ -145,12 +150,12 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
             Ran::Abandoned => (Finish::Interrupted, Err(JobError::Interrupted)),
             failed => return self.failed(failed),
         };
-        let owed = self.close(finish, outcome)?;
-        Some(if finish == Finish::Interrupted {
-            Owed::Release(owed)
+        let settle = if finish == Finish::Interrupted {
+            Settle::Release
         } else {
-            Owed::Ack(owed)
-        })
+            Settle::Ack
+        };
+        self.close(finish, outcome, settle)
     }
 
     /// A failed attempt: retried if the policy says so and the retry can happen, else
@@ -189,10 +194,11 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
                     None
                 }
                 // A durable queue: it runs the next attempt (in any process).
-                _ => self
-                    .delivery
-                    .take()
-                    .map(|delivery| Owed::Retry(delivery, delay, ran.to_string())),
+                _ => self.delivery.take().map(|delivery| Owed {
+                    id,
+                    delivery,
+                    settle: Settle::Retry(delay, ran.to_string()),
+                }),
             };
         }
         // Only durable queues keep the reason; in memory the outcome carries it.
@@ -206,24 +212,29 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
             Ran::Panicked(message) => (Finish::Panicked, JobError::Panicked(message)),
             _ => (Finish::TimedOut, JobError::TimedOut),
         };
-        self.close(finish, Err(error))
-            .map(|delivery| Owed::DeadLetter(delivery, reason))
+        self.close(finish, Err(error), Settle::DeadLetter(reason))
     }
 
-    /// Counts the outcome and delivers it; returns the delivery if the queue keeps the
-    /// job and must be told.
+    /// Counts the outcome and delivers it; returns what the queue is owed if it keeps
+    /// the job.
     fn close(
         &mut self,
         finish: Finish,
         outcome: Outcome<W::Output, W::Error>,
-    ) -> Option<DeliveryOf<Q>> {
+        settle: Settle,
+    ) -> Option<Owed<DeliveryOf<Q>>> {
         self.armed = false;
         self.counters.record(finish);
         if let Some(metrics) = &self.shared.metrics {
             metrics.finished(finish, self.started);
         }
         deliver(self.reply.take(), self.results, self.id, outcome);
-        self.delivery.take().filter(|_| is_durable::<Q>())
+        let delivery = self.delivery.take().filter(|_| is_durable::<Q>())?;
+        Some(Owed {
+            id: self.id,
+            delivery,
+            settle,
+        })
     }
 }
 
@@ -246,8 +257,9 @@ impl<Q: Queue, W: Worker<Q::Job>> Drop for Ending<'_, Q, W> {
     }
 }
 
-/// Sends an outcome to the job's handle if it has one, else to the results stream if
-/// the pool has one, else drops it (it was counted).
+/// Sends an outcome to the job's reply if it has one, and to the results stream if the
+/// pool has one and the reply did not take it (a durable queue's reply only stores a
+/// copy for the producer, in whichever process it is), else drops it (it was counted).
 #[inline]
 fn deliver<T: Send + 'static, E: Send + 'static>(
     reply: Option<Reply>,
@@ -255,13 +267,13 @@ fn deliver<T: Send + 'static, E: Send + 'static>(
     id: JobId,
     outcome: Outcome<T, E>,
 ) {
-    match (reply, results) {
-        (Some(reply), _) => reply.send(outcome),
-        (None, Some(results)) => {
-            // Unbounded: never waits. Fails only if the stream was dropped.
-            let _ = results.send(JobResult { id, outcome });
-        }
-        (None, None) => {}
+    let left = match reply {
+        Some(reply) => reply.send(outcome),
+        None => Some(outcome),
+    };
+    if let (Some(outcome), Some(results)) = (left, results) {
+        // Unbounded: never waits. Fails only if the stream was dropped.
+        let _ = results.send(JobResult { id, outcome });
     }
 }
 

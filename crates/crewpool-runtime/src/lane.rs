@@ -21,8 +21,8 @@ use crewpool_core::Envelope;
 use tokio::time::Instant;
 
 use crate::future::first_of;
-use crate::loom::{AtomicUsize, Mutex, Ordering, lock};
 use crate::signal::Event;
+use crewpool_core::sync::{AtomicUsize, Mutex, Ordering, lock};
 
 pub(crate) struct RetryLane<J> {
     heap: Mutex<BinaryHeap<Due<J>>>,

@@ -84,6 +84,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod attempt;
+mod backend;
 mod builder;
 mod context;
 mod current;
@@ -93,7 +94,6 @@ mod future;
 mod handle;
 mod lane;
 mod lifecycle;
-mod loom;
 mod metrics;
 mod policy;
 mod pool;

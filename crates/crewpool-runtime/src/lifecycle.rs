@@ -33,8 +33,8 @@
 //!   done and interrupted; one that does not is interrupted. Each job ends up in exactly
 //!   one of: finished, interrupted, handed back.
 
-use crate::loom::{AtomicU8, Ordering};
 use crate::signal::{Event, Latch, Signal};
+use crewpool_core::sync::{AtomicU8, AtomicUsize, Ordering};
 
 const OPEN: u8 = 0;
 const DRAINING: u8 = 1;
@@ -81,5 +81,67 @@ impl Lifecycle {
     pub(crate) fn begin_stop(&self) {
         self.state.fetch_max(STOPPING, Ordering::SeqCst);
         self.stop.fire();
+    }
+}
+
+/// Resize-down bookkeeping: tokens workers claim to leave.
+///
+/// # States and races
+///
+/// `tokens` is how many workers should still leave. A worker creates a listener on
+/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
+/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
+/// exactly `tokens` workers leave, each after its current job.
+#[derive(Debug)]
+pub(crate) struct Retire {
+    tokens: AtomicUsize,
+    pub(crate) posted: Event,
+}
+
+impl Retire {
+    pub(crate) fn new() -> Self {
+        Retire {
+            tokens: AtomicUsize::new(0),
+            posted: Event::new(),
+        }
+    }
+
+    /// Claims one token if any is left.
+    pub(crate) fn try_claim(&self) -> bool {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        while tokens > 0 {
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => tokens = actual,
+            }
+        }
+        false
+    }
+
+    /// Takes back up to `count` unclaimed tokens; returns how many it took.
+    pub(crate) fn withdraw(&self, count: usize) -> usize {
+        let mut tokens = self.tokens.load(Ordering::SeqCst);
+        loop {
+            let taken = tokens.min(count);
+            match self.tokens.compare_exchange_weak(
+                tokens,
+                tokens - taken,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return taken,
+                Err(actual) => tokens = actual,
+            }
+        }
+    }
+
+    pub(crate) fn post(&self, count: usize) {
+        self.tokens.fetch_add(count, Ordering::SeqCst);
+        self.posted.notify_all();
     }
 }

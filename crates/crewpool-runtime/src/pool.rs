@@ -9,12 +9,12 @@ use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
+use crate::backend::is_durable;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
-use crate::fate::is_durable;
 use crate::handle::{JobHandle, Results};
-use crate::loom::{Arc, Mutex, lock};
 use crate::report::ShutdownReport;
 use crate::shared::Shared;
+use crewpool_core::sync::{Arc, Mutex, lock};
 
 /// A fixed crew of workers running jobs from a queue.
 ///
@@ -236,10 +236,11 @@ impl<Q: Replies, W: Worker<Q::Job>> Pool<Q, W> {
     /// Submits a job, waiting while a bounded queue is full; returns a handle to await
     /// its result.
     ///
-    /// Only queues that bring results back to the submitter have it
-    /// ([`Replies`]: the in-memory ones). On a durable queue shared by processes, a job
-    /// runs in whichever process takes it and its result stays there: use
-    /// [`spawn`](Pool::spawn), and read outcomes from the running pool's [`Results`].
+    /// Only queues that bring results back to the submitter have it ([`Replies`]: the
+    /// in-memory ones, and the Redis queue once it knows its result type, where the
+    /// handle resolves when whichever process ran the job stored its outcome).
+    /// [`spawn`](Pool::spawn) needs none; the running pool's [`Results`] see every
+    /// outcome.
     ///
     /// # Errors
     ///

@@ -9,19 +9,24 @@ use crewpool_core::{Consumer, Envelope, JobId, Queue, Spawn, TryPush, TryPushErr
 use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::PoolToken;
+use crate::backend::is_durable;
 use crate::current;
 use crate::error::SubmitError;
-use crate::fate::is_durable;
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
-use crate::lifecycle::Lifecycle;
-use crate::loom::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::lifecycle::{Lifecycle, Retire};
 use crate::metrics::PoolMetrics;
 use crate::policy::Policies;
 use crate::report::ShutdownReport;
 use crate::stats::{Counters, Stats};
-use crate::worker::Retire;
+use crewpool_core::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+
+/// The pool-wide token ([`PoolBuilder::cancellation_token`](crate::PoolBuilder::cancellation_token)),
+/// carried by each worker's support object for every job it runs. A job with a handle
+/// also carries its own token ([`JobHandle::cancel`](crate::JobHandle::cancel)) as its
+/// context's extension: the attachment the handle put on the job's reply.
+#[derive(Debug)]
+pub(crate) struct PoolToken(pub(crate) CancellationToken);
 
 /// Where workers run.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering, lock};
+use crewpool_core::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 
 /// A one-shot event: fire once, wake every waiter, stay fired.
 #[derive(Debug, Default)]
@@ -32,16 +32,26 @@ struct Slots {
 }
 
 impl Slots {
-    /// Puts `waker` in a free slot (or a new one); returns the slot.
-    fn insert(&mut self, waker: Waker) -> usize {
-        match self.free.pop() {
-            Some(slot) => {
-                self.wakers[slot] = Some(waker);
-                slot
-            }
+    /// Registers `waker` in `slot`: a free slot (or a new one) when `None`; an
+    /// equivalent waker already there is kept.
+    fn register(&mut self, slot: &mut Option<usize>, waker: &Waker) {
+        match *slot {
+            Some(at) => match &mut self.wakers[at] {
+                Some(registered) if registered.will_wake(waker) => {}
+                entry => *entry = Some(waker.clone()),
+            },
             None => {
-                self.wakers.push(Some(waker));
-                self.wakers.len() - 1
+                let at = match self.free.pop() {
+                    Some(at) => {
+                        self.wakers[at] = Some(waker.clone());
+                        at
+                    }
+                    None => {
+                        self.wakers.push(Some(waker.clone()));
+                        self.wakers.len() - 1
+                    }
+                };
+                *slot = Some(at);
             }
         }
     }
@@ -98,26 +108,18 @@ pub(crate) struct Wait<'a> {
 impl Future for Wait<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.signal.is_fired() {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let signal = this.signal;
+        if signal.is_fired() {
             return Poll::Ready(());
         }
-        let mut slots = lock(&self.signal.waiters);
+        let mut slots = lock(&signal.waiters);
         // Checked again under the lock: see "States and races".
-        if self.signal.is_fired() {
+        if signal.is_fired() {
             return Poll::Ready(());
         }
-        match self.slot {
-            Some(slot) => match &mut slots.wakers[slot] {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                entry => *entry = Some(cx.waker().clone()),
-            },
-            None => {
-                let slot = slots.insert(cx.waker().clone());
-                drop(slots);
-                self.slot = Some(slot);
-            }
-        }
+        slots.register(&mut this.slot, cx.waker());
         Poll::Pending
     }
 }
@@ -241,7 +243,7 @@ impl Event {
     }
 
     /// How many listeners are registered (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn listeners(&self) -> usize {
         lock(&self.waiters).wakers.iter().flatten().count()
     }
@@ -260,25 +262,17 @@ pub(crate) struct Listen<'a> {
 impl Future for Listen<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let event = this.event;
+        if event.epoch.load(Ordering::SeqCst) != this.epoch {
             return Poll::Ready(());
         }
-        let mut slots = lock(&self.event.waiters);
-        if self.event.epoch.load(Ordering::SeqCst) != self.epoch {
+        let mut slots = lock(&event.waiters);
+        if event.epoch.load(Ordering::SeqCst) != this.epoch {
             return Poll::Ready(());
         }
-        match self.slot {
-            Some(slot) => match &mut slots.wakers[slot] {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                entry => *entry = Some(cx.waker().clone()),
-            },
-            None => {
-                let slot = slots.insert(cx.waker().clone());
-                drop(slots);
-                self.slot = Some(slot);
-            }
-        }
+        slots.register(&mut this.slot, cx.waker());
         Poll::Pending
     }
 }

@@ -11,7 +11,7 @@ use crewpool_core::JobId;
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crewpool_core::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 
 /// A snapshot of a pool's state and lifetime counters.
 ///
@@ -276,7 +276,7 @@ impl Counters {
 
     /// How many workers' counter blocks are kept (for the tests that check resizing
     /// does not grow memory).
-    #[cfg(test)]
+    #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn worker_blocks(&self) -> usize {
         lock(&self.workers).live.len()
     }

@@ -16,10 +16,10 @@ use std::future::Future;
 use crewpool_core::{Queue, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::loom::{Arc, Mutex, lock};
 use crate::policy::Policies;
 use crate::shared::{Executor, Setup, Shared};
 use crate::worker;
+use crewpool_core::sync::{Arc, Mutex, lock};
 use model_queue::ModelQueue;
 
 /// A pool over a [`ModelQueue`] with `workers` places, no policies, whose workers the

@@ -8,35 +8,45 @@
 //!
 //! - its consumer says the queue is closed and drained, and no retry is pending;
 //! - the pool stops (see [`lifecycle`](crate::lifecycle) for the states and races);
-//! - it claims a resize-down token (see [`Retire`](crate::shared::Retire)), after its
+//! - it claims a resize-down token (see [`Retire`](crate::lifecycle::Retire)), after its
 //!   current job.
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
-use std::time::Instant;
 
-use crewpool_core::{
-    Consumer, ContextSupport, Envelope, JobContext, Queue, Received, Reply, Worker,
-};
+use crewpool_core::{Consumer, ContextSupport, Envelope, Queue, Received, Worker};
 use crossbeam_utils::CachePadded;
-use tokio_util::sync::CancellationToken;
 
-use crate::attempt;
+use crate::attempt::{self, Job, Prepared};
+use crate::backend::DeliveryOf;
 use crate::context::Support;
 use crate::error::ResizeError;
-use crate::fate::{DeliveryOf, Ending, Ran};
+use crate::fate::Ran;
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
-use crate::loom::{Arc, AtomicUsize, Ordering, lock};
 use crate::shared::{Executor, Shared};
-use crate::signal::{Event, Listen};
+use crate::signal::Listen;
 use crate::stats::WorkerCounters;
+use crewpool_core::sync::{Arc, Ordering, lock};
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
 /// thread, so a queue that is never empty cannot monopolise an executor thread.
+///
+/// A worker on a dedicated thread shares its runtime only with tasks its own jobs
+/// spawned: it yields only when there are some (`num_alive_tasks`), since a yield
+/// costs a turn of the runtime's scheduler, and its driver, for nothing otherwise.
 const JOBS_PER_YIELD: u32 = 32;
+
+/// Whether a worker should give its thread a turn after [`JOBS_PER_YIELD`] jobs.
+fn others_may_wait(executor: &Executor) -> bool {
+    match executor {
+        Executor::Threads => tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.metrics().num_alive_tasks() > 0),
+        Executor::Tokio(_) | Executor::Manual => true,
+    }
+}
 
 /// Counts the worker out of `live` however the loop ends (even by a panic in a
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
@@ -142,6 +152,8 @@ pub(crate) async fn run<Q, W>(
         key,
     };
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
+    // Every job's future, pinned here once (see `attempt`).
+    let mut slot = pin!(None);
     let mut exhausted = false;
     let mut streak = 0;
     loop {
@@ -186,20 +198,79 @@ pub(crate) async fn run<Q, W>(
             Taken::Queue(received) => (received.envelope, Some(received.delivery)),
             Taken::Retry(envelope) => (envelope, None),
         };
-        run_one(
+        // Prepare, make, poll once, decide: plain calls unless the job waits.
+        let prepared = attempt::prepare(
             &shared,
             &counters,
             &support,
-            key,
             envelope,
             delivery,
             results.as_ref(),
-        )
-        .await;
+        );
+        let owed = match prepared {
+            Err(owed) => owed,
+            Ok(prepared) => {
+                let attempt = Job {
+                    counters: &counters,
+                    id: prepared.ending.id,
+                    key,
+                    span: &prepared.span,
+                };
+                let (job, cx) = (prepared.job, prepared.cx);
+                let ran = match attempt.make(|| shared.worker.run(job, cx)) {
+                    Err(ran) => ran,
+                    Ok(future) => {
+                        slot.set(Some(future));
+                        let ran = match slot.as_mut().as_pin_mut() {
+                            Some(mut future) => {
+                                let first =
+                                    poll_fn(|cx| Poll::Ready(attempt.poll(future.as_mut(), cx)))
+                                        .await;
+                                match first {
+                                    Poll::Ready(ran) => ran,
+                                    Poll::Pending => {
+                                        let token =
+                                            Prepared::<Q, W>::token(prepared.attachment.as_ref());
+                                        attempt::supervise(
+                                            &shared,
+                                            &attempt,
+                                            future,
+                                            prepared.deadline,
+                                            token,
+                                        )
+                                        .await
+                                    }
+                                }
+                            }
+                            None => Ran::Abandoned, // not reached: set just above
+                        };
+                        slot.set(None);
+                        ran
+                    }
+                };
+                if matches!(
+                    ran,
+                    Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
+                ) {
+                    // Ended between polls (a Ready poll, or a panic, set the worker idle
+                    // already).
+                    counters.idle();
+                }
+                if let Some(metrics) = &shared.metrics {
+                    metrics.running.decrement(1.0);
+                }
+                prepared.ending.decide(ran)
+            }
+        };
+        if let Some(owed) = owed {
+            owed.settle(&shared.name).await;
+        }
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
-            yield_now().await;
+            if others_may_wait(&shared.executor) {
+                yield_now().await;
+            }
         }
     }
     if shared.lifecycle.is_stopping() {
@@ -215,149 +286,6 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
     match taken {
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
-    }
-}
-
-/// Runs one job: prepares its attempt, runs it, and has its fate decided and settled.
-#[allow(clippy::too_many_arguments)]
-async fn run_one<Q, W>(
-    shared: &Shared<Q, W>,
-    counters: &WorkerCounters,
-    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
-    key: usize,
-    envelope: Envelope<Q::Job>,
-    delivery: Option<DeliveryOf<Q>>,
-    results: Option<&ResultSink<W, Q::Job>>,
-) where
-    Q: Queue,
-    W: Worker<Q::Job>,
-{
-    let enqueued_at = envelope.enqueued_at();
-    let Envelope {
-        job,
-        id,
-        attempt,
-        reply,
-        ..
-    } = envelope;
-    // A job with a handle carries the handle's token as its reply's attachment; the
-    // job's context gets the same attachment (a reference count, no token clone).
-    let attachment = reply.as_ref().and_then(Reply::attachment).cloned();
-    let token = attachment
-        .as_deref()
-        .and_then(|attachment| attachment.downcast_ref::<CancellationToken>());
-    let started = shared.metrics.as_ref().map(|metrics| {
-        if let Some(at) = enqueued_at {
-            metrics.record_wait(at.elapsed());
-        }
-        metrics.queue_depth.set(shared.queue.depth() as f64);
-        Instant::now()
-    });
-    let mut ending = Ending {
-        shared,
-        counters,
-        id,
-        attempt,
-        reply,
-        delivery,
-        results,
-        started,
-        backup: None,
-        armed: true,
-    };
-    let ran = if token.is_some_and(CancellationToken::is_cancelled) {
-        Ran::Cancelled
-    } else {
-        // A copy for a retry, taken before the job moves into the worker; none on the
-        // last attempt, which is never retried, nor where the queue keeps the job.
-        ending.backup = match (&shared.lane, shared.cloner, &shared.policies.retry) {
-            (Some(_), Some(copy), Some(policy)) if attempt < policy.attempts() => copy(&job),
-            _ => None,
-        };
-        let mut cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-        if let Some(attachment) = &attachment {
-            cx = cx.with_extension(std::sync::Arc::clone(attachment));
-        }
-        if let Some(metrics) = &shared.metrics {
-            metrics.running.increment(1.0);
-        }
-        let ran = attempt::run(shared, counters, key, id, attempt, job, cx, token).await;
-        if matches!(
-            ran,
-            Ran::TimedOut(_) | Ran::Cancelled | Ran::Interrupted | Ran::Abandoned
-        ) {
-            // Ended between polls (a Ready poll, or a panic, set the worker idle already).
-            counters.idle();
-        }
-        if let Some(metrics) = &shared.metrics {
-            metrics.running.decrement(1.0);
-        }
-        ran
-    };
-    if let Some(owed) = ending.decide(ran) {
-        owed.settle(&shared.name, id).await;
-    }
-}
-
-/// Resize-down bookkeeping: tokens workers claim to leave.
-///
-/// # States and races
-///
-/// `tokens` is how many workers should still leave. A worker creates a listener on
-/// `posted` *before* trying to claim a token at the top of its loop, so tokens posted
-/// while it goes on to wait wake it. Claiming is a CAS that never goes below zero, so
-/// exactly `tokens` workers leave, each after its current job.
-#[derive(Debug)]
-pub(crate) struct Retire {
-    tokens: AtomicUsize,
-    pub(crate) posted: Event,
-}
-
-impl Retire {
-    pub(crate) fn new() -> Self {
-        Retire {
-            tokens: AtomicUsize::new(0),
-            posted: Event::new(),
-        }
-    }
-
-    /// Claims one token if any is left.
-    pub(crate) fn try_claim(&self) -> bool {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        while tokens > 0 {
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => tokens = actual,
-            }
-        }
-        false
-    }
-
-    /// Takes back up to `count` unclaimed tokens; returns how many it took.
-    fn withdraw(&self, count: usize) -> usize {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
-        loop {
-            let taken = tokens.min(count);
-            match self.tokens.compare_exchange_weak(
-                tokens,
-                tokens - taken,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return taken,
-                Err(actual) => tokens = actual,
-            }
-        }
-    }
-
-    fn post(&self, count: usize) {
-        self.tokens.fetch_add(count, Ordering::SeqCst);
-        self.posted.notify_all();
     }
 }
 

@@ -54,3 +54,46 @@ fn a_dedicated_thread_pool_needs_no_runtime_to_build() {
         assert_eq!(report.stats.completed, 1);
     });
 }
+
+/// A task a job spawns on its dedicated thread's runtime gets turns while the queue
+/// never empties: the worker yields every few jobs while such tasks are alive.
+#[tokio::test]
+async fn tasks_spawned_by_jobs_on_dedicated_threads_run_while_the_queue_is_busy() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let ran = Arc::new(AtomicBool::new(false));
+    let (release, hold) = mpsc::channel::<()>();
+    let hold = std::sync::Mutex::new(hold);
+    let flag = Arc::clone(&ran);
+    let pool = PoolBuilder::new()
+        .workers(1)
+        .dedicated_threads()
+        .queue(FlumeQueue::unbounded())
+        .build(move |n: u64| {
+            if n == 0 {
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+                // Held until every other job is queued: they then run back to back.
+                let held = hold.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                assert!(held.is_ok(), "the test never released the first job");
+            }
+            std::future::ready(Ok::<_, std::convert::Infallible>(
+                flag.load(Ordering::SeqCst),
+            ))
+        })
+        .unwrap();
+    let first = pool.submit(0).await.unwrap();
+    let mut handles = Vec::new();
+    for n in 1..=1_000 {
+        handles.push(pool.submit(n).await.unwrap());
+    }
+    release.send(()).unwrap();
+    assert!(!first.await.unwrap());
+    let last = handles.pop().unwrap().await.unwrap();
+    assert!(
+        last,
+        "the spawned task never ran while the queue stayed busy"
+    );
+    pool.shutdown().await;
+}

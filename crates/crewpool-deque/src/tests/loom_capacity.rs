@@ -11,7 +11,7 @@ use loom::thread;
 
 use super::loom_steal::{check, drain, envelope};
 use crate::DequeQueue;
-use crate::loom::Arc;
+use crewpool_core::sync::Arc;
 
 /// Full queue, a consumer takes: the waiting push must be woken and accepted.
 #[test]

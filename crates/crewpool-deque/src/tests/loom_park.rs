@@ -12,7 +12,7 @@ use loom::thread;
 
 use super::loom_steal::envelope;
 use crate::DequeQueue;
-use crate::loom::{Arc, Mutex, lock};
+use crewpool_core::sync::{Arc, Mutex, lock};
 
 /// A consumer parked in `next` gets a job pushed concurrently, then `None` once the
 /// queue is closed.

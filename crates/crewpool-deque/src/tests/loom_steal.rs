@@ -10,7 +10,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use crate::DequeQueue;
-use crate::loom::Arc;
+use crewpool_core::sync::Arc;
 
 pub(super) fn envelope(job: u32) -> Envelope<u32> {
     Envelope::new(job).with_id(JobId(u64::from(job)))

@@ -6,7 +6,11 @@
 //! - `CREWPOOL_TEST_URL` (required), `CREWPOOL_TEST_QUEUE` (default `faults`);
 //! - `CREWPOOL_TEST_WORKERS` (default 2), `CREWPOOL_TEST_LEASE_MS` (default 1000);
 //! - `CREWPOOL_TEST_MODE`: `normal` (default) completes every job; `hang-first` never
-//!   finishes a job's first attempt (a job that is mid-run when the process dies).
+//!   finishes a job's first attempt (a job that is mid-run when the process dies);
+//!   `fail-odd` fails every attempt of an odd job with `odd <job>`.
+//! - `CREWPOOL_TEST_RESULT_TTL_MS`: how long stored results are kept (default 1 hour).
+//! - `CREWPOOL_TEST_ATTEMPTS`: the queue's retry policy, attempts in all (10 ms apart;
+//!   default: the queue's default policy).
 //! - `CREWPOOL_TEST_WEIGHTS`: priority weights `level:weight,...` (default: strict).
 //! - `CREWPOOL_TEST_JOB_MS`: how long each job takes (default 0);
 //!   `CREWPOOL_TEST_RESPONSE_MS`: the response timeout (default the crate's).
@@ -14,6 +18,9 @@
 //!   queue's URL, which must then be a single server's); the Cluster and Sentinel
 //!   tests record on a server of their own, which their faults never touch.
 //! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
+//!
+//! A job's result is `(2 * job, this process's id)`, stored for a producer that waits
+//! for it (the queue declares results of `(u64, u32)` and errors of `String`).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
@@ -40,7 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue_name = env("CREWPOOL_TEST_QUEUE", "faults");
     let workers: usize = env("CREWPOOL_TEST_WORKERS", "2").parse()?;
     let lease = Duration::from_millis(env("CREWPOOL_TEST_LEASE_MS", "1000").parse()?);
-    let hang_first = env("CREWPOOL_TEST_MODE", "normal") == "hang-first";
+    let mode = env("CREWPOOL_TEST_MODE", "normal");
+    let hang_first = mode == "hang-first";
+    let fail_odd = mode == "fail-odd";
     let job_time = Duration::from_millis(env("CREWPOOL_TEST_JOB_MS", "0").parse()?);
 
     let max_block = Duration::from_millis(env("CREWPOOL_TEST_MAX_BLOCK_MS", "10000").parse()?);
@@ -49,6 +58,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_block(max_block);
     if let Ok(ms) = std::env::var("CREWPOOL_TEST_RESPONSE_MS") {
         config = config.response_timeout(Duration::from_millis(ms.parse()?));
+    }
+    if let Ok(ttl) = std::env::var("CREWPOOL_TEST_RESULT_TTL_MS") {
+        config = config.result_ttl(Duration::from_millis(ttl.parse()?));
+    }
+    if let Ok(attempts) = std::env::var("CREWPOOL_TEST_ATTEMPTS") {
+        config = config.retry(
+            crewpool_redis::RetryPolicy::exponential(attempts.parse()?)
+                .base_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(10)),
+        );
     }
     if let Ok(weights) = std::env::var("CREWPOOL_TEST_WEIGHTS") {
         let weights = weights
@@ -60,7 +79,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<Vec<(u8, u32)>, _>>()?;
         config = config.priorities(Priorities::weighted(weights));
     }
-    let queue = RedisQueue::<u64>::connect(config).await?;
+    let queue = RedisQueue::<u64>::connect(config)
+        .await?
+        .with_results::<(u64, u32), String>();
     let record_url = std::env::var("CREWPOOL_TEST_RECORD_URL").unwrap_or_else(|_| url.clone());
     let recorder = redis::Client::open(record_url.as_str())?
         .get_connection_manager()
@@ -111,8 +132,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .query_async::<i64>(&mut recorder)
                     .await
                     .map_err(|e| e.to_string())?;
+                if fail_odd && job % 2 == 1 {
+                    println!("failed {} {}", cx.id().0, cx.attempt());
+                    return Err(format!("odd {job}"));
+                }
                 println!("done {} {}", cx.id().0, cx.attempt());
-                Ok::<_, String>(())
+                Ok::<_, String>((2 * job, std::process::id()))
             }
         }))?;
     println!("ready");

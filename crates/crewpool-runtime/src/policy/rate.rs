@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::loom::{Mutex, lock};
+use crewpool_core::sync::{Mutex, lock};
 
 /// A limit on how many jobs may start in any window of `period`.
 ///

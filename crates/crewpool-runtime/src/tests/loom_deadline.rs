@@ -14,7 +14,7 @@ use loom::future::block_on;
 use super::model_queue::envelope;
 use super::{model_pool, spawn_worker};
 use crate::future::yield_now;
-use crate::loom::{Arc, Mutex, lock};
+use crewpool_core::sync::{Arc, Mutex, lock};
 use crewpool_core::{JobId, Queue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use loom::thread;
 
 use super::model_queue::envelope;
 use super::{model_pool, recording_worker, spawn_worker, worker_loop};
-use crate::loom::{Arc, lock};
+use crewpool_core::sync::{Arc, lock};
 
 #[test]
 fn resizing_down_while_shutting_down_loses_nothing() {

@@ -11,7 +11,7 @@ use loom::thread;
 
 use super::model_queue::envelope;
 use super::{model_pool, recording_worker, spawn_worker};
-use crate::loom::{Arc, lock};
+use crewpool_core::sync::{Arc, lock};
 
 #[test]
 fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {

@@ -8,7 +8,7 @@ use std::task::{Poll, Waker};
 
 use crewpool_core::{Consumer, Envelope, Handover, JobId, PushError, Queue, QueueError, Received};
 
-use crate::loom::{Arc, Mutex, lock};
+use crewpool_core::sync::{Arc, Mutex, lock};
 
 #[derive(Debug, Default)]
 struct State {
