@@ -28,6 +28,13 @@
 //! printed, and `--seed` replays the same schedule. The last line is the tally, e.g.
 //! `chaos: jobs=20000 completed=20000 duplicates=37 lost=0`; the task fails on any loss.
 //!
+//! With `--net`, Redis and the worker processes run on separate hosts: two network
+//! namespaces joined by a veth link (made with `ip`, as root; removed afterwards).
+//! Redis, the producer and the audit are on one host, the workers on the other, and
+//! the schedule adds a partition: the link goes down for twice the lease, so the
+//! workers' jobs are taken back and their late settlements refused; the audit is the
+//! same.
+//!
 //! Std-only like the rest of xtask: the Redis-speaking parts are the examples it builds.
 
 use std::net::TcpListener;
@@ -40,6 +47,7 @@ use crate::util::{Result, run, target_dir};
 const USAGE: &str = "usage: cargo xtask chaos [--short] [--jobs N] [--kills K] [--processes P]\n\
     \x20                        [--workers W] [--rate R] [--seed S] [--release | --debug]\n\n\
     --short         the CI size: 3,000 jobs, 3 kills, 3 processes, debug build\n\
+    --net           Redis and the workers on separate network namespaces, one partition\n\
     --jobs N        jobs to enqueue (default 20,000)\n\
     --kills K       worker processes to SIGKILL at random moments (default 12)\n\
     --processes P   worker processes running at once (default 4)\n\
@@ -71,6 +79,7 @@ struct Plan {
     rate: u64,
     seed: u64,
     release: bool,
+    net: bool,
 }
 
 impl Plan {
@@ -85,6 +94,7 @@ impl Plan {
                 rate: 1_000,
                 seed: clock_seed(),
                 release: false,
+                net: false,
             }
         } else {
             Plan {
@@ -95,6 +105,7 @@ impl Plan {
                 rate: 2_000,
                 seed: clock_seed(),
                 release: true,
+                net: false,
             }
         };
         let mut args = args.iter();
@@ -110,6 +121,7 @@ impl Plan {
             };
             match arg.as_str() {
                 "--short" => {}
+                "--net" => plan.net = true,
                 "--jobs" => plan.jobs = number("--jobs")?.max(1),
                 "--kills" => plan.kills = number("--kills")? as usize,
                 "--processes" => plan.processes = (number("--processes")? as usize).max(2),
@@ -349,15 +361,118 @@ impl Tally {
     }
 }
 
-/// A private redis-server with AOF, on a free loopback port.
+/// Two hosts for `--net`: network namespaces joined by a veth link, deleted on drop.
+struct Net {
+    redis_host: String,
+    worker_host: String,
+    device: String,
+}
+
+/// The Redis host's address on the link.
+const NET_REDIS_ADDR: &str = "10.202.1.1";
+
+fn ip(args: &[&str]) -> Result {
+    let status = Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("could not run ip ({e}); --net needs iproute2 and root"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {args:?} failed ({status}); --net needs root"))
+    }
+}
+
+impl Net {
+    fn new() -> Result<Net> {
+        let pid = std::process::id();
+        let net = Net {
+            redis_host: format!("cpchaos{pid}-redis"),
+            worker_host: format!("cpchaos{pid}-work"),
+            device: format!("cpc{pid}r"),
+        };
+        let peer = format!("cpc{pid}w");
+        for host in [&net.redis_host, &net.worker_host] {
+            ip(&["netns", "add", host])?;
+            ip(&["-n", host, "link", "set", "lo", "up"])?;
+        }
+        ip(&[
+            "-n",
+            &net.redis_host,
+            "link",
+            "add",
+            &net.device,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &net.worker_host,
+        ])?;
+        ip(&[
+            "-n",
+            &net.redis_host,
+            "addr",
+            "add",
+            &format!("{NET_REDIS_ADDR}/30"),
+            "dev",
+            &net.device,
+        ])?;
+        ip(&[
+            "-n",
+            &net.worker_host,
+            "addr",
+            "add",
+            "10.202.1.2/30",
+            "dev",
+            &peer,
+        ])?;
+        ip(&["-n", &net.redis_host, "link", "set", &net.device, "up"])?;
+        ip(&["-n", &net.worker_host, "link", "set", &peer, "up"])?;
+        Ok(net)
+    }
+
+    /// `program` run on `host`.
+    fn command(host: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", host]).arg(program);
+        command
+    }
+
+    fn link(&self, up: bool) -> Result {
+        ip(&[
+            "-n",
+            &self.redis_host,
+            "link",
+            "set",
+            &self.device,
+            if up { "up" } else { "down" },
+        ])
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for host in [&self.redis_host, &self.worker_host] {
+            let _ = Command::new("ip").args(["netns", "del", host]).status();
+        }
+    }
+}
+
+/// A private redis-server with AOF, on a free loopback port (or, with `--net`, on the
+/// Redis host).
 struct Redis {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The namespace it runs in (`--net`).
+    host: Option<String>,
 }
 
 impl Redis {
-    fn start(dir: &Path) -> Result<Redis> {
+    fn start(dir: &Path, host: Option<String>) -> Result<Redis> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|e| format!("finding a free port: {e}"))?
@@ -366,6 +481,7 @@ impl Redis {
             port,
             dir: dir.join("redis"),
             child: None,
+            host,
         };
         std::fs::create_dir_all(&redis.dir)
             .map_err(|e| format!("creating {}: {e}", redis.dir.display()))?;
@@ -377,10 +493,34 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The URL for the worker host (`--net`), else [`url`](Self::url).
+    fn remote_url(&self) -> String {
+        match self.host {
+            Some(_) => format!("redis://{NET_REDIS_ADDR}:{}", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// `program`, on the Redis host with `--net`.
+    fn local(&self, program: &str) -> Command {
+        match &self.host {
+            Some(host) => Net::command(host, program),
+            None => Command::new(program),
+        }
+    }
+
     fn launch(&mut self) -> Result {
         let log = self.dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let bind = if self.host.is_some() {
+            // Its own namespace: the loopback and the link to the worker host.
+            ["--bind", "0.0.0.0", "--protected-mode", "no"].as_slice()
+        } else {
+            ["--bind", "127.0.0.1"].as_slice()
+        };
+        let child = self
+            .local("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(bind)
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .args(["--daemonize", "no", "--logfile"])
             .arg(&log)
@@ -430,7 +570,8 @@ impl Redis {
     }
 
     fn cli(&self, args: &[&str]) -> Result<String> {
-        let output = Command::new("redis-cli")
+        let output = self
+            .local("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .stderr(Stdio::null())
@@ -456,6 +597,7 @@ struct Run {
     dir: PathBuf,
     queue: String,
     redis: Redis,
+    net: Option<Net>,
     workers: Vec<Child>,
     spawned: usize,
     producer: Option<Child>,
@@ -475,26 +617,41 @@ impl Drop for Run {
 enum Event {
     Kill,
     RestartRedis,
+    /// The worker host cut off from Redis (`--net`), for twice the lease.
+    Partition,
 }
 
 impl Run {
     fn new(plan: Plan, examples: PathBuf, dir: PathBuf) -> Result<Run> {
-        let redis = Redis::start(&dir)?;
+        let net = if plan.net { Some(Net::new()?) } else { None };
+        let redis = Redis::start(&dir, net.as_ref().map(|net| net.redis_host.clone()))?;
         Ok(Run {
             plan,
             examples,
             dir,
             queue: "chaos".to_owned(),
             redis,
+            net,
             workers: Vec::new(),
             spawned: 0,
             producer: None,
         })
     }
 
+    /// An example program: the workers on the worker host, the rest beside Redis.
     fn example(&self, name: &str) -> Command {
-        let mut command = Command::new(self.examples.join(name));
-        command.env("REDIS_URL", self.redis.url());
+        let path = self.examples.join(name);
+        let mut command = match &self.net {
+            Some(net) if name == "redis_worker" => Net::command(&net.worker_host, &path),
+            Some(net) => Net::command(&net.redis_host, &path),
+            None => Command::new(path),
+        };
+        let url = if name == "redis_worker" {
+            self.redis.remote_url()
+        } else {
+            self.redis.url()
+        };
+        command.env("REDIS_URL", url);
         command
     }
 
@@ -556,6 +713,12 @@ impl Run {
             random.between(producing * 3 / 10, producing * 7 / 10),
             Event::RestartRedis,
         ));
+        if plan.net {
+            events.push((
+                random.between(producing * 2 / 10, producing * 8 / 10),
+                Event::Partition,
+            ));
+        }
         events.sort();
 
         let producer_log = self.log("producer.log")?;
@@ -600,6 +763,19 @@ impl Run {
                         replacement.id()
                     );
                     self.workers.push(replacement);
+                }
+                Event::Partition => {
+                    if let Some(net) = &self.net {
+                        net.link(false)?;
+                        let cut = Instant::now();
+                        std::thread::sleep(Duration::from_millis(2 * LEASE_MS));
+                        net.link(true)?;
+                        println!(
+                            "chaos: {:>6.2?}  the worker host was cut off from Redis for {:.2?} (lease {LEASE_MS} ms)",
+                            start.elapsed(),
+                            cut.elapsed()
+                        );
+                    }
                 }
                 Event::RestartRedis => {
                     let down = self.redis.restart()?;

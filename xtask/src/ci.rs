@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: exactly what `.ci/run` runs after installing prerequisites:
 //! formatting, clippy, the README's test command, the Redis backend's TLS test (its
 //! `tls` feature is off in the plain test run), the loom models, the Redis backend's
-//! million-job backlog in release, a short chaos run, and the packaging check
+//! million-job backlog in release, two short chaos runs (on loopback, and with
+//! `--net` on network namespaces with a partition), and the packaging check
 //! (`cargo xtask package`).
 
 use crate::util::{Result, run, workspace_root};
@@ -66,6 +67,9 @@ pub(crate) fn task(args: &[String]) -> Result {
         ],
     )?;
     crate::chaos::task(&["--short".to_owned()])?;
+    // The same with Redis and the workers on separate network namespaces and a
+    // partition (needs root and iproute2, which `.ci/run` installs).
+    crate::chaos::task(&["--short".to_owned(), "--net".to_owned()])?;
     crate::package::task(&[])?;
     println!("xtask ci: all green");
     Ok(())
