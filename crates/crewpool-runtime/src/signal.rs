@@ -195,10 +195,14 @@ impl Latch {
 /// # States and races
 ///
 /// `epoch` counts notifications. A listener records the epoch when it is created;
-/// it is ready once `epoch` moved on. `notify_all` bumps `epoch` and then, under the
-/// lock, takes every registered waker and empties the slots; a listener checks the
-/// epoch again under the lock before registering, so a notification between its
-/// creation and its registration is seen, never lost. Callers create the listener
+/// it is ready once `epoch` moved on. `notify_all`, under the lock, bumps `epoch`,
+/// takes every registered waker and empties the slots; a listener checks the epoch
+/// again under the lock before registering, so a notification between its creation
+/// and its registration is seen, never lost. The bump and the emptying happen under
+/// one lock so that a listener created just after a bump cannot register into slots
+/// that are about to be emptied: its slot number would then be stale while its epoch
+/// is still current, and dropping it would free a later listener's slot (that
+/// listener's wake-up lost; loom model `loom_event`). Callers create the listener
 /// *before* checking the condition they wait for, then wait on it only if the
 /// condition did not hold.
 ///
@@ -222,9 +226,11 @@ impl Event {
 
     /// Wakes every current listener.
     pub(crate) fn notify_all(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         let wakers: Vec<Waker> = {
             let mut slots = lock(&self.waiters);
+            // Under the lock, with the emptying: a slot number is valid exactly while
+            // the epoch its listener recorded is current (see "States and races").
+            self.epoch.fetch_add(1, Ordering::SeqCst);
             slots.free.clear();
             slots.wakers.drain(..).flatten().collect()
         };

@@ -6,6 +6,7 @@
 //! them with `cargo xtask loom`.
 
 mod loom_deadline;
+mod loom_event;
 mod loom_panic;
 mod loom_resize;
 mod loom_shutdown;
