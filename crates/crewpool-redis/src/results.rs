@@ -280,6 +280,15 @@ impl Waiters {
         });
     }
 
+    /// The jobs whose outcome a handle or the results stream still waits for.
+    fn awaited(&self) -> Vec<u64> {
+        self.lock()
+            .iter()
+            .filter(|(_, waiter)| matches!(waiter, Waiter::Reply(..) | Waiter::Stream(_)))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// How many handles and early results wait.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
@@ -329,9 +338,33 @@ async fn listen(
     let ttl = link.config.result_ttl;
     let mut backoff = Backoff::new();
     let mut blocking = None;
+    // After a failed call, what the channel held may have been popped without reaching
+    // this process (a BLPOP or LPOP whose reply was lost to the broken connection):
+    // the stored results of everything still awaited are read once connected again.
+    let mut recover = false;
     loop {
         if *closed.borrow() {
             return;
+        }
+        if recover && blocking.is_some() {
+            let Some(waiters) = waiters.upgrade() else {
+                return;
+            };
+            match recover_stored(&link, &waiters).await {
+                Ok(()) => recover = false,
+                Err(error) => {
+                    blocking = None;
+                    tracing::debug!(queue = %link.config.queue, error = %Chain(&error), "reading stored results failed; retrying with backoff");
+                }
+            }
+            drop(waiters);
+            if recover {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = closed.changed() => return,
+                }
+                continue;
+            }
         }
         let popped = match blocking.clone() {
             Some(mut conn) => {
@@ -373,6 +406,7 @@ async fn listen(
             }
             Err(error) => {
                 blocking = None;
+                recover = true;
                 tracing::debug!(queue = %link.config.queue, error = %Chain(&error), "waiting for results failed; retrying with backoff");
                 drop(waiters);
                 tokio::select! {
@@ -382,6 +416,31 @@ async fn listen(
             }
         }
     }
+}
+
+/// Reads the stored result (`result:<id>`, written before the reply was pushed) of
+/// every job still awaited, and hands over those that have one. A result that also
+/// comes through the channel later finds no handle waiting and is kept only until the
+/// result TTL, like any early result.
+async fn recover_stored(link: &Link, waiters: &Waiters) -> Result<()> {
+    let call = link.call("reading stored results");
+    let mut conn = link.conn();
+    for ids in waiters.awaited().chunks(1000) {
+        let mut get = redis::cmd("MGET");
+        for &id in ids {
+            get.arg(link.keys.result_of(id));
+        }
+        let stored: Vec<Option<Vec<u8>>> = get
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| call.fail(&e))?;
+        for (&id, payload) in ids.iter().zip(stored) {
+            if let Some(payload) = payload {
+                waiters.arrived(id, payload);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits up to `wait` for an entry on `key`, then takes up to 1,000 more at once.

@@ -280,3 +280,55 @@ async fn the_results_stream_serves_every_result() {
         Err(crewpool_redis::Error::Config(_))
     ));
 }
+
+/// A reply popped off the producer's channel whose answer was lost with the
+/// connection (a `BLPOP` served as Redis restarts, say) is not lost for the handle:
+/// after reconnecting, the listener reads the stored result of every job still
+/// awaited. Here the lost pop is made by hand: a stored result with no entry on the
+/// channel, then the listener's connection killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_reply_was_lost_with_the_connection_is_read_from_its_store() {
+    let server = RedisServer::start();
+    let pool = producer(&server.url(), "lost", |c| c).await;
+    // One job runs for real, to have a stored result in the codec's own format.
+    let first = pool.submit(0).await.unwrap();
+    let first_id = first.id();
+    let output = tokio::time::timeout(HANG_GUARD, first)
+        .await
+        .expect("the first result")
+        .expect("the first job succeeded");
+    let stored = server.cli(&["GET", &format!("crewpool:{{lost}}:result:{}", first_id.0)]);
+    let stored = stored.trim_end_matches('\n');
+    assert!(!stored.is_empty(), "the first result is stored");
+
+    // The second job is never fetched (the queue is paused); its "result" appears in
+    // the store only, as if its reply had been popped and lost.
+    pool.queue().pause().await.unwrap();
+    let second = pool.submit(2).await.unwrap();
+    let second_id = second.id();
+    let listener = || {
+        server
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .find(|line| line.contains("cmd=blpop"))
+            .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .map(str::to_owned)
+    };
+    until("the listener blocks on its reply channel", || {
+        listener().is_some()
+    })
+    .await;
+    let key = format!("crewpool:{{lost}}:result:{}", second_id.0);
+    assert_eq!(server.cli(&["SET", &key, stored]).trim(), "OK");
+    let id = listener().expect("the listener's connection");
+    assert_eq!(server.cli(&["CLIENT", "KILL", "ID", &id]).trim(), "1");
+
+    // The stored copy (the first job's output, which no worker would compute for this
+    // one) resolves the handle.
+    let got = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the handle resolved from the stored result after the reconnect")
+        .expect("a success");
+    assert_eq!(got, output);
+    pool.shutdown().await;
+}
