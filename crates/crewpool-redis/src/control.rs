@@ -171,17 +171,12 @@ impl Link {
         blocking: &mut Conn,
         timeout: Duration,
     ) -> Result<()> {
-        let seconds = timeout.as_secs_f64().max(0.01);
-        let call = self.call("waiting for the queue to be resumed");
-        let _: Value = redis::cmd("BLMOVE")
-            .arg(&self.keys.resumed)
-            .arg(&self.keys.resumed)
-            .arg("LEFT")
-            .arg("LEFT")
-            .arg(format!("{seconds:.3}"))
-            .query_async(blocking)
-            .await
-            .map_err(|e| call.fail(&e))?;
-        Ok(())
+        self.wait_on_list(
+            blocking,
+            &self.keys.resumed,
+            timeout,
+            "waiting for the queue to be resumed",
+        )
+        .await
     }
 }

@@ -468,11 +468,24 @@ impl Link {
     /// and pushes it straight back where it was, so a wait that is dropped, or a
     /// process that dies while waiting, strands no job.
     pub(crate) async fn wait_for_jobs(&self, blocking: &mut Conn, timeout: Duration) -> Result<()> {
+        self.wait_on_list(blocking, &self.keys.pending, timeout, "waiting for jobs")
+            .await
+    }
+
+    /// Blocks (on the blocking connection) until list `key` is non-empty, or
+    /// `timeout` passes, moving nothing: `BLMOVE key key LEFT LEFT`.
+    pub(crate) async fn wait_on_list(
+        &self,
+        blocking: &mut Conn,
+        key: &str,
+        timeout: Duration,
+        what: &'static str,
+    ) -> Result<()> {
         let seconds = timeout.as_secs_f64().max(0.01);
-        let call = self.call("waiting for jobs");
+        let call = self.call(what);
         let _: Value = redis::cmd("BLMOVE")
-            .arg(&self.keys.pending)
-            .arg(&self.keys.pending)
+            .arg(key)
+            .arg(key)
             .arg("LEFT")
             .arg("LEFT")
             .arg(format!("{seconds:.3}"))
