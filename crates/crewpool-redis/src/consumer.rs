@@ -118,7 +118,16 @@ impl<J> RedisConsumer<J> {
         }));
         match start_by {
             Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
-            _ => Ok(Received { envelope, delivery }),
+            _ => {
+                #[cfg(feature = "testing")]
+                crate::testing::ledger::delivered(crate::testing::ledger::Delivered {
+                    id: envelope.id.0,
+                    attempt: envelope.attempt,
+                    token: delivery.token(),
+                    index,
+                });
+                Ok(Received { envelope, delivery })
+            }
         }
     }
 
