@@ -1217,7 +1217,7 @@ fn main() {
             options.runs,
             options.workers,
             options.batch.map_or("default (1000)".to_owned(), |b| b.to_string()),
-            options.prefetch.map_or("default (one per worker)".to_owned(), |p| p.to_string()),
+            options.prefetch.map_or("default (adapts to the pace)".to_owned(), |p| p.to_string()),
             match &options.redis_at {
                 Some(at) => format!(" in a network namespace of its own at {at}, over veth"),
                 None => " on loopback".to_owned(),

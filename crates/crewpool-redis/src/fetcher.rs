@@ -244,9 +244,11 @@ pub(crate) struct Fetcher<J> {
 impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     /// How many jobs to fetch now, if any, with `requested` jobs already asked for by
     /// the fetches in flight: when a worker waits with nothing buffered or on its way
-    /// for it, or when the prefetch (counting what is on its way) fell to half; then
-    /// fill up in one batch (hysteresis, so a busy pool does not trickle one small
-    /// fetch per finished job).
+    /// for it, or when what is buffered and on its way falls short of the waiting
+    /// workers plus the prefetch by a quarter of the prefetch or more (hysteresis, so
+    /// a busy pool does not trickle one small fetch per finished job); then the whole
+    /// shortfall, up to a batch. With fetches pipelined this keeps the supply near the
+    /// prefetch, not between half of it and all of it.
     fn want(&self, requested: usize, pace: &Pace) -> Option<usize> {
         let prefetch = self.link.config.prefetch.unwrap_or_else(|| {
             let workers = self.demand.consumers.load(Ordering::Relaxed);
@@ -254,14 +256,13 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
         });
         let (waiting, buffered) = (self.demand.waiting(), self.buffer.len());
         let supply = buffered + requested;
+        let short = (waiting + prefetch).saturating_sub(supply);
         let starving = waiting > supply;
-        let low = prefetch > 0 && supply <= prefetch / 2;
+        let low = prefetch > 0 && short >= (prefetch / 4).max(1);
         if !(starving || low) {
             return None;
         }
-        let want = (waiting + prefetch)
-            .saturating_sub(supply)
-            .min(self.link.config.batch_size);
+        let want = short.min(self.link.config.batch_size);
         (want > 0).then_some(want)
     }
 
