@@ -67,6 +67,11 @@ impl<J> Front<J> {
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
     }
+
+    /// Whether the queue was closed in this process.
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.close_signal.borrow()
+    }
 }
 
 impl<J> Drop for Front<J> {
