@@ -40,8 +40,12 @@
 //!   locally beside it.
 //! - *Close vs. a worker taking a job*: the fetcher drains the buffer with `try_recv`;
 //!   each job goes to exactly one of a worker or the release.
-//! - *Close vs. fetches in flight*: fetches are spawned tasks, never dropped; closing
-//!   awaits each and releases what it leased, with the buffer's leftovers.
+//! - *Close vs. fetches in flight*: fetches in flight are never dropped unanswered;
+//!   closing awaits each and releases what it leased, with the buffer's leftovers.
+//! - *Pipelined fetches vs. order*: the fetcher polls its fetches itself, oldest first,
+//!   so their calls reach Redis in the order they were made and the older fetch takes
+//!   the older jobs; a fetch Redis answers `NOSCRIPT` is not sent again (it would run
+//!   behind the younger ones): it took nothing, and a new fetch follows.
 //! - *Pipelined fetches vs. an empty queue*: a fetch that takes nothing stops new
 //!   fetches until the block below; the ones still in flight are awaited first (their
 //!   jobs, if any, are handed out and fetching goes on).
@@ -55,7 +59,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crewpool_core::{Envelope, JobId};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -149,10 +152,38 @@ type Block = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 const FETCHES_IN_FLIGHT: usize = 2;
 
 /// A fetch in flight: how many jobs it asked for, and its answer.
+/// A fetch's answer and how long it took; `None` when it did nothing (Redis lacked
+/// the script, now loaded).
+type FetchAnswer = Result<Option<(Fetched, std::time::Duration)>>;
+
+/// A fetch in flight, polled by the fetcher.
+type FetchReply = Pin<Box<dyn Future<Output = FetchAnswer> + Send>>;
+
+/// Polls every fetch in flight, oldest first (so a new one's call goes out after the
+/// older ones'), keeping the answers that come; ready with the oldest's answer.
+fn poll_oldest(
+    fetches: &mut VecDeque<InFlight>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<FetchAnswer> {
+    for fetch in fetches.iter_mut() {
+        if fetch.answer.is_none()
+            && let std::task::Poll::Ready(answer) = fetch.reply.as_mut().poll(cx)
+        {
+            fetch.answer = Some(answer);
+        }
+    }
+    match fetches.front_mut().and_then(|oldest| oldest.answer.take()) {
+        Some(answer) => std::task::Poll::Ready(answer),
+        None => std::task::Poll::Pending,
+    }
+}
+
 struct InFlight {
     want: usize,
-    /// The fetch's answer and how long it took.
-    reply: JoinHandle<Result<(Fetched, std::time::Duration)>>,
+    /// The call.
+    reply: FetchReply,
+    /// Its answer, once it came (kept until the older fetches' answers are taken).
+    answer: Option<FetchAnswer>,
 }
 
 /// The pace of this process, for the prefetch when none is configured: how long a
@@ -287,44 +318,50 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
                     let Some(want) = self.want(requested, &pace) else {
                         break;
                     };
-                    // Spawned, never cancelled: a reply dropped on the floor would
-                    // leave jobs leased to nobody until their lease expires. `close`
-                    // awaits what is still in flight.
+                    // Polled by this task, oldest first, so the calls go out in the
+                    // order they were made (spawned tasks could send them in any
+                    // order, and Redis would hand the older jobs to the younger
+                    // fetch); never dropped before answered: a reply dropped on the
+                    // floor would leave jobs leased to nobody until their lease
+                    // expires. `close` awaits what is still in flight.
                     let link = Arc::clone(&self.link);
-                    let reply = tokio::spawn(async move {
+                    let reply: FetchReply = Box::pin(async move {
                         let asked = Instant::now();
-                        link.fetch(want)
+                        // Not sent again after NOSCRIPT (see `Link::fetch_once`).
+                        link.fetch_once(want)
                             .await
-                            .map(|fetched| (fetched, asked.elapsed()))
+                            .map(|fetched| fetched.map(|fetched| (fetched, asked.elapsed())))
                     });
-                    fetches.push_back(InFlight { want, reply });
+                    fetches.push_back(InFlight {
+                        want,
+                        reply,
+                        answer: None,
+                    });
                 }
             }
             let more = fetches.len() < FETCHES_IN_FLIGHT && idle.is_none();
-            if let Some(oldest) = fetches.front_mut() {
+            if !fetches.is_empty() {
                 // The oldest fetch's answer, or more demand (another fetch may go).
                 let answered = tokio::select! {
-                    reply = &mut oldest.reply => Some(reply),
+                    answer = std::future::poll_fn(|cx| poll_oldest(&mut fetches, cx)) => Some(answer),
                     () = self.demand.notify.notified(), if more => None,
                     _ = self.closed.changed() => None,
                 };
-                let Some(reply) = answered else { continue };
+                let Some(answer) = answered else { continue };
                 fetches.pop_front();
-                match reply {
-                    Ok(Ok((fetched, latency))) => {
+                match answer {
+                    // Nothing ran: fetch again (after the ones in flight, which
+                    // did nothing either, or took the oldest jobs).
+                    Ok(None) => {}
+                    Ok(Some((fetched, latency))) => {
                         backoff.reset();
                         pace.observe(latency, &self.demand);
                         idle = self.took(fetched).await;
                     }
-                    Ok(Err(error)) => {
+                    Err(error) => {
                         if self.pause_after(&error, &mut backoff).await {
                             break;
                         }
-                    }
-                    Err(error) => {
-                        // Only when the runtime shuts down (nothing panics in a
-                        // fetch): the lease, if any, brings the jobs back.
-                        tracing::debug!(queue = %self.link.config.queue, %error, "a fetch task ended without an answer");
                     }
                 }
                 continue;
@@ -524,14 +561,18 @@ impl<J: DeserializeOwned + Send + 'static> Fetcher<J> {
     async fn close(self, fetches: VecDeque<InFlight>) {
         let mut leftover = Vec::new();
         for fetch in fetches {
-            if let Ok(Ok((
+            let answer = match fetch.answer {
+                Some(answer) => answer,
+                None => fetch.reply.await,
+            };
+            if let Ok(Some((
                 Fetched {
                     lease: Some(lease),
                     records,
                     ..
                 },
                 _,
-            ))) = fetch.reply.await
+            ))) = answer
             {
                 for index in (1..).take(records.len()) {
                     lease.let_go();
