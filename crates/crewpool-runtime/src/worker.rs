@@ -12,7 +12,7 @@
 //!   current job.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::shared::{Executor, Shared};
-use crate::signal::Listen;
+use crate::signal::{Event, Listen};
 use crate::stats::WorkerCounters;
 use crewpool_core::sync::{Arc, Ordering, lock};
 
@@ -98,7 +98,7 @@ async fn wait<Q, W>(
     shared: &Shared<Q, W>,
     consumer: &mut Q::Consumer,
     exhausted: bool,
-    retiring: Listen<'_>,
+    retiring: &mut Listen<'_>,
 ) -> Wake<Q>
 where
     Q: Queue,
@@ -107,7 +107,7 @@ where
     let mut from_queue = pin!((!exhausted).then(|| consumer.next()));
     let mut from_lane = pin!(shared.lane.as_ref().map(|lane| lane.next(exhausted)));
     let mut stop = pin!(shared.lifecycle.stop.wait());
-    let mut retiring = pin!(retiring);
+    let mut retiring = Pin::new(retiring);
     poll_fn(|cx| {
         if let Some(next) = from_lane.as_mut().as_pin_mut()
             && let Poll::Ready(due) = next.poll(cx)
@@ -158,9 +158,13 @@ pub(crate) async fn run<Q, W>(
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
     let mut exhausted = false;
     let mut streak = 0;
+    // Listen before claiming: see `Retire`. One listener serves every turn until a
+    // post notifies it; only then is a new one made, still before the claim below.
+    let mut retiring = shared.retire.posted.listen();
     loop {
-        // Listen before claiming: see `Retire`.
-        let retiring = shared.retire.posted.listen();
+        if Event::notified(&retiring) {
+            retiring = shared.retire.posted.listen();
+        }
         if shared.retire.try_claim() {
             break;
         }
@@ -176,7 +180,7 @@ pub(crate) async fn run<Q, W>(
         };
         let taken = match ready {
             Some(taken) => taken,
-            None => match wait(&shared, &mut consumer, exhausted, retiring).await {
+            None => match wait(&shared, &mut consumer, exhausted, &mut retiring).await {
                 Wake::Job(taken) => taken,
                 Wake::Exhausted => {
                     exhausted = true;
