@@ -57,7 +57,11 @@ fn an_idle_worker_leaves_when_asked_to_between_turns() {
         let worker = spawn_worker(&shared);
         crate::shared::Shared::resize(&shared, 1).expect("open pool");
         worker.join().expect("the worker left");
-        assert_eq!(shared.lifecycle.live.count(), 1, "only the worker asked left");
+        assert_eq!(
+            shared.lifecycle.live.count(),
+            1,
+            "only the worker asked left"
+        );
         // It ran its job, or left before taking it: the job is still queued.
         let ran = lock(&ran).len();
         assert_eq!(
