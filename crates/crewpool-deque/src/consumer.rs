@@ -5,9 +5,10 @@
 //! 1. its local deque (the hot path: jobs available means `next` is ready at once, with
 //!    no lock and no allocation);
 //! 2. its inbox, where jobs running on it spawned sub-jobs (moved into the local deque
-//!    in a batch);
-//! 3. the global injector (a batch: up to half of it, at most 33 jobs);
-//! 4. its peers' local deques and inboxes, starting at a pseudo-random peer so that
+//!    in a batch; two loads first, and no steal attempt when it is empty);
+//! 3. a bounded queue's ring, one job at a time;
+//! 4. the global injector (a batch: up to half of it, at most 33 jobs);
+//! 5. its peers' local deques and inboxes, starting at a pseudo-random peer so that
 //!    thieves spread over victims instead of all hitting the first one.
 //!
 //! One pass over these is a search; a consumer repeats it while some source answered
@@ -132,7 +133,16 @@ impl<J: Send + 'static> DequeConsumer<J> {
             }
             Steal::Empty => None,
         };
-        if let Some(envelope) = attempt(slot.inbox.steal_batch_and_pop(local)) {
+        // Two loads before a steal: the inbox is empty unless jobs of this worker's
+        // own jobs spawned sub-jobs, and a steal on it costs several times more.
+        if !slot.inbox.is_empty()
+            && let Some(envelope) = attempt(slot.inbox.steal_batch_and_pop(local))
+        {
+            return Some(envelope);
+        }
+        if let Some(ring) = &shared.ring
+            && let Some(envelope) = attempt(ring.pop())
+        {
             return Some(envelope);
         }
         if let Some(envelope) = attempt(shared.injector.steal_batch_and_pop(local)) {

@@ -219,7 +219,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
     fn leave_with(&self, key: &mut Option<u64>, envelope: Envelope<J>) -> Received<J, Handover> {
         let woken = self.shared.sleepers.cancel(key);
         let received = self.take(envelope);
-        if woken && !(self.shared.injector.is_empty() && self.local.is_empty()) {
+        if woken && !(self.shared.front_is_empty() && self.local.is_empty()) {
             self.shared.sleepers.notify_one();
         }
         received

@@ -10,7 +10,7 @@ use crewpool_core::{
 use crossbeam_utils::CachePadded;
 
 use crate::consumer::DequeConsumer;
-use crate::deques::Injector;
+use crate::deques::{Injector, Ring};
 use crate::ledger::{Ledger, Refused};
 use crate::park::wait_for_room;
 use crate::registry::Registry;
@@ -78,6 +78,7 @@ impl<J: Send + 'static> DequeQueue<J> {
         DequeQueue {
             shared: Arc::new(Shared {
                 ledger: Ledger::new(capacity),
+                ring: capacity.map(Ring::new),
                 injector: Injector::new(),
                 registry: CachePadded::new(Registry::new()),
                 sleepers: CachePadded::new(WaitList::new()),
@@ -142,14 +143,15 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
     }
 }
 
-/// Reserves a place, lands the job in the injector, and wakes a sleeping consumer.
+/// Reserves a place, lands the job (in the ring of a bounded queue, else in the
+/// injector), and wakes a sleeping consumer.
 fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
     match shared.ledger.reserve(false, &shared.registry) {
         Ok(()) => {}
         Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
         Err(Refused::Closed) => return Err(TryPushError::Closed(envelope)),
     }
-    shared.injector.push(envelope);
+    shared.land(envelope);
     shared.sleepers.notify_one();
     Ok(())
 }
@@ -178,6 +180,7 @@ impl<J> fmt::Debug for DequeQueue<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DequeQueue")
             .field("ledger", &self.shared.ledger)
+            .field("ring", &self.shared.ring.as_ref().map(Ring::len))
             .field("consumers", &self.shared.registry)
             .field("sleeping", &self.shared.sleepers.len())
             .finish()
