@@ -79,6 +79,7 @@ mod consumer;
 mod delivery;
 mod envelope;
 mod error;
+mod outcome;
 mod queue;
 mod retry;
 #[doc(hidden)]
@@ -92,6 +93,7 @@ pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
 pub use envelope::{Attachment, Envelope, JobId, Reply};
 pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};
+pub use outcome::{JobError, JobResult, Outcome};
 pub use queue::{Queue, Replies, Retryable, TryPush};
 pub use retry::{Failure, FailureKind, RetryPolicy};
 pub use worker::{ContextSupport, JobContext, WithContext, Worker, with_context};

@@ -58,6 +58,11 @@ pub trait Queue: Send + Sync + 'static {
     /// The per-worker view of this queue.
     type Consumer: Consumer<Job = Self::Job>;
 
+    /// Whether a job's result can come back to its submitter: `true` exactly for
+    /// queues that implement [`Replies`] (the default is `false`). A pool whose queue
+    /// type is erased cannot name that trait, so it asks this instead.
+    const REPLIES: bool = false;
+
     /// Pushes an envelope, waiting for room while a bounded queue is full, and returns
     /// the id the job is known by in this queue: the envelope's own in memory, the one
     /// a durable backend assigned (which its consumers then deliver the job under).
@@ -157,7 +162,7 @@ pub trait Retryable: Queue {
 /// ([`Reply::send`](crate::Reply::send) returns the outcome, so the running pool's
 /// results stream still gets it). A pool hands out a handle that awaits a job's result
 /// only on queues with this capability, so a handle that could never resolve cannot be
-/// asked for.
+/// asked for. A queue that implements it sets [`Queue::REPLIES`] to `true`.
 #[diagnostic::on_unimplemented(
     message = "results of jobs on `{Self}` cannot come back to the submitter",
     label = "this queue's jobs run in whichever process takes them",

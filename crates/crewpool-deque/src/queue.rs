@@ -91,6 +91,7 @@ impl<J: Send + 'static> DequeQueue<J> {
 impl<J: Send + 'static> Queue for DequeQueue<J> {
     type Job = J;
     type Consumer = DequeConsumer<J>;
+    const REPLIES: bool = true;
 
     fn push(
         &self,

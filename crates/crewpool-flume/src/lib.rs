@@ -118,6 +118,7 @@ impl<J: Send + 'static> FlumeQueue<J> {
 impl<J: Send + 'static> Queue for FlumeQueue<J> {
     type Job = J;
     type Consumer = FlumeConsumer<J>;
+    const REPLIES: bool = true;
 
     async fn push(&self, envelope: Envelope<J>) -> Result<JobId, PushError<Envelope<J>>> {
         let id = envelope.id;

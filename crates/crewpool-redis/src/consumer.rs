@@ -110,6 +110,25 @@ impl<J> RedisConsumer<J> {
         }
     }
 
+    /// Whether the queue was closed in this process: from then on nothing more is
+    /// handed out (the fetcher releases the buffer).
+    fn is_closed(&self) -> bool {
+        self.front.is_closed()
+    }
+
+    /// Puts back a job taken from the buffer after the close, unstarted (attempt
+    /// unchanged). On failure its lease brings it back.
+    async fn hand_back(&self, leased: Leased<J>) {
+        let delivery = match self.received(leased) {
+            Ok(received) => received.delivery,
+            Err(delivery) => delivery,
+        };
+        let id = delivery.id().0;
+        if let Err(error) = crewpool_core::Delivery::release(delivery).await {
+            tracing::warn!(job = id, error = %Chain(&error), "could not put back a job taken after the close; its lease will bring it back");
+        }
+    }
+
     /// Dead-letters a job found past its start deadline.
     async fn expire(mut delivery: RedisDelivery) {
         if let Err(error) = delivery.bury_as(EXPIRED, BuryStat::MissedDeadline).await {
@@ -126,7 +145,9 @@ where
     type Delivery = RedisDelivery;
 
     /// Waits for a job leased to this process; `None` once the queue was closed in this
-    /// process (or dropped) and the local buffer is empty. Before returning `None` it
+    /// process (or dropped). From the close on, nothing more is handed out: the jobs
+    /// fetched ahead go back to Redis unstarted, and `None` comes once they are back
+    /// (a pool's shutdown starts no new job). Before returning `None` it
     /// waits until the acknowledgements queued so far are flushed, so a pool whose
     /// workers all returned has nothing left unsent.
     ///
@@ -140,14 +161,21 @@ where
             if self.done {
                 return None;
             }
+            let closed = self.is_closed();
             let taken = match self.jobs.try_recv() {
                 Ok(leased) => Ok(leased),
+                // Closed: no demand (nothing more is fetched); the fetcher releases
+                // the buffer and then ends it.
+                Err(_) if closed => self.jobs.recv_async().await,
                 Err(_) => {
                     let _waiting = self.demand.wait();
                     self.jobs.recv_async().await
                 }
             };
             match taken {
+                // Taken after the close (before the fetcher took it back): it goes
+                // back to Redis unstarted, like the rest of the buffer.
+                Ok(leased) if self.is_closed() => self.hand_back(leased).await,
                 Ok(leased) => match self.received(leased) {
                     Ok(received) => return Some(received),
                     // Past its deadline: dead-lettered, and the next job is taken.
@@ -165,6 +193,10 @@ where
     /// Takes a job already fetched into this process, without waiting.
     fn try_next(&mut self) -> Option<Received<J, RedisDelivery>> {
         loop {
+            // Closed: the buffer goes back to Redis (see `next`).
+            if self.is_closed() {
+                return None;
+            }
             let leased = self.jobs.try_recv().ok()?;
             match self.received(leased) {
                 Ok(received) => return Some(received),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crewpool_core::{Delivery, Failure, FailureKind, JobId, QueueError};
 
+use crate::backoff::Backoff;
 use crate::lease::Lease;
 use crate::link::BuryStat;
 use crate::results::Stash;
@@ -105,18 +106,34 @@ impl RedisDelivery {
     }
 
     /// Stores the job's final outcome for the producer waiting for it, if there is
-    /// one: before the settlement, so an acknowledged job always has its result
-    /// stored (a worker that dies in between runs the job again, at-least-once). A
-    /// failure is logged: the producer's handle then waits until its timeout.
-    async fn store_result(&mut self) {
+    /// one: before the settlement, so a job is never settled without its result (a
+    /// worker that dies in between runs the job again, at-least-once). A failed store
+    /// is tried again with backoff while the heartbeat holds the lease, for up to a
+    /// lease's length; then the error is returned and the settlement is not made: the
+    /// delivery, dropped unsettled, hands the job back to run again.
+    async fn store_result(&mut self) -> Result<()> {
         let Some((channel, stash)) = self.result.take() else {
-            return;
+            return Ok(());
         };
         let Some(outcome) = stash.get() else {
-            return;
+            return Ok(());
         };
-        if let Err(error) = self.settler.link.reply(self.id, &channel, outcome).await {
-            tracing::warn!(job = self.id, error = %crate::error::Chain(&error), "could not store a job's result for its producer");
+        let link = &self.settler.link;
+        let give_up = tokio::time::Instant::now() + link.config.lease_length();
+        let mut backoff = Backoff::new();
+        loop {
+            match link.reply(self.id, &channel, outcome).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay > give_up {
+                        tracing::warn!(job = self.id, error = %crate::error::Chain(&error), "could not store a job's result for its producer; the job is not settled and will run again");
+                        return Err(error);
+                    }
+                    tracing::debug!(job = self.id, error = %crate::error::Chain(&error), "could not store a job's result; trying again");
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
     }
 
@@ -191,7 +208,7 @@ impl RedisDelivery {
 
     /// Dead-letters the job, counted in `stat`.
     pub(crate) async fn bury_as(&mut self, reason: &str, stat: BuryStat) -> Result<()> {
-        self.store_result().await;
+        self.store_result().await?;
         self.hand_off();
         let codes = self
             .settler
@@ -237,8 +254,9 @@ impl Delivery for RedisDelivery {
     fn ack(mut self) -> impl Future<Output = Result<(), QueueError>> + Send {
         // Queued before the future is first polled, so dropping the future does not
         // take the acknowledgement back; a job whose producer waits for its result
-        // stores it first (dropping that future before the ack is queued drops the
-        // delivery unsettled: the job comes back with its lease).
+        // stores it first, and is acknowledged only once it is stored (dropping that
+        // future before the ack is queued drops the delivery unsettled: the job comes
+        // back with its lease).
         let queued = self.result.is_none().then(|| {
             let queued =
                 self.settler
@@ -250,7 +268,9 @@ impl Delivery for RedisDelivery {
             let queued = match queued {
                 Some(queued) => queued,
                 None => {
-                    self.store_result().await;
+                    // Not stored: not acknowledged (dropped here, the delivery hands
+                    // the job back).
+                    self.store_result().await?;
                     let queued = self.settler.queue_ack(
                         self.id,
                         self.lease.id,

@@ -370,7 +370,10 @@
 //! - the worker that finishes the job stores the outcome as JSON under
 //!   `result:<id>` with [`result_ttl`](RedisConfig::result_ttl) (default 1 hour)
 //!   **before** it acknowledges or dead-letters the job (one script,
-//!   `lua/reply.lua`), and pushes it to `replies:<channel>` (same TTL);
+//!   `lua/reply.lua`), and pushes it to `replies:<channel>` (same TTL). A store that
+//!   fails (Redis restarting, say) is tried again with backoff for up to a lease's
+//!   length; failing that, the job is not settled and runs again, so no job is
+//!   settled without its result;
 //! - the producer's listener, blocked in `BLPOP` on its channel (started with its first
 //!   `submit`), wakes at once and resolves the handle: no polling.
 //!
@@ -387,8 +390,7 @@
 //! next attempt answers). Jobs dead-lettered outside a pool's run (an expired lease out
 //! of attempts, a record that does not decode, a missed start deadline) store no
 //! result: their handles wait until their timeout. Without `with_results`, `submit` is
-//! refused with [`Error::Config`] and the job comes back. (`AnyPool::submit` still
-//! refuses every Redis queue: keep the typed `Pool` for handles.)
+//! refused with [`Error::Config`] and the job comes back (through an `AnyPool` too).
 //!
 //! ```
 //! use crewpool_redis::{RedisConfig, RedisQueue};

@@ -67,6 +67,11 @@ impl<J> Front<J> {
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
     }
+
+    /// Whether the queue was closed in this process.
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.close_signal.borrow()
+    }
 }
 
 impl<J> Drop for Front<J> {
@@ -970,6 +975,10 @@ where
 {
     type Job = J;
     type Consumer = RedisConsumer<J>;
+    /// A producer's handles get their results once the queue knows its result type
+    /// ([`RedisQueue::with_results`]); before that, a submit is refused with
+    /// [`Error::Config`].
+    const REPLIES: bool = true;
 
     /// Enqueues the job with an id Redis assigns, and returns that id (the one its
     /// consumers deliver it under); the envelope's `id` and `attempt` are not sent.

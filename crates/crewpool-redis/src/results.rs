@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crewpool_core::Reply;
-use crewpool_runtime::{JobError, Outcome};
+use crewpool_core::{JobError, JobResult, Outcome};
 use redis::Value;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -500,12 +500,12 @@ impl<T: DeserializeOwned, E: DeserializeOwned> ResultStream<T, E> {
     /// # Cancel safety
     ///
     /// Cancel safe: a result is taken only when it is returned.
-    pub async fn next(&mut self) -> Option<crewpool_runtime::JobResult<T, E>> {
+    pub async fn next(&mut self) -> Option<JobResult<T, E>> {
         loop {
             let (id, payload) = self.results.recv_async().await.ok()?;
             match decode::<T, E>(&payload) {
                 Ok(outcome) => {
-                    return Some(crewpool_runtime::JobResult {
+                    return Some(JobResult {
                         id: crewpool_core::JobId(id),
                         outcome,
                     });

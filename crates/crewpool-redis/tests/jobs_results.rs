@@ -332,3 +332,40 @@ async fn a_result_whose_reply_was_lost_with_the_connection_is_read_from_its_stor
     assert_eq!(got, output);
     pool.shutdown().await;
 }
+
+/// A worker acknowledges a job whose producer waits for its result only once the
+/// result is stored: a store Redis refuses (here an ACL that denies the worker's user
+/// the result keys) holds the acknowledgement back, so the job is never settled
+/// without its result; once the store goes through, the producer gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_not_acknowledged_before_its_result_is_stored() {
+    // Every key of the queue but its stored results (`result:<id>`), and the
+    // registry of queues.
+    let server = RedisServer::builder()
+        .args(&["--user", "worker", "on", ">worker-pass", "~crewpool:queues"])
+        .args(&[
+            "~crewpool:{unstored}:[^r]*",
+            "~crewpool:{unstored}:replies:*",
+        ])
+        .args(&["~crewpool:{unstored}:resumed", "~crewpool:{unstored}:rate"])
+        .args(&["&*", "+@all"])
+        .start();
+    let url = server.url_for("worker", "worker-pass");
+    let pool = producer(&url, "unstored", |c| c.lease(Duration::from_secs(2))).await;
+    let handle = pool.submit(4).await.unwrap();
+    let key = format!("result:{}", handle.id().0);
+    until("the worker's store of the result was refused", || {
+        server.cli(&["ACL", "LOG"]).contains(&key)
+    })
+    .await;
+    assert_eq!(
+        server.cli(&["ACL", "SETUSER", "worker", "allkeys"]).trim(),
+        "OK"
+    );
+    let (doubled, _) = tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .expect("the result arrives: the job was not acknowledged without it")
+        .expect("the job succeeded");
+    assert_eq!(doubled, 8);
+    pool.shutdown().await;
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crewpool_core::{Queue, RetryPolicy};
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{QueueStats, RedisConfig, RedisQueue};
-use crewpool_runtime::{PoolBuilder, SubmitError};
+use crewpool_runtime::PoolBuilder;
 use support::HANG_GUARD;
 
 /// Polls the queue's state in Redis until `done` holds (bounded by the hang guard).
@@ -144,10 +144,11 @@ async fn a_job_that_does_not_decode_is_counted_by_the_pool() {
     assert!(stats.to_string().contains("undeliverable=1"), "{stats}");
 }
 
-/// A job on a Redis queue runs in whichever process takes it: a handle to its result
-/// is refused at once (the typed `Pool` has no `submit` for such a queue at all).
+/// Behind an `AnyPool` (its queue type erased), a Redis queue's `submit` behaves as the
+/// typed pool's: refused with the queue's configuration error, job back, while the
+/// queue has no result type; a handle that resolves once it has one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handle_to_a_result_is_refused_at_once() {
+async fn an_erased_pool_submits_as_the_typed_one_does() {
     let server = RedisServer::start();
     let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "handles"))
         .await
@@ -159,12 +160,39 @@ async fn a_handle_to_a_result_is_refused_at_once() {
         .unwrap()
         .into_any();
     match pool.submit(5).await {
-        Err(SubmitError::ResultsUnavailable(job)) => assert_eq!(job, 5),
-        other => panic!("expected ResultsUnavailable(5), got {other:?}"),
+        Err(error) => {
+            assert!(
+                matches!(
+                    error.backend_error::<crewpool_redis::Error>(),
+                    Some(crewpool_redis::Error::Config(_))
+                ),
+                "{error:?}"
+            );
+            assert_eq!(error.into_inner(), 5, "the job comes back");
+        }
+        Ok(_) => panic!("a handle without a result type"),
     }
     assert_eq!(pool.stats().submitted, 0, "nothing was enqueued");
     pool.spawn(6).await.unwrap();
     assert_eq!(pool.shutdown().await.stats.submitted, 1);
+
+    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "handles"))
+        .await
+        .unwrap()
+        .with_results::<u64, String>();
+    let pool = PoolBuilder::new()
+        .workers(1)
+        .queue(queue)
+        .build(|n: u64| async move { Ok::<_, String>(n * 3) })
+        .unwrap()
+        .into_any();
+    let handle = pool.submit(7).await.unwrap();
+    let got = tokio::time::timeout(HANG_GUARD, handle)
+        .await
+        .expect("hang guard")
+        .unwrap();
+    assert_eq!(got, 21);
+    pool.shutdown().await;
 }
 
 /// A job over the payload limit comes back from `spawn` with the Redis error one

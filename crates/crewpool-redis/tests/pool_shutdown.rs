@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crewpool_core::testkit::{CountingWaker, poll_once};
-use crewpool_core::{Consumer, Queue, Worker};
+use crewpool_core::{Consumer, Delivery, Queue, Worker};
 use crewpool_redis::testing::RedisServer;
 use crewpool_redis::{RedisConfig, RedisQueue};
 use crewpool_runtime::{Pool, PoolBuilder};
@@ -212,4 +212,38 @@ async fn a_closed_queue_enqueues_nothing() {
         "0",
         "nothing reached Redis"
     );
+}
+
+/// Once its queue is closed, a consumer takes nothing more from the process's buffer
+/// of prefetched jobs: they go back to Redis unstarted, so a pool's shutdown starts no
+/// new job, however its workers and the fetcher's release interleave. (One thread,
+/// so the consumer asks before the fetcher has run since the close.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_closed_queue_hands_out_nothing_more_from_its_buffer() {
+    let server = RedisServer::start();
+    let config = RedisConfig::new(server.url(), "closing").prefetch(8);
+    let queue = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
+    queue.enqueue_bulk(0..10_u64).await.unwrap();
+    let mut consumer = queue.consumer().unwrap();
+    let first = consumer.next().await.unwrap();
+    assert!(
+        queue.counters().fetched > 1,
+        "the fetch took jobs ahead into the buffer"
+    );
+    queue.close();
+    assert!(
+        consumer.try_next().is_none(),
+        "a buffered job was handed out after the close"
+    );
+    first.delivery.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(HANG_GUARD, consumer.next())
+            .await
+            .expect("hang guard")
+            .is_none(),
+        "next ends once the buffer went back"
+    );
+    let inspector = RedisQueue::<u64>::connect(config).await.unwrap();
+    let stats = inspector.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.active), (9, 0), "the rest is back");
 }

@@ -74,14 +74,11 @@ pub enum SubmitError<J> {
         #[source]
         source: BoxError,
     },
-    /// The pool's queue runs each job in whichever process takes it, so a handle to
-    /// the job's result cannot be given: [`AnyPool::submit`](crate::AnyPool::submit)
-    /// on a durable queue. Use `spawn`; the pool that runs the job reports its outcome
-    /// in its results stream.
-    #[error(
-        "the pool's queue runs jobs in whichever process takes them, so their results \
-         cannot come back here: use `spawn`"
-    )]
+    /// The pool's queue cannot bring a job's result back to its submitter (it does not
+    /// implement [`Replies`](crewpool_core::Replies)), so no handle can be given:
+    /// [`AnyPool::submit`](crate::AnyPool::submit) on such a queue. Use `spawn`; the
+    /// pool that runs the job reports its outcome in its results stream.
+    #[error("the pool's queue cannot bring results back to the submitter: use `spawn`")]
     ResultsUnavailable(J),
 }
 

@@ -9,7 +9,6 @@ use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
-use crate::backend::is_durable;
 use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::handle::{JobHandle, Results};
 use crate::report::ShutdownReport;
@@ -383,7 +382,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Erased<Q::Job, W::Output, W::Error> for Handle
         &self,
         job: Q::Job,
     ) -> BoxFuture<'_, Result<JobHandle<W::Output, W::Error>, SubmitError<Q::Job>>> {
-        if is_durable::<Q>() {
+        if !Q::REPLIES {
             return Box::pin(std::future::ready(Err(SubmitError::ResultsUnavailable(
                 job,
             ))));
@@ -509,9 +508,9 @@ impl<J, T, E> AnyPool<J, T, E> {
     ///
     /// # Errors
     ///
-    /// As for [`Pool::spawn`], and [`SubmitError::ResultsUnavailable`] at once when the
-    /// pool's queue cannot bring results back (a durable queue shared by processes:
-    /// use [`spawn`](AnyPool::spawn) there).
+    /// As for [`Pool::submit`], and [`SubmitError::ResultsUnavailable`] at once when
+    /// the pool's queue cannot bring results back (one that does not implement
+    /// [`Replies`](crewpool_core::Replies): use [`spawn`](AnyPool::spawn) there).
     pub async fn submit(&self, job: J) -> Result<JobHandle<T, E>, SubmitError<J>> {
         self.inner.submit(job).await
     }
