@@ -100,11 +100,17 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
         let shared = &*self.shared;
         async move {
             let id = envelope.id;
-            let mut envelope = envelope;
+            // The common case first: room at once, nothing registered.
+            let mut envelope = match try_push(shared, envelope) {
+                Ok(()) => return Ok(id),
+                Err(TryPushError::Full(back)) => back,
+                Err(refused) => return Err(PushError::Closed(refused.into_inner())),
+            };
             // Dropping this future drops the registration too, passing on a wake-up it
             // may have received (see `Waiter`).
             let mut waiter = Waiter::new(&shared.room);
             loop {
+                wait_for_room(shared, &mut waiter).await;
                 match try_push(shared, envelope) {
                     Ok(()) => break,
                     Err(TryPushError::Full(back)) => envelope = back,
@@ -113,7 +119,6 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
                         return Err(PushError::Closed(refused.into_inner()));
                     }
                 }
-                wait_for_room(shared, &mut waiter).await;
             }
             waiter.finish();
             Ok(id)
