@@ -100,7 +100,13 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// local deque on a re-check, where nobody but this consumer could have filled it;
     /// `with_peers` false looks only at the inbox and the injector.
     pub(crate) fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
-        if from_local && let Some(envelope) = self.local.pop() {
+        // Two loads first: a FIFO deque's pop is a read-modify-write even when empty,
+        // and with a ring in front the local deque is usually empty. Exact here: only
+        // this consumer adds to it.
+        if from_local
+            && !self.local.is_empty()
+            && let Some(envelope) = self.local.pop()
+        {
             return Found::Job(envelope);
         }
         for _ in 0..SEARCH_ROUNDS {
