@@ -116,15 +116,20 @@ fn teardown_within<Q: Queue<Job = u64>, W: Worker<u64>>(
 }
 
 /// `tiny` and `multi-producer`: CPU jobs on dedicated worker threads, a bounded queue.
+/// The job is a plain function ([`crewpool::plain`]): what CPU-bound work on dedicated
+/// threads is written as, run without a future per job.
 fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> {
     let done = Arc::new(Completion::new(jobs));
+    let finished = Arc::clone(&done);
     let pool = PoolBuilder::new()
         .workers(WORKERS)
         .dedicated_threads()
         .queue(Q::make(Shape::Bounded(CAPACITY)))
-        .build(Spin {
-            done: Arc::clone(&done),
-        })
+        .build(crewpool::plain(move |seed: u64, _cx: JobContext<u64>| {
+            black_box(spin(black_box(seed)));
+            finished.finish_one();
+            Ok::<(), Infallible>(())
+        }))
         .map_err(err)?;
     // Each producer thread drives its submits on a runtime of its own, built before
     // the clock starts.

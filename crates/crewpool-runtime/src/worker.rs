@@ -324,7 +324,17 @@ async fn run_one<Q, W>(
             key,
             span: &span,
         };
-        let ran = match polls.make(|| shared.worker.run(job, cx)) {
+        // A plain job is one call: no future (see `Worker::PLAIN`).
+        let plain = if W::PLAIN {
+            polls.run_plain(|| shared.worker.run_plain(job, cx))
+        } else {
+            Err((job, cx))
+        };
+        let made = match plain {
+            Ok(ran) => Err(ran),
+            Err((job, cx)) => polls.make(|| shared.worker.run(job, cx)),
+        };
+        let ran = match made {
             Err(ran) => ran,
             Ok(future) => {
                 let mut future = pin!(future);
