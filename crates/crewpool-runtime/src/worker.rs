@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{self, Job};
-use crate::backend::DeliveryOf;
+use crate::backend::{DeliveryOf, is_durable};
 use crate::context::Support;
 use crate::error::ResizeError;
 use crate::fate::{Ending, Ran};
@@ -32,7 +32,7 @@ use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::shared::{Executor, Shared};
 use crate::signal::{Event, Listen};
-use crate::stats::WorkerCounters;
+use crate::stats::{Finish, WorkerCounters};
 use crewpool_core::sync::{Arc, Ordering, lock};
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
@@ -273,6 +273,54 @@ async fn run_one<Q, W>(
         metrics.queue_depth.set(shared.queue.depth() as f64);
         Instant::now()
     });
+    // A plain job nobody awaits (no handle, no results stream), in memory, without
+    // metrics or retries: one call and a count. Nothing on this path awaits, so the
+    // books (`Ending`) need not guard it; they are opened only for an outcome other
+    // than a success.
+    let job = if W::PLAIN
+        && reply.is_none()
+        && results.is_none()
+        && started.is_none()
+        && shared.lane.is_none()
+        && !is_durable::<Q>()
+    {
+        let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+        let span = job_span(shared, delivery.as_ref(), id, attempt);
+        let polls = Job {
+            counters,
+            id,
+            key,
+            span: &span,
+        };
+        match polls.run_plain(|| shared.worker.run_plain(job, cx)) {
+            Ok(Ran::Ok(_)) => {
+                counters.record(Finish::Completed);
+                return;
+            }
+            Ok(ran) => {
+                let ending = Ending {
+                    shared,
+                    counters,
+                    id,
+                    attempt,
+                    reply,
+                    delivery,
+                    results,
+                    started,
+                    backup: None,
+                    armed: true,
+                };
+                if let Some(owed) = ending.decide(ran) {
+                    owed.settle(&shared.name).await;
+                }
+                return;
+            }
+            // Not plain after all: the general path below makes its future.
+            Err((job, _)) => job,
+        }
+    } else {
+        job
+    };
     let mut ending = Ending {
         shared,
         counters,
@@ -306,18 +354,7 @@ async fn run_one<Q, W>(
             .policies
             .timeout
             .map(|after| (after, tokio::time::Instant::now() + after));
-        // Under the producer's span when the queue carried its trace context; else under
-        // whatever span is current.
-        let parent = ending
-            .delivery
-            .as_ref()
-            .and_then(crewpool_core::Delivery::parent_span);
-        let span = match parent {
-            Some(parent) => {
-                tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
-            }
-            None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
-        };
+        let span = job_span(shared, ending.delivery.as_ref(), id, attempt);
         let polls = Job {
             counters,
             id,
@@ -360,6 +397,22 @@ async fn run_one<Q, W>(
     };
     if let Some(owed) = ending.decide(ran) {
         owed.settle(&shared.name).await;
+    }
+}
+
+/// The job's span: under the producer's span when the queue carried its trace context;
+/// else under whatever span is current.
+fn job_span<Q: Queue, W: Worker<Q::Job>>(
+    shared: &Shared<Q, W>,
+    delivery: Option<&DeliveryOf<Q>>,
+    id: crewpool_core::JobId,
+    attempt: u32,
+) -> tracing::Span {
+    match delivery.and_then(crewpool_core::Delivery::parent_span) {
+        Some(parent) => {
+            tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
+        }
+        None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
     }
 }
 

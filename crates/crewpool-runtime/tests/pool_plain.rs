@@ -94,3 +94,30 @@ async fn a_plain_job_spawns_sub_jobs_through_its_context() {
     let report = pool.shutdown().await;
     assert_eq!((report.stats.completed, report.stats.failed), (15, 0));
 }
+
+#[tokio::test]
+async fn plain_jobs_spawned_without_a_handle_are_counted_by_outcome() {
+    // The default hook prints every caught panic; this one is expected.
+    std::panic::set_hook(Box::new(|_| {}));
+    let pool = PoolBuilder::new()
+        .workers(2)
+        .dedicated_threads()
+        .queue(FlumeQueue::bounded(2))
+        .build(plain(|n: u64, _cx: JobContext<u64>| match n % 3 {
+            0 => Ok(()),
+            1 => Err("refused"),
+            _ => panic!("job {n} exploded"),
+        }))
+        .unwrap();
+    for n in 0..9 {
+        pool.spawn(n).await.unwrap();
+    }
+    let report = pool.shutdown().await;
+    let stats = report.stats;
+    assert_eq!(
+        (stats.completed, stats.failed, stats.panicked),
+        (3, 3, 3),
+        "{stats}"
+    );
+    let _ = std::panic::take_hook();
+}
