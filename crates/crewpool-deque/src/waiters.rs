@@ -110,6 +110,7 @@ impl WaitList {
     }
 
     /// Wakes the oldest waiter, if any.
+    #[inline]
     pub(crate) fn notify_one(&self) {
         fence(Ordering::SeqCst);
         self.notify_one_fenced()
@@ -117,6 +118,7 @@ impl WaitList {
 
     /// Like [`notify_one`](WaitList::notify_one), for a notifier that issued the
     /// `SeqCst` fence itself, after its state change.
+    #[inline]
     pub(crate) fn notify_one_fenced(&self) {
         // Relaxed after the caller's fence: see "Protocol".
         if self.waiting.load(Ordering::Relaxed) == 0 {
@@ -142,6 +144,7 @@ impl WaitList {
         }
     }
 
+    #[cold]
     fn wake_one(&self) {
         let woken = {
             let mut entries = lock(&self.entries);
