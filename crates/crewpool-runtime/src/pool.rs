@@ -122,15 +122,10 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// was not accepted (and is not counted) and is dropped with it. Use
     /// [`submit_timeout`](Pool::submit_timeout) to bound the wait and keep the job. On
     /// a durable queue the job may have been stored before the drop.
-    pub fn spawn(
-        &self,
-        job: Q::Job,
-    ) -> impl Future<Output = Result<JobId, SubmitError<Q::Job>>> + Send + '_ {
-        // The submit's own future, not one wrapped around it: one state machine fewer
-        // per job. The id is taken when the future is made.
+    pub async fn spawn(&self, job: Q::Job) -> Result<JobId, SubmitError<Q::Job>> {
         let shared = self.shared();
         let id = shared.next_id();
-        shared.submit(shared.envelope(job, id))
+        shared.submit(shared.envelope(job, id)).await
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
