@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +47,9 @@ pub(crate) struct Front<J> {
     runtime: tokio::runtime::Handle,
     server: ServerInfo,
     close_signal: watch::Sender<bool>,
+    /// Set with `close_signal`: read by consumers for every job they hand out, so a
+    /// plain load rather than the watch's lock.
+    closed: AtomicBool,
     buffer: OnceLock<Buffer<J>>,
     /// The result type, once [`RedisQueue::with_results`] set it: the codec, and the
     /// handles of this process waiting for results.
@@ -70,14 +74,20 @@ impl<J> Front<J> {
 
     /// Whether the queue was closed in this process.
     pub(crate) fn is_closed(&self) -> bool {
-        *self.close_signal.borrow()
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the queue in this process: no more enqueues, fetches or hand-outs.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.close_signal.send_replace(true);
     }
 }
 
 impl<J> Drop for Front<J> {
     fn drop(&mut self) {
         // The last handle is gone: the fetcher stops and releases what it prefetched.
-        self.close_signal.send_replace(true);
+        self.close();
     }
 }
 
@@ -132,6 +142,7 @@ where
                 runtime,
                 server,
                 close_signal,
+                closed: AtomicBool::new(false),
                 buffer: OnceLock::new(),
                 results: OnceLock::new(),
                 _job: PhantomData,
@@ -1060,11 +1071,11 @@ where
     /// other workers, prefetched ones are released, and consumers return `None` once
     /// their local work is done. See "Closing" in the crate docs.
     fn close(&self) {
-        self.front.close_signal.send_replace(true);
+        self.front.close();
     }
 
     fn is_closed(&self) -> bool {
-        *self.front.close_signal.borrow()
+        self.front.is_closed()
     }
 
     /// The policy in force: [`RedisConfig::retry`], or a pool's own that replaced it.
@@ -1107,7 +1118,7 @@ impl<J> fmt::Debug for RedisQueue<J> {
         f.debug_struct("RedisQueue")
             .field("url", &link.config.url)
             .field("queue", &link.config.queue)
-            .field("closed", &*self.front.close_signal.borrow())
+            .field("closed", &self.front.is_closed())
             .finish_non_exhaustive()
     }
 }
