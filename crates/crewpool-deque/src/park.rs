@@ -102,19 +102,25 @@ const LINGER_STEPS: usize = 7;
 /// beyond that, so a producer on an async runtime lets the runtime's other tasks run
 /// while the queue is full.
 pub(crate) async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
-    poll_fn(|cx| {
-        if shared.has_room() || linger_for_room(shared) {
-            return Poll::Ready(());
-        }
-        waiter.register(cx.waker());
-        // Checked again after registering: a take in between would otherwise be missed.
-        if shared.has_room() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+    poll_fn(|cx| poll_room(shared, waiter, cx)).await;
+}
+
+/// One poll of [`wait_for_room`], for futures written by hand (`queue::Push`).
+pub(crate) fn poll_room<J>(
+    shared: &Shared<J>,
+    waiter: &mut Waiter<'_>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if shared.has_room() || linger_for_room(shared) {
+        return Poll::Ready(());
+    }
+    waiter.register(cx.waker());
+    // Checked again after registering: a take in between would otherwise be missed.
+    if shared.has_room() {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
+    }
 }
 
 /// The short, bounded spin before a producer parks for room: a few checks with

@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use crewpool_core::{
     Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
@@ -12,7 +14,7 @@ use crossbeam_utils::CachePadded;
 use crate::consumer::DequeConsumer;
 use crate::deques::{Injector, Ring};
 use crate::ledger::{Ledger, Refused};
-use crate::park::wait_for_room;
+use crate::park::{poll_room, wait_for_room};
 use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::waiters::{WaitList, Waiter};
@@ -98,30 +100,10 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
         envelope: Envelope<J>,
     ) -> impl Future<Output = Result<JobId, PushError<Envelope<J>>>> + Send {
         let shared = &*self.shared;
-        async move {
-            let id = envelope.id;
-            // The common case first: room at once, nothing registered.
-            let mut envelope = match try_push(shared, envelope) {
-                Ok(()) => return Ok(id),
-                Err(TryPushError::Full(back)) => back,
-                Err(refused) => return Err(PushError::Closed(refused.into_inner())),
-            };
-            // Dropping this future drops the registration too, passing on a wake-up it
-            // may have received (see `Waiter`).
-            let mut waiter = Waiter::new(&shared.room);
-            loop {
-                wait_for_room(shared, &mut waiter).await;
-                match try_push(shared, envelope) {
-                    Ok(()) => break,
-                    Err(TryPushError::Full(back)) => envelope = back,
-                    Err(refused) => {
-                        waiter.finish();
-                        return Err(PushError::Closed(refused.into_inner()));
-                    }
-                }
-            }
-            waiter.finish();
-            Ok(id)
+        Push {
+            shared,
+            envelope: Some(envelope),
+            waiter: Waiter::new(&shared.room),
         }
     }
 
@@ -146,6 +128,49 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
 
     fn is_closed(&self) -> bool {
         self.shared.ledger.is_closed()
+    }
+}
+
+/// The future of [`DequeQueue::push`], written by hand (an `async` block copied the
+/// envelope in and out of its state more than this does): each poll tries to push,
+/// and while the queue is full waits for room as [`wait_for_room`] does, registered
+/// with `waiter`. Dropping it drops the registration too, passing on a wake-up it may
+/// have received (see `Waiter`).
+struct Push<'a, J> {
+    shared: &'a Shared<J>,
+    /// `None` once the push completed.
+    envelope: Option<Envelope<J>>,
+    waiter: Waiter<'a>,
+}
+
+// No field is pinned (the envelope is moved in and out by value): `Push` may move
+// between polls whatever the job type.
+impl<J> Unpin for Push<'_, J> {}
+
+impl<J> Future for Push<'_, J> {
+    type Output = Result<JobId, PushError<Envelope<J>>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            // Polled again after it completed: nothing left to do.
+            let Some(envelope) = this.envelope.take() else {
+                return Poll::Pending;
+            };
+            let id = envelope.id;
+            match try_push(this.shared, envelope) {
+                Ok(()) => {
+                    this.waiter.leave();
+                    return Poll::Ready(Ok(id));
+                }
+                Err(TryPushError::Full(back)) => this.envelope = Some(back),
+                Err(refused) => {
+                    this.waiter.leave();
+                    return Poll::Ready(Err(PushError::Closed(refused.into_inner())));
+                }
+            }
+            ready!(poll_room(this.shared, &mut this.waiter, cx));
+        }
     }
 }
 

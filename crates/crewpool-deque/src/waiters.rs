@@ -197,6 +197,13 @@ impl<'a> Waiter<'a> {
 
     /// Leaves the list because the waiter got what it waited for.
     pub(crate) fn finish(mut self) {
+        self.leave();
+    }
+
+    /// [`finish`](Waiter::finish) for a waiter kept in a future's state: leaves the
+    /// list (if registered); dropping it later passes nothing on.
+    #[inline]
+    pub(crate) fn leave(&mut self) {
         self.list.cancel(&mut self.key);
     }
 }
