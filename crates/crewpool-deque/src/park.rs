@@ -15,7 +15,7 @@
 //!     │ contended (a source kept answering "retry") ──▶ wake itself, Pending (a yield)
 //!     │ nothing
 //!     ▼
-//!   linger: a few more searches of its inbox and the injector, 1 to 64 pause hints
+//!   linger: a few more searches of its inbox, the ring and the injector, 1 to 64 pause hints
 //!     │ apart (about a hundred in all) ──found──▶ Ready(job)
 //!     │ nothing; closed and drained ──▶ Ready(None), finished for good
 //!     ▼
@@ -30,7 +30,7 @@
 //!
 //! **Leaving.** A consumer that finds a job after it registered leaves the list
 //! ([`WaitList::cancel`](crate::waiters::WaitList::cancel)). If it learns it had been
-//! woken meanwhile, and jobs are still visibly left (in the injector or its local
+//! woken meanwhile, and jobs are still visibly left (in the ring, the injector or its local
 //! deque), it passes the wake-up on to another sleeper: the job it took may not be
 //! the one it was woken for. A `next` future dropped after being woken passes its
 //! wake-up on the same way, so a cancelled wait never swallows one.
@@ -163,7 +163,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
             let backoff = crossbeam_utils::Backoff::new();
             for _ in 0..LINGER_STEPS {
                 backoff.spin();
-                // The injector and the inbox only: that is where a steady producer's
+                // The inbox, the ring and the injector only: that is where a steady producer's
                 // next job lands. Peers were searched just before and are searched
                 // again after registering; scanning them on every spin would cost
                 // O(consumers) per pass, ruinous with thousands of them.
