@@ -149,7 +149,8 @@ impl Workload {
             Workload::ForkJoin => format!(
                 "a binary tree of depth {FORK_DEPTH} ({} jobs of {ROUNDS} xorshift rounds): \
                  each job spawns its two children from inside the pool, {WORKERS} workers, \
-                 unbounded queues (a bounded one deadlocks a pool that feeds itself)",
+                 unbounded queues (a bounded one deadlocks a pool that feeds itself); \
+                 crewpool's jobs are plain functions (`crewpool::plain`)",
                 fork_join_jobs(FORK_DEPTH)
             ),
             Workload::MultiProducer => format!(
