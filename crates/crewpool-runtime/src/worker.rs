@@ -204,7 +204,7 @@ pub(crate) async fn run<Q, W>(
             Taken::Queue(received) => (received.envelope, Some(received.delivery)),
             Taken::Retry(envelope) => (envelope, None),
         };
-        run_one(
+        if let Some((envelope, delivery)) = run_plain_now(
             &shared,
             &counters,
             &support,
@@ -212,8 +212,18 @@ pub(crate) async fn run<Q, W>(
             envelope,
             delivery,
             results.as_ref(),
-        )
-        .await;
+        ) {
+            run_one(
+                &shared,
+                &counters,
+                &support,
+                key,
+                envelope,
+                delivery,
+                results.as_ref(),
+            )
+            .await;
+        }
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
@@ -236,6 +246,75 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
     }
+}
+
+/// Runs a plain job (`Worker::PLAIN`) that nobody awaits (no handle, no results
+/// stream), in memory, without metrics or retries, right here: one call and a count,
+/// with no future of `run_one`'s. Nothing on this path awaits, so the job's books
+/// (`Ending`) need not guard it; they are opened only for an outcome other than a
+/// success. Gives the envelope back for `run_one` when the job is not such a job, or
+/// the worker turned out not to be plain.
+#[inline]
+fn run_plain_now<Q, W>(
+    shared: &Shared<Q, W>,
+    counters: &WorkerCounters,
+    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
+    key: usize,
+    envelope: Envelope<Q::Job>,
+    delivery: Option<DeliveryOf<Q>>,
+    results: Option<&ResultSink<W, Q::Job>>,
+) -> Option<(Envelope<Q::Job>, Option<DeliveryOf<Q>>)>
+where
+    Q: Queue,
+    W: Worker<Q::Job>,
+{
+    if !(W::PLAIN
+        && envelope.reply.is_none()
+        && results.is_none()
+        && shared.metrics.is_none()
+        && shared.lane.is_none()
+        && !is_durable::<Q>())
+    {
+        return Some((envelope, delivery));
+    }
+    // No reply (checked), and the enqueue stamp serves only metrics (off).
+    let Envelope {
+        job, id, attempt, ..
+    } = envelope;
+    let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+    let span = job_span(shared, delivery.as_ref(), id, attempt);
+    let polls = Job {
+        counters,
+        id,
+        key,
+        span: &span,
+    };
+    match polls.run_plain(|| shared.worker.run_plain(job, cx)) {
+        Ok(Ran::Ok(_)) => counters.record(Finish::Completed),
+        Ok(ran) => {
+            let ending = Ending {
+                shared,
+                counters,
+                id,
+                attempt,
+                reply: None,
+                delivery,
+                results,
+                started: None,
+                backup: None,
+                armed: true,
+            };
+            // In memory (checked above): nothing is owed to the queue.
+            let owed = ending.decide(ran);
+            debug_assert!(owed.is_none(), "an in-memory job owes its queue nothing");
+        }
+        // Not plain after all: `run_one` makes its future.
+        Err((job, _)) => {
+            let envelope = Envelope::new(job).with_id(id).with_attempt(attempt);
+            return Some((envelope, delivery));
+        }
+    }
+    None
 }
 
 /// Runs one job: opens its books, runs its attempt (see [`attempt`](crate::attempt):
@@ -273,54 +352,6 @@ async fn run_one<Q, W>(
         metrics.queue_depth.set(shared.queue.depth() as f64);
         Instant::now()
     });
-    // A plain job nobody awaits (no handle, no results stream), in memory, without
-    // metrics or retries: one call and a count. Nothing on this path awaits, so the
-    // books (`Ending`) need not guard it; they are opened only for an outcome other
-    // than a success.
-    let job = if W::PLAIN
-        && reply.is_none()
-        && results.is_none()
-        && started.is_none()
-        && shared.lane.is_none()
-        && !is_durable::<Q>()
-    {
-        let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
-        let span = job_span(shared, delivery.as_ref(), id, attempt);
-        let polls = Job {
-            counters,
-            id,
-            key,
-            span: &span,
-        };
-        match polls.run_plain(|| shared.worker.run_plain(job, cx)) {
-            Ok(Ran::Ok(_)) => {
-                counters.record(Finish::Completed);
-                return;
-            }
-            Ok(ran) => {
-                let ending = Ending {
-                    shared,
-                    counters,
-                    id,
-                    attempt,
-                    reply,
-                    delivery,
-                    results,
-                    started,
-                    backup: None,
-                    armed: true,
-                };
-                if let Some(owed) = ending.decide(ran) {
-                    owed.settle(&shared.name).await;
-                }
-                return;
-            }
-            // Not plain after all: the general path below makes its future.
-            Err((job, _)) => job,
-        }
-    } else {
-        job
-    };
     let mut ending = Ending {
         shared,
         counters,
