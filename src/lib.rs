@@ -52,8 +52,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub use crewpool_core::{
-    Failure, FailureKind, JobContext, JobId, QueueError, RetryPolicy, SpawnError, WithContext,
-    Worker, with_context,
+    Failure, FailureKind, JobContext, JobId, Plain, QueueError, RetryPolicy, SpawnError,
+    WithContext, Worker, plain, with_context,
 };
 pub use crewpool_runtime::{
     AnyPool, BuildError, CancellationToken, ContextExt, JobError, JobHandle, JobResult, Outcome,

@@ -116,15 +116,20 @@ fn teardown_within<Q: Queue<Job = u64>, W: Worker<u64>>(
 }
 
 /// `tiny` and `multi-producer`: CPU jobs on dedicated worker threads, a bounded queue.
+/// The job is a plain function ([`crewpool::plain`]): what CPU-bound work on dedicated
+/// threads is written as, run without a future per job.
 fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> {
     let done = Arc::new(Completion::new(jobs));
+    let finished = Arc::clone(&done);
     let pool = PoolBuilder::new()
         .workers(WORKERS)
         .dedicated_threads()
         .queue(Q::make(Shape::Bounded(CAPACITY)))
-        .build(Spin {
-            done: Arc::clone(&done),
-        })
+        .build(crewpool::plain(move |seed: u64, _cx: JobContext<u64>| {
+            black_box(spin(black_box(seed)));
+            finished.finish_one();
+            Ok::<(), Infallible>(())
+        }))
         .map_err(err)?;
     // Each producer thread drives its submits on a runtime of its own, built before
     // the clock starts.
@@ -185,29 +190,23 @@ fn io<Q: BenchQueue>() -> Result<Measurement, String> {
     Ok(measured)
 }
 
-/// A fork-join tree node: spawns its two children, spins, one completion.
-struct Node {
-    done: Arc<Completion>,
-}
-
-impl Worker<u64> for Node {
-    type Output = ();
-    type Error = String;
-
-    async fn run(&self, depth: u64, cx: JobContext<u64>) -> Result<(), String> {
+/// A fork-join tree node, a plain function (as `tiny`'s job): spawns its two children
+/// through its context, spins, one completion.
+fn node(done: Arc<Completion>) -> impl Worker<u64, Output = (), Error = String> {
+    crewpool::plain(move |depth: u64, cx: JobContext<u64>| {
         if depth > 0 {
             for _ in 0..2 {
                 if let Err(error) = cx.spawn(depth - 1) {
                     let why = format!("a sub-job was refused: {error}");
-                    self.done.fail(why.clone());
+                    done.fail(why.clone());
                     return Err(why);
                 }
             }
         }
         black_box(spin(black_box(depth ^ cx.id().0)));
-        self.done.finish_one();
+        done.finish_one();
         Ok(())
-    }
+    })
 }
 
 /// `fork-join`: one root job; every job spawns its children through its context.
@@ -218,9 +217,7 @@ fn fork_join<Q: BenchQueue>() -> Result<Measurement, String> {
         .workers(WORKERS)
         .dedicated_threads()
         .queue(Q::make(Shape::Unbounded))
-        .build(Node {
-            done: Arc::clone(&done),
-        })
+        .build(node(Arc::clone(&done)))
         .map_err(err)?;
     let runtime = local_runtime()?;
     let start = Start::now();

@@ -135,7 +135,8 @@ impl Workload {
             Workload::Tiny => format!(
                 "{TINY_JOBS} jobs of {ROUNDS} xorshift rounds, one producer, {WORKERS} workers, \
                  queues bounded at {CAPACITY} where the system has a bound \
-                 (thread-per-job: {THREAD_PER_JOB_JOBS} jobs)"
+                 (thread-per-job: {THREAD_PER_JOB_JOBS} jobs); crewpool's jobs are plain \
+                 functions (`crewpool::plain`) on dedicated threads"
             ),
             Workload::Io => format!(
                 "{IO_JOBS} jobs that each sleep {} ms, {IO_CONCURRENCY} at a time \
@@ -148,12 +149,14 @@ impl Workload {
             Workload::ForkJoin => format!(
                 "a binary tree of depth {FORK_DEPTH} ({} jobs of {ROUNDS} xorshift rounds): \
                  each job spawns its two children from inside the pool, {WORKERS} workers, \
-                 unbounded queues (a bounded one deadlocks a pool that feeds itself)",
+                 unbounded queues (a bounded one deadlocks a pool that feeds itself); \
+                 crewpool's jobs are plain functions (`crewpool::plain`)",
                 fork_join_jobs(FORK_DEPTH)
             ),
             Workload::MultiProducer => format!(
                 "{TINY_JOBS} jobs of {ROUNDS} xorshift rounds from {PRODUCERS} producer threads, \
-                 {WORKERS} workers, bounded at {CAPACITY} (thread-per-job: {THREAD_PER_JOB_JOBS} jobs)"
+                 {WORKERS} workers, bounded at {CAPACITY} (thread-per-job: {THREAD_PER_JOB_JOBS} jobs); \
+                 crewpool's jobs are plain functions (`crewpool::plain`) on dedicated threads"
             ),
             Workload::Queued => format!(
                 "memory: {QUEUED_JOBS} tiny jobs queued (unbounded) and not yet started while \

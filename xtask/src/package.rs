@@ -30,12 +30,60 @@ pub(crate) fn task(args: &[String]) -> Result {
     if let Some(extra) = args.first() {
         return Err(format!("`package` takes no arguments (got `{extra}`)"));
     }
+    forget_earlier_packages()?;
+    // And what the earlier verification built of them: Cargo takes a registry crate
+    // of the same name and version as unchanged.
+    let mut clean = vec!["clean"];
+    for name in CRATES {
+        clean.extend(["-p", name]);
+    }
+    run("cargo", &clean)?;
     let mut package = vec!["package", "--allow-dirty"];
     for name in CRATES {
         package.extend(["-p", name]);
     }
     run("cargo", &package)?;
     install_check()
+}
+
+/// Removes what an earlier `cargo package` run extracted of our crates. Cargo verifies
+/// each package against the others through a temporary local registry, and extracts
+/// each crate from it into `$CARGO_HOME/registry/src/<that registry>/` once per name
+/// and version, then reuses the extraction: a later run of changed sources, at the
+/// same version, would build against the first run's copies. (crates.io's own
+/// extractions, under `index.crates.io-*`, are left alone.)
+fn forget_earlier_packages() -> Result {
+    let home = match std::env::var_os("CARGO_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => match std::env::var_os("HOME") {
+            Some(home) => std::path::PathBuf::from(home).join(".cargo"),
+            None => return Ok(()),
+        },
+    };
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if registry.file_name().to_string_lossy().starts_with("index.") {
+            continue;
+        }
+        let Ok(extracted) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in extracted.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if CRATES.iter().any(|krate| {
+                name.strip_prefix(krate)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            }) {
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| format!("removing {}: {e}", entry.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds (and runs) the README's first example in a scratch application that depends

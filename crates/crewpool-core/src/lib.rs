@@ -96,7 +96,7 @@ pub use error::{BoxError, PushError, QueueError, SpawnError, TryPushError};
 pub use outcome::{JobError, JobResult, Outcome};
 pub use queue::{Queue, Replies, Retryable, TryPush};
 pub use retry::{Failure, FailureKind, RetryPolicy};
-pub use worker::{ContextSupport, JobContext, WithContext, Worker, with_context};
+pub use worker::{ContextSupport, JobContext, Plain, WithContext, Worker, plain, with_context};
 
 /// The README (the crate's registry page): its examples compile and run as doctests.
 #[cfg(doctest)]

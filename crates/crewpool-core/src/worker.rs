@@ -23,7 +23,8 @@ use crate::{Attachment, JobId, SpawnError};
 ///   of an async application is not starved.
 ///
 /// Async closures and functions taking the job implement `Worker`; wrap a function
-/// that also wants the [`JobContext`] in [`with_context`].
+/// that also wants the [`JobContext`] in [`with_context`], and a plain (not async)
+/// function in [`plain`], which runtimes call without a future per job.
 ///
 /// # Examples
 ///
@@ -60,12 +61,33 @@ pub trait Worker<J>: Send + Sync + 'static {
     /// What a failed job produces.
     type Error: fmt::Display + fmt::Debug + Send + 'static;
 
+    /// Whether [`run_plain`](Worker::run_plain) runs jobs: `true` for a [`plain`]
+    /// function, which a runtime calls directly, without making a future per job.
+    const PLAIN: bool = false;
+
     /// Runs one job.
     fn run(
         &self,
         job: J,
         cx: JobContext<J>,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+
+    /// Runs one job to its end on the calling thread, if this worker is a [`plain`]
+    /// function ([`PLAIN`](Worker::PLAIN)); any other worker gives the job and its
+    /// context back (the default), and the runtime polls [`run`](Worker::run)'s
+    /// future instead. Runtimes call it only when `PLAIN` is `true`.
+    ///
+    /// # Errors
+    ///
+    /// The job and its context, back, from a worker that is not plain.
+    #[allow(clippy::type_complexity)]
+    fn run_plain(
+        &self,
+        job: J,
+        cx: JobContext<J>,
+    ) -> Result<Result<Self::Output, Self::Error>, (J, JobContext<J>)> {
+        Err((job, cx))
+    }
 }
 
 impl<J, F, Fut, T, E> Worker<J> for F
@@ -80,6 +102,69 @@ where
 
     fn run(&self, job: J, _cx: JobContext<J>) -> impl Future<Output = Result<T, E>> + Send {
         self(job)
+    }
+}
+
+/// Makes a [`Worker`] of a plain (not async) function that takes the job and its
+/// [`JobContext`] and returns its result.
+///
+/// For CPU-bound jobs on dedicated threads: the runtime calls the function directly,
+/// with no future made and polled per job (see [`Worker::PLAIN`]), which makes short
+/// jobs cheaper. The call holds its thread until it returns, like any CPU-bound job
+/// (see the [`Worker`] contract), so a pool of plain jobs belongs on dedicated
+/// threads. What holds for async workers holds here: a panic fails that job only,
+/// `Err` is a failure the retry policy sees, sub-jobs go through
+/// [`JobContext::spawn`]. A per-job timeout cannot stop a plain call that has started
+/// (it ends when it returns), as with an async job that never awaits.
+///
+/// # Examples
+///
+/// ```
+/// use crewpool_core::{JobContext, Worker, plain};
+///
+/// let checksum = plain(|data: Vec<u8>, _cx: JobContext<Vec<u8>>| {
+///     Ok::<_, std::convert::Infallible>(data.iter().map(|&b| u64::from(b)).sum::<u64>())
+/// });
+///
+/// // Runtimes call it directly: no future per job.
+/// fn is_plain<J, W: Worker<J>>(_: &W) -> bool {
+///     W::PLAIN
+/// }
+/// assert!(is_plain::<Vec<u8>, _>(&checksum));
+/// let sum = checksum.run_plain(vec![1, 2, 3], JobContext::detached(Default::default(), 1));
+/// assert_eq!(sum.ok().and_then(Result::ok), Some(6));
+/// ```
+pub fn plain<F>(f: F) -> Plain<F> {
+    Plain(f)
+}
+
+/// A [`Worker`] made by [`plain`].
+#[derive(Clone, Copy)]
+pub struct Plain<F>(F);
+
+impl<F> fmt::Debug for Plain<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Plain(..)")
+    }
+}
+
+impl<J, F, T, E> Worker<J> for Plain<F>
+where
+    F: Fn(J, JobContext<J>) -> Result<T, E> + Send + Sync + 'static,
+    T: Send + 'static,
+    E: fmt::Display + fmt::Debug + Send + 'static,
+{
+    type Output = T;
+    type Error = E;
+
+    const PLAIN: bool = true;
+
+    fn run(&self, job: J, cx: JobContext<J>) -> impl Future<Output = Result<T, E>> + Send {
+        std::future::ready((self.0)(job, cx))
+    }
+
+    fn run_plain(&self, job: J, cx: JobContext<J>) -> Result<Result<T, E>, (J, JobContext<J>)> {
+        Ok((self.0)(job, cx))
     }
 }
 

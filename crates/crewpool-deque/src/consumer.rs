@@ -5,9 +5,10 @@
 //! 1. its local deque (the hot path: jobs available means `next` is ready at once, with
 //!    no lock and no allocation);
 //! 2. its inbox, where jobs running on it spawned sub-jobs (moved into the local deque
-//!    in a batch);
-//! 3. the global injector (a batch: up to half of it, at most 33 jobs);
-//! 4. its peers' local deques and inboxes, starting at a pseudo-random peer so that
+//!    in a batch; two loads first, and no steal attempt when it is empty);
+//! 3. a bounded queue's ring, one job at a time;
+//! 4. the global injector (a batch: up to half of it, at most 33 jobs);
+//! 5. its peers' local deques and inboxes, starting at a pseudo-random peer so that
 //!    thieves spread over victims instead of all hitting the first one.
 //!
 //! One pass over these is a search; a consumer repeats it while some source answered
@@ -18,7 +19,7 @@
 //!
 //! Peers that look empty (two plain loads) are skipped without a steal attempt, which
 //! would pin crossbeam's epoch. The short linger before parking re-checks only the
-//! inbox and the injector; the full search runs before it and again after registering.
+//! inbox, the ring and the injector; the full search runs before it and again after registering.
 //!
 //! # Scaling with the number of consumers
 //!
@@ -99,7 +100,13 @@ impl<J: Send + 'static> DequeConsumer<J> {
     /// local deque on a re-check, where nobody but this consumer could have filled it;
     /// `with_peers` false looks only at the inbox and the injector.
     pub(crate) fn search(&mut self, from_local: bool, with_peers: bool) -> Found<Envelope<J>> {
-        if from_local && let Some(envelope) = self.local.pop() {
+        // Two loads first: a FIFO deque's pop is a read-modify-write even when empty,
+        // and with a ring in front the local deque is usually empty. Exact here: only
+        // this consumer adds to it.
+        if from_local
+            && !self.local.is_empty()
+            && let Some(envelope) = self.local.pop()
+        {
             return Found::Job(envelope);
         }
         for _ in 0..SEARCH_ROUNDS {
@@ -132,7 +139,16 @@ impl<J: Send + 'static> DequeConsumer<J> {
             }
             Steal::Empty => None,
         };
-        if let Some(envelope) = attempt(slot.inbox.steal_batch_and_pop(local)) {
+        // Two loads before a steal: the inbox is empty unless jobs of this worker's
+        // own jobs spawned sub-jobs, and a steal on it costs several times more.
+        if !slot.inbox.is_empty()
+            && let Some(envelope) = attempt(slot.inbox.steal_batch_and_pop(local))
+        {
+            return Some(envelope);
+        }
+        if let Some(ring) = &shared.ring
+            && let Some(envelope) = attempt(ring.pop())
+        {
             return Some(envelope);
         }
         if let Some(envelope) = attempt(shared.injector.steal_batch_and_pop(local)) {

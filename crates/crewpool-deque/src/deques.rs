@@ -23,7 +23,49 @@
 pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 #[cfg(crewpool_loom)]
-pub(crate) use model::{Injector, Steal, Stealer, Worker};
+pub(crate) use model::{Injector, Ring, Steal, Stealer, Worker};
+
+#[cfg(not(crewpool_loom))]
+pub(crate) use ring::Ring;
+
+/// A bounded queue's front door: crossbeam-queue's `ArrayQueue`, a fixed array of
+/// `capacity` places allocated once. Pushing and popping cost a compare-and-swap and a
+/// store each, with no allocation (the injector allocates and zeroes a block of 63
+/// places every 63 jobs) and nothing to wake (the backend's own wait lists do that).
+#[cfg(not(crewpool_loom))]
+mod ring {
+    use crossbeam_queue::ArrayQueue;
+
+    use super::Steal;
+
+    pub(crate) struct Ring<T>(ArrayQueue<T>);
+
+    impl<T> Ring<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            Ring(ArrayQueue::new(capacity))
+        }
+
+        /// Adds `item` at the back; gives it back if every place is taken.
+        #[inline]
+        pub(crate) fn push(&self, item: T) -> Result<(), T> {
+            self.0.push(item)
+        }
+
+        /// Takes the front item. Never `Retry`: a lost race is retried inside.
+        #[inline]
+        pub(crate) fn pop(&self) -> Steal<T> {
+            self.0.pop().map_or(Steal::Empty, Steal::Success)
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+}
 
 #[cfg(crewpool_loom)]
 mod model {
@@ -102,6 +144,47 @@ mod model {
             lock(&dest.items).extend(batch);
         }
         Steal::Success(first)
+    }
+
+    /// A bounded queue's ring (`crate::deques::Ring`): a FIFO of at most `capacity`
+    /// items; a pop that meets a busy ring gets `Retry`.
+    #[derive(Debug)]
+    pub(crate) struct Ring<T> {
+        items: Mutex<VecDeque<T>>,
+        capacity: usize,
+    }
+
+    impl<T> Ring<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            Ring {
+                items: Mutex::new(VecDeque::new()),
+                capacity,
+            }
+        }
+
+        pub(crate) fn push(&self, item: T) -> Result<(), T> {
+            let mut items = lock(&self.items);
+            if items.len() >= self.capacity {
+                return Err(item);
+            }
+            items.push_back(item);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Steal<T> {
+            match self.items.try_lock() {
+                Err(_) => Steal::Retry,
+                Ok(mut items) => items.pop_front().map_or(Steal::Empty, Steal::Success),
+            }
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            lock(&self.items).len()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.items).is_empty()
+        }
     }
 
     /// A consumer's own FIFO deque (`crossbeam_deque::Worker::new_fifo`).

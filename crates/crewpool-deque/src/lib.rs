@@ -3,14 +3,17 @@
 //!
 //! # Roles
 //!
-//! - **The injector.** [`DequeQueue`] owns a global `Injector`. Producers push into it;
-//!   consumers take from it in batches (up to half of it at a time), so they touch the
-//!   shared queue once per batch instead of once per job.
+//! - **The front door.** A bounded [`DequeQueue`] lands pushed jobs in a ring of
+//!   `capacity` places (crossbeam-queue's `ArrayQueue`), allocated once: a push and a
+//!   take cost a compare-and-swap each and no allocation. An unbounded one has a global
+//!   `Injector` instead, which consumers take from in batches (up to half of it at a
+//!   time), so they touch it once per batch; it also takes the local jobs of dropped
+//!   consumers.
 //! - **Local deques.** Each [`DequeConsumer`] (one per worker) owns a local FIFO
 //!   `Worker` deque. `next` takes from it first, without locks, allocation or contended
 //!   atomics beyond the deque's own.
 //! - **Stealing.** A consumer whose local deque is empty takes from its inbox (below),
-//!   then the injector, then steals half of a peer's local deque or inbox, starting at
+//!   then the ring and the injector, then steals half of a peer's local deque or inbox, starting at
 //!   a pseudo-random peer so thieves spread out (rayon-core's registry is the model).
 //! - **Fork-join.** A running job spawns sub-jobs through its
 //!   [`JobContext`](crewpool_core::JobContext); they land in its worker's *inbox*, the
@@ -48,9 +51,9 @@
 //! }
 //! assert!(queue.try_push(Envelope::new(4)).unwrap_err().is_full());
 //!
-//! // Alice takes a batch from the injector into her local deque...
+//! // Alice takes the oldest job from the queue's ring (a bounded queue's front door)...
 //! let first = alice.next().await.unwrap().envelope.job;
-//! // ...and Bob takes the rest of the injector, or steals from Alice.
+//! // ...and Bob the next one.
 //! let second = bob.next().await.unwrap().envelope.job;
 //! assert_ne!(first, second);
 //!

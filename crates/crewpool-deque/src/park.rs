@@ -15,7 +15,7 @@
 //!     │ contended (a source kept answering "retry") ──▶ wake itself, Pending (a yield)
 //!     │ nothing
 //!     ▼
-//!   linger: a few more searches of its inbox and the injector, 1 to 64 pause hints
+//!   linger: a few more searches of its inbox, the ring and the injector, 1 to 64 pause hints
 //!     │ apart (about a hundred in all) ──found──▶ Ready(job)
 //!     │ nothing; closed and drained ──▶ Ready(None), finished for good
 //!     ▼
@@ -30,7 +30,7 @@
 //!
 //! **Leaving.** A consumer that finds a job after it registered leaves the list
 //! ([`WaitList::cancel`](crate::waiters::WaitList::cancel)). If it learns it had been
-//! woken meanwhile, and jobs are still visibly left (in the injector or its local
+//! woken meanwhile, and jobs are still visibly left (in the ring, the injector or its local
 //! deque), it passes the wake-up on to another sleeper: the job it took may not be
 //! the one it was woken for. A `next` future dropped after being woken passes its
 //! wake-up on the same way, so a cancelled wait never swallows one.
@@ -102,19 +102,25 @@ const LINGER_STEPS: usize = 7;
 /// beyond that, so a producer on an async runtime lets the runtime's other tasks run
 /// while the queue is full.
 pub(crate) async fn wait_for_room<J>(shared: &Shared<J>, waiter: &mut Waiter<'_>) {
-    poll_fn(|cx| {
-        if shared.has_room() || linger_for_room(shared) {
-            return Poll::Ready(());
-        }
-        waiter.register(cx.waker());
-        // Checked again after registering: a take in between would otherwise be missed.
-        if shared.has_room() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+    poll_fn(|cx| poll_room(shared, waiter, cx)).await;
+}
+
+/// One poll of [`wait_for_room`], for futures written by hand (`queue::Push`).
+pub(crate) fn poll_room<J>(
+    shared: &Shared<J>,
+    waiter: &mut Waiter<'_>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if shared.has_room() || linger_for_room(shared) {
+        return Poll::Ready(());
+    }
+    waiter.register(cx.waker());
+    // Checked again after registering: a take in between would otherwise be missed.
+    if shared.has_room() {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
+    }
 }
 
 /// The short, bounded spin before a producer parks for room: a few checks with
@@ -157,7 +163,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
             let backoff = crossbeam_utils::Backoff::new();
             for _ in 0..LINGER_STEPS {
                 backoff.spin();
-                // The injector and the inbox only: that is where a steady producer's
+                // The inbox, the ring and the injector only: that is where a steady producer's
                 // next job lands. Peers were searched just before and are searched
                 // again after registering; scanning them on every spin would cost
                 // O(consumers) per pass, ruinous with thousands of them.
@@ -219,7 +225,7 @@ impl<J: Send + 'static> DequeConsumer<J> {
     fn leave_with(&self, key: &mut Option<u64>, envelope: Envelope<J>) -> Received<J, Handover> {
         let woken = self.shared.sleepers.cancel(key);
         let received = self.take(envelope);
-        if woken && !(self.shared.injector.is_empty() && self.local.is_empty()) {
+        if woken && !(self.shared.front_is_empty() && self.local.is_empty()) {
             self.shared.sleepers.notify_one();
         }
         received

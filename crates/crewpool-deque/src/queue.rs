@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use crewpool_core::{
     Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
@@ -10,9 +12,9 @@ use crewpool_core::{
 use crossbeam_utils::CachePadded;
 
 use crate::consumer::DequeConsumer;
-use crate::deques::Injector;
+use crate::deques::{Injector, Ring};
 use crate::ledger::{Ledger, Refused};
-use crate::park::wait_for_room;
+use crate::park::{poll_room, wait_for_room};
 use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::waiters::{WaitList, Waiter};
@@ -78,6 +80,7 @@ impl<J: Send + 'static> DequeQueue<J> {
         DequeQueue {
             shared: Arc::new(Shared {
                 ledger: Ledger::new(capacity),
+                ring: capacity.map(Ring::new),
                 injector: Injector::new(),
                 registry: CachePadded::new(Registry::new()),
                 sleepers: CachePadded::new(WaitList::new()),
@@ -97,25 +100,10 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
         envelope: Envelope<J>,
     ) -> impl Future<Output = Result<JobId, PushError<Envelope<J>>>> + Send {
         let shared = &*self.shared;
-        async move {
-            let id = envelope.id;
-            let mut envelope = envelope;
-            // Dropping this future drops the registration too, passing on a wake-up it
-            // may have received (see `Waiter`).
-            let mut waiter = Waiter::new(&shared.room);
-            loop {
-                match try_push(shared, envelope) {
-                    Ok(()) => break,
-                    Err(TryPushError::Full(back)) => envelope = back,
-                    Err(refused) => {
-                        waiter.finish();
-                        return Err(PushError::Closed(refused.into_inner()));
-                    }
-                }
-                wait_for_room(shared, &mut waiter).await;
-            }
-            waiter.finish();
-            Ok(id)
+        Push {
+            shared,
+            envelope: Some(envelope),
+            waiter: Waiter::new(&shared.room),
         }
     }
 
@@ -143,14 +131,58 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
     }
 }
 
-/// Reserves a place, lands the job in the injector, and wakes a sleeping consumer.
+/// The future of [`DequeQueue::push`], written by hand (an `async` block copied the
+/// envelope in and out of its state more than this does): each poll tries to push,
+/// and while the queue is full waits for room as [`wait_for_room`] does, registered
+/// with `waiter`. Dropping it drops the registration too, passing on a wake-up it may
+/// have received (see `Waiter`).
+struct Push<'a, J> {
+    shared: &'a Shared<J>,
+    /// `None` once the push completed.
+    envelope: Option<Envelope<J>>,
+    waiter: Waiter<'a>,
+}
+
+// No field is pinned (the envelope is moved in and out by value): `Push` may move
+// between polls whatever the job type.
+impl<J> Unpin for Push<'_, J> {}
+
+impl<J> Future for Push<'_, J> {
+    type Output = Result<JobId, PushError<Envelope<J>>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            // Polled again after it completed: nothing left to do.
+            let Some(envelope) = this.envelope.take() else {
+                return Poll::Pending;
+            };
+            let id = envelope.id;
+            match try_push(this.shared, envelope) {
+                Ok(()) => {
+                    this.waiter.leave();
+                    return Poll::Ready(Ok(id));
+                }
+                Err(TryPushError::Full(back)) => this.envelope = Some(back),
+                Err(refused) => {
+                    this.waiter.leave();
+                    return Poll::Ready(Err(PushError::Closed(refused.into_inner())));
+                }
+            }
+            ready!(poll_room(this.shared, &mut this.waiter, cx));
+        }
+    }
+}
+
+/// Reserves a place, lands the job (in the ring of a bounded queue, else in the
+/// injector), and wakes a sleeping consumer.
 fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
     match shared.ledger.reserve(false, &shared.registry) {
         Ok(()) => {}
         Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
         Err(Refused::Closed) => return Err(TryPushError::Closed(envelope)),
     }
-    shared.injector.push(envelope);
+    shared.land(envelope);
     shared.sleepers.notify_one();
     Ok(())
 }
@@ -179,6 +211,7 @@ impl<J> fmt::Debug for DequeQueue<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DequeQueue")
             .field("ledger", &self.shared.ledger)
+            .field("ring", &self.shared.ring.as_ref().map(Ring::len))
             .field("consumers", &self.shared.registry)
             .field("sleeping", &self.shared.sleepers.len())
             .finish()

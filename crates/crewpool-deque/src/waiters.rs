@@ -110,6 +110,7 @@ impl WaitList {
     }
 
     /// Wakes the oldest waiter, if any.
+    #[inline]
     pub(crate) fn notify_one(&self) {
         fence(Ordering::SeqCst);
         self.notify_one_fenced()
@@ -117,6 +118,7 @@ impl WaitList {
 
     /// Like [`notify_one`](WaitList::notify_one), for a notifier that issued the
     /// `SeqCst` fence itself, after its state change.
+    #[inline]
     pub(crate) fn notify_one_fenced(&self) {
         // Relaxed after the caller's fence: see "Protocol".
         if self.waiting.load(Ordering::Relaxed) == 0 {
@@ -142,6 +144,7 @@ impl WaitList {
         }
     }
 
+    #[cold]
     fn wake_one(&self) {
         let woken = {
             let mut entries = lock(&self.entries);
@@ -194,6 +197,13 @@ impl<'a> Waiter<'a> {
 
     /// Leaves the list because the waiter got what it waited for.
     pub(crate) fn finish(mut self) {
+        self.leave();
+    }
+
+    /// [`finish`](Waiter::finish) for a waiter kept in a future's state: leaves the
+    /// list (if registered); dropping it later passes nothing on.
+    #[inline]
+    pub(crate) fn leave(&mut self) {
         self.list.cancel(&mut self.key);
     }
 }

@@ -65,6 +65,38 @@ impl Job<'_> {
         }
     }
 
+    /// Runs a plain job (`Worker::PLAIN`) to its end: the one call, marked as inside
+    /// the job, its panic caught, with no future. `Err` gives the job back from a
+    /// worker that turned out not to be plain; the caller then makes its future.
+    #[inline]
+    pub(crate) fn run_plain<T, E, B>(
+        &self,
+        call: impl FnOnce() -> Result<Result<T, E>, B>,
+    ) -> Result<Ran<T, E>, B> {
+        self.counters.polling(self.id);
+        let done = {
+            let _entered = self.span.enter();
+            let _polling = Polling::enter(self.key);
+            catch_unwind(AssertUnwindSafe(call))
+        };
+        let done = match done {
+            Ok(Err(back)) => {
+                self.counters.idle();
+                return Err(back);
+            }
+            Ok(Ok(result)) => Ok(result),
+            Err(payload) => Err(payload),
+        };
+        if !self.counters.polled(self.id, true) {
+            return Ok(Ran::Abandoned);
+        }
+        Ok(match done {
+            Ok(Ok(output)) => Ran::Ok(output),
+            Ok(Err(error)) => Ran::Failed(error),
+            Err(payload) => Ran::Panicked(panic_message(payload)),
+        })
+    }
+
     /// Polls the job's future once, marked as inside the job, its panic caught.
     /// The worker's activity says "polling" when this is called.
     #[inline]

@@ -249,6 +249,12 @@ impl Event {
     }
 
     /// How many listeners are registered (for tests).
+    /// Whether `listen` was notified: a notification came after it was made.
+    #[inline]
+    pub(crate) fn notified(listen: &Listen<'_>) -> bool {
+        listen.event.epoch.load(Ordering::SeqCst) != listen.epoch
+    }
+
     #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn listeners(&self) -> usize {
         lock(&self.waiters).wakers.iter().flatten().count()

@@ -12,7 +12,7 @@
 //!   current job.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{self, Job};
-use crate::backend::DeliveryOf;
+use crate::backend::{DeliveryOf, is_durable};
 use crate::context::Support;
 use crate::error::ResizeError;
 use crate::fate::{Ending, Ran};
@@ -31,8 +31,8 @@ use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::shared::{Executor, Shared};
-use crate::signal::Listen;
-use crate::stats::WorkerCounters;
+use crate::signal::{Event, Listen};
+use crate::stats::{Finish, WorkerCounters};
 use crewpool_core::sync::{Arc, Ordering, lock};
 
 /// How many jobs a worker runs back to back before yielding to other tasks on its
@@ -98,7 +98,7 @@ async fn wait<Q, W>(
     shared: &Shared<Q, W>,
     consumer: &mut Q::Consumer,
     exhausted: bool,
-    retiring: Listen<'_>,
+    retiring: &mut Listen<'_>,
 ) -> Wake<Q>
 where
     Q: Queue,
@@ -107,7 +107,7 @@ where
     let mut from_queue = pin!((!exhausted).then(|| consumer.next()));
     let mut from_lane = pin!(shared.lane.as_ref().map(|lane| lane.next(exhausted)));
     let mut stop = pin!(shared.lifecycle.stop.wait());
-    let mut retiring = pin!(retiring);
+    let mut retiring = Pin::new(retiring);
     poll_fn(|cx| {
         if let Some(next) = from_lane.as_mut().as_pin_mut()
             && let Poll::Ready(due) = next.poll(cx)
@@ -158,9 +158,13 @@ pub(crate) async fn run<Q, W>(
     let support: std::sync::Arc<dyn ContextSupport<Q::Job>> = support;
     let mut exhausted = false;
     let mut streak = 0;
+    // Listen before claiming: see `Retire`. One listener serves every turn until a
+    // post notifies it; only then is a new one made, still before the claim below.
+    let mut retiring = shared.retire.posted.listen();
     loop {
-        // Listen before claiming: see `Retire`.
-        let retiring = shared.retire.posted.listen();
+        if Event::notified(&retiring) {
+            retiring = shared.retire.posted.listen();
+        }
         if shared.retire.try_claim() {
             break;
         }
@@ -176,7 +180,7 @@ pub(crate) async fn run<Q, W>(
         };
         let taken = match ready {
             Some(taken) => taken,
-            None => match wait(&shared, &mut consumer, exhausted, retiring).await {
+            None => match wait(&shared, &mut consumer, exhausted, &mut retiring).await {
                 Wake::Job(taken) => taken,
                 Wake::Exhausted => {
                     exhausted = true;
@@ -200,7 +204,7 @@ pub(crate) async fn run<Q, W>(
             Taken::Queue(received) => (received.envelope, Some(received.delivery)),
             Taken::Retry(envelope) => (envelope, None),
         };
-        run_one(
+        if let Some((envelope, delivery)) = run_plain_now(
             &shared,
             &counters,
             &support,
@@ -208,8 +212,18 @@ pub(crate) async fn run<Q, W>(
             envelope,
             delivery,
             results.as_ref(),
-        )
-        .await;
+        ) {
+            run_one(
+                &shared,
+                &counters,
+                &support,
+                key,
+                envelope,
+                delivery,
+                results.as_ref(),
+            )
+            .await;
+        }
         streak += 1;
         if streak == JOBS_PER_YIELD {
             streak = 0;
@@ -232,6 +246,75 @@ async fn give_back<Q: Queue, W: Worker<Q::Job>>(shared: &Shared<Q, W>, taken: Ta
         Taken::Queue(received) => shared.hand_back(received).await,
         Taken::Retry(envelope) => shared.hand_back_envelope(envelope),
     }
+}
+
+/// Runs a plain job (`Worker::PLAIN`) that nobody awaits (no handle, no results
+/// stream), in memory, without metrics or retries, right here: one call and a count,
+/// with no future of `run_one`'s. Nothing on this path awaits, so the job's books
+/// (`Ending`) need not guard it; they are opened only for an outcome other than a
+/// success. Gives the envelope back for `run_one` when the job is not such a job, or
+/// the worker turned out not to be plain.
+#[inline]
+fn run_plain_now<Q, W>(
+    shared: &Shared<Q, W>,
+    counters: &WorkerCounters,
+    support: &std::sync::Arc<dyn ContextSupport<Q::Job>>,
+    key: usize,
+    envelope: Envelope<Q::Job>,
+    delivery: Option<DeliveryOf<Q>>,
+    results: Option<&ResultSink<W, Q::Job>>,
+) -> Option<(Envelope<Q::Job>, Option<DeliveryOf<Q>>)>
+where
+    Q: Queue,
+    W: Worker<Q::Job>,
+{
+    if !(W::PLAIN
+        && envelope.reply.is_none()
+        && results.is_none()
+        && shared.metrics.is_none()
+        && shared.lane.is_none()
+        && !is_durable::<Q>())
+    {
+        return Some((envelope, delivery));
+    }
+    // No reply (checked), and the enqueue stamp serves only metrics (off).
+    let Envelope {
+        job, id, attempt, ..
+    } = envelope;
+    let cx = JobContext::new(id, attempt, std::sync::Arc::clone(support));
+    let span = job_span(shared, delivery.as_ref(), id, attempt);
+    let polls = Job {
+        counters,
+        id,
+        key,
+        span: &span,
+    };
+    match polls.run_plain(|| shared.worker.run_plain(job, cx)) {
+        Ok(Ran::Ok(_)) => counters.record(Finish::Completed),
+        Ok(ran) => {
+            let ending = Ending {
+                shared,
+                counters,
+                id,
+                attempt,
+                reply: None,
+                delivery,
+                results,
+                started: None,
+                backup: None,
+                armed: true,
+            };
+            // In memory (checked above): nothing is owed to the queue.
+            let owed = ending.decide(ran);
+            debug_assert!(owed.is_none(), "an in-memory job owes its queue nothing");
+        }
+        // Not plain after all: `run_one` makes its future.
+        Err((job, _)) => {
+            let envelope = Envelope::new(job).with_id(id).with_attempt(attempt);
+            return Some((envelope, delivery));
+        }
+    }
+    None
 }
 
 /// Runs one job: opens its books, runs its attempt (see [`attempt`](crate::attempt):
@@ -302,25 +385,24 @@ async fn run_one<Q, W>(
             .policies
             .timeout
             .map(|after| (after, tokio::time::Instant::now() + after));
-        // Under the producer's span when the queue carried its trace context; else under
-        // whatever span is current.
-        let parent = ending
-            .delivery
-            .as_ref()
-            .and_then(crewpool_core::Delivery::parent_span);
-        let span = match parent {
-            Some(parent) => {
-                tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
-            }
-            None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
-        };
+        let span = job_span(shared, ending.delivery.as_ref(), id, attempt);
         let polls = Job {
             counters,
             id,
             key,
             span: &span,
         };
-        let ran = match polls.make(|| shared.worker.run(job, cx)) {
+        // A plain job is one call: no future (see `Worker::PLAIN`).
+        let plain = if W::PLAIN {
+            polls.run_plain(|| shared.worker.run_plain(job, cx))
+        } else {
+            Err((job, cx))
+        };
+        let made = match plain {
+            Ok(ran) => Err(ran),
+            Err((job, cx)) => polls.make(|| shared.worker.run(job, cx)),
+        };
+        let ran = match made {
             Err(ran) => ran,
             Ok(future) => {
                 let mut future = pin!(future);
@@ -346,6 +428,22 @@ async fn run_one<Q, W>(
     };
     if let Some(owed) = ending.decide(ran) {
         owed.settle(&shared.name).await;
+    }
+}
+
+/// The job's span: under the producer's span when the queue carried its trace context;
+/// else under whatever span is current.
+fn job_span<Q: Queue, W: Worker<Q::Job>>(
+    shared: &Shared<Q, W>,
+    delivery: Option<&DeliveryOf<Q>>,
+    id: crewpool_core::JobId,
+    attempt: u32,
+) -> tracing::Span {
+    match delivery.and_then(crewpool_core::Delivery::parent_span) {
+        Some(parent) => {
+            tracing::info_span!(parent: parent, "job", pool = %shared.name, id = id.0, attempt)
+        }
+        None => tracing::info_span!("job", pool = %shared.name, id = id.0, attempt),
     }
 }
 

@@ -14,12 +14,24 @@ use super::loom_steal::envelope;
 use crate::DequeQueue;
 use crewpool_core::sync::{Arc, Mutex, lock};
 
-/// A consumer parked in `next` gets a job pushed concurrently, then `None` once the
-/// queue is closed.
+/// A consumer parked in `next` gets a job pushed concurrently (into the injector of an
+/// unbounded queue), then `None` once the queue is closed.
 #[test]
 fn loom_park_a_push_wakes_a_parked_consumer_and_close_ends_it() {
-    loom::model(|| {
-        let queue = Arc::new(DequeQueue::unbounded());
+    loom::model(|| a_push_wakes_a_parked_consumer(DequeQueue::unbounded()));
+}
+
+/// The same through a bounded queue's ring: the search after registering must look in
+/// the ring too (a re-check that skips it parks the consumer for ever: loom reports a
+/// deadlock).
+#[test]
+fn loom_park_a_push_into_the_ring_wakes_a_parked_consumer() {
+    loom::model(|| a_push_wakes_a_parked_consumer(DequeQueue::bounded(2)));
+}
+
+fn a_push_wakes_a_parked_consumer(queue: DequeQueue<u32>) {
+    {
+        let queue = Arc::new(queue);
         let mut consumer = queue.consumer().expect("consumer");
         let taker = thread::spawn(move || {
             let first = block_on(consumer.next()).map(|r| r.envelope.job);
@@ -31,7 +43,7 @@ fn loom_park_a_push_wakes_a_parked_consumer_and_close_ends_it() {
         let (first, second) = taker.join().expect("consumer thread");
         assert_eq!(first, Some(1), "the pushed job is delivered");
         assert_eq!(second, None, "then the closed, drained queue ends");
-    });
+    }
 }
 
 /// Two consumers parked on an empty queue are both woken by close.

@@ -41,3 +41,33 @@ fn resizing_down_while_shutting_down_loses_nothing() {
         assert_eq!(report.stats.workers, 0, "every worker left");
     });
 }
+
+/// Guards against: a worker missing a resize-down posted while it goes from one turn of
+/// its loop to waiting for work. The worker keeps one listener across turns; it must
+/// have been made before the claim that found no token (renewing it after the claim
+/// loses a post that falls in between: the worker then waits for ever, which loom
+/// reports as a deadlock). Nothing else wakes the worker here: no shutdown.
+#[test]
+fn an_idle_worker_leaves_when_asked_to_between_turns() {
+    loom::model(|| {
+        let (ran, work) = recording_worker();
+        // Two places, one worker started: the resize to one asks it to leave.
+        let shared = model_pool(work, 2);
+        block_on(shared.submit(envelope(1))).expect("open queue");
+        let worker = spawn_worker(&shared);
+        crate::shared::Shared::resize(&shared, 1).expect("open pool");
+        worker.join().expect("the worker left");
+        assert_eq!(
+            shared.lifecycle.live.count(),
+            1,
+            "only the worker asked left"
+        );
+        // It ran its job, or left before taking it: the job is still queued.
+        let ran = lock(&ran).len();
+        assert_eq!(
+            ran + crewpool_core::Queue::depth(&shared.queue),
+            1,
+            "the job was not lost"
+        );
+    });
+}
