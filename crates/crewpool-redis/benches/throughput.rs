@@ -59,8 +59,9 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
   --jobs N         backlog size for processed/s and enqueued/s (default 1000000)
   --runs R         runs per measurement; the median is reported (default 3)
   --workers W      pool workers for processed/s (default 512)
-  --batch B        jobs per fetch and per ack flush, at most 1000 (default 1000)
-  --prefetch P     jobs fetched ahead of idle workers (default 2000)
+  --batch B        jobs per fetch, at most 1000 (default: the queue's, 1000)
+  --prefetch P     jobs fetched ahead of idle workers (default: the queue's, one per
+                   worker)
   --pickups K      jobs for the idle pickup latency (default 1000)
   --kills K        SIGKILLed worker processes for the re-pickup time (default 5)
   --lease-ms L     lease for the re-pickup measurement (default 1000)
@@ -74,7 +75,13 @@ usage: cargo bench -p crewpool-redis --bench throughput -- [options]
                    1 replica, acknowledgements too): the cost of WAIT
   --only single    single enqueues/s (64 in flight)
   --rtt-ms R       connect through a TCP proxy that adds R/2 ms each way (R may be 0:
-                   the proxy's own cost)";
+                   the proxy's own cost)
+  --rtts LIST      processed/s at each round trip of LIST in the same run, runs
+                   interleaved, with ratios to the first: `direct` (no proxy) or R as
+                   for --rtt-ms; e.g. --rtts direct,0,2
+  --netns          Redis in a network namespace of its own and this bench in another,
+                   joined by a veth link (root and `ip` needed; the proxy of --rtt-ms or
+                   --rtts runs on the bench's side): a network path, not loopback";
 
 /// Hang guard for a single measurement.
 const HANG_GUARD: Duration = Duration::from_secs(600);
@@ -84,8 +91,10 @@ struct Options {
     jobs: u64,
     runs: usize,
     workers: usize,
-    batch: usize,
-    prefetch: usize,
+    /// `None`: the queue's default.
+    batch: Option<usize>,
+    /// `None`: the queue's default (one job per worker).
+    prefetch: Option<usize>,
     pickups: usize,
     kills: usize,
     lease_ms: u64,
@@ -98,6 +107,13 @@ struct Options {
     rtt_ms: Option<f64>,
     /// The URL queues connect to when it is not the server's (through the proxy).
     via: Option<String>,
+    /// Processed/s at each of these round trips (`None`: straight to Redis), in the
+    /// same run, runs interleaved.
+    rtts: Vec<Option<f64>>,
+    /// Redis in a network namespace of its own, this process in another.
+    netns: bool,
+    /// The Redis to measure when not our own (the `--netns` child): `host:port`.
+    redis_at: Option<String>,
 }
 
 impl Options {
@@ -106,8 +122,8 @@ impl Options {
             jobs: 1_000_000,
             runs: 3,
             workers: 512,
-            batch: 1000,
-            prefetch: 2000,
+            batch: None,
+            prefetch: None,
             pickups: 1000,
             kills: 5,
             lease_ms: 1000,
@@ -119,6 +135,9 @@ impl Options {
             replicated: false,
             rtt_ms: None,
             via: None,
+            rtts: Vec::new(),
+            netns: false,
+            redis_at: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -130,10 +149,21 @@ impl Options {
                 "--jobs" => options.jobs = value("--jobs").parse().expect("--jobs N"),
                 "--runs" => options.runs = value("--runs").parse().expect("--runs R"),
                 "--workers" => options.workers = value("--workers").parse().expect("--workers W"),
-                "--batch" => options.batch = value("--batch").parse().expect("--batch B"),
+                "--batch" => options.batch = Some(value("--batch").parse().expect("--batch B")),
                 "--prefetch" => {
-                    options.prefetch = value("--prefetch").parse().expect("--prefetch P");
+                    options.prefetch = Some(value("--prefetch").parse().expect("--prefetch P"));
                 }
+                "--rtts" => {
+                    options.rtts = value("--rtts")
+                        .split(',')
+                        .map(|rtt| match rtt {
+                            "direct" => None,
+                            ms => Some(ms.parse().expect("--rtts direct|<ms>,...")),
+                        })
+                        .collect();
+                }
+                "--netns" => options.netns = true,
+                "--redis-at" => options.redis_at = Some(value("--redis-at")),
                 "--pickups" => options.pickups = value("--pickups").parse().expect("--pickups K"),
                 "--kills" => options.kills = value("--kills").parse().expect("--kills K"),
                 "--lease-ms" => {
@@ -175,6 +205,50 @@ impl Options {
     }
 }
 
+/// The Redis the bench measures: a server of its own on loopback, or (the `--netns`
+/// child) one in another network namespace, at `host:port`.
+enum Redis {
+    Own(RedisServer),
+    At { host: String, port: u16 },
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::Own(server) => server.url(),
+            Redis::At { host, port } => format!("redis://{host}:{port}"),
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Redis::Own(server) => format!("127.0.0.1:{}", server.port()),
+            Redis::At { host, port } => format!("{host}:{port}"),
+        }
+        .parse()
+        .expect("an address")
+    }
+
+    fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        match self {
+            Redis::Own(server) => server.cli(args),
+            Redis::At { host, port } => {
+                let output = Command::new("redis-cli")
+                    .args(["-h", host, "-p", &port.to_string()])
+                    .args(args)
+                    .output()
+                    .expect("redis-cli");
+                assert!(output.status.success(), "redis-cli {args:?} failed");
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            }
+        }
+    }
+}
+
 /// CPU seconds used so far by this process (user + system), from `/proc/self/stat`
 /// (clock ticks of 1/100 s, Linux's `USER_HZ` on every common platform).
 fn own_cpu() -> f64 {
@@ -188,7 +262,7 @@ fn own_cpu() -> f64 {
 }
 
 /// CPU seconds the Redis server used so far (main thread and background threads).
-fn redis_cpu(server: &RedisServer) -> f64 {
+fn redis_cpu(server: &Redis) -> f64 {
     let info = server.cli(&["INFO", "cpu"]);
     let field = |name: &str| -> f64 {
         info.lines()
@@ -206,7 +280,7 @@ struct CpuMeter {
 }
 
 impl CpuMeter {
-    fn start(server: &RedisServer) -> Self {
+    fn start(server: &Redis) -> Self {
         CpuMeter {
             redis: redis_cpu(server),
             own: own_cpu(),
@@ -214,7 +288,7 @@ impl CpuMeter {
     }
 
     /// (Redis µs/job, this process µs/job).
-    fn per_job(&self, server: &RedisServer, jobs: u64) -> (f64, f64) {
+    fn per_job(&self, server: &Redis, jobs: u64) -> (f64, f64) {
         let redis = redis_cpu(server) - self.redis;
         let own = own_cpu() - self.own;
         (redis * 1e6 / jobs as f64, own * 1e6 / jobs as f64)
@@ -235,11 +309,19 @@ fn median(mut samples: Vec<Sample>) -> (Sample, f64, f64) {
     (samples[samples.len() / 2], low, high)
 }
 
-fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
+fn config(server: &Redis, queue: &str, options: &Options) -> RedisConfig {
     let url = options.via.clone().unwrap_or_else(|| server.url());
-    let config = RedisConfig::new(url, queue)
-        .batch_size(options.batch)
-        .prefetch(options.prefetch);
+    config_at(url, queue, options)
+}
+
+fn config_at(url: String, queue: &str, options: &Options) -> RedisConfig {
+    let mut config = RedisConfig::new(url, queue);
+    if let Some(batch) = options.batch {
+        config = config.batch_size(batch);
+    }
+    if let Some(prefetch) = options.prefetch {
+        config = config.prefetch(prefetch);
+    }
     if options.replicated {
         config.durability(Durability::replicated(1, Duration::from_secs(1)).with_acks())
     } else {
@@ -249,7 +331,7 @@ fn config(server: &RedisServer, queue: &str, options: &Options) -> RedisConfig {
 
 /// Single enqueues, 64 in flight (each one script call, and one WAIT with
 /// `--replicated`).
-async fn single_enqueues(server: &RedisServer, options: &Options, run: usize) -> Sample {
+async fn single_enqueues(server: &Redis, options: &Options, run: usize) -> Sample {
     const IN_FLIGHT: u64 = 64;
     let queue = Arc::new(
         RedisQueue::<u64>::connect(config(server, &format!("single-{run}"), options))
@@ -285,7 +367,7 @@ async fn single_enqueues(server: &RedisServer, options: &Options, run: usize) ->
 }
 
 /// Enqueues `jobs` no-op jobs in bulk; returns the sample of the enqueue.
-async fn enqueue(server: &RedisServer, queue: &RedisQueue<u64>, jobs: u64) -> Sample {
+async fn enqueue(server: &Redis, queue: &RedisQueue<u64>, jobs: u64) -> Sample {
     let cpu = CpuMeter::start(server);
     let started = Instant::now();
     let ids = queue.enqueue_bulk(0..jobs).await.expect("enqueue_bulk");
@@ -300,9 +382,19 @@ async fn enqueue(server: &RedisServer, queue: &RedisQueue<u64>, jobs: u64) -> Sa
 }
 
 /// Enqueues a backlog, then drains it with one pool; returns the drain's sample.
-async fn processed(server: &RedisServer, options: &Options, mode: AckMode, run: usize) -> Sample {
-    let name = format!("processed-{mode:?}-{run}");
-    let queue = RedisQueue::<u64>::connect(config(server, &name, options).ack_mode(mode))
+async fn processed(
+    server: &Redis,
+    url: String,
+    options: &Options,
+    mode: AckMode,
+    run: usize,
+) -> Sample {
+    static QUEUES: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "processed-{mode:?}-{run}-{}",
+        QUEUES.fetch_add(1, Ordering::Relaxed)
+    );
+    let queue = RedisQueue::<u64>::connect(config_at(url, &name, options).ack_mode(mode))
         .await
         .expect("connect");
     let jobs = options.jobs;
@@ -360,6 +452,25 @@ async fn processed(server: &RedisServer, options: &Options, mode: AckMode, run: 
     }
 }
 
+/// PINGs `url` on a connection of its own every 5 ms, recording each round trip into
+/// `times`, until aborted: the round trip a queue beside it sees, load included.
+async fn ping_times(url: String, times: Arc<std::sync::Mutex<Vec<Duration>>>) {
+    let client = redis::Client::open(url).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    loop {
+        let started = Instant::now();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .expect("PING");
+        times.lock().unwrap().push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Pushes `jobs` ids with pipelined `LPUSH`es of 1,000 each, 8 per round trip.
 async fn push_ids(conn: &mut redis::aio::MultiplexedConnection, key: &str, jobs: u64) {
     let mut next = 0;
@@ -380,7 +491,7 @@ async fn push_ids(conn: &mut redis::aio::MultiplexedConnection, key: &str, jobs:
 }
 
 /// Baseline: raw pipelined `LPUSH`es of `jobs` ids.
-async fn baseline_push(server: &RedisServer, jobs: u64) -> Sample {
+async fn baseline_push(server: &Redis, jobs: u64) -> Sample {
     let client = redis::Client::open(server.url()).expect("a client");
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -405,7 +516,7 @@ async fn baseline_push(server: &RedisServer, jobs: u64) -> Sample {
 
 /// Baseline: the naive reliable queue, 50 connections each looping `BLMOVE pending
 /// processing` + `LREM processing` until the backlog is gone.
-async fn baseline_blmove(server: &RedisServer, jobs: u64) -> Sample {
+async fn baseline_blmove(server: &Redis, jobs: u64) -> Sample {
     const CONNECTIONS: usize = 50;
     let client = redis::Client::open(server.url()).expect("a client");
     let mut conn = client
@@ -464,7 +575,7 @@ async fn baseline_blmove(server: &RedisServer, jobs: u64) -> Sample {
     }
 }
 
-fn blocked_clients(server: &RedisServer) -> u64 {
+fn blocked_clients(server: &Redis) -> u64 {
     let info = server.cli(&["INFO", "clients"]);
     info.lines()
         .find_map(|line| line.strip_prefix("blocked_clients:"))
@@ -473,7 +584,7 @@ fn blocked_clients(server: &RedisServer) -> u64 {
 }
 
 /// Enqueue-to-start latency of jobs enqueued one at a time into an idle pool.
-async fn pickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
+async fn pickup(server: &Redis, options: &Options) -> Vec<Duration> {
     let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "pickup"))
         .await
         .expect("connect");
@@ -518,7 +629,7 @@ async fn pickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
 /// `submit` to the result in the producer's handle, one job at a time on an idle
 /// queue: a worker pool and the producer's pool (which may run the job too) on their
 /// own connections, every fetcher and the producer's listener blocked in Redis.
-async fn roundtrip(server: &RedisServer, options: &Options) -> Vec<Duration> {
+async fn roundtrip(server: &Redis, options: &Options) -> Vec<Duration> {
     let connect = || async {
         RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "roundtrip"))
             .await
@@ -561,7 +672,7 @@ async fn roundtrip(server: &RedisServer, options: &Options) -> Vec<Duration> {
 }
 
 /// SIGKILL of a worker process holding a job, to the job's start here; one per kill.
-async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
+async fn repickup(server: &Redis, options: &Options) -> Vec<Duration> {
     let lease = Duration::from_millis(options.lease_ms);
     let name = "repickup";
     let settings = RedisConfig::new(server.url(), name).lease(lease);
@@ -591,11 +702,17 @@ async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
                 }
             }
         });
+        // The next line but the ledger's (`delivered ...`).
         let next_line = || async {
-            tokio::time::timeout(HANG_GUARD, lines.recv_async())
-                .await
-                .expect("hang guard")
-                .expect("the worker process printed nothing more")
+            loop {
+                let line = tokio::time::timeout(HANG_GUARD, lines.recv_async())
+                    .await
+                    .expect("hang guard")
+                    .expect("the worker process printed nothing more");
+                if !line.starts_with("delivered ") {
+                    return line;
+                }
+            }
         };
         assert_eq!(next_line().await, "ready");
         let id = producer.enqueue(&job).await.expect("enqueue");
@@ -643,7 +760,7 @@ async fn repickup(server: &RedisServer, options: &Options) -> Vec<Duration> {
 /// Scheduled jobs made due per second: `jobs` jobs scheduled for one moment, then
 /// moved to the queue by the housekeeping of fetches that take nothing (no worker),
 /// 1,000 per fetch, timed from the first fetch to the last.
-async fn made_due(server: &RedisServer, options: &Options, run: usize) -> Sample {
+async fn made_due(server: &Redis, options: &Options, run: usize) -> Sample {
     let queue = RedisQueue::<u64>::connect(config(server, &format!("due-{run}"), options))
         .await
         .expect("connect");
@@ -679,7 +796,7 @@ async fn made_due(server: &RedisServer, options: &Options, run: usize) -> Sample
 
 /// Unique enqueues per second: `jobs` jobs with distinct uniqueness keys, 64 enqueues
 /// in flight on one queue handle.
-async fn unique_enqueues(server: &RedisServer, options: &Options, run: usize) -> Sample {
+async fn unique_enqueues(server: &Redis, options: &Options, run: usize) -> Sample {
     const IN_FLIGHT: u64 = 64;
     let queue = Arc::new(
         RedisQueue::<u64>::connect(config(server, &format!("unique-{run}"), options))
@@ -729,7 +846,7 @@ fn epoch_ms(at: SystemTime) -> u64 {
 /// The lateness of scheduled jobs (due time to start, by this machine's clock, which is
 /// Redis's: same host), on an idle pool, or (`busy`) on one draining a backlog of
 /// plain jobs. A job's value is its due time (ms), 0 for the backlog's.
-async fn lateness(server: &RedisServer, options: &Options, busy: bool) -> Vec<Duration> {
+async fn lateness(server: &Redis, options: &Options, busy: bool) -> Vec<Duration> {
     let name = if busy { "late-busy" } else { "late-idle" };
     let queue = RedisQueue::<u64>::connect(config(server, name, options))
         .await
@@ -808,8 +925,81 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores; {redis}")
 }
 
+/// `--netns`: makes a namespace for Redis and one for the bench, joined by a veth
+/// link, starts redis-server in the first and this bench again in the second (with
+/// `--redis-at`), and returns its exit code. Namespaces and server go on return or
+/// panic (their `Drop`).
+fn run_in_netns() -> i32 {
+    use crewpool_redis::testing::net::Netns;
+    let redis_host = Netns::new("bench-redis");
+    let bench_host = Netns::new("bench-work");
+    let link = redis_host.link(&bench_host, 31);
+    let dir = std::env::temp_dir().join(format!("crewpool-bench-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+    struct Server(std::process::Child, std::path::PathBuf);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let child = redis_host
+        .command("redis-server")
+        .args([
+            "--port",
+            "6379",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+        ])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server in its namespace");
+    let _server = Server(child, dir);
+    let at = format!("{}:6379", link.here());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pong = bench_host
+            .command("redis-cli")
+            .args(["-h", link.here(), "-p", "6379", "PING"])
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "PONG");
+        if pong {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not start in its namespace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "Redis in namespace {} at {at}; this bench in {} at {}, over a veth link",
+        redis_host.name(),
+        bench_host.name(),
+        link.there()
+    );
+    let exe = std::env::current_exe().expect("this bench's path");
+    let args = std::env::args().skip(1).filter(|arg| arg != "--netns");
+    let status = bench_host
+        .command(exe.to_str().expect("a UTF-8 path"))
+        .args(args)
+        .args(["--redis-at", &at])
+        .status()
+        .expect("the bench in its namespace");
+    status.code().unwrap_or(1)
+}
+
 fn main() {
     let mut options = Options::parse();
+    if options.netns {
+        std::process::exit(run_in_netns());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -826,15 +1016,25 @@ fn main() {
     };
     runtime.block_on(async {
         // No persistence here: what is measured is the queue, not the disk.
-        let server = RedisServer::start();
+        let server = match &options.redis_at {
+            None => Redis::Own(RedisServer::start()),
+            Some(at) => {
+                let (host, port) = at.rsplit_once(':').expect("--redis-at host:port");
+                Redis::At {
+                    host: host.to_owned(),
+                    port: port.parse().expect("--redis-at host:port"),
+                }
+            }
+        };
         let _proxy = options.rtt_ms.map(|rtt| {
-            let target = format!("127.0.0.1:{}", server.port()).parse().expect("an address");
+            let target = server.addr();
             let proxy = Proxy::start(target, Duration::from_secs_f64(rtt / 2000.0));
             options.via = Some(format!("redis://{}", proxy.addr()));
             eprintln!("through a proxy adding {rtt} ms to every round trip");
             proxy
         });
         let _replica = options.replica.then(|| {
+            assert!(!options.netns && options.redis_at.is_none(), "--replica is for a server on loopback");
             let replica = RedisServer::builder()
                 .args(&["--replicaof", "127.0.0.1", &server.port().to_string()])
                 .start();
@@ -878,11 +1078,59 @@ fn main() {
                 median(samples),
             );
         }
-        if options.wants("processed") {
+        if options.wants("processed") && !options.rtts.is_empty() {
+            // One proxy per delay (`None`: straight to Redis).
+            let proxies: Vec<Option<Proxy>> = options
+                .rtts
+                .iter()
+                .map(|rtt| rtt.map(|rtt| Proxy::start(server.addr(), Duration::from_secs_f64(rtt / 2000.0))))
+                .collect();
+            let label = |rtt: Option<f64>| match rtt {
+                None => "direct".to_owned(),
+                Some(rtt) => format!("proxy, {rtt} ms RTT"),
+            };
+            let pings: Vec<Arc<std::sync::Mutex<Vec<Duration>>>> =
+                proxies.iter().map(|_| Arc::default()).collect();
+            for &mode in &options.ack_modes {
+                let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); proxies.len()];
+                for run in 0..options.runs {
+                    for (at, proxy) in proxies.iter().enumerate() {
+                        let url = proxy
+                            .as_ref()
+                            .map_or_else(|| server.url(), |proxy| format!("redis://{}", proxy.addr()));
+                        eprintln!("  {}:", label(options.rtts[at]));
+                        // The round trip the queue sees, measured beside it.
+                        let pinger = tokio::spawn(ping_times(url.clone(), Arc::clone(&pings[at])));
+                        samples[at].push(processed(&server, url, &options, mode, run).await);
+                        pinger.abort();
+                    }
+                }
+                let mut first = None;
+                for (at, samples) in samples.into_iter().enumerate() {
+                    let measured = median(samples);
+                    let base = *first.get_or_insert(measured.0.rate);
+                    row(
+                        &mut rows,
+                        &format!(
+                            "processed/s ({mode:?} acks, {}, PING under load p50 {:.2} ms; {:.2}× the first)",
+                            label(options.rtts[at]),
+                            {
+                                let mut times = pings[at].lock().unwrap().clone();
+                                times.sort();
+                                times.get(times.len() / 2).map_or(0.0, |t| t.as_secs_f64() * 1e3)
+                            },
+                            measured.0.rate / base
+                        ),
+                        measured,
+                    );
+                }
+            }
+        } else if options.wants("processed") {
             for &mode in &options.ack_modes {
                 let mut samples = Vec::new();
                 for run in 0..options.runs {
-                    samples.push(processed(&server, &options, mode, run).await);
+                    let url = options.via.clone().unwrap_or_else(|| server.url());
+                    samples.push(processed(&server, url, &options, mode, run).await);
                 }
                 row(
                     &mut rows,
@@ -964,8 +1212,16 @@ fn main() {
         println!("\nmachine: {}", machine());
         println!(
             "settings: {} jobs, {} runs (median, min–max), {} workers, batch {}, prefetch {}; \
-             one redis-server without persistence; this process is the one worker process",
-            options.jobs, options.runs, options.workers, options.batch, options.prefetch
+             one redis-server without persistence{}; this process is the one worker process",
+            options.jobs,
+            options.runs,
+            options.workers,
+            options.batch.map_or("default (1000)".to_owned(), |b| b.to_string()),
+            options.prefetch.map_or("default (adapts to the pace)".to_owned(), |p| p.to_string()),
+            match &options.redis_at {
+                Some(at) => format!(" in a network namespace of its own at {at}, over veth"),
+                None => " on loopback".to_owned(),
+            }
         );
         if !rows.is_empty() {
             println!("\n| measure | median jobs/s | range | Redis CPU µs/job | worker CPU µs/job |");

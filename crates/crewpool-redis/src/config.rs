@@ -34,7 +34,8 @@ pub struct RedisConfig {
     pub(crate) lease: Duration,
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) batch_size: usize,
-    pub(crate) prefetch: usize,
+    /// `None`: one job per consumer of this process.
+    pub(crate) prefetch: Option<usize>,
     pub(crate) max_payload: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) dead_letter_limit: usize,
@@ -150,8 +151,8 @@ pub(crate) fn default_retry() -> RetryPolicy {
 
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
-    /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, no
-    /// prefetch, 512 KiB payloads, a retry policy of 25 attempts (1 s doubling to at
+    /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, a
+    /// prefetch that adapts to the pace (see [`prefetch`](RedisConfig::prefetch)), 512 KiB payloads, a retry policy of 25 attempts (1 s doubling to at
     /// most an hour, jittered), dead letters up to 10,000 and 64 MiB,
     /// [`AckMode::Confirmed`], a 2 s connect timeout and one connection attempt, a 5 s
     /// response timeout.
@@ -170,7 +171,7 @@ impl RedisConfig {
             lease: Duration::from_secs(5),
             heartbeat: None,
             batch_size: 1000,
-            prefetch: 0,
+            prefetch: None,
             max_payload: 512 * 1024,
             retry: default_retry(),
             dead_letter_limit: 10_000,
@@ -226,13 +227,18 @@ impl RedisConfig {
         self
     }
 
-    /// How many jobs this process fetches ahead of its idle workers (default 0: only as
-    /// many as workers are waiting). Prefetched jobs are leased to this process, so
-    /// other processes cannot take them; raise it for many short jobs, keep it at 0 for
-    /// long ones.
+    /// How many jobs this process fetches ahead of its idle workers. Prefetched jobs
+    /// are leased to this process, so other processes cannot take them.
+    ///
+    /// By default it adapts to the pace: as many jobs as the workers would finish in
+    /// two fetch round trips (`2 × workers × fetch time / time a worker holds a job`,
+    /// both measured and smoothed), at most two batches. Short jobs over a slow
+    /// network then always have their next batch on its way (up to two fetches are in
+    /// flight at once); long jobs get next to none, as with a prefetch of 0. Set it to
+    /// fix the number: 0 fetches only for workers that wait.
     #[must_use]
     pub fn prefetch(mut self, prefetch: usize) -> Self {
-        self.prefetch = prefetch;
+        self.prefetch = Some(prefetch);
         self
     }
 

@@ -39,6 +39,8 @@ pub struct RedisConsumer<J> {
     jobs: flume::Receiver<Leased<J>>,
     demand: Arc<Demand>,
     done: bool,
+    /// When this consumer last handed out a job (its worker has been busy since).
+    took_at: Option<std::time::Instant>,
 }
 
 impl<J> RedisConsumer<J> {
@@ -47,11 +49,21 @@ impl<J> RedisConsumer<J> {
         jobs: flume::Receiver<Leased<J>>,
         demand: Arc<Demand>,
     ) -> Self {
+        demand.join();
         RedisConsumer {
             front,
             jobs,
             demand,
             done: false,
+            took_at: None,
+        }
+    }
+
+    /// Its worker came back for a job: counts how long it was busy with the last one
+    /// (for the prefetch, see `fetcher::Pace`).
+    fn came_back(&mut self) {
+        if let Some(took_at) = self.took_at.take() {
+            self.demand.finished(took_at.elapsed());
         }
     }
 
@@ -106,7 +118,16 @@ impl<J> RedisConsumer<J> {
         }));
         match start_by {
             Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
-            _ => Ok(Received { envelope, delivery }),
+            _ => {
+                #[cfg(feature = "testing")]
+                crate::testing::ledger::delivered(crate::testing::ledger::Delivered {
+                    id: envelope.id.0,
+                    attempt: envelope.attempt,
+                    token: delivery.token(),
+                    index,
+                });
+                Ok(Received { envelope, delivery })
+            }
         }
     }
 
@@ -157,6 +178,7 @@ where
     /// and the worker's demand is withdrawn when the future is dropped. A fetch the
     /// demand started completes in the background and its jobs wait in the buffer.
     async fn next(&mut self) -> Option<Received<J, RedisDelivery>> {
+        self.came_back();
         loop {
             if self.done {
                 return None;
@@ -177,7 +199,10 @@ where
                 // back to Redis unstarted, like the rest of the buffer.
                 Ok(leased) if self.is_closed() => self.hand_back(leased).await,
                 Ok(leased) => match self.received(leased) {
-                    Ok(received) => return Some(received),
+                    Ok(received) => {
+                        self.took_at = Some(std::time::Instant::now());
+                        return Some(received);
+                    }
                     // Past its deadline: dead-lettered, and the next job is taken.
                     Err(expired) => Self::expire(expired).await,
                 },
@@ -192,6 +217,7 @@ where
 
     /// Takes a job already fetched into this process, without waiting.
     fn try_next(&mut self) -> Option<Received<J, RedisDelivery>> {
+        self.came_back();
         loop {
             // Closed: the buffer goes back to Redis (see `next`).
             if self.is_closed() {
@@ -199,12 +225,21 @@ where
             }
             let leased = self.jobs.try_recv().ok()?;
             match self.received(leased) {
-                Ok(received) => return Some(received),
+                Ok(received) => {
+                    self.took_at = Some(std::time::Instant::now());
+                    return Some(received);
+                }
                 Err(expired) => {
                     self.front.runtime().spawn(Self::expire(expired));
                 }
             }
         }
+    }
+}
+
+impl<J> Drop for RedisConsumer<J> {
+    fn drop(&mut self) {
+        self.demand.leave();
     }
 }
 

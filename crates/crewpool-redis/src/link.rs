@@ -234,6 +234,29 @@ impl Link {
         }
     }
 
+    /// As [`invoke`](Self::invoke), but a call answered `NOSCRIPT` is not sent again:
+    /// the script is loaded and `None` returned (the call did nothing).
+    pub(crate) async fn invoke_once(
+        &self,
+        what: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+    ) -> Result<Option<Value>> {
+        let call = self.call(what);
+        let mut conn = self.conn();
+        match cmd.query_async::<Value>(&mut conn).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| call.fail(&e))?;
+                Ok(None)
+            }
+            Err(error) => Err(call.fail(&error)),
+        }
+    }
+
     /// As [`invoke`](Self::invoke), followed in the same round trip by a `WAIT` when
     /// the durability asks for replicas for this kind of write (`ack`: an
     /// acknowledgement, else an enqueue); fails with [`Error::NotReplicated`] when
@@ -354,6 +377,19 @@ impl Link {
 
     /// Leases up to `count` jobs (0: housekeeping only) and records the lease as held.
     pub(crate) async fn fetch(&self, count: usize) -> Result<Fetched> {
+        loop {
+            if let Some(fetched) = self.fetch_once(count).await? {
+                return Ok(fetched);
+            }
+        }
+    }
+
+    /// As [`fetch`](Self::fetch), but when Redis answers `NOSCRIPT` (a restarted or
+    /// failed-over server, a flushed script cache) the script is loaded and `None`
+    /// returned: the call took nothing and is not sent again. For pipelined fetches: a
+    /// fetch sent again would run after the ones sent behind it and take younger jobs
+    /// than they did, handing jobs out of order.
+    pub(crate) async fn fetch_once(&self, count: usize) -> Result<Option<Fetched>> {
         let config = &self.config;
         let keys = &self.keys;
         let script = &self.scripts.fetch;
@@ -388,7 +424,9 @@ impl Link {
             Some(weights) => call.arg("weighted").arg(&weights[..]),
         };
         let asked = crate::registry::now_ms();
-        let reply = self.invoke("fetching jobs", script, &call).await?;
+        let Some(reply) = self.invoke_once("fetching jobs", script, &call).await? else {
+            return Ok(None);
+        };
         Counters::add(&self.counters.fetch_calls, 1);
         let mut reply = array(reply)?.into_iter();
         let mut header = [0_i64; 10];
@@ -451,7 +489,7 @@ impl Link {
         Counters::add(&self.counters.fetched, records.len());
         let next_due = (records.is_empty() && next_due >= 0)
             .then(|| Duration::from_millis(u64::try_from(next_due).unwrap_or(0)));
-        Ok(Fetched {
+        Ok(Some(Fetched {
             lease,
             records,
             next_due,
@@ -460,7 +498,7 @@ impl Link {
             now_ms: u64::try_from(now_ms).unwrap_or(0),
             paused: paused == 1,
             rate_wait: u64::try_from(rate_wait).ok().map(Duration::from_millis),
-        })
+        }))
     }
 
     /// Waits (on the blocking connection) until `pending` is non-empty, or `timeout`

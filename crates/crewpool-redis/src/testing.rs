@@ -19,6 +19,7 @@
 // Test support: panicking with a message is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod ledger;
 pub mod net;
 
 use std::io::{BufRead, BufReader};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisCluster, RedisServer};
 use crewpool_redis::{RedisConfig, RedisQueue, RetryPolicy};
-use support::{HANG_GUARD, WorkerProcess};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, runs};
 
 async fn queue(cluster: &RedisCluster, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(cluster.url(), name))
@@ -124,16 +124,6 @@ async fn a_cluster_passes_conformance_retries_and_fencing() {
     );
     fresh.delivery.ack().await.unwrap();
     assert_eq!(zombie.counters().stale, 1);
-}
-
-/// What the worker processes recorded on the recorder: job → runs.
-fn runs(recorder: &RedisServer, queue: &str) -> HashMap<u64, u64> {
-    let flat = recorder.cli(&["HGETALL", &format!("{queue}:test:runs")]);
-    let values: Vec<u64> = flat
-        .lines()
-        .map(|line| line.trim().parse().unwrap())
-        .collect();
-    values.chunks(2).map(|pair| (pair[0], pair[1])).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,8 +241,16 @@ async fn worker_processes_on_several_queues_across_a_migration_and_a_master_kill
             assert!(lost.is_empty(), "{name} lost {lost:?}");
         }
     }
+    // No fencing token was issued twice, across the migration and the failover: every
+    // delivery the worker processes of each queue got (tokens are per queue; the
+    // workers were started two per queue, in the order of `names`).
+    for (name, pair) in names.iter().zip(workers.chunks(2)) {
+        let tokens = audit_tokens(&pair.iter().collect::<Vec<_>>());
+        assert!(tokens.deliveries as u64 >= JOBS, "{name}: {tokens:?}");
+        report.push(format!("{name} tokens: {tokens:?}"));
+    }
     println!(
-        "cluster audit ({JOBS} jobs per queue, enqueue errors {enqueue_errors}, killed :{killed:?}, beta enqueues again {recovered:?} after the kill): {}",
+        "cluster audit ({JOBS} jobs per queue, enqueue errors {enqueue_errors}, killed :{killed:?}, beta enqueues again {recovered:?} after the kill): {}; no token issued twice",
         report.join("; ")
     );
     drop(workers);

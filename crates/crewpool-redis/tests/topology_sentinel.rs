@@ -4,27 +4,18 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisSentinels, RedisServer};
 use crewpool_redis::{Durability, Error, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, WorkerProcess};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, runs};
 
 async fn queue(group: &RedisSentinels, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(group.url(), name))
         .await
         .expect("connect through the Sentinels")
-}
-
-fn runs(recorder: &RedisServer, queue: &str) -> HashMap<u64, u64> {
-    let flat = recorder.cli(&["HGETALL", &format!("{queue}:test:runs")]);
-    let values: Vec<u64> = flat
-        .lines()
-        .map(|line| line.trim().parse().unwrap())
-        .collect();
-    values.chunks(2).map(|pair| (pair[0], pair[1])).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +122,125 @@ async fn workers_follow_the_promoted_replica_when_the_master_dies() {
     assert!(
         after.iter().all(|job| ran.contains_key(job)),
         "jobs enqueued after the failover did not run: the workers did not follow"
+    );
+    // No fencing token was issued twice: every delivery the worker processes got.
+    let tokens = audit_tokens(&workers.iter().collect::<Vec<_>>());
+    println!("sentinel token audit: {tokens:?}, none issued twice");
+    drop(workers);
+}
+
+/// Enqueues `job` until an enqueue is acknowledged (retrying within the hang guard).
+async fn enqueue_until_accepted(producer: &RedisQueue<u64>, job: u64) -> u64 {
+    let give_up = Instant::now() + HANG_GUARD;
+    let mut errors = 0;
+    while let Err(error) = producer.enqueue(&job).await {
+        errors += 1;
+        assert!(
+            Instant::now() < give_up,
+            "enqueueing keeps failing: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    errors
+}
+
+/// Deliveries the worker processes reported so far.
+fn delivered(workers: &[WorkerProcess]) -> usize {
+    workers.iter().map(|worker| worker.deliveries().len()).sum()
+}
+
+/// Worker processes run jobs while the master's writes reach no replica (the window
+/// held open), then the master dies: the promoted replica lacks the lease counter's
+/// last increments, yet issues no token the old master issued (the clock floor of
+/// `fence.lua`). Producer and workers use `Durability::replicated(1, 200 ms)`, the
+/// workers `.with_acks()`: no acknowledged enqueue is lost, and every one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
+    let mut group = RedisSentinels::start();
+    let recorder = RedisServer::start();
+    let record_url = recorder.url();
+    const LEASE_MS: u64 = 1000;
+    const BEFORE: u64 = 40;
+    const WINDOW: u64 = 40;
+    const AFTER: u64 = 40;
+    let url = group.url();
+    let env = [
+        ("CREWPOOL_TEST_RECORD_URL", record_url.as_str()),
+        ("CREWPOOL_TEST_DURABILITY", "replicated"),
+        ("CREWPOOL_TEST_JOB_MS", "20"),
+        ("CREWPOOL_TEST_RESPONSE_MS", "1000"),
+    ];
+    let workers: Vec<WorkerProcess> = (0..2)
+        .map(|_| WorkerProcess::spawn_with(&url, "fenced", 2, LEASE_MS, "normal", &env))
+        .collect();
+    for worker in &workers {
+        worker.wait_for("ready", |line| line == "ready");
+    }
+    let producer = RedisQueue::<u64>::connect(
+        RedisConfig::new(group.url(), "fenced")
+            .durability(Durability::replicated(1, Duration::from_millis(200)))
+            .response_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+
+    // Before the window: acknowledged enqueues (a replica has them), some run.
+    let mut accepted = Vec::new();
+    let mut enqueue_errors = 0;
+    for job in 0..BEFORE {
+        enqueue_errors += enqueue_until_accepted(&producer, job).await;
+        accepted.push(job);
+    }
+    support::until("half the first jobs ran", || {
+        runs(&recorder, "fenced").len() as u64 >= BEFORE / 2
+    })
+    .await;
+
+    // The window: the master's writes (enqueues, and the leases its fetches take)
+    // reach no replica. Enqueues are refused as not replicated, but written: the
+    // workers take them under tokens only the old master knows.
+    group.cut_replication();
+    let before_window = delivered(&workers);
+    let mut refused = 0;
+    for job in 1000..1000 + WINDOW {
+        match producer.enqueue(&job).await {
+            Err(Error::NotReplicated { .. }) => refused += 1,
+            Ok(_) => panic!("an enqueue was acknowledged with replication cut"),
+            Err(other) => panic!("enqueue failed otherwise: {other}"),
+        }
+    }
+    support::until("the workers took jobs in the window", || {
+        delivered(&workers) >= before_window + WINDOW as usize / 4
+    })
+    .await;
+    let in_window = delivered(&workers) - before_window;
+    let port = group.kill_master();
+    group.restore_replication();
+    let promoted = group.wait_for_failover();
+    // The killed master comes back as the promoted one's replica: replicated writes
+    // can be confirmed again.
+    group.restart_killed();
+    group.wait_for_replicas(1);
+
+    // After the failover: the workers follow the promoted replica.
+    let after_failover = delivered(&workers);
+    for job in 2000..2000 + AFTER {
+        enqueue_errors += enqueue_until_accepted(&producer, job).await;
+        accepted.push(job);
+    }
+    // Every acknowledged enqueue runs (the first ones leased in the window come back
+    // when their leases, which the promoted replica has, run out).
+    support::until("every acknowledged job ran", || {
+        let ran = runs(&recorder, "fenced");
+        accepted.iter().all(|job| ran.contains_key(job))
+    })
+    .await;
+    let after = delivered(&workers) - after_failover;
+    assert!(after > 0, "no delivery after the failover");
+    let tokens = audit_tokens(&workers.iter().collect::<Vec<_>>());
+    println!(
+        "failover with writes lost: killed :{port}, promoted :{promoted}; {} acknowledged enqueues all ran ({enqueue_errors} enqueue errors retried, {refused} refused in the window); deliveries: {in_window} in the window, {after} after the failover; tokens: {tokens:?}, none issued twice",
+        accepted.len()
     );
     drop(workers);
 }

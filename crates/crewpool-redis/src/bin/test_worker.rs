@@ -18,11 +18,16 @@
 //!   queue's URL, which must then be a single server's); the Cluster and Sentinel
 //!   tests record on a server of their own, which their faults never touch.
 //! - `CREWPOOL_TEST_MAX_BLOCK_MS`: the longest blocking wait (default 10,000).
+//! - `CREWPOOL_TEST_DURABILITY`: `replicated` waits for one replica (200 ms at most)
+//!   on enqueues and acknowledgements (`Durability::replicated(1, 200 ms).with_acks()`);
+//!   default: written.
 //!
 //! A job's result is `(2 * job, this process's id)`, stored for a producer that waits
 //! for it (the queue declares results of `(u64, u32)` and errors of `String`).
 //!
 //! Protocol on standard output, one line each: `ready` once the pool runs;
+//! `delivered <id> <attempt> <token> <index>` for every delivery a consumer hands out,
+//! with its fencing token and its place in the token's lease (`testing::ledger`);
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
 //! the job's first start (`HSETNX <queue>:test:started <id> <ms>`); `done <id>
 //! <attempt>` after it completed and recorded itself with `HINCRBY <queue>:test:runs
@@ -34,7 +39,7 @@
 use std::time::Duration;
 
 use crewpool_core::{JobContext, with_context};
-use crewpool_redis::{Priorities, RedisConfig, RedisQueue};
+use crewpool_redis::{Durability, Priorities, RedisConfig, RedisQueue};
 use crewpool_runtime::PoolBuilder;
 
 fn env(name: &str, default: &str) -> String {
@@ -69,6 +74,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_delay(Duration::from_millis(10)),
         );
     }
+    match std::env::var("CREWPOOL_TEST_DURABILITY").as_deref() {
+        Ok("replicated") => {
+            config = config
+                .durability(Durability::replicated(1, Duration::from_millis(200)).with_acks());
+        }
+        Ok("written") | Err(_) => {}
+        Ok(other) => return Err(format!("CREWPOOL_TEST_DURABILITY: {other:?}").into()),
+    }
     if let Ok(weights) = std::env::var("CREWPOOL_TEST_WEIGHTS") {
         let weights = weights
             .split(',')
@@ -79,6 +92,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<Vec<(u8, u32)>, _>>()?;
         config = config.priorities(Priorities::weighted(weights));
     }
+    crewpool_redis::testing::ledger::on_delivery(|delivered| {
+        println!(
+            "delivered {} {} {} {}",
+            delivered.id, delivered.attempt, delivered.token, delivered.index
+        );
+    });
     let queue = RedisQueue::<u64>::connect(config)
         .await?
         .with_results::<(u64, u32), String>();

@@ -15,6 +15,32 @@ pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
 pub(crate) struct WorkerProcess {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every delivery it reported (`delivered ...` lines), kept apart from `lines`.
+    ledger: Arc<Mutex<Vec<Delivered>>>,
+}
+
+/// One delivery a worker process reported: job id, attempt, fencing token and the
+/// job's place in the token's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Delivered {
+    pub(crate) id: u64,
+    pub(crate) attempt: u32,
+    pub(crate) token: u64,
+    pub(crate) index: u32,
+}
+
+impl Delivered {
+    /// Reads a `delivered <id> <attempt> <token> <index>` line.
+    fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.strip_prefix("delivered ")?.split_whitespace();
+        let mut next = || parts.next()?.parse::<u64>().ok();
+        Some(Delivered {
+            id: next()?,
+            attempt: u32::try_from(next()?).ok()?,
+            token: next()?,
+            index: u32::try_from(next()?).ok()?,
+        })
+    }
 }
 
 impl WorkerProcess {
@@ -80,15 +106,32 @@ impl WorkerProcess {
             .expect("starting the test worker process");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
+        let ledger = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&ledger);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if line.starts_with("delivered ") {
+                    let delivered = Delivered::parse(&line)
+                        .unwrap_or_else(|| panic!("a malformed ledger line: {line:?}"));
+                    recorded.lock().unwrap().push(delivered);
+                    continue;
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
             }
         });
-        WorkerProcess { child, lines }
+        WorkerProcess {
+            child,
+            lines,
+            ledger,
+        }
+    }
+
+    /// Every delivery this process reported so far.
+    pub(crate) fn deliveries(&self) -> Vec<Delivered> {
+        self.ledger.lock().unwrap().clone()
     }
 
     /// Waits for the first line that satisfies `matches` (skipping others); panics
@@ -185,5 +228,81 @@ impl Captured {
     /// call).
     pub(crate) async fn warned(&self) {
         self.0.1.notified().await;
+    }
+}
+
+/// What the worker processes recorded on `recorder` for `queue`: job → runs.
+pub(crate) fn runs(
+    recorder: &crewpool_redis::testing::RedisServer,
+    queue: &str,
+) -> std::collections::HashMap<u64, u64> {
+    let flat = recorder.cli(&["HGETALL", &format!("{queue}:test:runs")]);
+    // An empty hash prints an empty line.
+    let values: Vec<u64> = flat
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| line.parse().unwrap())
+        .collect();
+    values.chunks(2).map(|pair| (pair[0], pair[1])).collect()
+}
+
+/// What [`audit_tokens`] found.
+#[derive(Debug)]
+pub(crate) struct TokenAudit {
+    /// Deliveries reported, by all processes.
+    pub(crate) deliveries: usize,
+    /// Distinct tokens (leases) among them.
+    pub(crate) tokens: usize,
+    /// Job ids delivered under more than one token: a job delivered again, or two
+    /// jobs with one id (a promoted replica that lacked the id counter's last
+    /// increments gives ids out again).
+    pub(crate) ids_under_several_tokens: usize,
+}
+
+/// Checks the deliveries the worker processes of one queue reported (tokens are per
+/// queue): no token was issued twice.
+/// A token names one lease, taken by one fetch in one process, and `<token>:<index>`
+/// one delivery: so no token may show up in two processes, no `(token, index)` in two
+/// deliveries, and no job may get the same token twice. Panics with the offending
+/// deliveries otherwise.
+pub(crate) fn audit_tokens(workers: &[&WorkerProcess]) -> TokenAudit {
+    use std::collections::{HashMap, HashSet};
+    let mut places: HashMap<(u64, u32), (usize, Delivered)> = HashMap::new();
+    let mut owner: HashMap<u64, usize> = HashMap::new();
+    let mut per_job: HashMap<u64, HashSet<u64>> = HashMap::new();
+    let mut deliveries = 0;
+    for (process, worker) in workers.iter().enumerate() {
+        for delivered in worker.deliveries() {
+            deliveries += 1;
+            if let Some((other, first)) =
+                places.insert((delivered.token, delivered.index), (process, delivered))
+            {
+                panic!(
+                    "token {}:{} handed out twice: {first:?} (process {other}) and {delivered:?} (process {process})",
+                    delivered.token, delivered.index
+                );
+            }
+            let first = *owner.entry(delivered.token).or_insert(process);
+            assert_eq!(
+                first, process,
+                "token {} issued to two processes ({first} and {process}): {delivered:?}",
+                delivered.token
+            );
+            assert!(
+                per_job
+                    .entry(delivered.id)
+                    .or_default()
+                    .insert(delivered.token),
+                "job {} delivered twice under token {}",
+                delivered.id,
+                delivered.token
+            );
+        }
+    }
+    TokenAudit {
+        deliveries,
+        tokens: owner.len(),
+        ids_under_several_tokens: per_job.values().filter(|tokens| tokens.len() > 1).count(),
     }
 }
