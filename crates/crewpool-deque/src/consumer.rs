@@ -19,7 +19,8 @@
 //!
 //! Peers that look empty (two plain loads) are skipped without a steal attempt, which
 //! would pin crossbeam's epoch. The short linger before parking re-checks only the
-//! inbox, the ring and the injector; the full search runs before it and again after registering.
+//! inbox, the ring and the injector; the full search runs before it and again after
+//! registering.
 //!
 //! # Scaling with the number of consumers
 //!

@@ -13,8 +13,9 @@
 //!   `Worker` deque. `next` takes from it first, without locks, allocation or contended
 //!   atomics beyond the deque's own.
 //! - **Stealing.** A consumer whose local deque is empty takes from its inbox (below),
-//!   then the ring and the injector, then steals half of a peer's local deque or inbox, starting at
-//!   a pseudo-random peer so thieves spread out (rayon-core's registry is the model).
+//!   then the ring and the injector, then steals half of a peer's local deque or
+//!   inbox, starting at a pseudo-random peer so thieves spread out (rayon-core's
+//!   registry is the model).
 //! - **Fork-join.** A running job spawns sub-jobs through its
 //!   [`JobContext`](crewpool_core::JobContext); they land in its worker's *inbox*, the
 //!   shareable front door of the local deque, which the owner drains first and idle

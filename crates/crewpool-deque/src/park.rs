@@ -15,8 +15,8 @@
 //!     │ contended (a source kept answering "retry") ──▶ wake itself, Pending (a yield)
 //!     │ nothing
 //!     ▼
-//!   linger: a few more searches of its inbox, the ring and the injector, 1 to 64 pause hints
-//!     │ apart (about a hundred in all) ──found──▶ Ready(job)
+//!   linger: a few more searches of its inbox, the ring and the injector, 1 to 64
+//!     │ pause hints apart (about a hundred in all) ──found──▶ Ready(job)
 //!     │ nothing; closed and drained ──▶ Ready(None), finished for good
 //!     ▼
 //!   register in `sleepers` (ends with a SeqCst fence)
@@ -30,9 +30,9 @@
 //!
 //! **Leaving.** A consumer that finds a job after it registered leaves the list
 //! ([`WaitList::cancel`](crate::waiters::WaitList::cancel)). If it learns it had been
-//! woken meanwhile, and jobs are still visibly left (in the ring, the injector or its local
-//! deque), it passes the wake-up on to another sleeper: the job it took may not be
-//! the one it was woken for. A `next` future dropped after being woken passes its
+//! woken meanwhile, and jobs are still visibly left (in the ring, the injector or its
+//! local deque), it passes the wake-up on to another sleeper: the job it took may not
+//! be the one it was woken for. A `next` future dropped after being woken passes its
 //! wake-up on the same way, so a cancelled wait never swallows one.
 //!
 //! **Who wakes.** Whoever makes a job visible where a sleeper could find it wakes one:
@@ -163,8 +163,8 @@ impl<J: Send + 'static> DequeConsumer<J> {
             let backoff = crossbeam_utils::Backoff::new();
             for _ in 0..LINGER_STEPS {
                 backoff.spin();
-                // The inbox, the ring and the injector only: that is where a steady producer's
-                // next job lands. Peers were searched just before and are searched
+                // The inbox, the ring and the injector only: that is where a steady
+                // producer's next job lands. Peers were searched just before and are searched
                 // again after registering; scanning them on every spin would cost
                 // O(consumers) per pass, ruinous with thousands of them.
                 if let Found::Job(envelope) = self.search(false, false) {

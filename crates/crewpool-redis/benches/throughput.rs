@@ -934,50 +934,9 @@ fn run_in_netns() -> i32 {
     let redis_host = Netns::new("bench-redis");
     let bench_host = Netns::new("bench-work");
     let link = redis_host.link(&bench_host, 31);
-    let dir = std::env::temp_dir().join(format!("crewpool-bench-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory for redis-server");
-    struct Server(std::process::Child, std::path::PathBuf);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            let _ = std::fs::remove_dir_all(&self.1);
-        }
-    }
-    let child = redis_host
-        .command("redis-server")
-        .args([
-            "--port",
-            "6379",
-            "--bind",
-            "0.0.0.0",
-            "--protected-mode",
-            "no",
-        ])
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server in its namespace");
-    let _server = Server(child, dir);
+    // Stopped when this returns or panics.
+    let _server = crewpool_redis::testing::net::NetnsRedis::start(&redis_host);
     let at = format!("{}:6379", link.here());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pong = bench_host
-            .command("redis-cli")
-            .args(["-h", link.here(), "-p", "6379", "PING"])
-            .output()
-            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "PONG");
-        if pong {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start in its namespace"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     eprintln!(
         "Redis in namespace {} at {at}; this bench in {} at {}, over a veth link",
         redis_host.name(),

@@ -34,7 +34,7 @@ pub struct RedisConfig {
     pub(crate) lease: Duration,
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) batch_size: usize,
-    /// `None`: one job per consumer of this process.
+    /// `None`: adapts to the pace (see `fetcher::Pace`).
     pub(crate) prefetch: Option<usize>,
     pub(crate) max_payload: usize,
     pub(crate) retry: RetryPolicy,
@@ -152,8 +152,9 @@ pub(crate) fn default_retry() -> RetryPolicy {
 impl RedisConfig {
     /// A configuration for queue `queue` on the Redis at `url`, with defaults: prefix
     /// `crewpool`, 5 s leases extended every second, batches of up to 1,000 jobs, a
-    /// prefetch that adapts to the pace (see [`prefetch`](RedisConfig::prefetch)), 512 KiB payloads, a retry policy of 25 attempts (1 s doubling to at
-    /// most an hour, jittered), dead letters up to 10,000 and 64 MiB,
+    /// prefetch that adapts to the pace (see [`prefetch`](RedisConfig::prefetch)), 512
+    /// KiB payloads, a retry policy of 25 attempts (1 s doubling to at most an hour,
+    /// jittered), dead letters up to 10,000 and 64 MiB,
     /// [`AckMode::Confirmed`], a 2 s connect timeout and one connection attempt, a 5 s
     /// response timeout.
     ///

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crewpool_core::{Consumer, Received};
+use crewpool_core::{Consumer, Envelope, Received};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,6 +11,7 @@ use crate::RedisDelivery;
 use crate::delivery::Place;
 use crate::error::Chain;
 use crate::fetcher::{Demand, EXPIRED, Leased};
+use crate::lease::Lease;
 use crate::link::BuryStat;
 use crate::queue::Front;
 use crate::results::{Stash, stashing_reply};
@@ -95,27 +96,18 @@ impl<J> RedisConsumer<J> {
             }
             (None, _) => None,
         };
-        let delivery = RedisDelivery::new(
-            Arc::clone(&self.front.settler),
-            Place {
-                lease,
-                index,
-                level,
-                unique,
-            },
-            envelope.id.0,
-            envelope.attempt,
-        )
-        .with_result(result)
-        .with_parent(headers.map(|headers| {
-            let link = &self.front.settler.link;
-            crate::trace::producer_span(
-                &link.config.queue,
-                envelope.id.0,
-                &headers,
-                link.config.propagator.as_ref(),
-            )
-        }));
+        let delivery = self
+            .delivery(&envelope, lease, index, level, unique)
+            .with_result(result)
+            .with_parent(headers.map(|headers| {
+                let link = &self.front.settler.link;
+                crate::trace::producer_span(
+                    &link.config.queue,
+                    envelope.id.0,
+                    &headers,
+                    link.config.propagator.as_ref(),
+                )
+            }));
         match start_by {
             Some(by) if self.front.settler.link.redis_now_ms() > by => Err(delivery),
             _ => {
@@ -137,14 +129,42 @@ impl<J> RedisConsumer<J> {
         self.front.is_closed()
     }
 
+    /// The delivery of a job at `index` of `lease`, settled through this process.
+    fn delivery(
+        &self,
+        envelope: &Envelope<J>,
+        lease: Arc<Lease>,
+        index: u32,
+        level: u8,
+        unique: Option<Arc<str>>,
+    ) -> RedisDelivery {
+        RedisDelivery::new(
+            Arc::clone(&self.front.settler),
+            Place {
+                lease,
+                index,
+                level,
+                unique,
+            },
+            envelope.id.0,
+            envelope.attempt,
+        )
+    }
+
     /// Puts back a job taken from the buffer after the close, unstarted (attempt
-    /// unchanged). On failure its lease brings it back.
+    /// unchanged): only its place is needed, not what a delivery to a worker carries
+    /// (a reply, the producer's span). On failure its lease brings it back.
     async fn hand_back(&self, leased: Leased<J>) {
-        let delivery = match self.received(leased) {
-            Ok(received) => received.delivery,
-            Err(delivery) => delivery,
-        };
-        let id = delivery.id().0;
+        let Leased {
+            envelope,
+            lease,
+            index,
+            level,
+            unique,
+            ..
+        } = leased;
+        let delivery = self.delivery(&envelope, lease, index, level, unique);
+        let id = envelope.id.0;
         if let Err(error) = crewpool_core::Delivery::release(delivery).await {
             tracing::warn!(job = id, error = %Chain(&error), "could not put back a job taken after the close; its lease will bring it back");
         }

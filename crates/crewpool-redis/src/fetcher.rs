@@ -151,7 +151,6 @@ type Block = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// current one runs, and pipeline on the shared connection.
 const FETCHES_IN_FLIGHT: usize = 2;
 
-/// A fetch in flight: how many jobs it asked for, and its answer.
 /// A fetch's answer and how long it took; `None` when it did nothing (Redis lacked
 /// the script, now loaded).
 type FetchAnswer = Result<Option<(Fetched, std::time::Duration)>>;
@@ -178,6 +177,7 @@ fn poll_oldest(
     }
 }
 
+/// A fetch in flight: how many jobs it asked for, and its answer.
 struct InFlight {
     want: usize,
     /// The call.

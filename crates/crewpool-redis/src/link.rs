@@ -219,18 +219,14 @@ impl Link {
         script: &Script,
         cmd: &Cmd,
     ) -> Result<Value> {
-        let call = self.call(what);
-        let mut conn = self.conn();
-        match cmd.query_async::<Value>(&mut conn).await {
-            Ok(reply) => Ok(reply),
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let _: String = script
-                    .load_async(&mut conn)
+        match self.invoke_once(what, script, cmd).await? {
+            Some(reply) => Ok(reply),
+            None => {
+                let call = self.call(what);
+                cmd.query_async(&mut self.conn())
                     .await
-                    .map_err(|e| call.fail(&e))?;
-                cmd.query_async(&mut conn).await.map_err(|e| call.fail(&e))
+                    .map_err(|e| call.fail(&e))
             }
-            Err(error) => Err(call.fail(&error)),
         }
     }
 

@@ -5,85 +5,14 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crewpool_redis::ENQUEUE_LUA;
-use crewpool_redis::testing::net::Netns;
+use crewpool_redis::testing::net::{Netns, NetnsRedis};
 use support::{HANG_GUARD, WorkerProcess};
 
-/// A redis-server inside `host`, on all its addresses, port 6379.
-struct HostRedis<'a> {
-    host: &'a Netns,
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl<'a> HostRedis<'a> {
-    fn start(host: &'a Netns) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "crewpool-net-{}-{}",
-            std::process::id(),
-            host.name()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = host
-            .command("redis-server")
-            .args([
-                "--port",
-                "6379",
-                "--bind",
-                "0.0.0.0",
-                "--protected-mode",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server in the namespace");
-        let server = HostRedis { host, child, dir };
-        let deadline = Instant::now() + HANG_GUARD;
-        while server.try_cli(&["PING"]).as_deref() != Some("PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start in {}",
-                host.name()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn try_cli(&self, args: &[&str]) -> Option<String> {
-        let output = self.host.command("redis-cli").args(args).output().ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        self.try_cli(args)
-            .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
-    }
-}
-
-impl Drop for HostRedis<'_> {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Jobs (their values) the worker host recorded as run, with run counts.
-fn runs(recorder: &HostRedis<'_>) -> std::collections::HashMap<u64, u64> {
+fn runs(recorder: &NetnsRedis<'_>) -> std::collections::HashMap<u64, u64> {
     let flat = recorder.cli(&["HGETALL", "net:test:runs"]);
     let values: Vec<u64> = flat
         .lines()
@@ -101,11 +30,11 @@ fn a_partitioned_worker_host_is_fenced_off_and_nothing_is_lost() {
     let near = Netns::new("near");
     let far_link = redis_host.link(&far, 11);
     let near_link = redis_host.link(&near, 12);
-    let redis = HostRedis::start(&redis_host);
+    let redis = NetnsRedis::start(&redis_host);
     // Each worker host records its runs on a server of its own (reachable in a
     // partition, so a run is recorded when it happens).
-    let far_recorder = HostRedis::start(&far);
-    let near_recorder = HostRedis::start(&near);
+    let far_recorder = NetnsRedis::start(&far);
+    let near_recorder = NetnsRedis::start(&near);
 
     // 16 jobs of 2.5 s on 2 + 2 workers; the far host's first jobs outlast the
     // partition, so they finish after it heals, and settle late.

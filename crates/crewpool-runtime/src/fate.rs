@@ -132,6 +132,19 @@ pub(crate) struct Ending<'a, Q: Queue, W: Worker<Q::Job>> {
     pub(crate) armed: bool,
 }
 
+/// Whether a success of a job is only counted, its output dropped and nothing owed
+/// (the first row of the table): nobody awaits it (no handle, no results stream), no
+/// metrics record it, and its queue is in memory. The worker's shortcuts for the
+/// common case check this one condition.
+#[inline]
+pub(crate) fn success_is_only_counted<Q: Queue, W: Worker<Q::Job>>(
+    shared: &Shared<Q, W>,
+    has_reply: bool,
+    results: Option<&ResultSink<W, Q::Job>>,
+) -> bool {
+    !has_reply && results.is_none() && shared.metrics.is_none() && !is_durable::<Q>()
+}
+
 impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
     /// Decides the job's fate from how its attempt ended (the table in the module
     /// docs), counts it, delivers its outcome or schedules its retry, and returns what
@@ -142,10 +155,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Ending<'_, Q, W> {
         // handle, no results stream) and no metrics to record. The same row of the
         // table as below: counted completed, the output dropped, nothing owed.
         if let Ran::Ok(_) = ran
-            && self.reply.is_none()
-            && self.results.is_none()
-            && shared.metrics.is_none()
-            && !is_durable::<Q>()
+            && success_is_only_counted(shared, self.reply.is_some(), self.results)
         {
             self.armed = false;
             self.counters.record(Finish::Completed);

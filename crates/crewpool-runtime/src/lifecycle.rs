@@ -92,8 +92,9 @@ impl Lifecycle {
 /// `posted` made *before* it tries to claim a token at the top of its loop, so tokens
 /// posted while it goes on to wait wake it. It keeps that listener from turn to turn
 /// and makes a new one (before the claim) only once a post has notified it: a
-/// listener made before an earlier claim is still made before this one. Claiming is a CAS that never goes below zero, so
-/// exactly `tokens` workers leave, each after its current job.
+/// listener made before an earlier claim is still made before this one. Claiming is a
+/// CAS that never goes below zero, so exactly `tokens` workers leave, each after its
+/// current job.
 #[derive(Debug)]
 pub(crate) struct Retire {
     tokens: AtomicUsize,

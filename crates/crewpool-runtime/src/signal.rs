@@ -249,12 +249,6 @@ impl Event {
     }
 
     /// How many listeners are registered (for tests).
-    /// Whether `listen` was notified: a notification came after it was made.
-    #[inline]
-    pub(crate) fn notified(listen: &Listen<'_>) -> bool {
-        listen.event.epoch.load(Ordering::SeqCst) != listen.epoch
-    }
-
     #[cfg(all(test, not(crewpool_loom)))]
     pub(crate) fn listeners(&self) -> usize {
         lock(&self.waiters).wakers.iter().flatten().count()
@@ -269,6 +263,14 @@ pub(crate) struct Listen<'a> {
     /// Its slot in the event's wakers, once registered (valid while the epoch is
     /// `epoch`).
     slot: Option<usize>,
+}
+
+impl Listen<'_> {
+    /// Whether a notification came after this listener was made.
+    #[inline]
+    pub(crate) fn notified(&self) -> bool {
+        self.event.epoch.load(Ordering::SeqCst) != self.epoch
+    }
 }
 
 impl Future for Listen<'_> {

@@ -23,15 +23,15 @@ use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{self, Job};
-use crate::backend::{DeliveryOf, is_durable};
+use crate::backend::DeliveryOf;
 use crate::context::Support;
 use crate::error::ResizeError;
-use crate::fate::{Ending, Ran};
+use crate::fate::{Ending, Ran, success_is_only_counted};
 use crate::future::{Either, first_of, yield_now};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::shared::{Executor, Shared};
-use crate::signal::{Event, Listen};
+use crate::signal::Listen;
 use crate::stats::{Finish, WorkerCounters};
 use crewpool_core::sync::{Arc, Ordering, lock};
 
@@ -162,7 +162,7 @@ pub(crate) async fn run<Q, W>(
     // post notifies it; only then is a new one made, still before the claim below.
     let mut retiring = shared.retire.posted.listen();
     loop {
-        if Event::notified(&retiring) {
+        if retiring.notified() {
             retiring = shared.retire.posted.listen();
         }
         if shared.retire.try_claim() {
@@ -268,12 +268,10 @@ where
     Q: Queue,
     W: Worker<Q::Job>,
 {
+    // No retry lane: a failure goes straight to its fate.
     if !(W::PLAIN
-        && envelope.reply.is_none()
-        && results.is_none()
-        && shared.metrics.is_none()
         && shared.lane.is_none()
-        && !is_durable::<Q>())
+        && success_is_only_counted(shared, envelope.reply.is_some(), results))
     {
         return Some((envelope, delivery));
     }

@@ -23,7 +23,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -334,4 +334,82 @@ fn pipe(id: u64, mut from: TcpStream, mut to: TcpStream, delay: Duration, shared
         }
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// A `redis-server` inside a [`Netns`], on all its addresses, port 6379, without
+/// persistence; stopped, and its directory removed, when dropped.
+#[derive(Debug)]
+pub struct NetnsRedis<'a> {
+    host: &'a Netns,
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl<'a> NetnsRedis<'a> {
+    /// Starts it in `host` and waits until it answers `PING` there.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` cannot be started, or does not answer within a minute.
+    pub fn start(host: &'a Netns) -> Self {
+        let dir = std::env::temp_dir().join(format!("crewpool-net-{}", host.name()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let child = host
+            .command("redis-server")
+            .args([
+                "--port",
+                "6379",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server in the namespace (install it with: apt-get install redis-server)",
+            );
+        let server = NetnsRedis { host, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.try_cli(&["PING"]).as_deref() != Some("PONG") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start in {}",
+                host.name()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Runs `redis-cli` with `args` inside the namespace; its output, trimmed, or
+    /// `None` when it failed.
+    pub fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let output = self.host.command("redis-cli").args(args).output().ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// As [`try_cli`](Self::try_cli).
+    ///
+    /// # Panics
+    ///
+    /// When `redis-cli` failed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.try_cli(args)
+            .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
+    }
+}
+
+impl Drop for NetnsRedis<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
