@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisCluster, RedisServer};
 use crewpool_redis::{RedisConfig, RedisQueue, RetryPolicy};
-use support::{HANG_GUARD, WorkerProcess, audit_tokens, runs};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, ids_of_several_jobs, runs};
 
 async fn queue(cluster: &RedisCluster, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(cluster.url(), name))
@@ -249,8 +249,19 @@ async fn worker_processes_on_several_queues_across_a_migration_and_a_master_kill
         assert!(tokens.deliveries as u64 >= JOBS, "{name}: {tokens:?}");
         report.push(format!("{name} tokens: {tokens:?}"));
     }
+    // No job id was given twice either: the promoted replica may lack the id
+    // counter's last increments, yet no id names two jobs.
+    for name in names {
+        let reused = ids_of_several_jobs(&recorder, name);
+        assert!(
+            reused.is_empty(),
+            "{name}: {} ids were given to more than one job, e.g. {:?}",
+            reused.len(),
+            reused.iter().take(3).collect::<Vec<_>>()
+        );
+    }
     println!(
-        "cluster audit ({JOBS} jobs per queue, enqueue errors {enqueue_errors}, killed :{killed:?}, beta enqueues again {recovered:?} after the kill): {}; no token issued twice",
+        "cluster audit ({JOBS} jobs per queue, enqueue errors {enqueue_errors}, killed :{killed:?}, beta enqueues again {recovered:?} after the kill): {}; no token issued twice, no id given to two jobs",
         report.join("; ")
     );
     drop(workers);

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisSentinels, RedisServer};
-use crewpool_redis::{Durability, Error, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, WorkerProcess, audit_tokens, runs};
+use crewpool_redis::{Durability, Error, JobOptions, RedisConfig, RedisQueue};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, ids_of_several_jobs, runs};
 
 async fn queue(group: &RedisSentinels, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(group.url(), name))
@@ -238,8 +238,18 @@ async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
     let after = delivered(&workers) - after_failover;
     assert!(after > 0, "no delivery after the failover");
     let tokens = audit_tokens(&workers.iter().collect::<Vec<_>>());
+    // The promoted replica lacks the id counter's increments of the window too (the
+    // refused enqueues were written, and some ran, under ids only the old master
+    // knew): yet no id names two jobs.
+    let reused = ids_of_several_jobs(&recorder, "fenced");
+    assert!(
+        reused.is_empty(),
+        "{} ids were given to more than one job, e.g. {:?}",
+        reused.len(),
+        reused.iter().take(3).collect::<Vec<_>>()
+    );
     println!(
-        "failover with writes lost: killed :{port}, promoted :{promoted}; {} acknowledged enqueues all ran ({enqueue_errors} enqueue errors retried, {refused} refused in the window); deliveries: {in_window} in the window, {after} after the failover; tokens: {tokens:?}, none issued twice",
+        "failover with writes lost: killed :{port}, promoted :{promoted}; {} acknowledged enqueues all ran ({enqueue_errors} enqueue errors retried, {refused} refused in the window); deliveries: {in_window} in the window, {after} after the failover; tokens: {tokens:?}, none issued twice; no id given to two jobs",
         accepted.len()
     );
     drop(workers);
@@ -248,6 +258,8 @@ async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
 /// Holds the failover window open (the replica cut off from the master's writes),
 /// enqueues, kills the master and counts the acknowledged enqueues the promoted
 /// replica lacks: first with the default durability, then with `WAIT` for a replica.
+/// Then enqueues as many again (plain and with options) and checks that none gets an
+/// id an acknowledged enqueue got before the failover, lost or not.
 async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (usize, usize) {
     let mut group = RedisSentinels::start();
     let config = RedisConfig::new(group.url(), "durable")
@@ -255,16 +267,19 @@ async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (us
         .response_timeout(Duration::from_secs(2));
     let producer = RedisQueue::<u64>::connect(config).await.unwrap();
     let mut acknowledged = BTreeSet::new();
+    let mut ids = BTreeMap::new();
     for job in 0..10 {
-        producer.enqueue(&job).await.unwrap();
+        let id = producer.enqueue(&job).await.unwrap();
         acknowledged.insert(job);
+        ids.insert(id, job);
     }
     group.cut_replication();
     let mut refused = 0;
     for job in 10..20 {
         match producer.enqueue(&job).await {
-            Ok(_) => {
+            Ok(id) => {
                 acknowledged.insert(job);
+                ids.insert(id, job);
             }
             Err(Error::NotReplicated {
                 confirmed: 0,
@@ -301,10 +316,36 @@ async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (us
         received.delivery.ack().await.unwrap();
     }
     let lost = acknowledged.difference(&present).count();
+    // Ids after the failover: one at a time, several in one call, and with options
+    // (acknowledged once written: the promoted replica has no replica of its own).
+    let producer = RedisQueue::<u64>::connect(
+        RedisConfig::new(group.url(), "durable").durability(Durability::Written),
+    )
+    .await
+    .unwrap();
+    let mut again = Vec::new();
+    for job in 100..105 {
+        again.push((producer.enqueue(&job).await.unwrap(), job));
+    }
+    let batch: Vec<u64> = (105..110).collect();
+    let batch_ids = producer.enqueue_bulk(&batch).await.unwrap();
+    again.extend(batch_ids.into_iter().zip(batch));
+    for job in 110..115 {
+        let options = JobOptions::new().priority(1);
+        let id = producer.enqueue_with(&job, &options).await.unwrap().id();
+        again.push((id, job));
+    }
+    let reused: Vec<_> = again
+        .iter()
+        .filter_map(|(id, job)| ids.get(id).map(|before| (*id, *before, *job)))
+        .collect();
     println!(
-        "{durability:?}: acknowledged {} enqueues, refused {refused} as not replicated, lost {lost} acknowledged enqueues in the failover",
-        acknowledged.len()
+        "{durability:?}: acknowledged {} enqueues, refused {refused} as not replicated, lost {lost} acknowledged enqueues in the failover; ids given again after it: {} of {} ((id, job before, job after): {reused:?})",
+        acknowledged.len(),
+        reused.len(),
+        again.len()
     );
+    assert!(reused.is_empty(), "ids given twice across the failover: {reused:?}");
     (lost, refused)
 }
 

@@ -29,7 +29,9 @@
 //! `delivered <id> <attempt> <token> <index>` for every delivery a consumer hands out,
 //! with its fencing token and its place in the token's lease (`testing::ledger`);
 //! `started <id> <attempt>` when a job starts, after recording Redis's clock then as
-//! the job's first start (`HSETNX <queue>:test:started <id> <ms>`); `done <id>
+//! the job's first start (`HSETNX <queue>:test:started <id> <ms>`) and the pair of its
+//! id and job (`HINCRBY <queue>:test:pairs <id>:<job> 1`: one id naming two jobs shows
+//! up as two fields with that id); `done <id>
 //! <attempt>` after it completed and recorded itself with `HINCRBY <queue>:test:runs
 //! <job> 1` and `HINCRBY <queue>:test:ids <id> 1`. SIGTERM or Ctrl-C shuts the pool
 //! down gracefully and prints `stopped stale=<n> leases_lost=<m>` (settlements refused
@@ -108,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs_key = format!("{queue_name}:test:runs");
     let ids_key = format!("{queue_name}:test:ids");
     let started_key = format!("{queue_name}:test:started");
+    let pairs_key = format!("{queue_name}:test:pairs");
 
     let pool = PoolBuilder::new()
         .name("test-worker")
@@ -118,6 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let runs_key = runs_key.clone();
             let ids_key = ids_key.clone();
             let started_key = started_key.clone();
+            let pairs_key = pairs_key.clone();
             async move {
                 let (seconds, micros): (u64, u64) = redis::cmd("TIME")
                     .query_async(&mut recorder)
@@ -127,6 +131,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .arg(&started_key)
                     .arg(cx.id().0)
                     .arg(seconds * 1000 + micros / 1000)
+                    .query_async::<i64>(&mut recorder)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                redis::cmd("HINCRBY")
+                    .arg(&pairs_key)
+                    .arg(format!("{}:{job}", cx.id().0))
+                    .arg(1)
                     .query_async::<i64>(&mut recorder)
                     .await
                     .map_err(|e| e.to_string())?;

@@ -306,3 +306,25 @@ pub(crate) fn audit_tokens(workers: &[&WorkerProcess]) -> TokenAudit {
         ids_under_several_tokens: per_job.values().filter(|tokens| tokens.len() > 1).count(),
     }
 }
+
+/// The job ids the worker processes of `queue` ran for more than one job (from the
+/// `<id>:<job>` pairs they recorded on `recorder` as each job started): each with the
+/// jobs it named. Empty when no id was given to two jobs.
+pub(crate) fn ids_of_several_jobs(
+    recorder: &crewpool_redis::testing::RedisServer,
+    queue: &str,
+) -> std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> {
+    let fields = recorder.cli(&["HKEYS", &format!("{queue}:test:pairs")]);
+    let mut jobs: std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> =
+        std::collections::BTreeMap::new();
+    for field in fields.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (id, job) = field
+            .split_once(':')
+            .unwrap_or_else(|| panic!("a malformed pair: {field:?}"));
+        jobs.entry(id.parse().unwrap())
+            .or_default()
+            .insert(job.parse().unwrap());
+    }
+    jobs.retain(|_, jobs| jobs.len() > 1);
+    jobs
+}
