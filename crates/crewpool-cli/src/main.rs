@@ -10,7 +10,7 @@
 //! emails     1200        3      16     2      98311      41        2    1.2s  4m ago
 //! $ crewpool peek emails --state leased -n 5     # what the workers hold, for how long
 //! $ crewpool dead emails                          # dead letters: reason, attempt, when
-//! $ crewpool requeue emails 1841 1842             # or --all
+//! $ crewpool requeue emails 1796279676208143       # or --all
 //! $ crewpool watch                                # live counts and rates
 //! $ crewpool dashboard                            # http://127.0.0.1:8080
 //! $ crewpool exporter --listen 0.0.0.0:9464       # /metrics for Prometheus

@@ -1,6 +1,6 @@
--- enqueue.lua: add jobs to the queue, numbering them.
+-- enqueue.lua: add jobs to the queue, numbering them (after `ids.lua`'s helpers).
 --
--- KEYS[1] seq      STRING  the job-id counter
+-- KEYS[1] seq      STRING  the job-id counter (see `ids.lua`)
 -- KEYS[2] pending  LIST    job records waiting; producers LPUSH, workers RPOP
 -- ARGV    one envelope per job, e.g. {"v":1,"job":{"to":"a@b.c"}}
 --
@@ -11,8 +11,7 @@ local n = #ARGV
 if n == 0 then
   return {0, redis.call('LLEN', KEYS[2])}
 end
-local last = redis.call('INCRBY', KEYS[1], n)
-local first = last - n + 1
+local first = take_ids(KEYS[1], n)
 local records = {}
 local len = 0
 for i = 1, n do

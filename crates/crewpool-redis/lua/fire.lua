@@ -3,7 +3,7 @@
 --
 -- KEYS[1] schedules  HASH    name -> the schedule (JSON: {"version":n,...})
 -- KEYS[2] ticks      HASH    name -> the last tick fired or passed (ms since the epoch)
--- KEYS[3] seq        STRING  the job-id counter
+-- KEYS[3] seq        STRING  the job-id counter (see `ids.lua`)
 -- KEYS[4] list       LIST    the schedule's level's list (`pending` or `pending:<level>`)
 -- KEYS[5] pending    LIST    level 0's list (wake markers)
 -- KEYS[6] levels     SET     the levels other than 0 ever used
@@ -37,7 +37,7 @@ if ARGV[4] ~= '' and now - tick > tonumber(ARGV[4]) then
   return {-3, 0}
 end
 local level = tonumber(ARGV[5])
-local id = redis.call('INCR', KEYS[3])
+local id = take_ids(KEYS[3], 1)
 redis.call('LPUSH', KEYS[4], string.format('%d|1|', id) .. ARGV[6])
 if level > 0 then
   redis.call('SADD', KEYS[6], level)

@@ -1,7 +1,8 @@
 -- push.lua: add jobs with options: a priority level, a due time, a start deadline, a
--- uniqueness key. (`enqueue.lua` is the plain form: level 0, now, no options.)
+-- uniqueness key. (`enqueue.lua` is the plain form: level 0, now, no options.) Runs
+-- after `ids.lua`'s helpers.
 --
--- KEYS[1] seq         STRING  the job-id counter
+-- KEYS[1] seq         STRING  the job-id counter (see `ids.lua`)
 -- KEYS[2] pending     LIST    level 0's list (`pending`): wake markers
 -- KEYS[3] list        LIST    the level's list (`pending` for 0, `pending:<level>` else)
 -- KEYS[4] scheduled   ZSET    scheduled record (with level prefix) -> due time (ms)
@@ -94,6 +95,9 @@ end
 local scheduled = due > now
 local out, records = {}, {}
 local fresh = 0
+-- The last id given: the counter moves with each job added (an error below leaves
+-- the ids of the jobs before it taken, as their uniqueness keys may name them).
+local last = first_id(KEYS[1]) - 1
 for i = 1, n do
   local key = ttl and ARGV[4 + 2 * i - 1] or nil
   local envelope = ARGV[4 + step * i]
@@ -111,7 +115,9 @@ for i = 1, n do
     if not body then
       return redis.error_reply('push.lua: an envelope must be a JSON object')
     end
-    local id = redis.call('INCR', KEYS[1])
+    last = last + 1
+    local id = last
+    redis.call('SET', KEYS[1], string.format('%d', id))
     local record = string.format('%d|1|', id) .. body
     if key then
       redis.call('HSET', KEYS[6], key, string.format('%d', id))

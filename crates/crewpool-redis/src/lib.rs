@@ -121,6 +121,16 @@
 //!   failover: they never fall below Redis's clock in microseconds, so a promoted
 //!   replica that lacks the last increments of the counter still issues new ones (as
 //!   long as the two servers' clocks differ by less than the failover takes).
+//! - **Job ids are unique, across failovers too.** Every job added gets an id no other
+//!   job of its queue had: results (`result:<id>`), uniqueness keys, inspection and
+//!   deletion by id reach that job only. Ids increase, and one call's jobs get
+//!   consecutive ids; they never fall below Redis's clock in microseconds, so a
+//!   promoted replica that lacks the last increments of the id counter still gives
+//!   new ones. This holds as long as the two servers' clocks differ by less than the
+//!   failover takes (seconds), and ids were not given faster than one per microsecond
+//!   on average (which would put the counter ahead of the clock). Ids are about
+//!   1.8 × 10^15 today and stay below 2^53 (exact in every language's numbers) until
+//!   the year 2255.
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
 //!   [`RetryPolicy`]); after the last attempt the job goes to the dead-letter list
@@ -536,7 +546,7 @@
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `seq` | string | the last job id given (`INCR`) |
+//! | `seq` | string | the last job id given (see `lua/ids.lua`: never below Redis's clock in µs) |
 //! | `pending` | list | level 0's records waiting; producers `LPUSH`, workers take from the right; may hold the wake marker `~wake` at its right end (never a job) |
 //! | `pending:<p>` | list | the records waiting at priority level `p` (1 to 9), the same way |
 //! | `levels` | set | the levels other than 0 ever used (so fetches look only at those) |
@@ -594,24 +604,35 @@
 //! and never releases its key before the TTL: run one release across a queue's
 //! workers before using these options.)
 //!
+//! Job ids are taken by the scripts with `lua/ids.lua`'s helpers, which every script
+//! that adds jobs runs first: one more than `seq`, and never below Redis's clock in
+//! microseconds (see [Guarantees](#guarantees)).
+//!
 //! **Enqueueing from another language**, either with one script call (atomic; returns
 //! the first id and the queue length) — the script is [`ENQUEUE_LUA`], shipped as
-//! `lua/enqueue.lua` — taking any number of envelopes:
+//! `lua/ids.lua` followed by `lua/enqueue.lua` (send the two files' text as one
+//! script) — taking any number of envelopes:
 //!
 //! ```text
-//! EVAL <enqueue.lua> 2 crewpool:{emails}:seq crewpool:{emails}:pending '{"v":1,"job":{"to":"a@example.com"}}'
+//! EVAL <ids.lua + enqueue.lua> 2 crewpool:{emails}:seq crewpool:{emails}:pending '{"v":1,"job":{"to":"a@example.com"}}'
+//! → 1796279676208143, 1   (the first id, the pending count)
 //! ```
 //!
-//! or with plain commands: take an id, then push the record (a crash between the two
-//! only wastes an id):
+//! or take ids with [`RESERVE_LUA`] (`lua/ids.lua` followed by `lua/reserve.lua`;
+//! the count, here 1, then the first of that many ids), then push the records with
+//! plain commands (a crash between the two only wastes ids):
 //!
 //! ```text
-//! INCR crewpool:{emails}:seq                      → 42
-//! LPUSH crewpool:{emails}:pending '42|1|{"v":1,"job":{"to":"a@example.com"}}'
+//! EVAL <ids.lua + reserve.lua> 1 crewpool:{emails}:seq 1   → 1796279676208190
+//! LPUSH crewpool:{emails}:pending '1796279676208190|1|{"v":1,"job":{"to":"a@example.com"}}'
 //! ```
+//!
+//! (A plain `INCR` of `seq` also gives a new id, but not across a failover that lost
+//! the counter's last increments.)
 //!
 //! **With options** (a priority level, a due time, a start deadline, a uniqueness key)
-//! use [`PUSH_LUA`], shipped as `lua/push.lua`, with seven keys: `seq`, `pending`, the
+//! use [`PUSH_LUA`], shipped as `lua/ids.lua` followed by `lua/push.lua`, with seven
+//! keys: `seq`, `pending`, the
 //! level's list (`pending` or `pending:<p>`), `scheduled`, `levels`, `unique`,
 //! `unique:ttl`; then the level (0 to 9), the due time (`""` now, `at:<ms since the
 //! epoch>`, `in:<ms>` on Redis's clock), the start deadline (`""`, `by:<ms since the
@@ -623,10 +644,10 @@
 //! everything scheduled so far):
 //!
 //! ```text
-//! EVAL <push.lua> 7 crewpool:{emails}:seq crewpool:{emails}:pending crewpool:{emails}:pending
+//! EVAL <ids.lua + push.lua> 7 crewpool:{emails}:seq crewpool:{emails}:pending crewpool:{emails}:pending
 //!      crewpool:{emails}:scheduled crewpool:{emails}:levels crewpool:{emails}:unique
 //!      crewpool:{emails}:unique:ttl 0 in:60000 "" 3600000 welcome:a '{"v":1,"job":{"to":"a@example.com"}}'
-//! → 43   (a second call with the same key within the hour → -43)
+//! → 1796279676208211   (a second call with the same key within the hour → -1796279676208211)
 //! ```
 //!
 //! Periodic schedules are written with `lua/schedule.lua` (`set` or `remove`, which
@@ -725,7 +746,7 @@ pub use periodic::{MissedTicks, Schedule};
 pub use queue::{DeadLetter, QueueStats, RedisQueue, ScheduleEntry};
 pub use registry::RegisteredQueue;
 pub use results::ResultStream;
-pub use scripts::{ENQUEUE_LUA, PUSH_LUA};
+pub use scripts::{ENQUEUE_LUA, PUSH_LUA, RESERVE_LUA};
 pub use trace::Propagator;
 pub use url::RedisUrl;
 pub use wire::{ENVELOPE_VERSION, Headers};

@@ -313,22 +313,19 @@ impl Link {
         uint(first)
     }
 
-    /// Enqueues envelopes with plain commands, exactly as the crate docs tell other
-    /// languages to: one `INCRBY` reserves every id, then the records go in `LPUSH`es
-    /// of [`ENQUEUE_CHUNK`], all in one `MULTI`/`EXEC` (Redis runs them in order). No
-    /// script: Lua's per-argument overhead would dominate. Returns the first id; the
-    /// ids follow in order.
+    /// Enqueues envelopes exactly as the crate docs tell other languages to: one call
+    /// of `reserve.lua` takes every id, then the records go in `LPUSH`es of
+    /// [`ENQUEUE_CHUNK`], all in one `MULTI`/`EXEC` (Redis runs them in order). No
+    /// script for the records: Lua's per-argument overhead would dominate. Returns the
+    /// first id; the ids follow in order.
     pub(crate) async fn enqueue_chunks(&self, envelopes: &[Vec<u8>]) -> Result<u64> {
         let total = envelopes.len();
+        let script = &self.scripts.reserve;
+        let mut reserve = Self::script_call(script, &[&self.keys.seq]);
+        reserve.arg(total);
+        let first = uint(&self.invoke("enqueueing in bulk", script, &reserve).await?)?;
         let call = self.call("enqueueing in bulk");
         let mut conn = self.conn();
-        let last: u64 = redis::cmd("INCRBY")
-            .arg(&self.keys.seq)
-            .arg(total)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| call.fail(&e))?;
-        let first = last + 1 - total as u64;
         let mut pipe = redis::pipe();
         // One MULTI/EXEC around everything: the jobs appear together or not at all.
         // With replicated durability, a WAIT follows the EXEC in the same round trip

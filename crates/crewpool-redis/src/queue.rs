@@ -227,9 +227,9 @@ where
         Ok(JobId(self.link().enqueue(&envelope?).await?))
     }
 
-    /// Adds many jobs in batches (one `INCRBY` for their ids, then `LPUSH`es of up to
-    /// 8,000 job records in one `MULTI`/`EXEC` per round trip); returns their ids, in
-    /// order.
+    /// Adds many jobs in batches (one script call takes their ids, then `LPUSH`es of
+    /// up to 8,000 job records in one `MULTI`/`EXEC` per round trip); returns their
+    /// ids, in order.
     ///
     /// Every job is encoded and checked against the size limit before anything is
     /// sent, so an oversized job fails the whole call with nothing stored.

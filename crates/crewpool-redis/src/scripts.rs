@@ -7,13 +7,26 @@
 
 use redis::Script;
 
-/// The source of `enqueue.lua`, for producers in other languages: see "Wire format" in
-/// the crate docs.
-pub const ENQUEUE_LUA: &str = include_str!("../lua/enqueue.lua");
-/// The source of `push.lua`, the enqueue with options (priority level, due time,
-/// start deadline, uniqueness key), for producers in other languages: see "Wire
-/// format" in the crate docs.
-pub const PUSH_LUA: &str = include_str!("../lua/push.lua");
+/// The source of `enqueue.lua` after `ids.lua`'s helpers (job ids), for producers in
+/// other languages: see "Wire format" in the crate docs.
+pub const ENQUEUE_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
+    include_str!("../lua/enqueue.lua")
+);
+/// The source of `push.lua` after `ids.lua`'s helpers, the enqueue with options
+/// (priority level, due time, start deadline, uniqueness key), for producers in other
+/// languages: see "Wire format" in the crate docs.
+pub const PUSH_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
+    include_str!("../lua/push.lua")
+);
+/// The source of `reserve.lua` after `ids.lua`'s helpers: takes job ids for a
+/// producer that pushes the records itself (bulk enqueues, producers in other
+/// languages): see "Wire format" in the crate docs.
+pub const RESERVE_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
+    include_str!("../lua/reserve.lua")
+);
 /// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters),
 /// `levels.lua`'s (wake markers) and `fence.lua`'s (lease numbers).
 const FETCH_LUA: &str = concat!(
@@ -40,6 +53,7 @@ pub(crate) const CONTROL_LUA: &str = concat!(
     include_str!("../lua/control.lua")
 );
 const FIRE_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
     include_str!("../lua/levels.lua"),
     include_str!("../lua/fire.lua")
 );
@@ -79,6 +93,7 @@ const ABANDON_LUA: &str = concat!(include_str!("../lua/fence.lua"), settlement!(
 pub(crate) struct Scripts {
     pub(crate) enqueue: Script,
     pub(crate) push: Script,
+    pub(crate) reserve: Script,
     pub(crate) fetch: Script,
     pub(crate) ack: Script,
     pub(crate) extend: Script,
@@ -98,6 +113,7 @@ impl Scripts {
         Scripts {
             enqueue: Script::new(ENQUEUE_LUA),
             push: Script::new(PUSH_LUA),
+            reserve: Script::new(RESERVE_LUA),
             fetch: Script::new(FETCH_LUA),
             ack: Script::new(ACK_LUA),
             extend: Script::new(EXTEND_LUA),

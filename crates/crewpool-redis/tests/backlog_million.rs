@@ -24,8 +24,8 @@ async fn drain_backlog(jobs: u64, ack_mode: AckMode) {
     let enqueue = started.elapsed();
     assert_eq!(ids.len() as u64, jobs);
     assert_eq!(queue.len().await.unwrap(), jobs);
-    // Redis numbered the jobs 1..=jobs in order, so id - 1 is the job.
-    assert!(ids.iter().enumerate().all(|(n, id)| id.0 == n as u64 + 1));
+    // Redis numbered the jobs in order.
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
 
     let runs: Arc<Vec<AtomicU8>> = Arc::new((0..jobs).map(|_| AtomicU8::new(0)).collect());
     let done = Arc::new((AtomicU64::new(0), Notify::new()));

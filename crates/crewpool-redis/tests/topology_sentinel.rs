@@ -345,7 +345,10 @@ async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (us
         reused.len(),
         again.len()
     );
-    assert!(reused.is_empty(), "ids given twice across the failover: {reused:?}");
+    assert!(
+        reused.is_empty(),
+        "ids given twice across the failover: {reused:?}"
+    );
     (lost, refused)
 }
 

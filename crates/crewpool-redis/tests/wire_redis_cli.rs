@@ -15,6 +15,24 @@ struct Email {
     subject: String,
 }
 
+/// A shipped script as the crate docs tell producers in other languages to load it:
+/// `lua/ids.lua` (the job-id helpers), then `lua/<name>`.
+fn shipped(name: &str) -> String {
+    let lua = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/");
+    let helpers = std::fs::read_to_string(format!("{lua}ids.lua")).unwrap();
+    let script = std::fs::read_to_string(format!("{lua}{name}")).unwrap();
+    helpers + &script
+}
+
+/// Redis's clock in microseconds.
+fn redis_micros(server: &RedisServer) -> u64 {
+    let time = server.cli(&["TIME"]);
+    let mut parts = time
+        .split_whitespace()
+        .map(|part| part.parse::<u64>().unwrap());
+    parts.next().unwrap() * 1_000_000 + parts.next().unwrap()
+}
+
 fn email(to: &str, subject: &str) -> Email {
     Email {
         to: to.to_owned(),
@@ -26,9 +44,9 @@ fn email(to: &str, subject: &str) -> Email {
 async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     let server = RedisServer::start();
 
-    // 1. One script call: EVAL the shipped enqueue.lua with its three keys.
-    let script =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/enqueue.lua")).unwrap();
+    // 1. One script call: EVAL the shipped ids.lua + enqueue.lua with its two keys.
+    let script = shipped("enqueue.lua");
+    let before = redis_micros(&server);
     let reply = server.cli(&[
         "EVAL",
         &script,
@@ -37,18 +55,21 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         "crewpool:{emails}:pending",
         r#"{"v":1,"job":{"to":"a@example.com","subject":"from a script"}}"#,
     ]);
-    assert_eq!(
-        reply.lines().collect::<Vec<_>>(),
-        ["1", "1"],
-        "first id 1, 1 pending"
-    );
+    let reply: Vec<u64> = reply.lines().map(|line| line.parse().unwrap()).collect();
+    // The first id is Redis's clock in microseconds (the counter was empty); 1 pending.
+    let first_id = reply[0];
+    assert!(first_id >= before && first_id < 1 << 53, "{reply:?}");
+    assert_eq!(reply[1], 1, "1 pending");
 
-    // 2. Plain commands: INCR for an id, then LPUSH the record '<id>|1|<envelope>'.
+    // 2. Take an id with the shipped ids.lua + reserve.lua, then LPUSH the record
+    // '<id>|1|<envelope>' with a plain command.
+    let reserve = shipped("reserve.lua");
     let id = server
-        .cli(&["INCR", "crewpool:{emails}:seq"])
+        .cli(&["EVAL", &reserve, "1", "crewpool:{emails}:seq", "1"])
         .trim()
         .to_owned();
-    assert_eq!(id, "2");
+    let second_id: u64 = id.parse().unwrap();
+    assert!(second_id > first_id, "{second_id} after {first_id}");
     let commands = format!(
         "LPUSH crewpool:{{emails}}:pending '{id}|1|{{\"v\":1,\"job\":{{\"to\":\"b@example.com\",\"subject\":\"from plain commands\"}}}}'\n"
     );
@@ -74,11 +95,11 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         .unwrap();
     let mut consumer = queue.consumer().unwrap();
     let first = consumer.next().await.unwrap();
-    assert_eq!(first.envelope.id.0, 1);
+    assert_eq!(first.envelope.id.0, first_id);
     assert_eq!(first.envelope.job, email("a@example.com", "from a script"));
     first.delivery.ack().await.unwrap();
     let second = consumer.next().await.unwrap();
-    assert_eq!(second.envelope.id.0, 2);
+    assert_eq!(second.envelope.id.0, second_id);
     assert_eq!(
         second.envelope.job,
         email("b@example.com", "from plain commands")
@@ -90,12 +111,12 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
         .enqueue(&email("c@example.com", "from Rust"))
         .await
         .unwrap();
-    assert_eq!(id.0, 3);
+    assert!(id.0 > second_id);
     // `<id>|1|{"v":1,"at":<enqueued, ms since the epoch>,"job":<the job>}`.
     let record = server.cli(&["LRANGE", "crewpool:{emails}:pending", "0", "-1"]);
     let at = record
         .trim()
-        .strip_prefix(r#"3|1|{"v":1,"at":"#)
+        .strip_prefix(&format!(r#"{}|1|{{"v":1,"at":"#, id.0))
         .and_then(|rest| {
             rest.strip_suffix(r#","job":{"to":"c@example.com","subject":"from Rust"}}"#)
         })
@@ -142,8 +163,7 @@ async fn scripts_are_reloaded_after_the_script_cache_is_flushed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
     let server = RedisServer::start();
-    let script =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/push.lua")).unwrap();
+    let script = shipped("push.lua");
     // KEYS: seq, pending, the level's list, scheduled, levels, unique, unique:ttl.
     let push = |level: &str, list: &str, due: &str, deadline: &str, ttl: &str, jobs: &[&str]| {
         let mut args = vec![
@@ -167,7 +187,8 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
     };
     let envelope = |to: &str| format!(r#"{{"v":1,"job":{{"to":"{to}","subject":"s"}}}}"#);
 
-    // Two jobs due in 300 ms (Redis's clock): ids 1 and 2, scheduled.
+    let id = |reply: String| -> i64 { reply.trim().parse().unwrap() };
+    // Two jobs due in 300 ms (Redis's clock): two ids in a row, scheduled.
     let (a, b) = (envelope("a@example.com"), envelope("b@example.com"));
     let reply = push(
         "0",
@@ -177,14 +198,17 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
         "",
         &[&a, &b],
     );
-    assert_eq!(reply.lines().collect::<Vec<_>>(), ["1", "2"]);
+    let ids: Vec<i64> = reply.lines().map(|line| line.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    let (id_a, id_b) = (ids[0], ids[1]);
+    assert_eq!(id_b, id_a + 1);
     assert_eq!(
         server.cli(&["ZCARD", "crewpool:{emails}:scheduled"]).trim(),
         "2"
     );
 
-    // A unique job (key "welcome:c", TTL an hour), twice: the second returns -3, the
-    // id of the first, negated.
+    // A unique job (key "welcome:c", TTL an hour), twice: the second returns the id of
+    // the first, negated.
     let c = envelope("c@example.com");
     let unique = |job: &str| {
         push(
@@ -196,20 +220,23 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
             &["welcome:c", job],
         )
     };
-    assert_eq!(unique(&c).trim(), "3");
-    assert_eq!(unique(&c).trim(), "-3");
+    let id_c = id(unique(&c));
+    assert!(id_c > id_b);
+    assert_eq!(id(unique(&c)), -id_c);
 
     // An urgent job (level 7, its own list), and one whose deadline has passed.
     let d = envelope("d@example.com");
     let e = envelope("e@example.com");
-    assert_eq!(
-        push("7", "crewpool:{emails}:pending:7", "", "", "", &[&d]).trim(),
-        "4"
-    );
-    assert_eq!(
-        push("0", "crewpool:{emails}:pending", "", "by:1000", "", &[&e]).trim(),
-        "5"
-    );
+    let id_d = id(push("7", "crewpool:{emails}:pending:7", "", "", "", &[&d]));
+    let id_e = id(push(
+        "0",
+        "crewpool:{emails}:pending",
+        "",
+        "by:1000",
+        "",
+        &[&e],
+    ));
+    assert!(id_c < id_d && id_d < id_e);
 
     let queue = RedisQueue::<Email>::connect(RedisConfig::new(server.url(), "emails"))
         .await
@@ -226,12 +253,15 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
         order.push((received.envelope.id.0, received.envelope.job.to.clone()));
         received.delivery.ack().await.unwrap();
     }
-    assert_eq!(order[0], (4, "d@example.com".to_owned()));
+    assert_eq!(order[0], (id_d as u64, "d@example.com".to_owned()));
     let mut later: Vec<u64> = order[1..].iter().map(|(id, _)| *id).collect();
     later.sort();
-    assert_eq!(later, [1, 2, 3], "{order:?}");
+    assert_eq!(later, [id_a as u64, id_b as u64, id_c as u64], "{order:?}");
     let dead = queue.dead_letters(10).await.unwrap();
-    assert_eq!((dead[0].id.0, dead[0].reason.as_str()), (5, "expired"));
+    assert_eq!(
+        (dead[0].id.0, dead[0].reason.as_str()),
+        (id_e as u64, "expired")
+    );
     // The unique job's acknowledgement released its key.
-    assert_eq!(unique(&c).trim(), "6");
+    assert!(id(unique(&c)) > id_e);
 }

@@ -53,9 +53,16 @@ impl<T: Send + 'static, E: Send + 'static> JobHandle<T, E> {
 }
 
 impl<T, E> JobHandle<T, E> {
-    /// The job's id.
+    /// The job's id: the one its queue gave it (for a durable queue, the id under
+    /// which it is stored, inspected and deleted).
     pub fn id(&self) -> JobId {
         self.id
+    }
+
+    /// The handle with the id the queue gave the job.
+    pub(crate) fn with_id(mut self, id: JobId) -> Self {
+        self.id = id;
+        self
     }
 
     /// Asks the job to stop: a queued job is skipped when a worker reaches it, a

@@ -257,10 +257,11 @@ impl<Q: Replies, W: Worker<Q::Job>> Pool<Q, W> {
         let shared = self.shared();
         let id = shared.next_id();
         let (reply, handle) = JobHandle::new(id);
-        shared
+        // The id the queue gave (a durable queue numbers jobs itself).
+        let id = shared
             .submit(shared.envelope(job, id).with_reply(reply))
             .await?;
-        Ok(handle)
+        Ok(handle.with_id(id))
     }
 }
 
@@ -392,8 +393,9 @@ impl<Q: Queue, W: Worker<Q::Job>> Erased<Q::Job, W::Output, W::Error> for Handle
         let (reply, handle) = JobHandle::new(id);
         let submitted = shared.submit(shared.envelope(job, id).with_reply(reply));
         Box::pin(async move {
-            submitted.await?;
-            Ok(handle)
+            // The id the queue gave (a durable queue numbers jobs itself).
+            let id = submitted.await?;
+            Ok(handle.with_id(id))
         })
     }
 

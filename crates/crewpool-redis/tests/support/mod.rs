@@ -317,7 +317,11 @@ pub(crate) fn ids_of_several_jobs(
     let fields = recorder.cli(&["HKEYS", &format!("{queue}:test:pairs")]);
     let mut jobs: std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> =
         std::collections::BTreeMap::new();
-    for field in fields.lines().map(str::trim).filter(|line| !line.is_empty()) {
+    for field in fields
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         let (id, job) = field
             .split_once(':')
             .unwrap_or_else(|| panic!("a malformed pair: {field:?}"));
