@@ -123,14 +123,16 @@
 //!   long as the two servers' clocks differ by less than the failover takes).
 //! - **Job ids are unique, across failovers too.** Every job added gets an id no other
 //!   job of its queue had: results (`result:<id>`), uniqueness keys, inspection and
-//!   deletion by id reach that job only. Ids increase, and one call's jobs get
-//!   consecutive ids; they never fall below Redis's clock in microseconds, so a
-//!   promoted replica that lacks the last increments of the id counter still gives
-//!   new ones. This holds as long as the two servers' clocks differ by less than the
-//!   failover takes (seconds), and ids were not given faster than one per microsecond
-//!   on average (which would put the counter ahead of the clock). Ids are about
-//!   1.8 × 10^15 today and stay below 2^53 (exact in every language's numbers) until
-//!   the year 2255.
+//!   deletion by id reach that job only. Ids increase, and the jobs of one script
+//!   call (a bulk enqueue's up to 8,000 per round trip) get consecutive ids; they
+//!   never fall below Redis's clock in microseconds, so a promoted replica that lacks
+//!   the last increments of the id counter still gives new ones. This holds as long
+//!   as the two servers' clocks differ by less than the failover takes (seconds), and
+//!   the counter is not ahead of the clock: ids given faster than one per microsecond
+//!   (bulk enqueues can: over a million jobs a second) put it ahead by the excess,
+//!   which the clock makes up at the same pace once they stop; a failover within
+//!   that time may give ids again. Ids are about 1.8 × 10^15 today and stay below 2^53
+//!   (exact in every language's numbers) until the year 2255.
 //! - **Retries and dead letters.** `retry` and [`RedisDelivery::fail`] schedule the
 //!   next attempt through a delayed set (exponential backoff from the
 //!   [`RetryPolicy`]); after the last attempt the job goes to the dead-letter list
