@@ -57,7 +57,8 @@ pub use crewpool_core::{
 };
 pub use crewpool_runtime::{
     AnyPool, BuildError, CancellationToken, ContextExt, JobError, JobHandle, JobResult, Outcome,
-    Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, Stats, SubmitError,
+    Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, SpawnAllError, Stats,
+    SubmitError,
     SubmitTimeoutError, TrySubmitError,
 };
 
@@ -66,7 +67,7 @@ pub use crewpool_runtime::{
 /// `crewpool_core::testkit` (feature `testkit`) against it.
 pub mod backend {
     pub use crewpool_core::{
-        Attachment, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, PushError,
+        Attachment, Batch, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, PushError,
         Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
     };
 }

@@ -77,6 +77,7 @@
 
 mod consumer;
 mod delivery;
+mod batch;
 mod envelope;
 mod error;
 mod outcome;
@@ -89,6 +90,7 @@ mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use batch::Batch;
 pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
 pub use envelope::{Attachment, Envelope, JobId, Reply};

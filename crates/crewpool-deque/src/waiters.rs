@@ -144,6 +144,32 @@ impl WaitList {
         }
     }
 
+    /// Wakes up to `n` waiters, oldest first, with one fence and at most one lock:
+    /// a producer that landed `n` jobs at once.
+    #[inline]
+    pub(crate) fn notify_many(&self, n: usize) {
+        fence(Ordering::SeqCst);
+        // Relaxed after the fence: see "Protocol".
+        if n == 0 || self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        self.wake_many(n);
+    }
+
+    #[cold]
+    fn wake_many(&self, n: usize) {
+        let woken: Vec<(u64, Waker)> = {
+            let mut entries = lock(&self.entries);
+            let n = n.min(entries.list.len());
+            let woken = entries.list.drain(..n).collect();
+            self.waiting.store(entries.list.len(), Ordering::Relaxed);
+            woken
+        };
+        for (_, waker) in woken {
+            waker.wake();
+        }
+    }
+
     #[cold]
     fn wake_one(&self) {
         let woken = {

@@ -295,6 +295,16 @@ impl Counters {
         self.submitted.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// [`submitted`](Counters::submitted) for `n` jobs of a batch at once.
+    pub(crate) fn submitted_many(&self, n: usize) {
+        self.submitted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// [`unsubmitted`](Counters::unsubmitted) for `n` jobs of a batch at once.
+    pub(crate) fn unsubmitted_many(&self, n: usize) {
+        self.submitted.fetch_sub(n as u64, Ordering::Relaxed);
+    }
+
     /// Gives up on every job that a worker which has not left is polling, if every
     /// such worker is polling one and there are `live` of them: they are blocked inside
     /// the job's own code (see [`activity`]). Returns the jobs newly abandoned, and
