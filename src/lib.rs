@@ -58,8 +58,7 @@ pub use crewpool_core::{
 pub use crewpool_runtime::{
     AnyPool, BuildError, CancellationToken, ContextExt, JobError, JobHandle, JobResult, Outcome,
     Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, SpawnAllError, Stats,
-    SubmitError,
-    SubmitTimeoutError, TrySubmitError,
+    SubmitError, SubmitTimeoutError, TrySubmitError,
 };
 
 /// For writing a queue backend: the traits a queue implements and the types that
@@ -67,8 +66,8 @@ pub use crewpool_runtime::{
 /// `crewpool_core::testkit` (feature `testkit`) against it.
 pub mod backend {
     pub use crewpool_core::{
-        Attachment, Batch, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, PushError,
-        Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
+        Attachment, Batch, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover,
+        PushError, Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
     };
 }
 

@@ -75,9 +75,9 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod batch;
 mod consumer;
 mod delivery;
-mod batch;
 mod envelope;
 mod error;
 mod outcome;

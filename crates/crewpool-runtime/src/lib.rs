@@ -110,7 +110,8 @@ pub use builder::RetryParts;
 pub use builder::{PoolBuilder, RetrySetting};
 pub use context::ContextExt;
 pub use error::{
-    BuildError, ResizeError, SpawnAllError, SubmitError, SubmitTimeoutError, TrySubmitError};
+    BuildError, ResizeError, SpawnAllError, SubmitError, SubmitTimeoutError, TrySubmitError,
+};
 pub use handle::{JobError, JobHandle, JobResult, Outcome, Results};
 pub use policy::{Failure, FailureKind, RetryPolicy};
 pub use pool::{AnyPool, Pool};

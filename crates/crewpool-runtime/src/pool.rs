@@ -150,14 +150,14 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// # Examples
     ///
     /// ```
-    /// use crewpool_deque::DequeQueue;
+    /// use crewpool_flume::FlumeQueue;
     /// use crewpool_runtime::PoolBuilder;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = PoolBuilder::new()
     ///     .workers(2)
-    ///     .queue(DequeQueue::bounded(64))
+    ///     .queue(FlumeQueue::bounded(64))
     ///     .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n * n) })?;
     /// // 1,000 jobs through a queue of 64: the batch waits for room as it goes.
     /// assert_eq!(pool.spawn_all(0..1_000).await?, 1_000);
