@@ -212,3 +212,64 @@ async fn an_erased_pool_spawns_batches() {
     let late = pool.spawn_all([1]).await.unwrap_err();
     assert!(late.is_closed());
 }
+
+type SelfPool = crewpool_runtime::Pool<DequeQueue<u64>, FanoutAll>;
+
+/// A job that holds its own pool, through a slot filled after build.
+struct FanoutAll {
+    pool: Arc<std::sync::OnceLock<SelfPool>>,
+}
+
+impl crewpool_core::Worker<u64> for FanoutAll {
+    /// For job 0: how many of its batch were accepted, and the rest.
+    type Output = Option<(usize, Vec<u64>)>;
+    type Error = Infallible;
+
+    async fn run(
+        &self,
+        n: u64,
+        _cx: crewpool_core::JobContext<u64>,
+    ) -> Result<Self::Output, Infallible> {
+        if n != 0 {
+            return Ok(None);
+        }
+        let pool = self.pool.get().expect("the slot is filled after build");
+        let outcome = match pool.spawn_all([1, 2, 3]).await {
+            Ok(accepted) => (accepted, Vec::new()),
+            Err(refused) => {
+                assert!(refused.is_full(), "{refused:?}");
+                (refused.accepted(), refused.into_inner())
+            }
+        };
+        Ok(Some(outcome))
+    }
+}
+
+/// A batch spawned from inside one of the pool's own jobs never waits for room (the
+/// only worker is the one that would make it): what fits is accepted, the rest comes
+/// back at once with `Full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_from_inside_a_job_takes_what_fits_and_hands_back_the_rest() {
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let pool = PoolBuilder::new()
+        .workers(1)
+        .queue(DequeQueue::bounded(1))
+        .build(FanoutAll {
+            pool: Arc::clone(&slot),
+        })
+        .unwrap();
+    assert!(slot.set(pool.clone()).is_ok());
+    let handle = pool.submit(0).await.unwrap();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), handle)
+        .await
+        .expect("the job spawning a batch into its own full pool hung")
+        .unwrap();
+    assert_eq!(outcome, Some((1, vec![2, 3])));
+    // The worker holds a clone of its own pool: shut it down explicitly.
+    let report = pool.shutdown().await;
+    assert_eq!(
+        (report.stats.submitted, report.stats.completed),
+        (2, 2),
+        "{report}"
+    );
+}
