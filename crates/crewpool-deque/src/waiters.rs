@@ -156,17 +156,21 @@ impl WaitList {
         self.wake_many(n);
     }
 
+    /// One waiter at a time, each woken outside the lock (as `wake_one` does), with
+    /// nothing allocated: a batch wakes at most as many as there are sleepers.
     #[cold]
     fn wake_many(&self, n: usize) {
-        let woken: Vec<(u64, Waker)> = {
-            let mut entries = lock(&self.entries);
-            let n = n.min(entries.list.len());
-            let woken = entries.list.drain(..n).collect();
-            self.waiting.store(entries.list.len(), Ordering::Relaxed);
-            woken
-        };
-        for (_, waker) in woken {
-            waker.wake();
+        for _ in 0..n {
+            let woken = {
+                let mut entries = lock(&self.entries);
+                let woken = entries.list.pop_front();
+                self.waiting.store(entries.list.len(), Ordering::Relaxed);
+                woken
+            };
+            match woken {
+                Some((_, waker)) => waker.wake(),
+                None => return,
+            }
         }
     }
 
