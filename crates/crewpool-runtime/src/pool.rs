@@ -145,7 +145,9 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
     /// workers take jobs. The bound is never exceeded. On an in-memory queue the jobs
     /// are numbered consecutively; their ids are not returned (a `Vec` of them would
     /// cost an allocation per batch), and each job's worker sees its own in
-    /// [`JobContext::id`](crewpool_core::JobContext::id).
+    /// [`JobContext::id`](crewpool_core::JobContext::id). While the batch waits for
+    /// room, [`Stats::submitted`] counts the whole batch; what was not accepted is taken
+    /// back when the call returns or its future is dropped.
     ///
     /// # Examples
     ///
