@@ -46,6 +46,39 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Many jobs at once
+//!
+//! A producer with many jobs in hand spawns them together with
+//! [`Pool::spawn_all`]: they run as if spawned one by one, and the producer's share of
+//! the work per job (taking room in the queue, numbering, counting, waking workers) is
+//! paid once per batch on the deque backend. A batch larger than the free room waits
+//! for room as it goes; if the pool shuts down meanwhile, the jobs not accepted come
+//! back in the [`SpawnAllError`].
+//!
+//! ```
+//! # #[cfg(feature = "deque")]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use crewpool::PoolBuilder;
+//! use crewpool::deque::DequeQueue;
+//!
+//! let pool = PoolBuilder::new()
+//!     .workers(2)
+//!     .dedicated_threads()
+//!     .queue(DequeQueue::bounded(1024))
+//!     .build(crewpool::plain(|n: u64, _cx| Ok::<_, std::convert::Infallible>(n * n)))?;
+//!
+//! let jobs: Vec<u64> = (0..10_000).collect();
+//! for batch in jobs.chunks(256) {
+//!     pool.spawn_all(batch.iter().copied()).await?; // waits for room as it goes
+//! }
+//! let report = pool.shutdown().await;
+//! assert_eq!(report.stats.completed, 10_000);
+//! # Ok(()) }
+//! # #[cfg(not(feature = "deque"))]
+//! # fn main() {}
+//! ```
+//!
 //! See the [`PoolBuilder`] for where workers run (tokio tasks, or dedicated threads for
 //! CPU-bound jobs) and [`Pool`] for submitting and shutting down.
 
@@ -57,8 +90,8 @@ pub use crewpool_core::{
 };
 pub use crewpool_runtime::{
     AnyPool, BuildError, CancellationToken, ContextExt, JobError, JobHandle, JobResult, Outcome,
-    Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, Stats, SubmitError,
-    SubmitTimeoutError, TrySubmitError,
+    Pool, PoolBuilder, ResizeError, Results, RetrySetting, ShutdownReport, SpawnAllError, Stats,
+    SubmitError, SubmitTimeoutError, TrySubmitError,
 };
 
 /// For writing a queue backend: the traits a queue implements and the types that
@@ -66,8 +99,8 @@ pub use crewpool_runtime::{
 /// `crewpool_core::testkit` (feature `testkit`) against it.
 pub mod backend {
     pub use crewpool_core::{
-        Attachment, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover, PushError,
-        Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
+        Attachment, Batch, BoxError, Consumer, ContextSupport, Delivery, Envelope, Handover,
+        PushError, Queue, Received, Replies, Reply, Retryable, Spawn, TryPush, TryPushError,
     };
 }
 

@@ -18,8 +18,8 @@ use super::completion::{Gate, HANG_GUARD, Start};
 const IDLE_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
 use super::proc_status;
 use super::workload::{
-    CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS, QUEUED_JOBS,
-    RESIZE_WARMUP, RESIZES, Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
+    BATCH, CAPACITY, FORK_DEPTH, IDLE_WORKERS, IO_CONCURRENCY, IO_JOBS, IO_SLEEP, PRODUCERS,
+    QUEUED_JOBS, RESIZE_WARMUP, RESIZES, Shape, TINY_JOBS, WORKERS, fork_join_jobs, produce, spin,
 };
 use super::{Completion, Measurement, Workload, err, measurement, tokio_runtime};
 
@@ -50,8 +50,8 @@ impl BenchQueue for crewpool::flume::FlumeQueue<u64> {
 /// Runs `workload` on a pool over queues of type `Q`.
 pub(crate) fn run<Q: BenchQueue>(workload: Workload) -> Result<Measurement, String> {
     match workload {
-        Workload::Tiny => cpu::<Q>(TINY_JOBS, 1),
-        Workload::MultiProducer => cpu::<Q>(TINY_JOBS, PRODUCERS),
+        Workload::Tiny => cpu::<Q>(TINY_JOBS, 1, 1),
+        Workload::MultiProducer => cpu::<Q>(TINY_JOBS, PRODUCERS, 1),
         Workload::Io => io::<Q>(),
         Workload::ForkJoin => fork_join::<Q>(),
         Workload::Queued => queued::<Q>(),
@@ -60,6 +60,16 @@ pub(crate) fn run<Q: BenchQueue>(workload: Workload) -> Result<Measurement, Stri
         Workload::RedisNoop | Workload::RedisEnqueue => {
             Err(format!("{workload} is not an in-memory workload"))
         }
+    }
+}
+
+/// Runs `workload` with its producers spawning jobs in batches of [`BATCH`]
+/// (`Pool::spawn_all`): `tiny` and `multi-producer` only.
+pub(crate) fn run_batched<Q: BenchQueue>(workload: Workload) -> Result<Measurement, String> {
+    match workload {
+        Workload::Tiny => cpu::<Q>(TINY_JOBS, 1, BATCH),
+        Workload::MultiProducer => cpu::<Q>(TINY_JOBS, PRODUCERS, BATCH),
+        other => Err(format!("{other} is not run in batches")),
     }
 }
 
@@ -117,8 +127,9 @@ fn teardown_within<Q: Queue<Job = u64>, W: Worker<u64>>(
 
 /// `tiny` and `multi-producer`: CPU jobs on dedicated worker threads, a bounded queue.
 /// The job is a plain function ([`crewpool::plain`]): what CPU-bound work on dedicated
-/// threads is written as, run without a future per job.
-fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> {
+/// threads is written as, run without a future per job. Each producer spawns its jobs
+/// one by one (`batch` 1) or in batches of `batch` (`Pool::spawn_all`).
+fn cpu<Q: BenchQueue>(jobs: u64, producers: u64, batch: u64) -> Result<Measurement, String> {
     let done = Arc::new(Completion::new(jobs));
     let finished = Arc::clone(&done);
     let pool = PoolBuilder::new()
@@ -139,8 +150,17 @@ fn cpu<Q: BenchQueue>(jobs: u64, producers: u64) -> Result<Measurement, String> 
     let start = Start::now();
     produce(producers, jobs, |producer, range| {
         runtimes[producer].block_on(async {
-            for job in range {
-                pool.spawn(job).await.map_err(err)?;
+            if batch <= 1 {
+                for job in range {
+                    pool.spawn(job).await.map_err(err)?;
+                }
+                return Ok(());
+            }
+            let mut next = range.start;
+            while next < range.end {
+                let end = range.end.min(next + batch);
+                pool.spawn_all(next..end).await.map_err(err)?;
+                next = end;
             }
             Ok(())
         })

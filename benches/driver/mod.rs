@@ -70,6 +70,9 @@ pub(crate) fn run(workload: Workload, system: System) -> Result<Measurement, Str
         System::CrewpoolDeque => {
             crewpool_systems::run::<crewpool::deque::DequeQueue<u64>>(workload)
         }
+        System::CrewpoolDequeBatch => {
+            crewpool_systems::run_batched::<crewpool::deque::DequeQueue<u64>>(workload)
+        }
         System::CrewpoolFlume => {
             crewpool_systems::run::<crewpool::flume::FlumeQueue<u64>>(workload)
         }

@@ -8,6 +8,9 @@ use std::fmt;
 pub(crate) enum System {
     /// crewpool's `Pool` on the work-stealing deque backend.
     CrewpoolDeque,
+    /// crewpool's `Pool` on the work-stealing deque backend, the producer spawning its
+    /// jobs in batches (`Pool::spawn_all`) of [`BATCH`](super::workload::BATCH).
+    CrewpoolDequeBatch,
     /// crewpool's `Pool` on the flume channel backend.
     CrewpoolFlume,
     /// crewpool's `Pool` on the Redis backend.
@@ -28,8 +31,9 @@ pub(crate) enum System {
 
 impl System {
     /// Every system, crewpool's first.
-    pub(crate) const ALL: [System; 9] = [
+    pub(crate) const ALL: [System; 10] = [
         System::CrewpoolDeque,
+        System::CrewpoolDequeBatch,
         System::CrewpoolFlume,
         System::CrewpoolRedis,
         System::RayonSpawn,
@@ -44,6 +48,7 @@ impl System {
     pub(crate) fn name(self) -> &'static str {
         match self {
             System::CrewpoolDeque => "crewpool-deque",
+            System::CrewpoolDequeBatch => "crewpool-deque-batch",
             System::CrewpoolFlume => "crewpool-flume",
             System::CrewpoolRedis => "crewpool-redis",
             System::RayonSpawn => "rayon-spawn",
@@ -74,7 +79,10 @@ impl System {
     pub(crate) fn is_crewpool(self) -> bool {
         matches!(
             self,
-            System::CrewpoolDeque | System::CrewpoolFlume | System::CrewpoolRedis
+            System::CrewpoolDeque
+                | System::CrewpoolDequeBatch
+                | System::CrewpoolFlume
+                | System::CrewpoolRedis
         )
     }
 }

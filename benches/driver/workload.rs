@@ -9,6 +9,9 @@ use super::System;
 pub(crate) const WORKERS: usize = 2;
 /// Capacity of every bounded queue and channel.
 pub(crate) const CAPACITY: usize = 1024;
+/// How many jobs `crewpool-deque-batch`'s producers hand to `Pool::spawn_all` at a
+/// time: a quarter of the queue's bound.
+pub(crate) const BATCH: u64 = 256;
 /// Jobs in `tiny` and `multi-producer`.
 pub(crate) const TINY_JOBS: u64 = 1_000_000;
 /// xorshift rounds per CPU job.
@@ -231,7 +234,18 @@ impl Workload {
     pub(crate) fn systems(self) -> &'static [System] {
         use System::*;
         match self {
-            Workload::Tiny | Workload::Io | Workload::MultiProducer => &[
+            Workload::Tiny | Workload::MultiProducer => &[
+                CrewpoolDeque,
+                CrewpoolDequeBatch,
+                CrewpoolFlume,
+                RayonSpawn,
+                TokioSpawn,
+                StdMpscPool,
+                CrossbeamPool,
+                FlumePool,
+                ThreadPerJob,
+            ],
+            Workload::Io => &[
                 CrewpoolDeque,
                 CrewpoolFlume,
                 RayonSpawn,

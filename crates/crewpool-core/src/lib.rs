@@ -75,6 +75,7 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod batch;
 mod consumer;
 mod delivery;
 mod envelope;
@@ -89,6 +90,7 @@ mod worker;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use batch::Batch;
 pub use consumer::{Consumer, Received, Spawn};
 pub use delivery::{Delivery, Handover};
 pub use envelope::{Attachment, Envelope, JobId, Reply};

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::{Consumer, Envelope, JobId, PushError, QueueError, RetryPolicy, TryPushError};
+use crate::{Batch, Consumer, Envelope, JobId, PushError, QueueError, RetryPolicy, TryPushError};
 
 /// A queue of jobs: producers push [`Envelope`]s in, each worker takes them out through
 /// its own [`Consumer`].
@@ -79,6 +79,57 @@ pub trait Queue: Send + Sync + 'static {
         &self,
         envelope: Envelope<Self::Job>,
     ) -> impl Future<Output = Result<JobId, PushError<Envelope<Self::Job>>>> + Send;
+
+    /// Pushes the envelopes of `batch`, front first, waiting for room while a bounded
+    /// queue is full; completes once all were accepted. Each accepted envelope leaves
+    /// the batch and is counted in [`Batch::accepted`]; what was not accepted stays in
+    /// the batch, in order.
+    ///
+    /// The default pushes them one by one with [`push`](Queue::push). A queue that can
+    /// accept many at a lower cost per job overrides it: the deque backend reserves
+    /// places for as many as there is room for with one atomic operation, and wakes
+    /// its sleeping consumers once per batch.
+    ///
+    /// The "Accepted in a poll" promise holds per envelope: an in-memory queue accepts
+    /// envelopes (and counts them in the batch) only inside a poll of this future, so a
+    /// caller that reads [`Batch::accepted`] around each poll counts exactly what was
+    /// accepted. Like `push`, the ids the jobs are known by are the envelopes' own in
+    /// memory; a durable backend's assigned ids are not returned here.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] once the queue is closed (envelopes accepted before stay
+    /// accepted); [`PushError::Backend`] when a durable backend cannot store one. The
+    /// envelopes not accepted are still in `batch`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes keeps every envelope not yet accepted
+    /// in `batch`, except, with the one-by-one default, the one whose `push` was under
+    /// way, which is dropped as `push`'s cancel safety says. The deque backend's
+    /// override takes nothing out of the batch that it does not accept in the same
+    /// poll, so dropping it loses nothing.
+    fn push_batch<'a>(
+        &'a self,
+        batch: &'a mut Batch<Self::Job>,
+    ) -> impl Future<Output = Result<(), PushError<()>>> + Send + 'a {
+        async move {
+            while let Some(envelope) = batch.take_front() {
+                match self.push(envelope).await {
+                    Ok(_) => batch.accept(1),
+                    Err(refused) => {
+                        let mut back = None;
+                        let error = refused.map(|envelope| back = Some(envelope));
+                        if let Some(envelope) = back {
+                            batch.put_back(envelope);
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 
     /// Creates a consumer for one worker. Each worker must have its own.
     ///

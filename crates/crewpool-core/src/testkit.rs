@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::{Consumer, Delivery, Envelope, JobId, PushError, Queue, TryPush, TryPushError};
+use crate::{Batch, Consumer, Delivery, Envelope, JobId, PushError, Queue, TryPush, TryPushError};
 
 mod poll;
 
@@ -210,6 +210,65 @@ pub fn backpressure_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
     assert!(
         poll_once(ready.as_mut(), &closed_waker).is_ready(),
         "ready() on a closed queue"
+    );
+}
+
+/// [`Queue::push_batch`] of a batch two larger than a bounded queue: it accepts what
+/// fits and waits (pending) for room for the rest, is woken by each take, and completes
+/// once all are accepted; every job comes out once. On a closed queue it fails with
+/// `Closed` and keeps the whole batch. Needs a bounded queue whose futures need no
+/// reactor.
+pub fn push_batch_by_hand<Q: TryPush<Job = u64>>(queue: Q) {
+    let capacity = queue
+        .capacity()
+        .expect("push_batch_by_hand needs a bounded queue");
+    let cap = capacity as u64;
+    let mut batch: Batch<u64> = (0..cap + 2).map(envelope).collect();
+    let (counter, waker) = CountingWaker::new();
+    let mut consumer = consumer(&queue);
+    let mut taken = Vec::new();
+    {
+        let mut pushing = pin!(queue.push_batch(&mut batch));
+        assert!(
+            poll_once(pushing.as_mut(), &waker).is_pending(),
+            "a batch larger than the room waits"
+        );
+        assert_eq!(queue.depth(), capacity, "what fits is accepted at once");
+        for more in [true, false] {
+            let before = counter.wakes();
+            let received = consumer.try_next().expect("a full queue has a job to take");
+            taken.push(received.envelope.job);
+            assert!(
+                counter.wakes() > before,
+                "taking a job from a full queue wakes the waiting batch"
+            );
+            let polled = poll_once(pushing.as_mut(), &waker);
+            match (more, polled) {
+                (true, Poll::Pending) | (false, Poll::Ready(Ok(()))) => {}
+                (_, polled) => panic!("the batch after a take: {polled:?}"),
+            }
+        }
+    }
+    assert_eq!((batch.accepted(), batch.len()), (capacity + 2, 0));
+    while let Some(received) = consumer.try_next() {
+        taken.push(received.envelope.job);
+    }
+    taken.sort_unstable();
+    assert_eq!(taken, (0..cap + 2).collect::<Vec<_>>(), "every job once");
+
+    queue.close();
+    let mut late: Batch<u64> = (0..2).map(envelope).collect();
+    {
+        let mut pushing = pin!(queue.push_batch(&mut late));
+        match poll_once(pushing.as_mut(), &waker) {
+            Poll::Ready(Err(PushError::Closed(()))) => {}
+            other => panic!("a batch on a closed queue: {other:?}"),
+        }
+    }
+    assert_eq!(
+        (late.accepted(), late.len()),
+        (0, 2),
+        "the batch is kept whole"
     );
 }
 

@@ -131,6 +131,51 @@ impl Ledger {
         }
     }
 
+    /// Reserves places for up to `wanted` jobs (at least 1) of a producer's batch:
+    /// as many as the bound leaves room for, with one compare-and-swap; returns how
+    /// many. The same bound check as [`reserve`](Ledger::reserve): the free places
+    /// are counted against a lower bound of `taken`, so the count never passes the
+    /// capacity, whoever else reserves. The consumers' counts are summed only when
+    /// that bound leaves less room than wanted.
+    pub(crate) fn reserve_many<T>(
+        &self,
+        wanted: usize,
+        registry: &Registry<T>,
+    ) -> Result<usize, Refused> {
+        debug_assert!(wanted > 0);
+        let mut word = self.head.load(Ordering::SeqCst);
+        loop {
+            if word & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            let mut granted = wanted;
+            if let Some(capacity) = self.capacity {
+                let pushed = word >> 1;
+                // Relaxed: a stale bound is a smaller one, which is still safe.
+                let seen = self.seen_taken.load(Ordering::Relaxed);
+                let mut free = capacity.saturating_sub(pushed.saturating_sub(seen));
+                if free < wanted {
+                    let taken = registry.taken();
+                    self.seen_taken.fetch_max(taken, Ordering::Relaxed);
+                    free = capacity.saturating_sub(pushed.saturating_sub(taken));
+                    if free == 0 {
+                        return Err(Refused::Full);
+                    }
+                }
+                granted = wanted.min(free);
+            }
+            match self.head.compare_exchange_weak(
+                word,
+                word + granted * ONE,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Ok(granted),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
     /// Sets the closed flag; returns whether this call set it.
     pub(crate) fn close(&self) -> bool {
         let first = self.head.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0;

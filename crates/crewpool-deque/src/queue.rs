@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use crewpool_core::{
-    Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
+    Batch, Envelope, JobId, PushError, Queue, QueueError, Replies, Retryable, TryPush, TryPushError,
 };
 use crossbeam_utils::CachePadded;
 
@@ -107,6 +107,18 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
         }
     }
 
+    fn push_batch<'a>(
+        &'a self,
+        batch: &'a mut Batch<J>,
+    ) -> impl Future<Output = Result<(), PushError<()>>> + Send + 'a {
+        let shared = &*self.shared;
+        PushBatch {
+            shared,
+            batch,
+            waiter: Waiter::new(&shared.room),
+        }
+    }
+
     fn consumer(&self) -> Result<DequeConsumer<J>, QueueError> {
         Ok(DequeConsumer::new(Arc::clone(&self.shared)))
     }
@@ -184,6 +196,56 @@ fn try_push<J>(shared: &Shared<J>, envelope: Envelope<J>) -> Result<(), TryPushE
     }
     shared.land(envelope);
     shared.sleepers.notify_one();
+    Ok(())
+}
+
+/// The future of [`DequeQueue::push_batch`]: each poll reserves as many places as
+/// the bound leaves free (one compare-and-swap for all of them), lands that many
+/// envelopes from the front of the batch, and wakes as many sleeping consumers as it
+/// landed jobs (one fence); while jobs are left and the queue is full, it waits for
+/// room as [`Push`] does. Envelopes leave the batch only in the poll that accepts
+/// them, so dropping it loses none.
+struct PushBatch<'a, J> {
+    shared: &'a Shared<J>,
+    batch: &'a mut Batch<J>,
+    waiter: Waiter<'a>,
+}
+
+impl<J> Future for PushBatch<'_, J> {
+    type Output = Result<(), PushError<()>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            if this.batch.is_empty() {
+                this.waiter.leave();
+                return Poll::Ready(Ok(()));
+            }
+            match try_push_batch(this.shared, this.batch) {
+                // Room for all of it: done at the top of the loop.
+                Ok(()) if this.batch.is_empty() => continue,
+                // Room for part: wait for more.
+                Ok(()) | Err(Refused::Full) => {}
+                Err(Refused::Closed) => {
+                    this.waiter.leave();
+                    return Poll::Ready(Err(PushError::Closed(())));
+                }
+            }
+            ready!(poll_room(this.shared, &mut this.waiter, cx));
+        }
+    }
+}
+
+/// Reserves places for as much of `batch` as there is room for, lands that many
+/// envelopes and wakes up to as many sleeping consumers (see [`PushBatch`]).
+fn try_push_batch<J>(shared: &Shared<J>, batch: &mut Batch<J>) -> Result<(), Refused> {
+    // At most the batch's length is granted, so every place reserved is landed.
+    let granted = shared.ledger.reserve_many(batch.len(), &shared.registry)?;
+    for envelope in std::iter::from_fn(|| batch.take_front()).take(granted) {
+        shared.land(envelope);
+    }
+    batch.accept(granted);
+    shared.sleepers.notify_many(granted);
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 // A model's job is to panic with a message when a property breaks.
 #![allow(clippy::expect_used)]
 
+mod loom_batch;
 mod loom_capacity;
 mod loom_park;
 mod loom_steal;

@@ -144,6 +144,36 @@ impl WaitList {
         }
     }
 
+    /// Wakes up to `n` waiters, oldest first, with one fence and at most one lock:
+    /// a producer that landed `n` jobs at once.
+    #[inline]
+    pub(crate) fn notify_many(&self, n: usize) {
+        fence(Ordering::SeqCst);
+        // Relaxed after the fence: see "Protocol".
+        if n == 0 || self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        self.wake_many(n);
+    }
+
+    /// One waiter at a time, each woken outside the lock (as `wake_one` does), with
+    /// nothing allocated: a batch wakes at most as many as there are sleepers.
+    #[cold]
+    fn wake_many(&self, n: usize) {
+        for _ in 0..n {
+            let woken = {
+                let mut entries = lock(&self.entries);
+                let woken = entries.list.pop_front();
+                self.waiting.store(entries.list.len(), Ordering::Relaxed);
+                woken
+            };
+            match woken {
+                Some((_, waker)) => waker.wake(),
+                None => return,
+            }
+        }
+    }
+
     #[cold]
     fn wake_one(&self) {
         let woken = {

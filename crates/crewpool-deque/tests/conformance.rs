@@ -73,3 +73,9 @@ fn a_dropped_waiting_push_pushes_nothing_by_hand() {
     testkit::a_dropped_waiting_push_pushes_nothing_by_hand(DequeQueue::bounded(1));
     testkit::a_dropped_waiting_push_pushes_nothing_by_hand(DequeQueue::bounded(3));
 }
+
+#[test]
+fn push_batch_by_hand() {
+    testkit::push_batch_by_hand(DequeQueue::bounded(1));
+    testkit::push_batch_by_hand(DequeQueue::bounded(3));
+}

@@ -79,3 +79,9 @@ fn a_dropped_waiting_push_pushes_nothing_by_hand() {
 fn a_bound_of_zero_is_refused() {
     let _ = FlumeQueue::<u64>::bounded(0);
 }
+
+#[test]
+fn push_batch_by_hand() {
+    testkit::push_batch_by_hand(FlumeQueue::bounded(1));
+    testkit::push_batch_by_hand(FlumeQueue::bounded(3));
+}

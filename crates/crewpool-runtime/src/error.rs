@@ -137,6 +137,78 @@ impl<J> fmt::Debug for SubmitError<J> {
     }
 }
 
+/// [`Pool::spawn_all`](crate::Pool::spawn_all) did not accept every job of a batch:
+/// how many it accepted (the first ones, in the batch's order), and the rest, back.
+///
+/// Why the rest was refused is the [`source`](std::error::Error::source), a
+/// [`SubmitError`] that carries no job; it is also answered by
+/// [`is_closed`](SpawnAllError::is_closed) and [`is_full`](SpawnAllError::is_full).
+#[derive(thiserror::Error)]
+#[error("the pool accepted {accepted} jobs of the batch and refused the rest")]
+pub struct SpawnAllError<J> {
+    accepted: usize,
+    rest: Vec<J>,
+    #[source]
+    reason: SubmitError<()>,
+}
+
+impl<J> SpawnAllError<J> {
+    pub(crate) fn new(accepted: usize, rest: Vec<J>, reason: SubmitError<()>) -> Self {
+        SpawnAllError {
+            accepted,
+            rest,
+            reason,
+        }
+    }
+
+    /// How many jobs, from the front of the batch, were accepted: they run as if
+    /// spawned one by one.
+    pub fn accepted(&self) -> usize {
+        self.accepted
+    }
+
+    /// The jobs not accepted, in the batch's order.
+    pub fn rest(&self) -> &[J] {
+        &self.rest
+    }
+
+    /// Returns the jobs not accepted, in the batch's order.
+    pub fn into_inner(self) -> Vec<J> {
+        self.rest
+    }
+
+    /// Why the rest was refused.
+    pub fn reason(&self) -> &SubmitError<()> {
+        &self.reason
+    }
+
+    /// Whether the pool no longer accepts jobs.
+    pub fn is_closed(&self) -> bool {
+        self.reason.is_closed()
+    }
+
+    /// Whether the queue was full (a batch spawned from inside one of the pool's own
+    /// jobs, which does not wait for room).
+    pub fn is_full(&self) -> bool {
+        self.reason.is_full()
+    }
+
+    /// The backend's own error, if it refused the rest with one of type `E`.
+    pub fn backend_error<E: StdError + 'static>(&self) -> Option<&E> {
+        self.reason.backend_error()
+    }
+}
+
+impl<J> fmt::Debug for SpawnAllError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnAllError")
+            .field("accepted", &self.accepted)
+            .field("rest", &self.rest.len())
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
 /// [`Pool::submit_timeout`](crate::Pool::submit_timeout) did not accept the job; it
 /// comes back.
 #[derive(thiserror::Error)]

@@ -109,7 +109,9 @@ mod worker;
 pub use builder::RetryParts;
 pub use builder::{PoolBuilder, RetrySetting};
 pub use context::ContextExt;
-pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use error::{
+    BuildError, ResizeError, SpawnAllError, SubmitError, SubmitTimeoutError, TrySubmitError,
+};
 pub use handle::{JobError, JobHandle, JobResult, Outcome, Results};
 pub use policy::{Failure, FailureKind, RetryPolicy};
 pub use pool::{AnyPool, Pool};

@@ -9,7 +9,7 @@ use crewpool_core::{JobId, Queue, Replies, TryPush, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stats;
-use crate::error::{ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::error::{ResizeError, SpawnAllError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::handle::{JobHandle, Results};
 use crate::report::ShutdownReport;
 use crate::shared::Shared;
@@ -126,6 +126,70 @@ impl<Q: Queue, W: Worker<Q::Job>> Pool<Q, W> {
         let shared = self.shared();
         let id = shared.next_id();
         shared.submit(shared.envelope(job, id)).await
+    }
+
+    /// Submits many jobs without handles, in order, waiting while a bounded queue is
+    /// full; returns how many were accepted: all of them.
+    ///
+    /// Each job runs as if [`spawn`](Pool::spawn)ed on its own, in the batch's order
+    /// of acceptance, and its result goes to the [`Results`] stream, if the pool has
+    /// one. What a batch saves is the producer's share of the work per job: on the
+    /// deque backend, one reservation of room for as many jobs as fit, one block of
+    /// ids, one update of the counts and one check for sleeping workers (waking as many
+    /// as there are jobs for) per batch instead of per job. On other queues the jobs
+    /// are pushed one by one (the default of
+    /// [`Queue::push_batch`](crewpool_core::Queue::push_batch)), with the same result.
+    ///
+    /// A batch larger than the free room is accepted as room comes: the jobs that fit
+    /// go at once, and the rest wait (the future is pending, nothing spins) until
+    /// workers take jobs. The bound is never exceeded. On an in-memory queue the jobs
+    /// are numbered consecutively; their ids are not returned (a `Vec` of them would
+    /// cost an allocation per batch), and each job's worker sees its own in
+    /// [`JobContext::id`](crewpool_core::JobContext::id). While the batch waits for
+    /// room, [`Stats::submitted`] counts the whole batch; what was not accepted is taken
+    /// back when the call returns or its future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crewpool_flume::FlumeQueue;
+    /// use crewpool_runtime::PoolBuilder;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = PoolBuilder::new()
+    ///     .workers(2)
+    ///     .queue(FlumeQueue::bounded(64))
+    ///     .build(|n: u64| async move { Ok::<_, std::convert::Infallible>(n * n) })?;
+    /// // 1,000 jobs through a queue of 64: the batch waits for room as it goes.
+    /// assert_eq!(pool.spawn_all(0..1_000).await?, 1_000);
+    /// let report = pool.shutdown().await;
+    /// assert_eq!(report.stats.completed, 1_000);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnAllError`] when not every job was accepted: the pool began shutting down
+    /// (before or during the batch), a durable queue could not store a job, or the
+    /// batch was spawned from inside one of the pool's own jobs and the queue filled up
+    /// (see "Submitting from inside a job"). It says how many jobs, from the front,
+    /// were accepted, and hands back the rest, in order.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the jobs accepted so far (the
+    /// first ones) stay accepted and run; the rest are dropped with it, not counted.
+    /// On the deque backend no job is lost between the two: a job leaves the batch only
+    /// in the poll that accepts it. On a queue that pushes one by one, the job whose
+    /// push was waiting for room is dropped with the rest. To keep the rest, don't
+    /// drop the future: wait for its error, which hands them back.
+    pub async fn spawn_all<I>(&self, jobs: I) -> Result<usize, SpawnAllError<Q::Job>>
+    where
+        I: IntoIterator<Item = Q::Job>,
+    {
+        let shared = self.shared();
+        shared.submit_batch(shared.batch(jobs.into_iter())).await
     }
 
     /// Takes the pool-wide results stream, once. `None` if the pool was built without
@@ -366,6 +430,10 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 trait Erased<J, T, E>: Send + Sync {
     fn submit(&self, job: J) -> BoxFuture<'_, Result<JobHandle<T, E>, SubmitError<J>>>;
     fn spawn(&self, job: J) -> BoxFuture<'_, Result<JobId, SubmitError<J>>>;
+    fn spawn_all(
+        &self,
+        jobs: &mut dyn Iterator<Item = J>,
+    ) -> BoxFuture<'_, Result<usize, SpawnAllError<J>>>;
     fn take_results(&self) -> Option<Results<T, E>>;
     fn stats(&self) -> Stats;
     fn name(&self) -> &str;
@@ -403,6 +471,14 @@ impl<Q: Queue, W: Worker<Q::Job>> Erased<Q::Job, W::Output, W::Error> for Handle
         let shared = &*self.shared;
         let id = shared.next_id();
         Box::pin(shared.submit(shared.envelope(job, id)))
+    }
+
+    fn spawn_all(
+        &self,
+        jobs: &mut dyn Iterator<Item = Q::Job>,
+    ) -> BoxFuture<'_, Result<usize, SpawnAllError<Q::Job>>> {
+        let shared = &*self.shared;
+        Box::pin(shared.submit_batch(shared.batch(jobs)))
     }
 
     fn take_results(&self) -> Option<Results<W::Output, W::Error>> {
@@ -524,6 +600,24 @@ impl<J, T, E> AnyPool<J, T, E> {
     /// As for [`Pool::spawn`].
     pub async fn spawn(&self, job: J) -> Result<JobId, SubmitError<J>> {
         self.inner.spawn(job).await
+    }
+
+    /// Submits many jobs without handles. See [`Pool::spawn_all`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::spawn_all`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Pool::spawn_all`].
+    pub async fn spawn_all<I>(&self, jobs: I) -> Result<usize, SpawnAllError<J>>
+    where
+        I: IntoIterator<Item = J>,
+    {
+        // The iterator is used up before the wait: the future holds none of it.
+        let spawned = self.inner.spawn_all(&mut jobs.into_iter());
+        spawned.await
     }
 
     /// See [`Pool::take_results`].

@@ -5,13 +5,15 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::{Poll, ready};
 
-use crewpool_core::{Consumer, Envelope, JobId, Queue, Spawn, TryPush, TryPushError, Worker};
+use crewpool_core::{
+    Batch, Consumer, Envelope, JobId, Queue, Spawn, TryPush, TryPushError, Worker,
+};
 use crossbeam_utils::CachePadded;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::is_durable;
 use crate::current;
-use crate::error::SubmitError;
+use crate::error::{SpawnAllError, SubmitError};
 use crate::handle::ResultSink;
 use crate::lane::RetryLane;
 use crate::lifecycle::{Lifecycle, Retire};
@@ -129,6 +131,13 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
     pub(crate) fn next_id(&self) -> JobId {
         // Relaxed: ids need to be unique, not ordered with anything else.
         JobId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A block of `n` consecutive ids, the first returned: one atomic operation for
+    /// a whole batch.
+    pub(crate) fn next_ids(&self, n: usize) -> u64 {
+        // Relaxed: as `next_id`.
+        self.next_id.fetch_add(n as u64, Ordering::Relaxed)
     }
 
     /// The worker count asked for.
@@ -273,6 +282,93 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         .await
     }
 
+    /// The envelopes of a batch of jobs, numbered with one block of ids, in order.
+    pub(crate) fn batch(&self, jobs: impl Iterator<Item = Q::Job>) -> Batch<Q::Job> {
+        // Numbered from 0 first, then moved to the block: its size is known only now.
+        let mut envelopes: std::collections::VecDeque<Envelope<Q::Job>> = jobs
+            .zip(0u64..)
+            .map(|(job, at)| self.envelope(job, JobId(at)))
+            .collect();
+        if !envelopes.is_empty() {
+            let first = self.next_ids(envelopes.len());
+            for envelope in &mut envelopes {
+                envelope.id.0 += first;
+            }
+        }
+        Batch::new(envelopes)
+    }
+
+    /// Submits a batch unless the pool is closing; returns how many were accepted
+    /// (all of them) or why the rest was refused, with the rest.
+    ///
+    /// From inside one of this pool's own jobs it goes through that worker's spawner
+    /// one job at a time, never waiting for room, like [`submit`](Shared::submit).
+    ///
+    /// Counting: on an in-memory queue the whole batch is counted as submitted before
+    /// the first poll of the queue's `push_batch`, and what it did not accept is taken
+    /// back when the push ends, fails or is dropped ([`Counted`]): a job is never seen
+    /// finished before it is seen submitted, and once `spawn_all` has returned (or been
+    /// dropped) `submitted` counts exactly the accepted jobs. While the batch waits for
+    /// room, the jobs not yet accepted are counted too. Each poll takes a unit of
+    /// tokio's cooperative budget, as a submit's does.
+    pub(crate) async fn submit_batch(
+        &self,
+        mut batch: Batch<Q::Job>,
+    ) -> Result<usize, SpawnAllError<Q::Job>> {
+        let refused = |batch: Batch<Q::Job>, reason: SubmitError<()>| {
+            let accepted = batch.accepted();
+            let rest = batch.into_rest().map(|envelope| envelope.job).collect();
+            Err(SpawnAllError::new(accepted, rest, reason))
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        if !self.lifecycle.is_open() {
+            return refused(batch, SubmitError::Closed(()));
+        }
+        if let Some(spawner) = self.own_spawner() {
+            while let Some(envelope) = batch.take_front() {
+                match self.counted_spawn(&*spawner, envelope) {
+                    Ok(()) => batch.accept(1),
+                    Err(error) => {
+                        let reason = if error.is_full() {
+                            SubmitError::Full(())
+                        } else {
+                            SubmitError::Closed(())
+                        };
+                        batch.put_back(error.into_inner());
+                        return refused(batch, reason);
+                    }
+                }
+            }
+            return Ok(batch.accepted());
+        }
+        let pushed = if is_durable::<Q>() {
+            let pushed = self.queue.push_batch(&mut batch).await;
+            self.counters.submitted_many(batch.accepted());
+            if let Some(metrics) = &self.metrics {
+                metrics.submitted.increment(batch.accepted() as u64);
+            }
+            pushed
+        } else {
+            let counted = Counted::new(self, &mut batch);
+            let mut push = pin!(self.queue.push_batch(&mut *counted.batch));
+            poll_fn(|cx| {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let polled = push.as_mut().poll(cx);
+                if polled.is_ready() {
+                    coop.made_progress();
+                }
+                polled
+            })
+            .await
+        };
+        match pushed {
+            Ok(()) => Ok(batch.accepted()),
+            Err(error) => refused(batch, error.into()),
+        }
+    }
+
     /// Completes the count `counters.submitted()` began before a try (counted first:
     /// see `loom_shutdown`): the metric if the queue took the job, else the count back.
     fn settle_submitted(&self, accepted: bool) {
@@ -369,6 +465,42 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
         };
         while let Some(received) = consumer.next().await {
             self.hand_back(received).await;
+        }
+    }
+}
+
+/// The count of a batch pushed to an in-memory queue: counted as submitted whole
+/// when made, and what the queue did not accept taken back when dropped (the push
+/// ended, failed, or its future was dropped). See [`Shared::submit_batch`].
+struct Counted<'a, Q: Queue, W: Worker<Q::Job>> {
+    shared: &'a Shared<Q, W>,
+    batch: &'a mut Batch<Q::Job>,
+    /// The batch's length and accepted count when counted.
+    held: usize,
+    accepted: usize,
+}
+
+impl<'a, Q: Queue, W: Worker<Q::Job>> Counted<'a, Q, W> {
+    fn new(shared: &'a Shared<Q, W>, batch: &'a mut Batch<Q::Job>) -> Self {
+        let (held, accepted) = (batch.len(), batch.accepted());
+        shared.counters.submitted_many(held);
+        Counted {
+            shared,
+            batch,
+            held,
+            accepted,
+        }
+    }
+}
+
+impl<Q: Queue, W: Worker<Q::Job>> Drop for Counted<'_, Q, W> {
+    fn drop(&mut self) {
+        let accepted = self.batch.accepted() - self.accepted;
+        self.shared
+            .counters
+            .unsubmitted_many(self.held.saturating_sub(accepted));
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.submitted.increment(accepted as u64);
         }
     }
 }

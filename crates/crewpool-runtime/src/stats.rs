@@ -34,6 +34,9 @@ pub struct Stats {
     /// very poll in which the queue takes it, so this is never below `finished()`; a
     /// durable queue's job is counted once the queue confirmed it (its workers may be
     /// in other processes, and this pool's workers run jobs from other producers too).
+    /// A batch ([`Pool::spawn_all`](crate::Pool::spawn_all)) on an in-memory queue is
+    /// counted whole while it is being pushed (also the part still waiting for room),
+    /// and what was not accepted is taken back when it returns or is dropped.
     pub submitted: u64,
     /// Jobs that finished with `Ok`.
     pub completed: u64,
@@ -293,6 +296,16 @@ impl Counters {
     /// job accepted.
     pub(crate) fn unsubmitted(&self) {
         self.submitted.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// [`submitted`](Counters::submitted) for `n` jobs of a batch at once.
+    pub(crate) fn submitted_many(&self, n: usize) {
+        self.submitted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// [`unsubmitted`](Counters::unsubmitted) for `n` jobs of a batch at once.
+    pub(crate) fn unsubmitted_many(&self, n: usize) {
+        self.submitted.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
     /// Gives up on every job that a worker which has not left is polling, if every

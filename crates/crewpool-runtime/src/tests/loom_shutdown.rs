@@ -61,3 +61,55 @@ fn submits_racing_graceful_shutdown_lose_nothing_and_run_once() {
         );
     });
 }
+
+/// The same with the two jobs spawned as one batch (`Pool::spawn_all`'s path): the
+/// jobs the batch got accepted (the first ones) run exactly once, the rest come back
+/// in order, shutdown returns, and once the batch has ended `submitted` counts exactly
+/// the accepted jobs (a batch is counted whole while it is pushed).
+#[test]
+fn a_batch_racing_graceful_shutdown_loses_nothing_and_runs_once() {
+    loom::model(|| {
+        let (ran, work) = recording_worker();
+        let shared = model_pool(work, 1);
+        let worker = spawn_worker(&shared);
+        let producer = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let batch = shared.batch([1, 2].into_iter());
+                match block_on(shared.submit_batch(batch)) {
+                    Ok(accepted) => accepted,
+                    Err(refused) => {
+                        let accepted = refused.accepted();
+                        assert_eq!(
+                            refused.into_inner(),
+                            [1, 2][accepted..],
+                            "the rest comes back"
+                        );
+                        accepted
+                    }
+                }
+            })
+        };
+
+        let report = block_on(shared.shutdown());
+
+        let accepted = producer.join().expect("producer");
+        worker.join().expect("worker");
+        let mut ran = lock(&ran).clone();
+        ran.sort_unstable();
+        assert_eq!(ran, [1, 2][..accepted], "the accepted jobs ran, once each");
+        assert!(
+            report.is_complete(),
+            "graceful: nothing returned or interrupted"
+        );
+        assert!(
+            report.stats.submitted >= report.stats.completed,
+            "a job is never seen finished before it is seen submitted"
+        );
+        assert_eq!(
+            shared.stats().submitted,
+            accepted as u64,
+            "once the batch has ended, only what was accepted is counted"
+        );
+    });
+}
