@@ -59,16 +59,27 @@ pub struct RedisConfig {
 /// Acknowledgements are always grouped: every ack waiting when a flush starts goes to
 /// Redis in one script call (group commit), so a busy pool pays one round trip per
 /// batch, not per job. The mode decides whether `ack` waits for that flush.
+///
+/// The default is [`Queued`](AckMode::Queued): a worker takes its next job while its
+/// last acknowledgement is on its way, so a round trip to Redis is not paid once per
+/// job per worker (over a network with 2 ms round trips, `Confirmed` keeps a worker
+/// waiting about that long after every job). Nothing is lost either way: a pool's
+/// shutdown and a consumer's end wait for every queued acknowledgement to be flushed,
+/// and a job whose acknowledgement never reached Redis runs again once its lease
+/// expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AckMode {
-    /// `ack` returns once Redis recorded it, and fails when the lease was lost.
-    #[default]
+    /// `ack` returns once Redis recorded it, and fails with
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the lease was lost. For
+    /// callers that act on the outcome of each acknowledgement, or few long jobs.
     Confirmed,
-    /// `ack` returns once the acknowledgement is queued for the next flush. Faster for a
-    /// few workers running short jobs; a process that dies before the flush leaves those
-    /// jobs leased, so they run again after their lease expires (at-least-once), and a
-    /// lost lease is only logged and counted
-    /// ([`ClientCounters::stale`](crate::ClientCounters::stale)).
+    /// `ack` returns once the acknowledgement is queued for the next flush (the
+    /// default). A process that dies before the flush leaves those jobs leased, so they
+    /// run again after their lease expires (at-least-once), and a lost lease is only
+    /// logged and counted ([`ClientCounters::stale`](crate::ClientCounters::stale)).
+    /// With [`Durability::Replicated`]`{ acks: true, .. }` the flush still waits for
+    /// the replicas; `ack` does not.
+    #[default]
     Queued,
 }
 
@@ -155,7 +166,7 @@ impl RedisConfig {
     /// prefetch that adapts to the pace (see [`prefetch`](RedisConfig::prefetch)), 512
     /// KiB payloads, a retry policy of 25 attempts (1 s doubling to at most an hour,
     /// jittered), dead letters up to 10,000 and 64 MiB,
-    /// [`AckMode::Confirmed`], a 2 s connect timeout and one connection attempt, a 5 s
+    /// [`AckMode::Queued`], a 2 s connect timeout and one connection attempt, a 5 s
     /// response timeout.
     ///
     /// `url` is `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
@@ -177,7 +188,7 @@ impl RedisConfig {
             retry: default_retry(),
             dead_letter_limit: 10_000,
             dead_letter_bytes: 64 << 20,
-            ack_mode: AckMode::Confirmed,
+            ack_mode: AckMode::Queued,
             durability: Durability::Written,
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
@@ -286,7 +297,7 @@ impl RedisConfig {
         self
     }
 
-    /// When `ack` returns (see [`AckMode`]).
+    /// When `ack` returns (default [`AckMode::Queued`]; see [`AckMode`]).
     #[must_use]
     pub fn ack_mode(mut self, mode: AckMode) -> Self {
         self.ack_mode = mode;

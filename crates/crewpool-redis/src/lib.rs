@@ -176,8 +176,8 @@
 //!   [`prefetch`](RedisConfig::prefetch), up to [`batch_size`](RedisConfig::batch_size))
 //!   and does the housekeeping (expired leases, due retries) in the same call.
 //!   Acknowledgements are grouped: every ack waiting when a flush starts goes in one
-//!   call (group commit, up to 4,000); [`AckMode::Queued`] lets `ack` return before
-//!   the flush. [`enqueue_bulk`](RedisQueue::enqueue_bulk) sends 1,000 jobs per
+//!   call (group commit, up to 4,000); with the default [`AckMode::Queued`] `ack`
+//!   returns before the flush ([`AckMode::Confirmed`] waits for it). [`enqueue_bulk`](RedisQueue::enqueue_bulk) sends 1,000 jobs per
 //!   `LPUSH`, 8 per round trip. The heartbeat is one call per process per interval,
 //!   naming each lease once, not each job.
 //! - **Little work per job in Redis.** A job is one list element from enqueue to

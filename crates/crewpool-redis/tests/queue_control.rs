@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{Admin, RateLimit, RedisConfig, RedisQueue};
+use crewpool_redis::{AckMode, Admin, RateLimit, RedisConfig, RedisQueue};
 use support::{HANG_GUARD, WorkerProcess, until};
 
 /// Longer than any test here waits for a wake-up: a worker that only noticed a resume
@@ -23,9 +23,13 @@ const LONG_BLOCK: Duration = Duration::from_secs(30);
 const WATCH: Duration = Duration::from_millis(500);
 
 async fn connect(url: &str, queue: &str) -> RedisQueue<u64> {
-    RedisQueue::<u64>::connect(RedisConfig::new(url, queue).max_block(LONG_BLOCK))
-        .await
-        .unwrap()
+    RedisQueue::<u64>::connect(
+        RedisConfig::new(url, queue)
+            .ack_mode(AckMode::Confirmed)
+            .max_block(LONG_BLOCK),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,6 +113,7 @@ async fn paused_workers_finish_what_they_hold() {
     let server = RedisServer::start();
     let queue = RedisQueue::<u64>::connect(
         RedisConfig::new(server.url(), "held")
+            .ack_mode(AckMode::Confirmed)
             .batch_size(1)
             .prefetch(0),
     )
@@ -202,6 +207,7 @@ async fn the_rate_limit_holds_across_connections() {
         let queue = Arc::new(
             RedisQueue::<u64>::connect(
                 RedisConfig::new(url.as_str(), "limited")
+                    .ack_mode(AckMode::Confirmed)
                     .max_block(LONG_BLOCK)
                     .prefetch(0),
             )

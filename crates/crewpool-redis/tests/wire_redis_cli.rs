@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{RedisConfig, RedisQueue};
+use crewpool_redis::{AckMode, RedisConfig, RedisQueue};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -90,9 +90,11 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     assert_eq!(text, "2\n", "two jobs pending");
 
     // A worker of this crate takes both, in order, with the ids Redis gave them.
-    let queue = RedisQueue::<Email>::connect(RedisConfig::new(server.url(), "emails"))
-        .await
-        .unwrap();
+    let queue = RedisQueue::<Email>::connect(
+        RedisConfig::new(server.url(), "emails").ack_mode(AckMode::Confirmed),
+    )
+    .await
+    .unwrap();
     let mut consumer = queue.consumer().unwrap();
     let first = consumer.next().await.unwrap();
     assert_eq!(first.envelope.id.0, first_id);
@@ -135,9 +137,11 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_reloaded_after_the_script_cache_is_flushed() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(RedisConfig::new(server.url(), "noscript"))
-        .await
-        .unwrap();
+    let queue = RedisQueue::<u64>::connect(
+        RedisConfig::new(server.url(), "noscript").ack_mode(AckMode::Confirmed),
+    )
+    .await
+    .unwrap();
     queue.enqueue(&1).await.unwrap();
     // What a restarted or failed-over server looks like to EVALSHA: NOSCRIPT.
     server.cli(&["SCRIPT", "FLUSH"]);
@@ -238,9 +242,11 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
     ));
     assert!(id_c < id_d && id_d < id_e);
 
-    let queue = RedisQueue::<Email>::connect(RedisConfig::new(server.url(), "emails"))
-        .await
-        .unwrap();
+    let queue = RedisQueue::<Email>::connect(
+        RedisConfig::new(server.url(), "emails").ack_mode(AckMode::Confirmed),
+    )
+    .await
+    .unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.pending, stats.scheduled), (3, 2), "{stats:?}");
     let mut consumer = queue.consumer().unwrap();
