@@ -144,8 +144,8 @@ impl WaitList {
         }
     }
 
-    /// Wakes up to `n` waiters, oldest first, with one fence and at most one lock:
-    /// a producer that landed `n` jobs at once.
+    /// Wakes up to `n` waiters, oldest first, with one fence (and a lock per waiter
+    /// woken): a producer that landed `n` jobs at once.
     #[inline]
     pub(crate) fn notify_many(&self, n: usize) {
         fence(Ordering::SeqCst);
@@ -153,37 +153,28 @@ impl WaitList {
         if n == 0 || self.waiting.load(Ordering::Relaxed) == 0 {
             return;
         }
-        self.wake_many(n);
-    }
-
-    /// One waiter at a time, each woken outside the lock (as `wake_one` does), with
-    /// nothing allocated: a batch wakes at most as many as there are sleepers.
-    #[cold]
-    fn wake_many(&self, n: usize) {
         for _ in 0..n {
-            let woken = {
-                let mut entries = lock(&self.entries);
-                let woken = entries.list.pop_front();
-                self.waiting.store(entries.list.len(), Ordering::Relaxed);
-                woken
-            };
-            match woken {
-                Some((_, waker)) => waker.wake(),
-                None => return,
+            if !self.wake_one() {
+                return;
             }
         }
     }
 
+    /// Wakes the oldest waiter, outside the lock; `false` when none waited.
     #[cold]
-    fn wake_one(&self) {
+    fn wake_one(&self) -> bool {
         let woken = {
             let mut entries = lock(&self.entries);
             let woken = entries.list.pop_front();
             self.waiting.store(entries.list.len(), Ordering::Relaxed);
             woken
         };
-        if let Some((_, waker)) = woken {
-            waker.wake();
+        match woken {
+            Some((_, waker)) => {
+                waker.wake();
+                true
+            }
+            None => false,
         }
     }
 

@@ -248,15 +248,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             return self
                 .counted_spawn(&*spawner, envelope)
                 .map(|()| id)
-                .map_err(|refused| {
-                    let full = refused.is_full();
-                    let job = refused.into_inner().job;
-                    if full {
-                        SubmitError::Full(job)
-                    } else {
-                        SubmitError::Closed(job)
-                    }
-                });
+                .map_err(|refused| spawn_refused(refused.is_full(), refused.into_inner().job));
         }
         if is_durable::<Q>() {
             let pushed = self.queue.push(envelope).await;
@@ -331,11 +323,7 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
                 match self.counted_spawn(&*spawner, envelope) {
                     Ok(()) => batch.accept(1),
                     Err(error) => {
-                        let reason = if error.is_full() {
-                            SubmitError::Full(())
-                        } else {
-                            SubmitError::Closed(())
-                        };
+                        let reason = spawn_refused(error.is_full(), ());
                         batch.put_back(error.into_inner());
                         return refused(batch, reason);
                     }
@@ -527,5 +515,15 @@ impl<Q: Queue, W: Worker<Q::Job>> fmt::Debug for Shared<Q, W> {
             .field("name", &self.name)
             .field("lifecycle", &self.lifecycle)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a job offered to a worker's own spawner from inside one of the pool's jobs
+/// and refused means to its submitter: the queue was full, or closed.
+fn spawn_refused<T>(full: bool, value: T) -> SubmitError<T> {
+    if full {
+        SubmitError::Full(value)
+    } else {
+        SubmitError::Closed(value)
     }
 }
