@@ -52,6 +52,39 @@ fn others_may_wait(executor: &Executor) -> bool {
     }
 }
 
+/// How many times an idle worker on a dedicated thread yields its thread to the
+/// operating system, looking for a job after each, before it parks.
+#[cfg(not(crewpool_loom))]
+const SNOOZES: u32 = 8;
+
+/// A worker on a dedicated thread that found no job, and shares its runtime with no
+/// task its jobs spawned: gives its thread to the operating system a few times
+/// ([`SNOOZES`]), looking for a job after each, before it parks. On a busy machine the
+/// producer may be the thread waiting for a core: the yield lets it run and push the
+/// next job, which the worker then takes without going to sleep and being woken, a
+/// system call on each side. Each yield returns at once when nothing else waits for
+/// the core, so this costs a few microseconds at most before the worker parks as
+/// usual; it never holds a thread that other tasks could use (a worker on a shared
+/// runtime, or with spawned tasks alive on its own, parks at once). Not under loom:
+/// it only adds looks before the same parking protocol.
+fn snooze<C: Consumer>(
+    executor: &Executor,
+    consumer: &mut C,
+) -> Option<Received<C::Job, C::Delivery>> {
+    #[cfg(not(crewpool_loom))]
+    if matches!(executor, Executor::Threads) && !others_may_wait(executor) {
+        for _ in 0..SNOOZES {
+            std::thread::yield_now();
+            if let Some(received) = consumer.try_next() {
+                return Some(received);
+            }
+        }
+    }
+    #[cfg(crewpool_loom)]
+    let _ = (executor, consumer);
+    None
+}
+
 /// Counts the worker out of `live` however the loop ends (even by a panic in a
 /// backend, or its runtime dropping its task), and tells a stopping shutdown.
 struct Exit<'a, Q: Queue, W: Worker<Q::Job>> {
@@ -176,7 +209,10 @@ pub(crate) async fn run<Q, W>(
         let ready = match shared.lane.as_ref().and_then(RetryLane::try_next) {
             Some(envelope) => Some(Taken::Retry(envelope)),
             None if exhausted => None,
-            None => consumer.try_next().map(Taken::Queue),
+            None => consumer
+                .try_next()
+                .or_else(|| snooze(&shared.executor, &mut consumer))
+                .map(Taken::Queue),
         };
         let taken = match ready {
             Some(taken) => taken,
