@@ -80,6 +80,23 @@ pub trait Queue: Send + Sync + 'static {
         envelope: Envelope<Self::Job>,
     ) -> impl Future<Output = Result<JobId, PushError<Envelope<Self::Job>>>> + Send;
 
+    /// Pushes an envelope at once if this queue can take it without waiting, and
+    /// gives it back if not (a bounded queue that is full, a closed queue, or a queue
+    /// that always needs [`push`](Queue::push)); the caller then pushes it with
+    /// `push`, which waits for room or says why it refuses.
+    ///
+    /// A pool tries this before `push` for each job it submits to an in-memory queue:
+    /// a queue with room then accepts the job with a plain call, no future built or
+    /// polled. Only queues that keep jobs under the envelope's own id (the in-memory
+    /// ones) override it; the default gives every envelope back.
+    ///
+    /// # Errors
+    ///
+    /// The envelope, untouched, when the queue cannot take it right now.
+    fn push_now(&self, envelope: Envelope<Self::Job>) -> Result<(), Envelope<Self::Job>> {
+        Err(envelope)
+    }
+
     /// Pushes the envelopes of `batch`, front first, waiting for room while a bounded
     /// queue is full; completes once all were accepted. Each accepted envelope leaves
     /// the batch and is counted in [`Batch::accepted`]; what was not accepted stays in

@@ -362,6 +362,40 @@ pub fn try_push_gives_job_back<Q: TryPush<Job = u64>>(queue: Q) {
     }
 }
 
+/// For a queue that overrides [`Queue::push_now`]: it accepts jobs while there is
+/// room, gives back the job it cannot take (full, then closed) untouched, and what it
+/// accepted is delivered, in order, like pushed jobs.
+pub async fn push_now_takes_what_fits<Q: Queue<Job = u64>>(queue: Q) {
+    let jobs = queue.capacity().map_or(100, |capacity| capacity as u64);
+    for job in 0..jobs {
+        if queue.push_now(envelope(job)).is_err() {
+            panic!("push_now {job} with room gave the job back");
+        }
+    }
+    assert_eq!(queue.depth(), jobs as usize, "every accepted job is queued");
+    if queue.capacity().is_some() {
+        match queue.push_now(envelope(999)) {
+            Err(back) => assert_eq!(back.job, 999, "a full queue gives the job back"),
+            Ok(()) => panic!("push_now on a full queue accepted the job"),
+        }
+    }
+    queue.close();
+    match queue.push_now(envelope(7)) {
+        Err(back) => assert_eq!(back.job, 7, "a closed queue gives the job back"),
+        Ok(()) => panic!("push_now on a closed queue accepted the job"),
+    }
+    let mut consumer = queue.consumer().expect("consumer");
+    let mut delivered = Vec::new();
+    while let Some(received) = consumer.next().await {
+        delivered.push(received.envelope.job);
+    }
+    assert_eq!(
+        delivered,
+        (0..jobs).collect::<Vec<_>>(),
+        "accepted jobs are delivered in order"
+    );
+}
+
 /// After `close`, pushes fail and give the job back, everything accepted before is
 /// still delivered, and then `next` returns `None`, repeatedly.
 pub async fn close_and_drain<Q: Queue<Job = u64>>(queue: Q) {

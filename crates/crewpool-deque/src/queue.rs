@@ -107,6 +107,11 @@ impl<J: Send + 'static> Queue for DequeQueue<J> {
         }
     }
 
+    #[inline]
+    fn push_now(&self, envelope: Envelope<J>) -> Result<(), Envelope<J>> {
+        try_push(&self.shared, envelope).map_err(TryPushError::into_inner)
+    }
+
     fn push_batch<'a>(
         &'a self,
         batch: &'a mut Batch<J>,

@@ -136,6 +136,11 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
         }
     }
 
+    #[inline]
+    fn push_now(&self, envelope: Envelope<J>) -> Result<(), Envelope<J>> {
+        self.try_push(envelope).map_err(TryPushError::into_inner)
+    }
+
     fn consumer(&self) -> Result<FlumeConsumer<J>, QueueError> {
         Ok(FlumeConsumer {
             receiver: self.receiver.clone(),

@@ -15,6 +15,12 @@ fn backpressure_by_hand() {
     testkit::backpressure_by_hand(FlumeQueue::bounded(3));
 }
 
+#[tokio::test]
+async fn push_now_takes_what_fits() {
+    testkit::push_now_takes_what_fits(FlumeQueue::bounded(3)).await;
+    testkit::push_now_takes_what_fits(FlumeQueue::unbounded()).await;
+}
+
 #[test]
 fn try_push_gives_job_back() {
     testkit::try_push_gives_job_back(FlumeQueue::bounded(3));

@@ -260,11 +260,28 @@ impl<Q: Queue, W: Worker<Q::Job>> Shared<Q, W> {
             }
             return pushed.map_err(|error| error.map(|envelope| envelope.job).into());
         }
-        let mut push = pin!(self.queue.push(envelope));
+        // Tried at once first (`Queue::push_now`): an in-memory queue with room takes
+        // the job with a plain call; only a job it gives back gets `push`'s future.
+        let id = envelope.id;
+        let mut envelope = Some(envelope);
+        let mut push = pin!(None);
         poll_fn(|cx| {
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
             self.counters.submitted();
-            let polled = push.as_mut().poll(cx);
+            if let Some(now) = envelope.take() {
+                match self.queue.push_now(now) {
+                    Ok(()) => {
+                        self.settle_submitted(true);
+                        coop.made_progress();
+                        return Poll::Ready(Ok(id));
+                    }
+                    Err(back) => push.set(Some(self.queue.push(back))),
+                }
+            }
+            let Some(pushing) = push.as_mut().as_pin_mut() else {
+                unreachable!("a submit is polled after it completed");
+            };
+            let polled = pushing.poll(cx);
             self.settle_submitted(matches!(polled, Poll::Ready(Ok(_))));
             if polled.is_ready() {
                 coop.made_progress();
