@@ -102,50 +102,39 @@ impl Ledger {
         even_if_closed: bool,
         registry: &Registry<T>,
     ) -> Result<(), Refused> {
-        let mut word = self.head.load(Ordering::SeqCst);
-        loop {
-            if word & CLOSED != 0 && !even_if_closed {
-                return Err(Refused::Closed);
-            }
-            if let Some(capacity) = self.capacity {
-                let pushed = word >> 1;
-                // Relaxed: a stale bound is a smaller one, which is still safe.
-                let seen = self.seen_taken.load(Ordering::Relaxed);
-                if pushed.saturating_sub(seen) >= capacity {
-                    let taken = registry.taken();
-                    self.seen_taken.fetch_max(taken, Ordering::Relaxed);
-                    if pushed.saturating_sub(taken) >= capacity {
-                        return Err(Refused::Full);
-                    }
-                }
-            }
-            match self.head.compare_exchange_weak(
-                word,
-                word + ONE,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(actual) => word = actual,
-            }
-        }
+        self.reserve_up_to(1, even_if_closed, registry).map(drop)
     }
 
     /// Reserves places for up to `wanted` jobs (at least 1) of a producer's batch:
     /// as many as the bound leaves room for, with one compare-and-swap; returns how
-    /// many. The same bound check as [`reserve`](Ledger::reserve): the free places
-    /// are counted against a lower bound of `taken`, so the count never passes the
-    /// capacity, whoever else reserves. The consumers' counts are summed only when
-    /// that bound leaves less room than wanted.
+    /// many.
     pub(crate) fn reserve_many<T>(
         &self,
         wanted: usize,
         registry: &Registry<T>,
     ) -> Result<usize, Refused> {
         debug_assert!(wanted > 0);
+        self.reserve_up_to(wanted, false, registry)
+    }
+
+    /// Reserves places for up to `wanted` jobs (at least 1) with one compare-and-swap;
+    /// returns how many (all of them unless the bound leaves less room). The free
+    /// places are counted against a lower bound of `taken`, so the count never passes
+    /// the capacity, whoever else reserves; the consumers' counts are summed only when
+    /// that bound leaves less room than wanted.
+    ///
+    /// Always inlined: with [`reserve`](Ledger::reserve)'s constant 1 the room check
+    /// folds to "is the queue full", and the grant to one place.
+    #[inline(always)]
+    fn reserve_up_to<T>(
+        &self,
+        wanted: usize,
+        even_if_closed: bool,
+        registry: &Registry<T>,
+    ) -> Result<usize, Refused> {
         let mut word = self.head.load(Ordering::SeqCst);
         loop {
-            if word & CLOSED != 0 {
+            if word & CLOSED != 0 && !even_if_closed {
                 return Err(Refused::Closed);
             }
             let mut granted = wanted;
@@ -153,16 +142,15 @@ impl Ledger {
                 let pushed = word >> 1;
                 // Relaxed: a stale bound is a smaller one, which is still safe.
                 let seen = self.seen_taken.load(Ordering::Relaxed);
-                let mut free = capacity.saturating_sub(pushed.saturating_sub(seen));
-                if free < wanted {
+                if capacity.saturating_sub(pushed.saturating_sub(seen)) < wanted {
                     let taken = registry.taken();
                     self.seen_taken.fetch_max(taken, Ordering::Relaxed);
-                    free = capacity.saturating_sub(pushed.saturating_sub(taken));
+                    let free = capacity.saturating_sub(pushed.saturating_sub(taken));
                     if free == 0 {
                         return Err(Refused::Full);
                     }
+                    granted = wanted.min(free);
                 }
-                granted = wanted.min(free);
             }
             match self.head.compare_exchange_weak(
                 word,

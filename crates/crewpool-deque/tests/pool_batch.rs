@@ -13,6 +13,8 @@ use crewpool_runtime::{AnyPool, PoolBuilder};
 
 #[path = "../../crewpool-runtime/tests/support/gate.rs"]
 mod gate;
+#[path = "../../crewpool-runtime/tests/support/spawn_all.rs"]
+mod spawn_all;
 
 const JOBS: usize = 20_000;
 
@@ -54,10 +56,7 @@ async fn a_batch_much_larger_than_the_queue_runs_every_job_once() {
         next = end;
     }
     assert_eq!(next, JOBS);
-    let report = pool.shutdown().await;
-    assert!(report.is_complete(), "{report:?}");
-    assert_eq!(report.stats.submitted, JOBS as u64);
-    assert_eq!(report.stats.completed, JOBS as u64);
+    spawn_all::assert_ran_all(&pool.shutdown().await, JOBS as u64);
     check_once(&runs);
 }
 
@@ -91,15 +90,7 @@ fn dedicated_threads_take_batches_from_a_plain_thread() {
 /// more than 2 queued.
 #[tokio::test]
 async fn a_batch_waits_for_room_and_takes_it_as_it_comes() {
-    let mut gate = gate::Gate::new();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(DequeQueue::bounded(2))
-        .build(gate.worker())
-        .unwrap();
-    pool.spawn(0).await.unwrap();
-    assert_eq!(gate.started().await, 0);
-
+    let (pool, mut gate) = spawn_all::held(DequeQueue::bounded(2)).await;
     let (counter, waker) = CountingWaker::new();
     let mut batch = pin!(pool.spawn_all([1, 2, 3, 4]));
     assert!(
@@ -123,62 +114,21 @@ async fn a_batch_waits_for_room_and_takes_it_as_it_comes() {
     assert!(counter.wakes() >= 1, "the take woke the waiting batch");
     gate.open(4);
     assert_eq!(batch.await.unwrap(), 4);
-    let report = pool.shutdown().await;
-    assert!(report.is_complete(), "{report:?}");
-    assert_eq!((report.stats.submitted, report.stats.completed), (5, 5));
+    spawn_all::assert_ran_all(&pool.shutdown().await, 5);
 }
 
 /// A shutdown while a batch waits for room: the batch ends with the jobs accepted
 /// before it counted, and the rest handed back in order; the accepted ones run.
 #[tokio::test]
 async fn a_shutdown_mid_batch_hands_back_the_rest() {
-    let mut gate = gate::Gate::new();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(DequeQueue::bounded(2))
-        .build(gate.worker())
-        .unwrap();
-    pool.spawn(0).await.unwrap();
-    assert_eq!(gate.started().await, 0);
-
-    let (counter, waker) = CountingWaker::new();
-    let mut batch = pin!(pool.spawn_all([1, 2, 3, 4, 5]));
-    assert!(poll_once(batch.as_mut(), &waker).is_pending());
-
-    let shutdown = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.shutdown().await }
-    });
-    while pool.is_open() {
-        tokio::task::yield_now().await;
-    }
-    assert!(counter.wakes() >= 1, "closing woke the waiting batch");
-    let refused = batch.await.unwrap_err();
-    assert!(refused.is_closed(), "{refused:?}");
-    assert_eq!(refused.accepted(), 2);
-    assert_eq!(refused.into_inner(), [3, 4, 5]);
-    // Once closed, a batch is refused whole.
-    let late = pool.spawn_all([6, 7]).await.unwrap_err();
-    assert_eq!((late.accepted(), late.rest()), (0, &[6, 7][..]));
-
-    gate.open(3);
-    let report = shutdown.await.unwrap();
-    assert!(report.is_complete(), "{report:?}");
-    assert_eq!((report.stats.submitted, report.stats.completed), (3, 3));
+    spawn_all::shutdown_mid_batch(DequeQueue::bounded(2)).await;
 }
 
 /// A batch future dropped while it waits: the jobs it had pushed run, the rest are
 /// neither run nor counted.
 #[tokio::test]
 async fn a_dropped_batch_keeps_what_was_accepted_and_counts_only_that() {
-    let mut gate = gate::Gate::new();
-    let pool = PoolBuilder::new()
-        .workers(1)
-        .queue(DequeQueue::bounded(2))
-        .build(gate.worker())
-        .unwrap();
-    pool.spawn(0).await.unwrap();
-    assert_eq!(gate.started().await, 0);
+    let (pool, gate) = spawn_all::held(DequeQueue::bounded(2)).await;
     {
         let (_counter, waker) = CountingWaker::new();
         let mut batch = pin!(pool.spawn_all([1, 2, 3, 4]));
@@ -186,9 +136,7 @@ async fn a_dropped_batch_keeps_what_was_accepted_and_counts_only_that() {
     }
     assert_eq!(pool.stats().submitted, 3, "0, 1 and 2; not 3 and 4");
     gate.open(3);
-    let report = pool.shutdown().await;
-    assert!(report.is_complete(), "{report:?}");
-    assert_eq!((report.stats.submitted, report.stats.completed), (3, 3));
+    spawn_all::assert_ran_all(&pool.shutdown().await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,9 +95,15 @@ end
 local scheduled = due > now
 local out, records = {}, {}
 local fresh = 0
--- The last id given: the counter moves with each job added (an error below leaves
--- the ids of the jobs before it taken, as their uniqueness keys may name them).
-local last = first_id(KEYS[1]) - 1
+-- The jobs added get the ids first, first + 1, ... (a job whose key is held takes
+-- none); the counter is written once, when the jobs are in or at an error (which
+-- leaves the ids of the jobs before it taken, as their uniqueness keys may name them).
+local first = next_number(KEYS[1])
+local function keep_ids()
+  if fresh > 0 then
+    redis.call('SET', KEYS[1], string.format('%d', first + fresh - 1))
+  end
+end
 for i = 1, n do
   local key = ttl and ARGV[4 + 2 * i - 1] or nil
   local envelope = ARGV[4 + step * i]
@@ -113,11 +119,10 @@ for i = 1, n do
   else
     local body = with_options(envelope, key)
     if not body then
+      keep_ids()
       return redis.error_reply('push.lua: an envelope must be a JSON object')
     end
-    last = last + 1
-    local id = last
-    redis.call('SET', KEYS[1], string.format('%d', id))
+    local id = first + fresh
     local record = string.format('%d|1|', id) .. body
     if key then
       redis.call('HSET', KEYS[6], key, string.format('%d', id))
@@ -137,6 +142,7 @@ for i = 1, n do
     fresh = fresh + 1
   end
 end
+keep_ids()
 
 if fresh > 0 then
   if level > 0 then

@@ -556,7 +556,7 @@
 //! | `leased` | hash | `<lease>:<n>` → the record of the n-th job of a fetch, while a worker owns it |
 //! | `active` | sorted set | lease → deadline (ms since the epoch, Redis clock) |
 //! | `leases` | hash | `<lease>` → how many of its jobs are still leased; `<lease>:n` → how many it took; `<lease>:t` → when it was taken (ms) |
-//! | `fence` | string | the last lease number given (see `lua/fence.lua`) |
+//! | `fence` | string | the last lease number given (see `lua/fence.lua`: never below Redis's clock in µs) |
 //! | `scheduled` | sorted set | record → due time (ms): jobs enqueued for later |
 //! | `delayed` | sorted set | record → due time (ms): retries waiting for their backoff |
 //! | `unique` | hash | uniqueness key → the id of the job holding it |

@@ -28,8 +28,9 @@ pub const RESERVE_LUA: &str = concat!(
     include_str!("../lua/reserve.lua")
 );
 /// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters),
-/// `levels.lua`'s (wake markers) and `fence.lua`'s (lease numbers).
+/// `levels.lua`'s (wake markers) and `ids.lua`'s and `fence.lua`'s (lease numbers).
 const FETCH_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
     include_str!("../lua/fence.lua"),
     include_str!("../lua/dead.lua"),
     include_str!("../lua/levels.lua"),
@@ -86,7 +87,13 @@ const ACK_LUA: &str = settlement!("ack.lua");
 const RELEASE_LUA: &str = burying_settlement!("release.lua");
 const RETRY_LUA: &str = burying_settlement!("retry.lua");
 const BURY_LUA: &str = burying_settlement!("bury.lua");
-const ABANDON_LUA: &str = concat!(include_str!("../lua/fence.lua"), settlement!("abandon.lua"));
+/// `abandon.lua` after `ids.lua`'s and `fence.lua`'s helpers (lease numbers) and the
+/// settlement helpers.
+const ABANDON_LUA: &str = concat!(
+    include_str!("../lua/ids.lua"),
+    include_str!("../lua/fence.lua"),
+    settlement!("abandon.lua")
+);
 
 /// The compiled-in scripts with their SHA1s.
 #[derive(Debug)]

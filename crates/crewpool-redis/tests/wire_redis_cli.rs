@@ -161,33 +161,75 @@ async fn scripts_are_reloaded_after_the_script_cache_is_flushed() {
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
 
+/// One call of the shipped `push.lua` with `redis-cli` on the queue `emails`: `list` is
+/// the level's list, `options` the level, the due time, the start deadline and the
+/// uniqueness TTL, then the jobs (each envelope after its key when the TTL is set).
+fn push_lua(server: &RedisServer, list: &str, options: [&str; 4], jobs: &[&str]) -> String {
+    let script = shipped("push.lua");
+    // KEYS: seq, pending, the level's list, scheduled, levels, unique, unique:ttl.
+    let mut args = vec![
+        "EVAL",
+        script.as_str(),
+        "7",
+        "crewpool:{emails}:seq",
+        "crewpool:{emails}:pending",
+        list,
+        "crewpool:{emails}:scheduled",
+        "crewpool:{emails}:levels",
+        "crewpool:{emails}:unique",
+        "crewpool:{emails}:unique:ttl",
+    ];
+    args.extend_from_slice(&options);
+    args.extend_from_slice(jobs);
+    server.cli(&args)
+}
+
+/// `push.lua` leaves the id counter at the last id it gave: a job whose uniqueness key
+/// is held takes none, and a call refused for a bad envelope keeps the ids of the jobs
+/// before it taken (their uniqueness keys name them), so the next call gives new ones.
+#[test]
+fn push_lua_leaves_the_id_counter_at_the_last_id_it_gave() {
+    let server = RedisServer::start();
+    let push = |jobs: &[&str]| {
+        push_lua(
+            &server,
+            "crewpool:{emails}:pending",
+            ["0", "", "", "3600000"],
+            jobs,
+        )
+    };
+    let number = |reply: &str| -> i64 { reply.trim().parse().unwrap() };
+    let seq = || number(&server.cli(&["GET", "crewpool:{emails}:seq"]));
+
+    // Four jobs, the third with the first's key: three ids in a row.
+    let reply = push(&["k1", "{}", "k2", "{}", "k1", "{}", "k3", "{}"]);
+    let ids: Vec<i64> = reply.lines().map(number).collect();
+    let first = ids[0];
+    assert_eq!(ids, [first, first + 1, -first, first + 2], "{reply}");
+    assert_eq!(seq(), first + 2);
+
+    // A new job, then an envelope that is not a JSON object: the call is refused, and
+    // the new job's id, which its key names, stays taken.
+    let reply = push(&["k4", "{}", "k5", "[]"]);
+    assert!(
+        reply.contains("an envelope must be a JSON object"),
+        "{reply}"
+    );
+    let holder = number(&server.cli(&["HGET", "crewpool:{emails}:unique", "k4"]));
+    assert!(holder > first + 2, "{holder} after {first}");
+    assert_eq!(seq(), holder);
+    let next = push(&["k6", "{}"]);
+    assert!(number(&next) > holder, "{next} after {holder}");
+}
+
 /// Scheduled, unique and prioritised jobs and a deadline, enqueued with `redis-cli`
 /// and the shipped `push.lua` only, as the crate docs tell producers in other
 /// languages; a worker of this crate runs them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
     let server = RedisServer::start();
-    let script = shipped("push.lua");
-    // KEYS: seq, pending, the level's list, scheduled, levels, unique, unique:ttl.
     let push = |level: &str, list: &str, due: &str, deadline: &str, ttl: &str, jobs: &[&str]| {
-        let mut args = vec![
-            "EVAL",
-            script.as_str(),
-            "7",
-            "crewpool:{emails}:seq",
-            "crewpool:{emails}:pending",
-            list,
-            "crewpool:{emails}:scheduled",
-            "crewpool:{emails}:levels",
-            "crewpool:{emails}:unique",
-            "crewpool:{emails}:unique:ttl",
-            level,
-            due,
-            deadline,
-            ttl,
-        ];
-        args.extend_from_slice(jobs);
-        server.cli(&args)
+        push_lua(&server, list, [level, due, deadline, ttl], jobs)
     };
     let envelope = |to: &str| format!(r#"{{"v":1,"job":{{"to":"{to}","subject":"s"}}}}"#);
 

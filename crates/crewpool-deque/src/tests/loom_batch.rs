@@ -12,7 +12,7 @@ use crewpool_core::{Batch, Consumer, PushError, Queue};
 use loom::future::block_on;
 use loom::thread;
 
-use super::loom_steal::{check, drain, envelope};
+use super::loom_steal::{check, envelope, spawn_close, spawn_drain};
 use crate::DequeQueue;
 use crewpool_core::sync::Arc;
 
@@ -27,10 +27,7 @@ fn batch(jobs: &[u32]) -> Batch<u32> {
 fn loom_batch_larger_than_the_bound_waits_for_room_and_wakes_the_consumer() {
     loom::model(|| {
         let queue = Arc::new(DequeQueue::bounded(2));
-        let taker = {
-            let consumer = queue.consumer().expect("consumer");
-            thread::spawn(move || drain(consumer))
-        };
+        let taker = spawn_drain(&queue);
         let mut jobs = batch(&[1, 2, 3]);
         block_on(queue.push_batch(&mut jobs)).expect("the queue stays open, so room comes");
         assert_eq!((jobs.accepted(), jobs.len()), (3, 0));
@@ -75,14 +72,8 @@ fn loom_batch_wakes_the_parked_consumers_it_has_jobs_for() {
 fn loom_batch_close_in_the_middle_of_a_batch() {
     loom::model(|| {
         let queue = Arc::new(DequeQueue::bounded(1));
-        let taker = {
-            let consumer = queue.consumer().expect("consumer");
-            thread::spawn(move || drain(consumer))
-        };
-        let closer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || queue.close())
-        };
+        let taker = spawn_drain(&queue);
+        let closer = spawn_close(&queue);
         let mut jobs = batch(&[1, 2, 3]);
         match block_on(queue.push_batch(&mut jobs)) {
             Ok(()) => assert_eq!(jobs.accepted(), 3),

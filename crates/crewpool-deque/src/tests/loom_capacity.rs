@@ -9,7 +9,7 @@ use crewpool_core::{Consumer, PushError, Queue};
 use loom::future::block_on;
 use loom::thread;
 
-use super::loom_steal::{check, drain, envelope};
+use super::loom_steal::{check, drain, envelope, spawn_close, spawn_drain};
 use crate::DequeQueue;
 use crewpool_core::sync::Arc;
 
@@ -39,10 +39,7 @@ fn loom_capacity_close_wakes_a_waiting_push() {
     loom::model(|| {
         let queue = Arc::new(DequeQueue::bounded(1));
         block_on(queue.push(envelope(1))).expect("push to an empty queue");
-        let closer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || queue.close())
-        };
+        let closer = spawn_close(&queue);
         match block_on(queue.push(envelope(2))) {
             Err(PushError::Closed(back)) => assert_eq!(back.job, 2, "the job comes back"),
             other => panic!("a full queue that closes refuses the waiting push: {other:?}"),
@@ -59,14 +56,8 @@ fn loom_capacity_close_wakes_a_waiting_push() {
 fn loom_capacity_waiting_push_vs_take_and_close() {
     loom::model(|| {
         let queue = Arc::new(DequeQueue::bounded(1));
-        let taker = {
-            let consumer = queue.consumer().expect("consumer");
-            thread::spawn(move || drain(consumer))
-        };
-        let closer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || queue.close())
-        };
+        let taker = spawn_drain(&queue);
+        let closer = spawn_close(&queue);
         let mut accepted = Vec::new();
         for job in [1, 2] {
             match block_on(queue.push(envelope(job))) {

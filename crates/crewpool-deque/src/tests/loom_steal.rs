@@ -25,6 +25,18 @@ pub(super) fn drain(mut consumer: crate::DequeConsumer<u32>) -> Vec<u32> {
     jobs
 }
 
+/// A thread draining `queue` with a consumer made before it starts (see [`drain`]).
+pub(super) fn spawn_drain(queue: &Arc<DequeQueue<u32>>) -> thread::JoinHandle<Vec<u32>> {
+    let consumer = queue.consumer().expect("consumer");
+    thread::spawn(move || drain(consumer))
+}
+
+/// A thread closing `queue`.
+pub(super) fn spawn_close(queue: &Arc<DequeQueue<u32>>) -> thread::JoinHandle<()> {
+    let queue = Arc::clone(queue);
+    thread::spawn(move || queue.close())
+}
+
 /// Checks that the consumers took exactly the accepted jobs, once each.
 pub(super) fn check(accepted: &[u32], takers: Vec<thread::JoinHandle<Vec<u32>>>) {
     let mut taken: Vec<u32> = takers
@@ -44,20 +56,16 @@ fn loom_steal_push_pop_steal_close_lose_and_duplicate_nothing() {
     loom::model(|| {
         let queue = Arc::new(DequeQueue::unbounded());
         block_on(queue.push(envelope(1))).expect("push to an open queue");
-        let takers = vec![
-            {
-                let consumer = queue.consumer().expect("consumer");
-                thread::spawn(move || drain(consumer))
-            },
-            {
-                let consumer = queue.consumer().expect("consumer");
-                let queue = Arc::clone(&queue);
-                thread::spawn(move || {
-                    queue.close();
-                    drain(consumer)
-                })
-            },
-        ];
+        let taker = spawn_drain(&queue);
+        let closing_taker = {
+            let consumer = queue.consumer().expect("consumer");
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.close();
+                drain(consumer)
+            })
+        };
+        let takers = vec![taker, closing_taker];
         let mut accepted = vec![1];
         for job in [2, 3] {
             match block_on(queue.push(envelope(job))) {
