@@ -8,11 +8,24 @@
 //! on and nothing more:
 //!
 //! - each deque is linearisable (one loom mutex per deque);
+//! - finding the ring empty takes no lock: as in crossbeam-queue's `ArrayQueue`, it
+//!   is a `SeqCst` fence and then a load (here of the length, kept in an atomic beside
+//!   the mutex), which a push does not synchronise with. A lock there would order
+//!   every search after the push before it and hide a missing fence in the wake-up
+//!   protocol; without it the models catch one (`notify_one` or `notify_many`
+//!   without its fence, which they missed with a lock). A pop that finds the ring not
+//!   empty takes its lock and waits for it, never answering `Retry`, as crossbeam's
+//!   waits out a racing push or pop. The injector keeps its lock for its empty check:
+//!   lock-free, the models that steal across consumers grew past loom's bound on the
+//!   length of a run;
+//! - a thief that meets a busy injector or peer deque yields to the other model
+//!   threads before it answers `Retry`, so a model whose preemptions are spent does
+//!   not spin on it;
 //! - a batch steal takes jobs out of the source and puts all but one into the
 //!   thief's local deque in two separate steps, so, as in crossbeam, a stolen batch
 //!   is briefly in neither deque;
-//! - a thief that meets a busy deque gets [`Steal::Retry`], as crossbeam's does when
-//!   it loses a race.
+//! - a thief that meets a busy injector or peer deque gets [`Steal::Retry`], as
+//!   crossbeam's does when it loses a race.
 //!
 //! The backend uses only the items here, so swapping the implementation changes
 //! nothing else.
@@ -71,7 +84,7 @@ mod ring {
 mod model {
     use std::collections::VecDeque;
 
-    use crewpool_core::sync::{Arc, Mutex, lock};
+    use crewpool_core::sync::{Arc, AtomicUsize, Mutex, MutexGuard, Ordering, fence, lock, spin};
 
     /// The most a batch steal takes, as in crossbeam (which takes half, up to 32).
     const MAX_BATCH: usize = 32;
@@ -98,6 +111,26 @@ mod model {
         }
     }
 
+    /// Whether a FIFO looks empty as crossbeam's structures see it: a `SeqCst` fence,
+    /// then a plain load of the length, with no lock (see the module docs).
+    fn seen_empty(len: &AtomicUsize) -> bool {
+        fence(Ordering::SeqCst);
+        len.load(Ordering::Relaxed) == 0
+    }
+
+    /// A deque another thread holds: `Retry`, after a yield to the other model
+    /// threads. The search that gets it tries again without blocking, so without the
+    /// yield a model whose preemptions are spent would spin on it forever.
+    fn busy<T>() -> Steal<T> {
+        spin();
+        Steal::Retry
+    }
+
+    /// Writes the length of `items` to `len` before the lock is released.
+    fn publish<T>(items: &MutexGuard<'_, VecDeque<T>>, len: &AtomicUsize) {
+        len.store(items.len(), Ordering::Release);
+    }
+
     impl<T> Injector<T> {
         pub(crate) fn new() -> Self {
             Self::default()
@@ -109,7 +142,7 @@ mod model {
 
         pub(crate) fn steal(&self) -> Steal<T> {
             match self.items.try_lock() {
-                Err(_) => Steal::Retry,
+                Err(_) => busy(),
                 Ok(mut items) => items.pop_front().map_or(Steal::Empty, Steal::Success),
             }
         }
@@ -131,7 +164,7 @@ mod model {
     /// rest into `dest` in a second step.
     fn steal_batch_and_pop<T>(source: &Mutex<VecDeque<T>>, dest: &Worker<T>) -> Steal<T> {
         let mut batch = match source.try_lock() {
-            Err(_) => return Steal::Retry,
+            Err(_) => return busy(),
             Ok(mut items) => {
                 let take = items.len().div_ceil(2).min(MAX_BATCH);
                 items.drain(..take).collect::<VecDeque<T>>()
@@ -147,10 +180,12 @@ mod model {
     }
 
     /// A bounded queue's ring (`crate::deques::Ring`): a FIFO of at most `capacity`
-    /// items; a pop that meets a busy ring gets `Retry`.
+    /// items, found empty without a lock (see the module docs).
     #[derive(Debug)]
     pub(crate) struct Ring<T> {
         items: Mutex<VecDeque<T>>,
+        /// `items.len()`, written under the lock: see [`seen_empty`].
+        len: AtomicUsize,
         capacity: usize,
     }
 
@@ -158,6 +193,7 @@ mod model {
         pub(crate) fn new(capacity: usize) -> Self {
             Ring {
                 items: Mutex::new(VecDeque::new()),
+                len: AtomicUsize::new(0),
                 capacity,
             }
         }
@@ -168,22 +204,28 @@ mod model {
                 return Err(item);
             }
             items.push_back(item);
+            publish(&items, &self.len);
             Ok(())
         }
 
         pub(crate) fn pop(&self) -> Steal<T> {
-            match self.items.try_lock() {
-                Err(_) => Steal::Retry,
-                Ok(mut items) => items.pop_front().map_or(Steal::Empty, Steal::Success),
+            if seen_empty(&self.len) {
+                return Steal::Empty;
             }
+            // Never `Retry`: crossbeam-queue's pop waits out a racing push or pop.
+            let mut items = lock(&self.items);
+            let first = items.pop_front();
+            publish(&items, &self.len);
+            first.map_or(Steal::Empty, Steal::Success)
         }
 
         pub(crate) fn len(&self) -> usize {
-            lock(&self.items).len()
+            fence(Ordering::SeqCst);
+            self.len.load(Ordering::Relaxed)
         }
 
         pub(crate) fn is_empty(&self) -> bool {
-            lock(&self.items).is_empty()
+            seen_empty(&self.len)
         }
     }
 
