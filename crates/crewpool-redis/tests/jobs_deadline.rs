@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, Admin, JobOptions, JobState, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, redis_now, until};
+use crewpool_redis::{Admin, JobOptions, JobState, RedisQueue};
+use support::{HANG_GUARD, confirmed, redis_now, until};
 
 async fn next<C: Consumer>(consumer: &mut C) -> crewpool_core::Received<C::Job, C::Delivery> {
     tokio::time::timeout(HANG_GUARD, consumer.next())
@@ -21,11 +21,9 @@ async fn next<C: Consumer>(consumer: &mut C) -> crewpool_core::Received<C::Job, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_past_its_deadline_is_dead_lettered_not_run() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "late").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "late"))
+        .await
+        .unwrap();
     let past = SystemTime::now() - Duration::from_secs(1);
     let expired = queue
         .enqueue_with(&1, &JobOptions::new().start_by(past))
@@ -60,11 +58,9 @@ async fn a_job_past_its_deadline_is_dead_lettered_not_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_job_must_start_within_its_window() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "window").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "window"))
+        .await
+        .unwrap();
     let options = JobOptions::new()
         .delay(Duration::from_millis(200))
         .start_within(Duration::from_millis(100));
@@ -97,13 +93,9 @@ async fn a_scheduled_job_must_start_within_its_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_expires_in_the_buffer_does_not_run() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "buffer")
-            .ack_mode(AckMode::Confirmed)
-            .prefetch(10),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "buffer").prefetch(10))
+        .await
+        .unwrap();
     let deadline_ms = redis_now(&server) + 400;
     queue.enqueue(&1).await.unwrap();
     let short = queue

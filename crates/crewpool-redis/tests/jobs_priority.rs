@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{
-    AckMode, JobOptions, JobState, Priorities, RedisConfig, RedisQueue, RetryPolicy,
-};
-use support::{HANG_GUARD, WorkerProcess, until};
+use crewpool_redis::{JobOptions, JobState, Priorities, RedisQueue, RetryPolicy};
+use support::{HANG_GUARD, WorkerProcess, confirmed, until};
 
 async fn next<C: Consumer>(consumer: &mut C) -> crewpool_core::Received<C::Job, C::Delivery> {
     tokio::time::timeout(HANG_GUARD, consumer.next())
@@ -46,13 +44,9 @@ async fn drain(queue: &RedisQueue<u8>, total: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_order_takes_the_highest_level_first() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u8>::connect(
-        RedisConfig::new(server.url(), "strict")
-            .ack_mode(AckMode::Confirmed)
-            .batch_size(7),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u8>::connect(confirmed(server.url(), "strict").batch_size(7))
+        .await
+        .unwrap();
     fill(&queue, 0, 20).await;
     fill(&queue, 5, 20).await;
     fill(&queue, 9, 20).await;
@@ -107,8 +101,7 @@ fn check_bound(order: &[u8], weights: &HashMap<u8, u32>, counts: &HashMap<u8, us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_order_follows_the_weights_and_starves_no_level() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "weighted")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "weighted")
         .batch_size(10)
         .priorities(Priorities::weighted([(2, 6), (1, 3), (0, 1)]));
     let queue = RedisQueue::<u8>::connect(config).await.unwrap();
@@ -133,8 +126,7 @@ async fn weighted_order_follows_the_weights_and_starves_no_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_level_that_was_empty_saves_no_credit() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "rejoin")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "rejoin")
         .batch_size(5)
         .priorities(Priorities::weighted([(0, 1), (5, 1)]));
     let queue = RedisQueue::<u8>::connect(config).await.unwrap();
@@ -178,8 +170,7 @@ async fn the_weighted_bound_holds_for_random_weights() {
             .iter()
             .map(|&level| (level, 5 + random(60) as usize))
             .collect();
-        let config = RedisConfig::new(server.url(), format!("random-{round}"))
-            .ack_mode(AckMode::Confirmed)
+        let config = confirmed(server.url(), format!("random-{round}"))
             .batch_size(1 + random(30) as usize)
             .priorities(Priorities::weighted(weights.iter().map(|(&l, &w)| (l, w))));
         let queue = RedisQueue::<u8>::connect(config).await.unwrap();
@@ -201,8 +192,7 @@ async fn the_weighted_bound_holds_for_random_weights() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_keeps_its_level() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "keep")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "keep")
         .lease(Duration::from_millis(300))
         .retry(
             RetryPolicy::exponential(4)
@@ -263,9 +253,7 @@ async fn a_job_keeps_its_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_wakes_for_any_level() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "wake")
-        .ack_mode(AckMode::Confirmed)
-        .max_block(Duration::from_secs(120));
+    let config = confirmed(server.url(), "wake").max_block(Duration::from_secs(120));
     let queue = RedisQueue::<u8>::connect(config).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
     let waiting = tokio::spawn(async move {
@@ -280,11 +268,9 @@ async fn an_idle_worker_wakes_for_any_level() {
             .contains("blocked_clients:1")
     })
     .await;
-    let producer = RedisQueue::<u8>::connect(
-        RedisConfig::new(server.url(), "wake").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let producer = RedisQueue::<u8>::connect(confirmed(server.url(), "wake"))
+        .await
+        .unwrap();
     fill(&producer, 7, 1).await;
     let job = tokio::time::timeout(HANG_GUARD, waiting)
         .await
@@ -301,11 +287,9 @@ async fn an_idle_worker_wakes_for_any_level() {
 async fn worker_processes_run_every_level() {
     let server = RedisServer::start();
     let url = server.url();
-    let producer = RedisQueue::<u8>::connect(
-        RedisConfig::new(url.as_str(), "levels").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let producer = RedisQueue::<u8>::connect(confirmed(url.as_str(), "levels"))
+        .await
+        .unwrap();
     for level in [0, 3, 9] {
         fill(&producer, level, 50).await;
     }

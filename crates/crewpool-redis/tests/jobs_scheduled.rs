@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, JobOptions, JobState, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, WorkerProcess, redis_now, until};
+use crewpool_redis::{JobOptions, JobState, RedisQueue};
+use support::{HANG_GUARD, WorkerProcess, confirmed, redis_now, until};
 
 fn blocked(server: &RedisServer) -> u64 {
     let info = server.cli(&["INFO", "clients"]);
@@ -29,11 +29,9 @@ async fn next<C: Consumer>(consumer: &mut C) -> crewpool_core::Received<C::Job, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_at_its_time_not_before() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "later").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "later"))
+        .await
+        .unwrap();
     let before = redis_now(&server);
     let id = queue
         .enqueue_in(&7, Duration::from_millis(400))
@@ -79,9 +77,7 @@ fn redis_ms(at: SystemTime) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_wakes_for_an_earlier_job() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "wake")
-        .ack_mode(AckMode::Confirmed)
-        .max_block(Duration::from_secs(120));
+    let config = confirmed(server.url(), "wake").max_block(Duration::from_secs(120));
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();
     queue
         .enqueue_in(&1, Duration::from_secs(3600))
@@ -96,11 +92,9 @@ async fn an_idle_worker_wakes_for_an_earlier_job() {
     });
     until("the fetcher blocking in Redis", || blocked(&server) == 1).await;
 
-    let producer = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "wake").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let producer = RedisQueue::<u64>::connect(confirmed(server.url(), "wake"))
+        .await
+        .unwrap();
     let scheduled = Instant::now();
     producer
         .enqueue_in(&2, Duration::from_millis(300))
@@ -127,11 +121,9 @@ async fn an_idle_worker_wakes_for_an_earlier_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_scheduled_jobs_are_counted_and_all_run() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "bulk").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "bulk"))
+        .await
+        .unwrap();
     let ids = queue
         .enqueue_bulk_in(0..2500_u64, Duration::from_millis(300))
         .await
@@ -169,11 +161,9 @@ async fn bulk_scheduled_jobs_are_counted_and_all_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_job_goes_before_the_backlog() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "front").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "front"))
+        .await
+        .unwrap();
     queue
         .enqueue_in(&999, Duration::from_millis(1))
         .await
@@ -193,11 +183,9 @@ async fn a_due_job_goes_before_the_backlog() {
 async fn scheduled_jobs_survive_a_redis_restart() {
     let mut server = RedisServer::builder().aof(true).start();
     {
-        let producer = RedisQueue::<u64>::connect(
-            RedisConfig::new(server.url(), "durable").ack_mode(AckMode::Confirmed),
-        )
-        .await
-        .unwrap();
+        let producer = RedisQueue::<u64>::connect(confirmed(server.url(), "durable"))
+            .await
+            .unwrap();
         producer
             .enqueue_bulk_in(0..10_u64, Duration::from_millis(500))
             .await
@@ -206,9 +194,7 @@ async fn scheduled_jobs_survive_a_redis_restart() {
     server.kill();
     server.restart();
     let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "durable")
-            .ack_mode(AckMode::Confirmed)
-            .connect_retry_for(Duration::from_secs(30)),
+        confirmed(server.url(), "durable").connect_retry_for(Duration::from_secs(30)),
     )
     .await
     .unwrap();
@@ -231,11 +217,9 @@ async fn worker_processes_run_scheduled_jobs_once_and_never_early() {
     for worker in &workers {
         worker.wait_for("ready", |line| line == "ready");
     }
-    let producer = RedisQueue::<u64>::connect(
-        RedisConfig::new(url.as_str(), "many").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let producer = RedisQueue::<u64>::connect(confirmed(url.as_str(), "many"))
+        .await
+        .unwrap();
     // Each job's value is its due time, so the test can compare.
     let now = redis_now(&server);
     let mut due = Vec::new();

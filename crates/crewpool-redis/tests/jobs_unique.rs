@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use crewpool_core::{Consumer, Delivery, JobId, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{
-    AckMode, Admin, Enqueued, JobOptions, JobState, RedisConfig, RedisQueue, RetryPolicy,
-};
-use support::{HANG_GUARD, redis_now, until};
+use crewpool_redis::{Admin, Enqueued, JobOptions, JobState, RedisQueue, RetryPolicy};
+use support::{HANG_GUARD, confirmed, redis_now, until};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -29,8 +27,7 @@ fn unique(key: &str) -> JobOptions {
 
 async fn queue(server: &RedisServer, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(
-        RedisConfig::new(server.url(), name)
-            .ack_mode(AckMode::Confirmed)
+        confirmed(server.url(), name)
             .lease(Duration::from_millis(300))
             .retry(
                 RetryPolicy::exponential(2)
@@ -222,11 +219,9 @@ async fn concurrent_enqueues_add_one_job() {
     for n in 0..16_u64 {
         let url = server.url();
         tasks.push(tokio::spawn(async move {
-            let queue = RedisQueue::<u64>::connect(
-                RedisConfig::new(url, "race").ack_mode(AckMode::Confirmed),
-            )
-            .await
-            .unwrap();
+            let queue = RedisQueue::<u64>::connect(confirmed(url, "race"))
+                .await
+                .unwrap();
             let mut outcomes = Vec::new();
             for i in 0..20 {
                 outcomes.push(
@@ -250,10 +245,8 @@ async fn concurrent_enqueues_add_one_job() {
         .collect();
     assert_eq!(added.len(), 1, "{outcomes:?}");
     assert!(outcomes.iter().all(|o| o.id() == added[0]));
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "race").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "race"))
+        .await
+        .unwrap();
     assert_eq!(queue.stats().await.unwrap().pending, 1);
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, Admin, RateLimit, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, WorkerProcess, until};
+use crewpool_redis::{Admin, RateLimit, RedisQueue};
+use support::{HANG_GUARD, WorkerProcess, confirmed, until};
 
 /// Longer than any test here waits for a wake-up: a worker that only noticed a resume
 /// when its blocking wait ran out would fail the test.
@@ -23,13 +23,9 @@ const LONG_BLOCK: Duration = Duration::from_secs(30);
 const WATCH: Duration = Duration::from_millis(500);
 
 async fn connect(url: &str, queue: &str) -> RedisQueue<u64> {
-    RedisQueue::<u64>::connect(
-        RedisConfig::new(url, queue)
-            .ack_mode(AckMode::Confirmed)
-            .max_block(LONG_BLOCK),
-    )
-    .await
-    .unwrap()
+    RedisQueue::<u64>::connect(confirmed(url, queue).max_block(LONG_BLOCK))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,14 +107,10 @@ async fn a_queue_paused_before_the_worker_starts_waits_for_the_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_workers_finish_what_they_hold() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "held")
-            .ack_mode(AckMode::Confirmed)
-            .batch_size(1)
-            .prefetch(0),
-    )
-    .await
-    .unwrap();
+    let queue =
+        RedisQueue::<u64>::connect(confirmed(server.url(), "held").batch_size(1).prefetch(0))
+            .await
+            .unwrap();
     queue.enqueue_bulk([1, 2]).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
     let held = consumer.next().await.unwrap();
@@ -206,8 +198,7 @@ async fn the_rate_limit_holds_across_connections() {
     for _ in 0..3 {
         let queue = Arc::new(
             RedisQueue::<u64>::connect(
-                RedisConfig::new(url.as_str(), "limited")
-                    .ack_mode(AckMode::Confirmed)
+                confirmed(url.as_str(), "limited")
                     .max_block(LONG_BLOCK)
                     .prefetch(0),
             )

@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue, QueueError};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, Error, RedisConfig, RedisQueue};
-use support::HANG_GUARD;
+use crewpool_redis::{Error, RedisQueue};
+use support::{HANG_GUARD, confirmed};
 
 async fn connect(server: &RedisServer, lease: Duration, heartbeat: Duration) -> RedisQueue<u64> {
     // Confirmed acknowledgements: these tests look at each settlement's outcome.
-    let config = RedisConfig::new(server.url(), "leases")
+    let config = confirmed(server.url(), "leases")
         .lease(lease)
-        .heartbeat(heartbeat)
-        .ack_mode(AckMode::Confirmed);
+        .heartbeat(heartbeat);
     RedisQueue::connect(config).await.expect("connect")
 }
 
@@ -192,8 +191,7 @@ async fn a_dropped_delivery_comes_back_while_the_rest_of_its_fetch_is_held() {
     let mut tries = 0;
     let (queue, mut consumer, ids, dropped_one, held) = loop {
         tries += 1;
-        let config = RedisConfig::new(server.url(), format!("leases{tries}"))
-            .ack_mode(AckMode::Confirmed)
+        let config = confirmed(server.url(), format!("leases{tries}"))
             .lease(lease)
             .heartbeat(Duration::from_millis(80))
             .prefetch(2);
@@ -235,8 +233,7 @@ async fn a_dropped_delivery_comes_back_while_the_rest_of_its_fetch_is_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_keeps_killing_its_worker_is_dead_lettered() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "leases")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "leases")
         .lease(Duration::from_secs(60))
         .retry(crewpool_redis::RetryPolicy::exponential(2));
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();
@@ -274,8 +271,7 @@ async fn an_ack_is_counted_before_its_caller_hears_of_it() {
     const ROUNDS: u64 = 3;
     const PER_ROUND: u64 = 1000;
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "counted")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "counted")
         .lease(Duration::from_secs(60))
         .prefetch(1000);
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();
@@ -328,8 +324,7 @@ async fn an_ack_is_counted_before_its_caller_hears_of_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_counter_set_back_by_a_failover_issues_no_token_twice() {
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "fence")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "fence")
         .batch_size(1)
         .lease(Duration::from_secs(60))
         .heartbeat(Duration::from_secs(50));

@@ -1,19 +1,19 @@
 //! Payload limits, bulk enqueue, and envelopes that do not decode.
 
+mod support;
+
 use crewpool_core::{Consumer, Delivery, Envelope, PushError, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, Error, RedisConfig, RedisQueue};
+use crewpool_redis::{Error, RedisQueue};
+use support::confirmed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_jobs_are_refused_with_a_clear_error_and_nothing_stored() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<String>::connect(
-        RedisConfig::new(server.url(), "payloads")
-            .ack_mode(AckMode::Confirmed)
-            .max_payload(1024),
-    )
-    .await
-    .unwrap();
+    let queue =
+        RedisQueue::<String>::connect(confirmed(server.url(), "payloads").max_payload(1024))
+            .await
+            .unwrap();
     let big = "x".repeat(2000);
     // {"v":1,"at":<13 digits>,"job":"<2000 x>"}: 2,035 bytes.
     let error = queue.enqueue(&big).await.unwrap_err();
@@ -55,11 +55,9 @@ async fn oversized_jobs_are_refused_with_a_clear_error_and_nothing_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_envelope_is_dead_lettered_and_the_worker_goes_on() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "payloads").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "payloads"))
+        .await
+        .unwrap();
     // A producer in another language writes garbage, then a wrong type, then a
     // future envelope version, then a record without its header, then a good job.
     for record in [
@@ -107,13 +105,9 @@ async fn an_undecodable_envelope_is_dead_lettered_and_the_worker_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_enqueue_numbers_jobs_in_order_and_keeps_fifo() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "bulk")
-            .ack_mode(AckMode::Confirmed)
-            .prefetch(200),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "bulk").prefetch(200))
+        .await
+        .unwrap();
     let first = queue.enqueue(&0).await.unwrap();
     let ids = queue.enqueue_bulk(1..=5_000_u64).await.unwrap();
     assert_eq!(ids.len(), 5_000);
@@ -138,13 +132,9 @@ async fn bulk_enqueue_numbers_jobs_in_order_and_keeps_fifo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_that_break_the_documented_format_are_dead_lettered_unrun() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "format")
-            .ack_mode(AckMode::Confirmed)
-            .max_payload(1024),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "format").max_payload(1024))
+        .await
+        .unwrap();
     // An envelope that would decode (unknown fields are ignored) but is too large.
     let oversized = format!(r#"14|1|{{"v":1,"job":5,"pad":"{}"}}"#, "x".repeat(2000));
     let refused = [
@@ -216,11 +206,9 @@ async fn records_that_break_the_documented_format_are_dead_lettered_unrun() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_odd_dead_letter_does_not_break_the_listing() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "odd").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "odd"))
+        .await
+        .unwrap();
     // A record with an attempt no u32 holds, pushed while a worker runs.
     server.cli(&[
         "LPUSH",

@@ -1,11 +1,14 @@
 //! Retries with exponential backoff through the delayed set, the bounded dead-letter
 //! list, and requeueing dead letters.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue};
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, RedisConfig, RedisQueue, RetryPolicy};
+use crewpool_redis::{RedisQueue, RetryPolicy};
+use support::confirmed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_back_off_exponentially_then_dead_letter_with_the_last_error() {
@@ -13,13 +16,10 @@ async fn failures_back_off_exponentially_then_dead_letter_with_the_last_error() 
     let policy = RetryPolicy::exponential(3)
         .base_delay(Duration::from_millis(150))
         .max_delay(Duration::from_secs(5));
-    let queue = RedisQueue::<String>::connect(
-        RedisConfig::new(server.url(), "retry")
-            .ack_mode(AckMode::Confirmed)
-            .retry(policy.clone()),
-    )
-    .await
-    .unwrap();
+    let queue =
+        RedisQueue::<String>::connect(confirmed(server.url(), "retry").retry(policy.clone()))
+            .await
+            .unwrap();
     let id = queue.enqueue(&"flaky".to_owned()).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
 
@@ -85,11 +85,9 @@ async fn failures_back_off_exponentially_then_dead_letter_with_the_last_error() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_retry_uses_the_given_delay() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "retry").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "retry"))
+        .await
+        .unwrap();
     queue.enqueue(&1).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
     let received = consumer.next().await.unwrap();
@@ -107,13 +105,9 @@ async fn delivery_retry_uses_the_given_delay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dead_letter_list_is_bounded_and_requeue_all_works() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "dead")
-            .ack_mode(AckMode::Confirmed)
-            .dead_letter_limit(3),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "dead").dead_letter_limit(3))
+        .await
+        .unwrap();
     let ids = queue.enqueue_bulk(0..5_u64).await.unwrap();
     let mut consumer = queue.consumer().unwrap();
     for (n, id) in ids.iter().enumerate() {
@@ -156,8 +150,7 @@ async fn the_dead_letter_list_is_bounded_and_requeue_all_works() {
 async fn the_dead_letter_list_is_bounded_by_bytes() {
     const BOUND: usize = 64 * 1024;
     let server = RedisServer::start();
-    let config = RedisConfig::new(server.url(), "deadbytes")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url(), "deadbytes")
         .max_payload(1 << 20)
         .dead_letter_bytes(BOUND);
     let queue = RedisQueue::<String>::connect(config).await.unwrap();
@@ -225,8 +218,7 @@ async fn dead_letters_without_the_memory_command_keep_the_count_bound() {
         .arg("+@all")
         .arg("-memory")
         .start();
-    let config = RedisConfig::new(server.url_for("limited", "limited-pass"), "nomemory")
-        .ack_mode(AckMode::Confirmed)
+    let config = confirmed(server.url_for("limited", "limited-pass"), "nomemory")
         .dead_letter_limit(2)
         .dead_letter_bytes(1);
     let queue = RedisQueue::<u64>::connect(config).await.unwrap();

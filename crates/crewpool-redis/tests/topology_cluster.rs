@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisCluster, RedisServer};
-use crewpool_redis::{AckMode, RedisConfig, RedisQueue, RetryPolicy};
-use support::{HANG_GUARD, WorkerProcess, audit_tokens, ids_of_several_jobs, runs};
+use crewpool_redis::{RedisConfig, RedisQueue, RetryPolicy};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, confirmed, ids_of_several_jobs, runs};
 
 async fn queue(cluster: &RedisCluster, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(cluster.url(), name))
@@ -99,10 +99,9 @@ async fn a_cluster_passes_conformance_retries_and_fencing() {
     again.delivery.ack().await.unwrap();
 
     // Fencing: a delivery whose lease expired cannot settle the job someone else took.
-    let config = RedisConfig::new(cluster.url(), "fencing")
+    let config = confirmed(cluster.url(), "fencing")
         .lease(Duration::from_secs(60))
-        .heartbeat(Duration::from_secs(50))
-        .ack_mode(AckMode::Confirmed);
+        .heartbeat(Duration::from_secs(50));
     let zombie = RedisQueue::<u64>::connect(config.clone()).await.unwrap();
     let rescuer = RedisQueue::<u64>::connect(config).await.unwrap();
     let id = zombie.enqueue(&5).await.unwrap();

@@ -1,13 +1,16 @@
 //! The documented wire format, exercised exactly as the crate docs tell a producer in
 //! another language to do it, with `redis-cli`; a worker of this crate runs the jobs.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crewpool_core::{Consumer, Delivery, Queue};
+use crewpool_redis::RedisQueue;
 use crewpool_redis::testing::RedisServer;
-use crewpool_redis::{AckMode, RedisConfig, RedisQueue};
 use serde::{Deserialize, Serialize};
+use support::{confirmed, redis_micros};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Email {
@@ -22,15 +25,6 @@ fn shipped(name: &str) -> String {
     let helpers = std::fs::read_to_string(format!("{lua}ids.lua")).unwrap();
     let script = std::fs::read_to_string(format!("{lua}{name}")).unwrap();
     helpers + &script
-}
-
-/// Redis's clock in microseconds.
-fn redis_micros(server: &RedisServer) -> u64 {
-    let time = server.cli(&["TIME"]);
-    let mut parts = time
-        .split_whitespace()
-        .map(|part| part.parse::<u64>().unwrap());
-    parts.next().unwrap() * 1_000_000 + parts.next().unwrap()
 }
 
 fn email(to: &str, subject: &str) -> Email {
@@ -90,11 +84,9 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
     assert_eq!(text, "2\n", "two jobs pending");
 
     // A worker of this crate takes both, in order, with the ids Redis gave them.
-    let queue = RedisQueue::<Email>::connect(
-        RedisConfig::new(server.url(), "emails").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<Email>::connect(confirmed(server.url(), "emails"))
+        .await
+        .unwrap();
     let mut consumer = queue.consumer().unwrap();
     let first = consumer.next().await.unwrap();
     assert_eq!(first.envelope.id.0, first_id);
@@ -137,11 +129,9 @@ async fn jobs_enqueued_with_redis_cli_as_documented_are_processed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_reloaded_after_the_script_cache_is_flushed() {
     let server = RedisServer::start();
-    let queue = RedisQueue::<u64>::connect(
-        RedisConfig::new(server.url(), "noscript").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<u64>::connect(confirmed(server.url(), "noscript"))
+        .await
+        .unwrap();
     queue.enqueue(&1).await.unwrap();
     // What a restarted or failed-over server looks like to EVALSHA: NOSCRIPT.
     server.cli(&["SCRIPT", "FLUSH"]);
@@ -284,11 +274,9 @@ async fn scheduled_and_unique_jobs_enqueued_with_redis_cli_are_processed() {
     ));
     assert!(id_c < id_d && id_d < id_e);
 
-    let queue = RedisQueue::<Email>::connect(
-        RedisConfig::new(server.url(), "emails").ack_mode(AckMode::Confirmed),
-    )
-    .await
-    .unwrap();
+    let queue = RedisQueue::<Email>::connect(confirmed(server.url(), "emails"))
+        .await
+        .unwrap();
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.pending, stats.scheduled), (3, 2), "{stats:?}");
     let mut consumer = queue.consumer().unwrap();

@@ -179,14 +179,28 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A queue's configuration with [`AckMode::Confirmed`](crewpool_redis::AckMode): for
+/// tests that read the queue right after an acknowledgement, or look at its outcome.
+pub(crate) fn confirmed(
+    url: impl Into<crewpool_redis::RedisUrl>,
+    queue: impl Into<String>,
+) -> crewpool_redis::RedisConfig {
+    crewpool_redis::RedisConfig::new(url, queue).ack_mode(crewpool_redis::AckMode::Confirmed)
+}
+
 /// Redis's clock, in ms since the Unix epoch.
 pub(crate) fn redis_now(server: &crewpool_redis::testing::RedisServer) -> u64 {
+    redis_micros(server) / 1000
+}
+
+/// Redis's clock, in µs since the Unix epoch.
+pub(crate) fn redis_micros(server: &crewpool_redis::testing::RedisServer) -> u64 {
     let time = server.cli(&["TIME"]);
     let mut parts = time
         .split_whitespace()
         .map(|part| part.parse::<u64>().unwrap());
     let (seconds, micros) = (parts.next().unwrap(), parts.next().unwrap());
-    seconds * 1000 + micros / 1000
+    seconds * 1_000_000 + micros
 }
 
 /// Polls `check` every 10 ms until it holds; panics with `what` after the hang guard.
