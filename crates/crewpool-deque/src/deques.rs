@@ -18,14 +18,13 @@
 //!   waits out a racing push or pop. The injector keeps its lock for its empty check:
 //!   lock-free, the models that steal across consumers grew past loom's bound on the
 //!   length of a run;
-//! - a thief that meets a busy injector or peer deque yields to the other model
-//!   threads before it answers `Retry`, so a model whose preemptions are spent does
-//!   not spin on it;
 //! - a batch steal takes jobs out of the source and puts all but one into the
 //!   thief's local deque in two separate steps, so, as in crossbeam, a stolen batch
 //!   is briefly in neither deque;
 //! - a thief that meets a busy injector or peer deque gets [`Steal::Retry`], as
-//!   crossbeam's does when it loses a race.
+//!   crossbeam's does when it loses a race, after a yield to the other model threads
+//!   (the search tries again without blocking: without the yield, a model whose
+//!   preemptions are spent would spin on it).
 //!
 //! The backend uses only the items here, so swapping the implementation changes
 //! nothing else.
@@ -111,16 +110,14 @@ mod model {
         }
     }
 
-    /// Whether a FIFO looks empty as crossbeam's structures see it: a `SeqCst` fence,
-    /// then a plain load of the length, with no lock (see the module docs).
-    fn seen_empty(len: &AtomicUsize) -> bool {
+    /// A FIFO's length as crossbeam-queue's `ArrayQueue` sees it: a `SeqCst` fence,
+    /// then a plain load, with no lock (see the module docs).
+    fn seen_len(len: &AtomicUsize) -> usize {
         fence(Ordering::SeqCst);
-        len.load(Ordering::Relaxed) == 0
+        len.load(Ordering::Relaxed)
     }
 
-    /// A deque another thread holds: `Retry`, after a yield to the other model
-    /// threads. The search that gets it tries again without blocking, so without the
-    /// yield a model whose preemptions are spent would spin on it forever.
+    /// A deque another thread holds: `Retry`, after a yield (see the module docs).
     fn busy<T>() -> Steal<T> {
         spin();
         Steal::Retry
@@ -184,7 +181,7 @@ mod model {
     #[derive(Debug)]
     pub(crate) struct Ring<T> {
         items: Mutex<VecDeque<T>>,
-        /// `items.len()`, written under the lock: see [`seen_empty`].
+        /// `items.len()`, written under the lock: see [`seen_len`].
         len: AtomicUsize,
         capacity: usize,
     }
@@ -209,7 +206,7 @@ mod model {
         }
 
         pub(crate) fn pop(&self) -> Steal<T> {
-            if seen_empty(&self.len) {
+            if seen_len(&self.len) == 0 {
                 return Steal::Empty;
             }
             // Never `Retry`: crossbeam-queue's pop waits out a racing push or pop.
@@ -220,12 +217,11 @@ mod model {
         }
 
         pub(crate) fn len(&self) -> usize {
-            fence(Ordering::SeqCst);
-            self.len.load(Ordering::Relaxed)
+            seen_len(&self.len)
         }
 
         pub(crate) fn is_empty(&self) -> bool {
-            seen_empty(&self.len)
+            self.len() == 0
         }
     }
 

@@ -27,11 +27,22 @@ pub const RESERVE_LUA: &str = concat!(
     include_str!("../lua/ids.lua"),
     include_str!("../lua/reserve.lua")
 );
+
+/// The lease-number helpers: `ids.lua`'s counter helper (`next_number`), then
+/// `fence.lua`'s `next_lease`, which uses it.
+macro_rules! fencing {
+    () => {
+        concat!(
+            include_str!("../lua/ids.lua"),
+            include_str!("../lua/fence.lua")
+        )
+    };
+}
+
 /// `fetch.lua` after `dead.lua`'s helpers (record checks, dead letters),
 /// `levels.lua`'s (wake markers) and `ids.lua`'s and `fence.lua`'s (lease numbers).
 const FETCH_LUA: &str = concat!(
-    include_str!("../lua/ids.lua"),
-    include_str!("../lua/fence.lua"),
+    fencing!(),
     include_str!("../lua/dead.lua"),
     include_str!("../lua/levels.lua"),
     include_str!("../lua/fetch.lua")
@@ -89,11 +100,7 @@ const RETRY_LUA: &str = burying_settlement!("retry.lua");
 const BURY_LUA: &str = burying_settlement!("bury.lua");
 /// `abandon.lua` after `ids.lua`'s and `fence.lua`'s helpers (lease numbers) and the
 /// settlement helpers.
-const ABANDON_LUA: &str = concat!(
-    include_str!("../lua/ids.lua"),
-    include_str!("../lua/fence.lua"),
-    settlement!("abandon.lua")
-);
+const ABANDON_LUA: &str = concat!(fencing!(), settlement!("abandon.lua"));
 
 /// The compiled-in scripts with their SHA1s.
 #[derive(Debug)]

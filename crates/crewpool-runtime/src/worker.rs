@@ -71,8 +71,10 @@ fn snooze<C: Consumer>(
     executor: &Executor,
     consumer: &mut C,
 ) -> Option<Received<C::Job, C::Delivery>> {
+    // Only on a dedicated thread with no spawned task alive: `others_may_wait` is
+    // true on every other executor.
     #[cfg(not(crewpool_loom))]
-    if matches!(executor, Executor::Threads) && !others_may_wait(executor) {
+    if !others_may_wait(executor) {
         for _ in 0..SNOOZES {
             std::thread::yield_now();
             if let Some(received) = consumer.try_next() {
