@@ -176,6 +176,7 @@ impl Ledger {
     }
 
     /// The cheap check a take makes after its fence (see "Races").
+    #[inline]
     pub(crate) fn closed_hint(&self) -> bool {
         // Relaxed: a take reads it after a `SeqCst` fence; close stores it before the
         // fence of its `notify_all`. See "Races".

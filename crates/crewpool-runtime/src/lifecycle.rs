@@ -62,10 +62,12 @@ impl Lifecycle {
         }
     }
 
+    #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.state.load(Ordering::SeqCst) == OPEN
     }
 
+    #[inline]
     pub(crate) fn is_stopping(&self) -> bool {
         self.state.load(Ordering::SeqCst) == STOPPING
     }
@@ -109,8 +111,15 @@ impl Retire {
         }
     }
 
-    /// Claims one token if any is left.
+    /// Claims one token if any is left. A worker asks before each job: with no
+    /// resize down under way that is one load, inlined into its loop.
+    #[inline]
     pub(crate) fn try_claim(&self) -> bool {
+        self.tokens.load(Ordering::SeqCst) > 0 && self.claim()
+    }
+
+    #[cold]
+    fn claim(&self) -> bool {
         let mut tokens = self.tokens.load(Ordering::SeqCst);
         while tokens > 0 {
             match self.tokens.compare_exchange_weak(

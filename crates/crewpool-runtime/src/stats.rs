@@ -158,6 +158,7 @@ pub(crate) enum Finish {
 impl WorkerCounters {
     /// The worker is about to poll job `id` (or to call the worker function that makes
     /// its future). A plain store: nobody else writes while the worker is not polling.
+    #[inline]
     pub(crate) fn polling(&self, id: JobId) {
         self.activity.store(
             activity::running(id.0) | activity::POLLING,
@@ -170,6 +171,7 @@ impl WorkerCounters {
     /// the job, and the worker must not. Relaxed: the swap and the shutdown's
     /// compare-and-swap are both read-modify-writes of this one word, so their order in
     /// its modification order alone decides who owns the outcome.
+    #[inline]
     pub(crate) fn polled(&self, id: JobId, done: bool) -> bool {
         let next = if done {
             activity::IDLE
@@ -191,6 +193,7 @@ impl WorkerCounters {
         self.activity.store(activity::LEFT, Ordering::SeqCst);
     }
 
+    #[inline]
     pub(crate) fn record(&self, finish: Finish) {
         let counter = match finish {
             Finish::Completed => &self.completed,
@@ -288,12 +291,14 @@ impl Counters {
     /// that poll, so a job can never be seen finished before it is seen submitted; a
     /// poll that does not end with the job accepted (pending, or refused) takes it back
     /// with [`unsubmitted`](Counters::unsubmitted) before it returns.
+    #[inline]
     pub(crate) fn submitted(&self) {
         self.submitted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes back a [`submitted`](Counters::submitted) whose poll did not end with the
     /// job accepted.
+    #[inline]
     pub(crate) fn unsubmitted(&self) {
         self.submitted.fetch_sub(1, Ordering::Relaxed);
     }
