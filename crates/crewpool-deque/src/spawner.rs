@@ -43,24 +43,36 @@ impl<J> DequeSpawner<J> {
     }
 
     /// Lands a reserved job in the inbox, or in the injector once the owner is gone.
-    fn land(&self, envelope: Envelope<J>) {
+    /// Returns whether the last thing it did was its `SeqCst` fence after landing the
+    /// job in the inbox: then that fence also serves the wake-up that follows (see
+    /// [`crate::waiters`]), which needs one between the job becoming visible and its
+    /// look at the sleepers.
+    fn land(&self, envelope: Envelope<J>) -> bool {
         if self.slot.gone.load(Ordering::SeqCst) {
             self.shared.injector.push(envelope);
-            return;
+            return false;
         }
         self.slot.inbox.push(envelope);
         fence(Ordering::SeqCst);
         // Relaxed after the fence: see "Races".
         if self.slot.gone.load(Ordering::Relaxed) {
             self.slot.drain_inbox_into(&self.shared.injector);
+            return false;
         }
+        true
     }
 }
 
 impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
     fn spawn(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
         match self.shared.ledger.reserve(false, &self.shared.registry) {
-            Ok(()) => self.land(envelope),
+            Ok(()) => {
+                if self.land(envelope) {
+                    // Landed in the inbox and fenced after it: one fence for both.
+                    self.shared.sleepers.notify_one_fenced();
+                    return Ok(());
+                }
+            }
             Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
             Err(Refused::Closed) => {
                 let phase = lock(&self.slot.gate);
