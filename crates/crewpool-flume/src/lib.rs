@@ -33,7 +33,9 @@
 //! A push into a full queue waits for a consumer to take a job, then tries again; it
 //! never parks its job inside the channel, so a push accepts its job only in the poll
 //! that returns `Ok` (the `Queue` contract: a push dropped while it waits pushed
-//! nothing, and a pool counts exactly what was accepted).
+//! nothing, and a pool counts exactly what was accepted). A waiting push counts itself
+//! before it looks for room, and a take wakes waiting pushes only when that count is
+//! not zero: a take nobody waits on costs a fence and a load.
 //!
 //! # Closing
 //!
@@ -48,7 +50,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
 use crewpool_core::sync::{Mutex, MutexGuard, lock};
 
@@ -68,7 +70,51 @@ pub struct FlumeQueue<J> {
     closed: AtomicBool,
     /// Notified when a consumer takes a job or the queue closes, for
     /// [`TryPush::ready`]; flume itself only wakes its own waiting senders.
-    room: Arc<Event>,
+    room: Arc<Room>,
+}
+
+/// Producers waiting for room, and how they are woken: see "Waiting for room" in the
+/// crate docs.
+#[derive(Default)]
+struct Room {
+    event: Event,
+    /// Producers inside [`TryPush::ready`]: a take notifies only when this is not 0.
+    waiting: AtomicUsize,
+}
+
+impl Room {
+    /// After a take: wakes the producers waiting for room, if any. The take itself
+    /// (under flume's lock) is the state change; the fence orders it before the load
+    /// (see [`Waiting`]).
+    fn freed(&self) {
+        fence(Ordering::SeqCst);
+        // Relaxed after the fence.
+        if self.waiting.load(Ordering::Relaxed) != 0 {
+            self.event.notify(usize::MAX);
+        }
+    }
+}
+
+/// A producer counted in [`Room::waiting`] while it looks for room and waits for it.
+///
+/// It is counted (a `SeqCst` read-modify-write) before it registers its listener and
+/// looks (`has_room`, under flume's lock), and a take looks at the count after it
+/// fenced: either the take comes first in flume's lock order and the producer sees
+/// its room, or the producer's look comes first, its count happens before the take's
+/// look, and the take notifies the listener it registered before looking.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<J: Send + 'static> FlumeQueue<J> {
@@ -101,7 +147,7 @@ impl<J: Send + 'static> FlumeQueue<J> {
             sender: Mutex::new(Some(sender)),
             receiver,
             closed: AtomicBool::new(false),
-            room: Arc::new(Event::new()),
+            room: Arc::new(Room::default()),
         }
     }
 
@@ -165,7 +211,7 @@ impl<J: Send + 'static> Queue for FlumeQueue<J> {
         let sender = self.sender().take();
         self.closed.store(true, Ordering::Release);
         drop(sender);
-        self.room.notify(usize::MAX);
+        self.room.event.notify(usize::MAX);
     }
 
     fn is_closed(&self) -> bool {
@@ -193,8 +239,12 @@ impl<J: Send + 'static> TryPush for FlumeQueue<J> {
     }
 
     async fn ready(&self) {
+        if self.has_room() {
+            return;
+        }
+        let _waiting = Waiting::new(&self.room.waiting);
         while !self.has_room() {
-            let listener = self.room.listen();
+            let listener = self.room.event.listen();
             // Checked again after listening: a take between the check above and
             // `listen` would otherwise be missed.
             if self.has_room() {
@@ -218,7 +268,7 @@ impl<J> fmt::Debug for FlumeQueue<J> {
 /// One worker's end of a [`FlumeQueue`]: a clone of the channel's receiver.
 pub struct FlumeConsumer<J> {
     receiver: Receiver<Envelope<J>>,
-    room: Arc<Event>,
+    room: Arc<Room>,
     spawn: Option<Arc<dyn Spawn<J>>>,
 }
 
@@ -244,9 +294,10 @@ impl<J: Send + 'static> Consumer for FlumeConsumer<J> {
     }
 }
 
-fn received<J>(room: &Event, envelope: Envelope<J>) -> Received<J, Handover> {
-    // Cheap when nobody waits in `ready()`: a fence and a load.
-    room.notify(usize::MAX);
+fn received<J>(room: &Room, envelope: Envelope<J>) -> Received<J, Handover> {
+    // A fence and a load when nobody waits in `ready()` (event-listener's own notify
+    // takes its list's lock whether or not anyone listens).
+    room.freed();
     Received {
         envelope,
         delivery: Handover,
