@@ -231,11 +231,27 @@ async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
     }
     // Every acknowledged enqueue runs (the first ones leased in the window come back
     // when their leases, which the promoted replica has, run out).
-    support::until("every acknowledged job ran", || {
+    let give_up = Instant::now() + HANG_GUARD;
+    loop {
         let ran = runs(&recorder, "fenced");
-        accepted.iter().all(|job| ran.contains_key(job))
-    })
-    .await;
+        let missing: Vec<u64> = accepted
+            .iter()
+            .copied()
+            .filter(|job| !ran.contains_key(job))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "every acknowledged job ran did not happen within {HANG_GUARD:?}: {} of {} never ran, e.g. {:?}; deliveries: {in_window} in the window, {} after the failover (killed :{port}, promoted :{promoted})",
+            missing.len(),
+            accepted.len(),
+            missing.iter().take(8).collect::<Vec<_>>(),
+            delivered(&workers) - after_failover,
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let after = delivered(&workers) - after_failover;
     assert!(after > 0, "no delivery after the failover");
     let tokens = audit_tokens(&workers.iter().collect::<Vec<_>>());
