@@ -42,37 +42,32 @@ impl<J> DequeSpawner<J> {
         DequeSpawner { shared, slot }
     }
 
-    /// Lands a reserved job in the inbox, or in the injector once the owner is gone.
-    /// Returns whether the last thing it did was its `SeqCst` fence after landing the
-    /// job in the inbox: then that fence also serves the wake-up that follows (see
-    /// [`crate::waiters`]), which needs one between the job becoming visible and its
-    /// look at the sleepers.
-    fn land(&self, envelope: Envelope<J>) -> bool {
+    /// Lands a reserved job in the inbox, or in the injector once the owner is gone,
+    /// and wakes a sleeper. In the inbox, the fence after landing (see "Races") is
+    /// also the one the wake-up needs between the job becoming visible and its look at
+    /// the sleepers (see [`crate::waiters`]).
+    fn land(&self, envelope: Envelope<J>) {
         if self.slot.gone.load(Ordering::SeqCst) {
             self.shared.injector.push(envelope);
-            return false;
+            self.shared.sleepers.notify_one();
+            return;
         }
         self.slot.inbox.push(envelope);
         fence(Ordering::SeqCst);
         // Relaxed after the fence: see "Races".
         if self.slot.gone.load(Ordering::Relaxed) {
             self.slot.drain_inbox_into(&self.shared.injector);
-            return false;
+            self.shared.sleepers.notify_one();
+        } else {
+            self.shared.sleepers.notify_one_fenced();
         }
-        true
     }
 }
 
 impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
     fn spawn(&self, envelope: Envelope<J>) -> Result<(), TryPushError<Envelope<J>>> {
         match self.shared.ledger.reserve(false, &self.shared.registry) {
-            Ok(()) => {
-                if self.land(envelope) {
-                    // Landed in the inbox and fenced after it: one fence for both.
-                    self.shared.sleepers.notify_one_fenced();
-                    return Ok(());
-                }
-            }
+            Ok(()) => self.land(envelope),
             Err(Refused::Full) => return Err(TryPushError::Full(envelope)),
             Err(Refused::Closed) => {
                 let phase = lock(&self.slot.gate);
@@ -90,9 +85,9 @@ impl<J: Send + 'static> Spawn<J> for DequeSpawner<J> {
                 // Under the gate: the owner is live and cannot finish or go meanwhile.
                 self.slot.inbox.push(envelope);
                 drop(phase);
+                self.shared.sleepers.notify_one();
             }
         }
-        self.shared.sleepers.notify_one();
         Ok(())
     }
 }

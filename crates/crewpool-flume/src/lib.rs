@@ -35,7 +35,7 @@
 //! that returns `Ok` (the `Queue` contract: a push dropped while it waits pushed
 //! nothing, and a pool counts exactly what was accepted). A waiting push counts itself
 //! before it looks for room, and a take wakes waiting pushes only when that count is
-//! not zero: a take nobody waits on costs a fence and a load.
+//! not zero: a take nobody waits on costs one load.
 //!
 //! # Closing
 //!
@@ -50,7 +50,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crewpool_core::sync::{Mutex, MutexGuard, lock};
 
@@ -83,12 +83,11 @@ struct Room {
 }
 
 impl Room {
-    /// After a take: wakes the producers waiting for room, if any. The take itself
-    /// (under flume's lock) is the state change; the fence orders it before the load
+    /// After a take: wakes the producers waiting for room, if any. No fence: flume's
+    /// channel lock, which the take held, orders it with a producer's look for room
     /// (see [`Waiting`]).
     fn freed(&self) {
-        fence(Ordering::SeqCst);
-        // Relaxed after the fence.
+        // Relaxed: see `Waiting`.
         if self.waiting.load(Ordering::Relaxed) != 0 {
             self.event.notify(usize::MAX);
         }
@@ -97,11 +96,11 @@ impl Room {
 
 /// A producer counted in [`Room::waiting`] while it looks for room and waits for it.
 ///
-/// It is counted (a `SeqCst` read-modify-write) before it registers its listener and
-/// looks (`has_room`, under flume's lock), and a take looks at the count after it
-/// fenced: either the take comes first in flume's lock order and the producer sees
-/// its room, or the producer's look comes first, its count happens before the take's
-/// look, and the take notifies the listener it registered before looking.
+/// It is counted before it registers its listener and looks for room (`has_room`,
+/// under flume's channel lock), and a take looks at the count after taking its job
+/// under that same lock: either the take comes first in the lock's order and the
+/// producer sees its room, or the producer's look comes first, so its count (and its
+/// listener) happen before the take's look, which then sees the count and notifies.
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
@@ -243,10 +242,10 @@ impl<J: Send + 'static> TryPush for FlumeQueue<J> {
             return;
         }
         let _waiting = Waiting::new(&self.room.waiting);
-        while !self.has_room() {
+        loop {
+            // Listening, then looking (see `Waiting`): a take after the look notifies
+            // this listener.
             let listener = self.room.event.listen();
-            // Checked again after listening: a take between the check above and
-            // `listen` would otherwise be missed.
             if self.has_room() {
                 return;
             }
@@ -295,8 +294,8 @@ impl<J: Send + 'static> Consumer for FlumeConsumer<J> {
 }
 
 fn received<J>(room: &Room, envelope: Envelope<J>) -> Received<J, Handover> {
-    // A fence and a load when nobody waits in `ready()` (event-listener's own notify
-    // takes its list's lock whether or not anyone listens).
+    // One load when nobody waits in `ready()` (event-listener's own notify takes its
+    // list's lock whether or not anyone listens).
     room.freed();
     Received {
         envelope,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crewpool_core::{Consumer, Delivery, Queue, testkit};
 use crewpool_redis::testing::{RedisSentinels, RedisServer};
 use crewpool_redis::{Durability, Error, JobOptions, RedisConfig, RedisQueue};
-use support::{HANG_GUARD, WorkerProcess, audit_tokens, ids_of_several_jobs, runs};
+use support::{HANG_GUARD, WorkerProcess, audit_tokens, confirmed, ids_of_several_jobs, runs};
 
 async fn queue(group: &RedisSentinels, name: &str) -> RedisQueue<u64> {
     RedisQueue::connect(RedisConfig::new(group.url(), name))
@@ -231,8 +231,7 @@ async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
     }
     // Every acknowledged enqueue runs (the first ones leased in the window come back
     // when their leases, which the promoted replica has, run out).
-    let give_up = Instant::now() + HANG_GUARD;
-    loop {
+    support::until_ok("every acknowledged job ran", || {
         let ran = runs(&recorder, "fenced");
         let missing: Vec<u64> = accepted
             .iter()
@@ -240,18 +239,17 @@ async fn no_token_is_issued_twice_across_a_failover_that_loses_writes() {
             .filter(|job| !ran.contains_key(job))
             .collect();
         if missing.is_empty() {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < give_up,
-            "every acknowledged job ran did not happen within {HANG_GUARD:?}: {} of {} never ran, e.g. {:?}; deliveries: {in_window} in the window, {} after the failover (killed :{port}, promoted :{promoted})",
+        Err(format!(
+            "{} of {} never ran, e.g. {:?}; deliveries: {in_window} in the window, {} after the failover (killed :{port}, promoted :{promoted})",
             missing.len(),
             accepted.len(),
             missing.iter().take(8).collect::<Vec<_>>(),
             delivered(&workers) - after_failover,
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        ))
+    })
+    .await;
     let after = delivered(&workers) - after_failover;
     assert!(after > 0, "no delivery after the failover");
     let tokens = audit_tokens(&workers.iter().collect::<Vec<_>>());
@@ -281,7 +279,7 @@ async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (us
     let mut group = RedisSentinels::start();
     // Confirmed acknowledgements: a job the check below took is out of Redis's count
     // of active jobs once its ack returns.
-    let config = support::confirmed(group.url(), "durable")
+    let config = confirmed(group.url(), "durable")
         .durability(durability)
         .response_timeout(Duration::from_secs(2));
     let producer = RedisQueue::<u64>::connect(config).await.unwrap();
@@ -314,11 +312,10 @@ async fn acknowledged_enqueues_lost_in_a_failover(durability: Durability) -> (us
     // What the promoted replica has.
     let mut present = BTreeSet::new();
     let mut consumer = producer.consumer().unwrap();
-    // The first call after a failover may fail on the old master's broken connection
-    // (the next one asks the Sentinels again): retry within the hang guard.
-    // Until nothing is pending *or active*: the consumer fetches ahead, so the last
-    // jobs can be out of the pending list, leased to it, before `next` returns them
-    // (counting only the pending ones once called a job in that buffer lost).
+    // Read until nothing is pending *or active*: the consumer fetches ahead, so the
+    // last jobs can be out of the pending list, leased to it, before `next` returns
+    // them. The first call after a failover may fail on the old master's broken
+    // connection (the next one asks the Sentinels again): retry within the hang guard.
     let deadline = Instant::now() + HANG_GUARD;
     let empty = async || loop {
         match producer.stats().await {

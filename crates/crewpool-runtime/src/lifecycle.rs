@@ -115,12 +115,16 @@ impl Retire {
     /// resize down under way that is one load, inlined into its loop.
     #[inline]
     pub(crate) fn try_claim(&self) -> bool {
-        self.tokens.load(Ordering::SeqCst) > 0 && self.claim()
+        match self.tokens.load(Ordering::SeqCst) {
+            0 => false,
+            tokens => self.claim(tokens),
+        }
     }
 
+    /// The compare-and-swap loop of [`try_claim`](Retire::try_claim), from the count
+    /// it loaded.
     #[cold]
-    fn claim(&self) -> bool {
-        let mut tokens = self.tokens.load(Ordering::SeqCst);
+    fn claim(&self, mut tokens: usize) -> bool {
         while tokens > 0 {
             match self.tokens.compare_exchange_weak(
                 tokens,

@@ -205,11 +205,18 @@ pub(crate) fn redis_micros(server: &crewpool_redis::testing::RedisServer) -> u64
 
 /// Polls `check` every 10 ms until it holds; panics with `what` after the hang guard.
 pub(crate) async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    until_ok(what, || if check() { Ok(()) } else { Err(String::new()) }).await;
+}
+
+/// [`until`] for a check that says what is still missing (`Err`): the panic after the
+/// hang guard quotes its last answer.
+pub(crate) async fn until_ok(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = std::time::Instant::now() + HANG_GUARD;
-    while !check() {
+    while let Err(missing) = check() {
         assert!(
             std::time::Instant::now() < deadline,
-            "{what} did not happen within {HANG_GUARD:?}"
+            "{what} did not happen within {HANG_GUARD:?}{}{missing}",
+            if missing.is_empty() { "" } else { ": " }
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
